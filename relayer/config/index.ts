@@ -1,0 +1,17 @@
+export * from "./address.js";
+export * from "./amount.js";
+export * from "./config-error.js";
+export * from "./decimal.js";
+export * from "./load-config.js";
+export * from "./relayer-config.js";
+export * from "./units.js";
+export type { BlockchainConfig } from "./sections/agentgpt.js";
+export type { ChainConfig } from "./sections/chains.js";
+export type { SectionContext } from "./sections/fields.js";
+export type { IngestConfig } from "./sections/ingest.js";
+export type { AutoRefillConfig, PaymentChannel } from "./sections/payment-channels.js";
+export { SELECTORS, WALLET_SOURCES, type PayerRule, type Selector, type WalletField, type WalletSource } from "./sections/payers.js";
+export type { PricingConfig } from "./sections/pricing.js";
+export type { RedisConfig } from "./sections/redis.js";
+export type { RouteConfig, RouteProvider, RoutePricing } from "./sections/routes.js";
+export { MIN_TOKEN_LENGTH, type ServerConfig } from "./sections/server.js";
