@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {AutoPayLLM} from "../../contracts/AutoPayLLM.sol";
+import {IAutoPayLLM} from "../../contracts/interfaces/IAutoPayLLM.sol";
+import {ChargeMerkle} from "../../contracts/libraries/ChargeMerkle.sol";
+import {MockERC20} from "../../contracts/mocks/MockERC20.sol";
+import {ReferenceMerkle} from "./utils/ReferenceMerkle.sol";
+import {TestBase, Vm} from "./utils/TestBase.sol";
+
+/**
+ * @notice Drives AutoPayLLM through random sequences of deposits, withdrawals, refill settings, settlements (with
+ * valid and invalid rows), disputes, resolutions, expiries, releases, credit withdrawals and time jumps. It is the
+ * relayer, the arbiter and governance. It also keeps ghost records to check that a batch settles once and a row is
+ * disputed at most once.
+ */
+contract Handler is TestBase {
+    uint256 internal constant PRICE = 1e15; // token units per 1k tokens
+
+    struct DisputeRef {
+        bytes32 batchId;
+        uint256 index;
+    }
+
+    AutoPayLLM public immutable router;
+    MockERC20 public immutable token;
+    address[] public payers;
+    address[] public payees;
+
+    bytes32[] public batchIds;
+    mapping(bytes32 batchId => IAutoPayLLM.Charge[]) internal _rows;
+    mapping(bytes32 batchId => bool[]) internal _accepted;
+    DisputeRef[] public disputes;
+
+    uint256 public replaySuccesses;
+    uint256 public doubleDisputeSuccesses;
+    uint256 public calls;
+
+    constructor() {
+        token = new MockERC20("Pay", "PAY", 18);
+        router = new AutoPayLLM(address(token), address(this));
+        router.grantRole(router.RELAYER_ROLE(), address(this));
+        router.grantRole(router.ARBITER_ROLE(), address(this));
+        router.setDisputeBond(1e16);
+        router.setDisputeBondBps(500);
+        for (uint256 i = 0; i < 4; i++) payers.push(address(uint160(0xA000 + i)));
+        for (uint256 i = 0; i < 2; i++) {
+            payees.push(address(uint160(0xB000 + i)));
+            router.registerProvider(i == 0 ? "openai" : "groq", payees[i]);
+        }
+        router.setModelPrice("gpt-4-turbo", PRICE);
+        router.setModelPrice("mixtral", PRICE / 3);
+        router.setModelBudget("mixtral", 50e18);
+    }
+
+    // ----------------------------------------------------------------- actions
+
+    function deposit(uint256 who, uint256 amount) external {
+        calls++;
+        address payer = payers[who % payers.length];
+        amount = bound(amount, 1, 100e18);
+        token.mint(payer, amount);
+        VM.startPrank(payer);
+        token.approve(address(router), amount);
+        router.deposit(amount);
+        VM.stopPrank();
+    }
+
+    function withdraw(uint256 who, uint256 amount) external {
+        calls++;
+        address payer = payers[who % payers.length];
+        uint256 balance = router.balanceOf(payer);
+        if (balance == 0) return;
+        VM.prank(payer);
+        router.withdraw(bound(amount, 1, balance));
+    }
+
+    /// @notice Wallet funds and an allowance for pulls, and the payer's own cap and refill settings.
+    function configurePayer(uint256 who, uint256 allowance, uint256 cap, uint256 threshold, uint256 refill) external {
+        calls++;
+        address payer = payers[who % payers.length];
+        allowance = bound(allowance, 0, 50e18);
+        token.mint(payer, allowance);
+        VM.startPrank(payer);
+        token.approve(address(router), allowance);
+        router.setDailyCap(cap % 3 == 0 ? 0 : bound(cap, 1e15, 20e18));
+        router.setAutoRefill(uint128(bound(threshold, 0, 5e18)), uint128(bound(refill, 0, 10e18)));
+        VM.stopPrank();
+    }
+
+    function settle(uint256 seed, uint256 count) external {
+        calls++;
+        uint256 n = bound(count, 1, 6);
+        IAutoPayLLM.Charge[] memory charges = new IAutoPayLLM.Charge[](n);
+        for (uint256 i = 0; i < n; i++) {
+            uint256 r = uint256(keccak256(abi.encode(seed, i)));
+            uint256 kind = r % 16;
+            address user = kind == 0 ? address(0) : payers[(r >> 8) % payers.length];
+            uint32 provider = uint32(kind == 1 ? 3 : 1 + ((r >> 16) % 2));
+            uint32 model = uint32(kind == 2 ? 0 : 1 + ((r >> 24) % 2));
+            uint64 tokens = uint64(bound(r >> 32, 1, 5_000_000));
+            uint256 price = model == 2 ? PRICE / 3 : PRICE;
+            uint128 amount = uint128((uint256(tokens) * price + 999) / 1000);
+            if (kind == 3) amount += 1; // over the price cap
+            if (kind == 4) amount = 0;
+            charges[i] = IAutoPayLLM.Charge(user, provider, model, tokens, amount);
+        }
+        bytes32 batchId = keccak256(abi.encode("batch", seed, batchIds.length));
+        VM.recordLogs();
+        router.settleBatch(batchId, charges, keccak256(abi.encode(batchId)), "bafkrei-invariant");
+        Vm.Log[] memory logs = VM.getRecordedLogs();
+
+        bool[] storage accepted = _accepted[batchId];
+        for (uint256 i = 0; i < n; i++) {
+            _rows[batchId].push(charges[i]);
+            accepted.push(true);
+        }
+        for (uint256 k = 0; k < logs.length; k++) {
+            if (logs[k].topics[0] == IAutoPayLLM.RowRejected.selector && logs[k].topics[1] == batchId) {
+                (uint256 index,) = abi.decode(logs[k].data, (uint256, uint8));
+                accepted[index] = false;
+            }
+        }
+        batchIds.push(batchId);
+
+        try router.settleBatch(batchId, charges, keccak256(abi.encode(batchId)), "replay") {
+            replaySuccesses++;
+        } catch {}
+    }
+
+    function dispute(uint256 batchSeed, uint256 rowSeed) external {
+        calls++;
+        if (batchIds.length == 0) return;
+        bytes32 batchId = batchIds[batchSeed % batchIds.length];
+        IAutoPayLLM.Charge[] storage rows = _rows[batchId];
+        uint256 index = rowSeed % rows.length;
+        if (!_accepted[batchId][index]) return;
+        IAutoPayLLM.Charge memory charge = rows[index];
+        bytes32[] memory proof = _proof(batchId, index);
+        uint256 bond = router.disputeBondFor(charge.amount);
+        token.mint(charge.user, bond);
+        VM.startPrank(charge.user);
+        token.approve(address(router), bond);
+        try router.dispute(batchId, index, charge, proof) {
+            disputes.push(DisputeRef(batchId, index));
+            token.mint(charge.user, bond);
+            token.approve(address(router), bond);
+            try router.dispute(batchId, index, charge, proof) {
+                doubleDisputeSuccesses++;
+            } catch {}
+        } catch {}
+        VM.stopPrank();
+    }
+
+    function resolve(uint256 seed, uint256 refund) external {
+        calls++;
+        if (disputes.length == 0) return;
+        DisputeRef memory ref = disputes[seed % disputes.length];
+        IAutoPayLLM.DisputeInfo memory info = router.disputeInfo(ref.batchId, ref.index);
+        if (info.status != IAutoPayLLM.DisputeStatus.Open) return;
+        try router.resolveDispute(ref.batchId, ref.index, uint128(bound(refund, 0, info.amount))) {}
+        catch {
+            router.refundExpiredDispute(ref.batchId, ref.index);
+        }
+    }
+
+    function expire(uint256 seed) external {
+        calls++;
+        if (disputes.length == 0) return;
+        DisputeRef memory ref = disputes[seed % disputes.length];
+        IAutoPayLLM.DisputeInfo memory info = router.disputeInfo(ref.batchId, ref.index);
+        if (info.status != IAutoPayLLM.DisputeStatus.Open) return;
+        uint256 expiresAt = uint256(info.openedAt) + router.arbiterTimeout() + router.governanceTimeout();
+        if (block.timestamp < expiresAt) VM.warp(expiresAt);
+        router.refundExpiredDispute(ref.batchId, ref.index);
+    }
+
+    function release(uint256 seed) external {
+        calls++;
+        if (batchIds.length == 0) return;
+        bytes32 batchId = batchIds[seed % batchIds.length];
+        IAutoPayLLM.BatchInfo memory info = router.batchInfo(batchId);
+        if (info.status != IAutoPayLLM.BatchStatus.Escrowed) return;
+        if (block.timestamp < info.releaseAt) VM.warp(info.releaseAt);
+        router.release(batchId);
+    }
+
+    function withdrawCredits(uint256 which) external {
+        calls++;
+        uint32 provider = uint32(1 + (which % payees.length));
+        if (router.credits(provider) == 0) return;
+        VM.prank(payees[provider - 1]);
+        router.withdrawCredits(provider);
+    }
+
+    function warp(uint256 seconds_) external {
+        calls++;
+        VM.warp(block.timestamp + bound(seconds_, 1, 2 days));
+    }
+
+    // -------------------------------------------------------------- ghost views
+
+    /// @notice Liabilities summed from per-account views, independent of the contract's own totals.
+    function summedLiabilities()
+        external
+        view
+        returns (uint256 deposits, uint256 escrow, uint256 credits, uint256 bonds)
+    {
+        for (uint256 i = 0; i < payers.length; i++) deposits += router.balanceOf(payers[i]);
+        for (uint32 p = 1; p <= payees.length; p++) credits += router.credits(p);
+        for (uint256 b = 0; b < batchIds.length; b++) {
+            (, uint256[] memory amounts) = router.batchShares(batchIds[b]);
+            for (uint256 k = 0; k < amounts.length; k++) escrow += amounts[k];
+        }
+        for (uint256 d = 0; d < disputes.length; d++) {
+            IAutoPayLLM.DisputeInfo memory info = router.disputeInfo(disputes[d].batchId, disputes[d].index);
+            if (info.status == IAutoPayLLM.DisputeStatus.Open) {
+                escrow += info.amount;
+                bonds += info.bond;
+            }
+        }
+    }
+
+    function _proof(bytes32 batchId, uint256 index) internal view returns (bytes32[] memory) {
+        IAutoPayLLM.Charge[] storage rows = _rows[batchId];
+        bool[] storage accepted = _accepted[batchId];
+        uint256 count;
+        for (uint256 i = 0; i < rows.length; i++) if (accepted[i]) count++;
+        bytes32[] memory leaves = new bytes32[](count);
+        uint256 position;
+        uint256 j;
+        for (uint256 i = 0; i < rows.length; i++) {
+            if (!accepted[i]) continue;
+            if (i == index) position = j;
+            IAutoPayLLM.Charge memory c = rows[i];
+            leaves[j++] = ChargeMerkle.leaf(i, c.user, c.provider, c.model, c.tokens, c.amount);
+        }
+        return ReferenceMerkle.proof(ReferenceMerkle.tree(leaves), count, position);
+    }
+}
+
+contract AutoPayLLMInvariantTest is TestBase {
+    Handler internal handler;
+
+    function setUp() public {
+        VM.warp(1_750_000_000);
+        handler = new Handler();
+    }
+
+    function targetContracts() public view returns (address[] memory targets) {
+        targets = new address[](1);
+        targets[0] = address(handler);
+    }
+
+    /// @notice token balance of the router == deposits + escrow + credits + bonds, summed account by account.
+    function invariant_solvency() public view {
+        AutoPayLLM router = handler.router();
+        (uint256 deposits, uint256 escrow, uint256 credits, uint256 bonds) = handler.summedLiabilities();
+        uint256 balance = handler.token().balanceOf(address(router));
+        assertEq(balance, deposits + escrow + credits + bonds, "balance == deposits + escrow + credits + bonds");
+        assertEq(router.totalDeposits(), deposits, "totalDeposits");
+        assertEq(router.totalEscrow(), escrow, "totalEscrow");
+        assertEq(router.totalCredits(), credits, "totalCredits");
+        assertEq(router.totalBonds(), bonds, "totalBonds");
+    }
+
+    /// @notice A batch id never settles twice.
+    function invariant_batchSettlesOnce() public view {
+        assertEq(handler.replaySuccesses(), 0, "replayed batch settled");
+    }
+
+    /// @notice A row is never disputed twice.
+    function invariant_noRowDisputedTwice() public view {
+        assertEq(handler.doubleDisputeSuccesses(), 0, "row disputed twice");
+    }
+}
