@@ -266,6 +266,49 @@ describe("AutoPayLLM: funds", function () {
       );
     });
 
+    it("refuses a deposit of which nothing arrives, and a deposit beyond 128 bits", async function () {
+      const burner = await ethers.deployContract("MockFeeOnTransferToken", [10_000n]); // 100% fee
+      const { router } = await routerOn(await burner.getAddress());
+      const [, , , , , , payer] = await ethers.getSigners();
+      await burner.mint(payer!.address, 1_000n);
+      await burner.connect(payer!).approve(await router.getAddress(), 1_000n);
+      await expect(router.connect(payer!).deposit(1_000n))
+        .to.be.revertedWithCustomError(router, "AutoPayLLMTokenTransferShort")
+        .withArgs(1_000n, 0n);
+
+      const big = await ethers.deployContract("MockERC20", ["Big", "BIG", 18]);
+      const onBig = await routerOn(await big.getAddress());
+      await big.mint(payer!.address, 2n ** 129n);
+      await big.connect(payer!).approve(await onBig.router.getAddress(), 2n ** 129n);
+      await onBig.router.connect(payer!).deposit(2n ** 128n - 1n);
+      await expect(onBig.router.connect(payer!).deposit(1n))
+        .to.be.revertedWithCustomError(onBig.router, "AutoPayLLMDepositTooLarge")
+        .withArgs(payer!.address, 2n ** 128n);
+    });
+
+    it("refuses a dispute bond that arrives short (fee-on-transfer)", async function () {
+      const fee = await ethers.deployContract("MockFeeOnTransferToken", [100n]);
+      const { router, relayer } = await routerOn(await fee.getAddress());
+      const [, , , , , , payer] = await ethers.getSigners();
+      await fee.mint(payer!.address, 10n ** 12n);
+      await fee.connect(payer!).approve(await router.getAddress(), 10n ** 12n);
+      await router.connect(payer!).deposit(10n ** 9n);
+      const r = { user: payer!.address, provider: 1, model: 1, tokens: 1_000_000n, amount: 1_000n };
+      const batchId = ethers.id("fee-bond");
+      await router.connect(relayer).settleBatch(batchId, [r], ethers.id("receipts"), "cid");
+      await router.connect(payer!).withdraw(await router.balanceOf(payer!.address));
+      await router.setDisputeBond(10_000n);
+      const { buildRowsTree } = await import("../../relayer/batcher/rows-tree.js");
+      await expect(router.connect(payer!).dispute(batchId, 0, r, buildRowsTree([r]).proof(0)))
+        .to.be.revertedWithCustomError(router, "AutoPayLLMTokenTransferShort")
+        .withArgs(10_000n, 9_900n);
+      // with no bond configured, a dispute needs no funds at all
+      await router.setDisputeBond(0n);
+      await expect(router.connect(payer!).dispute(batchId, 0, r, buildRowsTree([r]).proof(0)))
+        .to.emit(router, "DisputeOpened")
+        .withArgs(batchId, 0n, payer!.address, 1n, 1_000n, 0n);
+    });
+
     it("treats a token that returns false as a failed transfer, never as paid", async function () {
       const token = await ethers.deployContract("MockFalseReturnToken");
       const { router, relayer } = await routerOn(await token.getAddress());
