@@ -13,7 +13,10 @@ const program = new Command()
   .configureOutput({ outputError: (text, write) => write(text) });
 
 // Command groups (one module each). Keep this list in flow order.
-const groups: Array<() => Promise<{ register(program: Command): void }>> = [];
+const groups: Array<() => Promise<{ register(program: Command): void }>> = [
+  () => import("./commands/litellm.js"),
+  () => import("./commands/relayer.js"),
+];
 
 for (const load of groups) (await load()).register(program);
 

@@ -1,0 +1,236 @@
+/**
+ * `agentgpt relayer ...`: run and operate the relayer.
+ *   start --config FILE        serve LiteLLM's spend logs (and, as they land, the later stages); SIGTERM stops gracefully
+ *   check --config FILE        validate the configuration and print what it means
+ *   unbillable --config FILE   counts (and with --reason, the records) of calls kept as unbillable
+ *   reprice --config FILE      price kept unbillable calls again after fixing payers or routes
+ */
+import type { Command } from "commander";
+import { pino, type Logger } from "pino";
+
+import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
+import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
+import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
+import { UserError } from "../errors.js";
+
+/** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
+export interface Stage {
+  readonly name: string;
+  start(config: RelayerConfig, context: { logger: Logger; options: StartOptions }): Promise<{ stop(): Promise<void> }>;
+}
+
+interface StartOptions {
+  readonly config: string;
+  readonly host?: string;
+  readonly port?: string;
+  readonly logLevel: string;
+}
+
+/** Stages in flow order. The batcher and settler add themselves here. */
+const stages: Stage[] = [
+  {
+    name: "ingest",
+    start: (config, { logger, options }) =>
+      startIngest(config, {
+        logger: logger.child({ stage: "ingest" }),
+        ...(options.host === undefined ? {} : { host: options.host }),
+        ...(options.port === undefined ? {} : { port: parsePort(options.port) }),
+      }),
+  },
+];
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UserError(`--port ${text}: give a port number from 0 to 65535`);
+  return port;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: "agentgpt-relayer" },
+    redact: { paths: ["req.headers.authorization", "*.authorization", "*.token", "*.tokens"], censor: "[redacted]" },
+  });
+}
+
+/** Maps the errors a person can fix to UserError with the fix; anything else is a bug and passes through. */
+export function userFacing(error: unknown, configFile: string): unknown {
+  if (error instanceof ConfigError) return new UserError(error.message, 2, { cause: error });
+  if (error instanceof TokenError) return new UserError(error.message, 2, { cause: error });
+  if (error instanceof QueueUnavailableError) {
+    return new UserError(`${error.message}: start Redis, or fix redis.url in ${configFile} (or REDIS_URL if it uses \${REDIS_URL})`, 3, { cause: error });
+  }
+  return error;
+}
+
+function load(file: string): RelayerConfig {
+  try {
+    return loadRelayerConfig(file);
+  } catch (error) {
+    throw userFacing(error, file);
+  }
+}
+
+function parseReasons(values: readonly string[] | undefined): UnbillableReason[] | undefined {
+  if (values === undefined) return undefined;
+  return values.map((value) => {
+    if (!(UNBILLABLE_REASONS as readonly string[]).includes(value)) {
+      throw new UserError(`--reason ${value}: one of ${UNBILLABLE_REASONS.join(", ")}`);
+    }
+    return value as UnbillableReason;
+  });
+}
+
+function parseLimit(text: string): number {
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit ${text}: give a whole number above 0`);
+  return limit;
+}
+
+async function start(options: StartOptions): Promise<void> {
+  const config = load(options.config);
+  const logger = createLogger(options.logLevel);
+  const running: Array<{ name: string; stop(): Promise<void> }> = [];
+  try {
+    for (const stage of stages) {
+      const handle = await stage.start(config, { logger, options });
+      running.push({ name: stage.name, stop: () => handle.stop() });
+    }
+  } catch (error) {
+    for (const stage of running.reverse()) await stage.stop();
+    throw userFacing(error, options.config);
+  }
+  logger.info({ stages: running.map((stage) => stage.name), config: config.files }, "relayer started");
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, "stopping");
+      void (async () => {
+        for (const stage of [...running].reverse()) {
+          try {
+            await stage.stop();
+          } catch (error) {
+            logger.error({ stage: stage.name, err: { message: (error as Error).message } }, "stage did not stop cleanly");
+          }
+        }
+        logger.info("relayer stopped");
+        resolve();
+      })();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+function check(options: { config: string }): void {
+  const config = load(options.config);
+  const token = config.token;
+  const out: string[] = [];
+  out.push(`configuration OK: ${config.files.join(", ")}`);
+  out.push(`token: ${token.symbol} (${token.decimals} decimals)`);
+  out.push(`ingest: http://${config.server.host}:${config.server.port}/litellm/spend, body limit ${config.server.bodyLimit} bytes, ${config.server.maxEntries} logs per POST`);
+  out.push(`redis: prefix ${config.redis.prefix}, dedupe ${Math.round(config.ingest.dedupeTtlMs / 86_400_000)} days`);
+  out.push(`chains: ${config.chains.map((chain) => chain.name).join(", ") || "(none listed)"}; default ${config.defaultChain}`);
+  for (const channel of config.paymentChannels) out.push(`  ${channel.provider} settles on ${channel.chain}`);
+  out.push("routes:");
+  for (const route of config.routes) {
+    const price =
+      route.pricing === "per_1k_tokens"
+        ? `${formatTokenAmount(route.pricePer1k ?? 0n, token)} per 1k tokens`
+        : `response_cost in USD${route.pricePer1k === undefined ? "" : `, at most ${formatTokenAmount(route.pricePer1k, token)} per 1k tokens`}`;
+    out.push(`  ${route.name}: model ${route.model}, ${price}, providers ${route.providers.map((provider) => provider.name).join(", ")}`);
+    if (route.aliases.length > 0) out.push(`    also selected by: ${route.aliases.join(", ")}`);
+  }
+  out.push(`payers: ${config.payers.length} rule(s)`);
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+async function unbillable(options: { config: string; reason?: string; limit: string; json?: boolean }): Promise<void> {
+  const config = load(options.config);
+  const reason = parseReasons(options.reason === undefined ? undefined : [options.reason])?.[0];
+  const limit = parseLimit(options.limit);
+  let opened;
+  try {
+    opened = await openReceiptQueue(config);
+  } catch (error) {
+    throw userFacing(error, options.config);
+  }
+  try {
+    const counts = await opened.queue.store.unbillableCounts();
+    const records = reason === undefined ? [] : await opened.queue.store.listUnbillable(reason, { limit });
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify({ counts, records }, null, 2)}\n`);
+      return;
+    }
+    const lines = UNBILLABLE_REASONS.map((name) => `${name.padEnd(18)} ${counts[name]}`);
+    for (const record of records) {
+      lines.push(`${new Date(record.receivedAt).toISOString()}  ${record.id}  ${record.summary.litellmProvider ?? "-"}/${record.summary.litellmModel ?? "-"}  ${record.summary.tokens} tokens  ${record.detail}`);
+    }
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    await opened.close();
+  }
+}
+
+async function reprice(options: { config: string; reason?: string[]; limit: string }): Promise<void> {
+  const config = load(options.config);
+  const reasons = parseReasons(options.reason) ?? [...REPRICEABLE_REASONS];
+  const limit = parseLimit(options.limit);
+  let opened;
+  try {
+    opened = await openReceiptQueue(config);
+  } catch (error) {
+    throw userFacing(error, options.config);
+  }
+  try {
+    const result = await repriceUnbillable(opened.queue, opened.builder, { reasons, limit });
+    const still = Object.entries(result.unbillable).map(([name, count]) => `${name} ${count}`);
+    process.stdout.write(
+      `examined ${result.examined}, queued ${result.requeued}, still unbillable ${still.length === 0 ? "0" : still.join(", ")}` +
+        `${result.unreadable > 0 ? `, unreadable ${result.unreadable}` : ""}\n`,
+    );
+  } finally {
+    await opened.close();
+  }
+}
+
+export function register(program: Command): void {
+  const relayer =
+    program.commands.find((command) => command.name() === "relayer") ??
+    program.command("relayer").description("run the relayer: LiteLLM spend logs in, settled batches out");
+
+  relayer
+    .command("start")
+    .description("start the relayer (ingest server for LiteLLM's generic API logger); SIGTERM or SIGINT stops it gracefully")
+    .requiredOption("--config <file>", "relayer configuration (YAML), e.g. config/relayer.example.yaml")
+    .option("--host <host>", "listen address (overrides server.host)")
+    .option("--port <port>", "listen port (overrides server.port; 0 picks a free one)")
+    .option("--log-level <level>", "trace, debug, info, warn or error", process.env["LOG_LEVEL"] ?? "info")
+    .action((options: StartOptions) => start(options));
+
+  relayer
+    .command("check")
+    .description("validate the configuration and print the routes, prices, chains and payers it defines")
+    .requiredOption("--config <file>", "relayer configuration (YAML)")
+    .action((options: { config: string }) => check(options));
+
+  relayer
+    .command("unbillable")
+    .description("count the calls kept as unbillable by reason; with --reason, list them")
+    .requiredOption("--config <file>", "relayer configuration (YAML)")
+    .option("--reason <reason>", `one of ${UNBILLABLE_REASONS.join(", ")}`)
+    .option("--limit <n>", "most records to list", "50")
+    .option("--json", "print JSON")
+    .action((options: { config: string; reason?: string; limit: string; json?: boolean }) => unbillable(options));
+
+  relayer
+    .command("reprice")
+    .description("price kept unbillable calls again with the current configuration (after adding a payer rule or route)")
+    .requiredOption("--config <file>", "relayer configuration (YAML)")
+    .option("--reason <reason...>", `reasons to retry (default: ${REPRICEABLE_REASONS.join(", ")})`)
+    .option("--limit <n>", "most records to retry", "10000")
+    .action((options: { config: string; reason?: string[]; limit: string }) => reprice(options));
+}

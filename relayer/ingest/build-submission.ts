@@ -1,0 +1,111 @@
+/**
+ * A validated LiteLLM log becomes one queue submission: a priced Receipt, or an unbillable record with its
+ * reason. Checks run in this order, the first that fails gives the reason: failed_call, zero_usage, cache_hit,
+ * unknown_route, unpriced, no_payer / payer_not_allowed.
+ */
+import type { RelayerConfig } from "../config/index.js";
+import { displayAmount, Pricer } from "../pricing/index.js";
+import { RECEIPT_VERSION, type ReceiptBody, type Submission, type UnbillableBody, type UnbillableReason } from "../queue/index.js";
+import { fingerprintOf } from "./fingerprint.js";
+import { PayerResolver } from "./payer-map.js";
+import { billedTokens, type SpendLog } from "./spend-log.js";
+
+export class SubmissionBuilder {
+  constructor(
+    private readonly pricer: Pricer,
+    private readonly payers: PayerResolver,
+  ) {}
+
+  static fromConfig(config: RelayerConfig): SubmissionBuilder {
+    return new SubmissionBuilder(Pricer.fromConfig(config), new PayerResolver(config.payers));
+  }
+
+  /** Every chain a receipt can be built for (one queue each). */
+  get chains(): string[] {
+    return this.pricer.chains.all;
+  }
+
+  build(log: SpendLog, receivedAt: number): Submission {
+    const key = log.key;
+    const fingerprint = fingerprintOf(log);
+    const unbillable = (reason: UnbillableReason, detail: string): Submission => ({
+      kind: "unbillable",
+      key,
+      fingerprint,
+      body: unbillableBody(log, key, fingerprint, reason, detail, receivedAt),
+    });
+
+    const tokens = billedTokens(log);
+    if (log.status === "failure") return unbillable("failed_call", "LiteLLM logged the call as a failure");
+    if (tokens === 0) return unbillable("zero_usage", "no tokens used (prompt, completion and total are 0)");
+    if (log.cacheHit) return unbillable("cache_hit", "served from LiteLLM's cache; no provider call to pay for");
+
+    const priced = this.pricer.price(log, tokens, log.responseCostUsd);
+    if (!priced.ok) return unbillable(priced.reason, priced.detail);
+    const payer = this.payers.resolve(log);
+    if (!payer.ok) return unbillable(payer.reason, payer.detail);
+
+    const body: ReceiptBody = {
+      v: RECEIPT_VERSION,
+      chain: priced.chain,
+      payer: payer.payer,
+      provider: priced.provider,
+      model: priced.route.model,
+      route: priced.route.name,
+      promptTokens: log.promptTokens,
+      completionTokens: log.completionTokens,
+      tokens,
+      amountMilli: priced.amountMilli.toString(),
+      amount: displayAmount(priced.amountMilli).toString(),
+      pricing: priced.pricing,
+      pricePer1k: priced.pricePer1k === null ? null : priced.pricePer1k.toString(),
+      responseCostUsd: log.responseCostUsd,
+      capped: priced.capped,
+      startTime: log.startTime,
+      endTime: log.endTime,
+      latencyMs: log.latencyMs,
+      cacheHit: log.cacheHit,
+      litellmCallId: log.litellmCallId,
+      litellmId: log.litellmId,
+      litellmModel: log.model,
+      modelGroup: log.modelGroup,
+      litellmProvider: log.litellmProvider,
+      callType: log.callType,
+      keyAlias: log.keyAlias,
+      keyHash: log.keyHash,
+      userId: log.userId,
+      teamId: log.teamId,
+      endUserId: log.endUser,
+      traceId: log.traceId,
+      receivedAt,
+    };
+    return { kind: "receipt", key, fingerprint, body };
+  }
+}
+
+function unbillableBody(
+  log: SpendLog,
+  key: string,
+  fingerprint: string,
+  reason: UnbillableReason,
+  detail: string,
+  receivedAt: number,
+): UnbillableBody {
+  return {
+    v: 1,
+    key,
+    fingerprint,
+    reason,
+    detail,
+    receivedAt,
+    summary: {
+      litellmProvider: log.litellmProvider,
+      litellmModel: log.model === "" ? null : log.model,
+      modelGroup: log.modelGroup,
+      keyAlias: log.keyAlias,
+      tokens: billedTokens(log),
+      responseCostUsd: log.responseCostUsd,
+    },
+    log,
+  };
+}

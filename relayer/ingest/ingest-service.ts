@@ -1,0 +1,177 @@
+/**
+ * The work behind POST /litellm/spend, free of HTTP: split the body, validate each entry, build receipts and
+ * unbillable records, hand them to the sink in one call, and say what happened to each entry.
+ *
+ * Statuses: 200 when the body was readable (invalid entries are listed by index and reason; the rest are
+ * recorded); 400 when the body is not LiteLLM JSON at all; 413 above server.max_entries; 422 when no entry is
+ * valid; 503 when the sink (Redis) cannot take the write (nothing is acknowledged; a re-send is safe).
+ */
+import type { Logger } from "pino";
+
+import { describe, type InvalidEntry, QueueUnavailableError, type Submission, type SubmitOutcome, UNBILLABLE_REASONS, type UnbillableReason } from "../queue/index.js";
+import type { SubmissionBuilder } from "./build-submission.js";
+import type { IngestMetrics } from "./metrics.js";
+import { type BodyFormat, parseBody } from "./parse-body.js";
+import { type SpendLogLimits, spendLogParser } from "./spend-log.js";
+
+/** Where submissions go: ReceiptQueue in production; the benchmark's one-job-per-receipt baseline also fits. */
+export interface ReceiptSink {
+  add(submissions: readonly Submission[]): Promise<{
+    readonly outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>;
+    readonly jobsDeferred?: number;
+  }>;
+  recordInvalid?(entries: readonly InvalidEntry[], receivedAt: number): Promise<void>;
+  ping(timeoutMs?: number): Promise<void>;
+}
+
+export interface IngestResponse {
+  /** entries in the body, nulls and invalid ones included */
+  readonly received: number;
+  readonly format?: BodyFormat;
+  /** new receipts queued (a kept unbillable call that became billable counts here too) */
+  readonly queued: number;
+  /** calls kept as unbillable, by reason */
+  readonly unbillable: number;
+  readonly unbillableReasons: Readonly<Partial<Record<UnbillableReason, number>>>;
+  /** entries already recorded by an earlier POST or earlier in this one */
+  readonly duplicates: number;
+  /** null entries (LiteLLM had no payload for a call) */
+  readonly nulls: number;
+  readonly invalid: ReadonlyArray<{ readonly index: number; readonly reason: string }>;
+}
+
+export type IngestReply =
+  | { readonly status: 200; readonly body: IngestResponse }
+  | { readonly status: 422; readonly body: IngestResponse & { readonly error: "no_valid_entries"; readonly reason: string } }
+  | { readonly status: 400 | 413 | 503; readonly body: { readonly error: string; readonly reason: string } };
+
+export interface IngestServiceOptions {
+  readonly builder: SubmissionBuilder;
+  readonly sink: ReceiptSink;
+  readonly limits: SpendLogLimits & { readonly maxEntries: number };
+  readonly metrics?: IngestMetrics;
+  readonly logger?: Logger;
+}
+
+export class IngestService {
+  private readonly parse: ReturnType<typeof spendLogParser>;
+
+  constructor(private readonly options: IngestServiceOptions) {
+    this.parse = spendLogParser(options.limits);
+  }
+
+  async ingest(body: string, receivedAt = Date.now()): Promise<IngestReply> {
+    const { metrics, logger, limits } = this.options;
+    const parsed = parseBody(body);
+    if (!parsed.ok) return { status: 400, body: { error: "invalid_body", reason: parsed.reason } };
+    if (parsed.entries.length > limits.maxEntries) {
+      return {
+        status: 413,
+        body: {
+          error: "too_many_entries",
+          reason: `${parsed.entries.length} logs in one POST; at most ${limits.maxEntries} (server.max_entries): lower LiteLLM's batch_size`,
+        },
+      };
+    }
+
+    const invalid: Array<{ index: number; reason: string; key?: string }> = [];
+    const submissions: Submission[] = [];
+    let nulls = 0;
+    for (const entry of parsed.entries) {
+      if ("error" in entry) {
+        invalid.push({ index: entry.index, reason: entry.error });
+        continue;
+      }
+      if (entry.value === null) {
+        nulls += 1;
+        continue;
+      }
+      const result = this.parse(entry.value);
+      if (!result.ok) {
+        invalid.push({ index: entry.index, reason: result.reason, key: keyOf(entry.value) });
+        continue;
+      }
+      submissions.push(this.options.builder.build(result.log, receivedAt));
+    }
+
+    metrics?.entries.inc({ outcome: "null" }, nulls);
+    metrics?.entries.inc({ outcome: "invalid" }, invalid.length);
+    const invalidOut = invalid.map(({ index, reason }) => ({ index, reason }));
+
+    let outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }> = [];
+    if (submissions.length > 0) {
+      try {
+        const added = await this.options.sink.add(submissions);
+        outcomes = added.outcomes;
+        if ((added.jobsDeferred ?? 0) > 0) metrics?.jobsDeferred.inc(added.jobsDeferred);
+      } catch (error) {
+        if (error instanceof QueueUnavailableError) {
+          metrics?.queueUnavailable.inc();
+          logger?.warn({ err: describe(error), entries: parsed.entries.length }, "refused a POST: the queue is unavailable");
+          return { status: 503, body: { error: "queue_unavailable", reason: `${error.message}; nothing was recorded from this POST, send it again later` } };
+        }
+        throw error;
+      }
+    }
+    await this.recordInvalid(invalid, receivedAt);
+
+    const summary = this.summarize(submissions, outcomes);
+    const response: IngestResponse = { received: parsed.entries.length, format: parsed.format, ...summary, nulls, invalid: invalidOut };
+    logger?.info(
+      { format: parsed.format, received: response.received, queued: summary.queued, unbillable: summary.unbillable, duplicates: summary.duplicates, invalid: invalid.length, nulls },
+      "ingested LiteLLM logs",
+    );
+    if (submissions.length === 0 && invalid.length > 0) {
+      return {
+        status: 422,
+        body: { ...response, error: "no_valid_entries", reason: `none of the ${invalid.length} entries is a valid LiteLLM log; see invalid[] for each` },
+      };
+    }
+    return { status: 200, body: response };
+  }
+
+  private summarize(submissions: readonly Submission[], outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>) {
+    const metrics = this.options.metrics;
+    let queued = 0;
+    let unbillable = 0;
+    let duplicates = 0;
+    const reasons: Partial<Record<UnbillableReason, number>> = {};
+    submissions.forEach((submission, index) => {
+      const result = outcomes[index];
+      if (result === undefined) return;
+      metrics?.entries.inc({ outcome: result.outcome });
+      if (result.outcome === "duplicate") {
+        duplicates += 1;
+        return;
+      }
+      if (result.id !== submission.key) metrics?.conflicts.inc();
+      if (submission.kind === "receipt") {
+        queued += 1;
+        metrics?.receiptsQueued.inc({ chain: submission.body.chain });
+        metrics?.tokensQueued.inc({ chain: submission.body.chain }, submission.body.tokens);
+      } else {
+        unbillable += 1;
+        reasons[submission.body.reason] = (reasons[submission.body.reason] ?? 0) + 1;
+        metrics?.unbillable.inc({ reason: submission.body.reason });
+      }
+    });
+    const ordered = Object.fromEntries(UNBILLABLE_REASONS.filter((reason) => reasons[reason] !== undefined).map((reason) => [reason, reasons[reason]!]));
+    return { queued, unbillable, unbillableReasons: ordered, duplicates };
+  }
+
+  private async recordInvalid(invalid: ReadonlyArray<InvalidEntry>, receivedAt: number): Promise<void> {
+    if (invalid.length === 0 || this.options.sink.recordInvalid === undefined) return;
+    try {
+      await this.options.sink.recordInvalid(invalid, receivedAt);
+    } catch (error) {
+      this.options.logger?.warn({ err: describe(error), count: invalid.length }, "could not keep the list of refused entries");
+    }
+  }
+}
+
+function keyOf(value: unknown): string | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const record = value as Record<string, unknown>;
+  const key = record["litellm_call_id"] ?? record["id"];
+  return typeof key === "string" && key.length <= 256 ? key : undefined;
+}

@@ -1,0 +1,64 @@
+/**
+ * Who pays for a call, from the `payers:` rules (see relayer/config/sections/payers.ts): the first rule that
+ * matches the call and yields an allowed wallet. A call no rule pays for is unbillable with reason no_payer, or
+ * payer_not_allowed when a wallet_from rule saw a wallet outside its allow list.
+ */
+import type { PayerRule, Selector } from "../config/index.js";
+import type { SpendLog } from "./spend-log.js";
+
+export type PayerResult =
+  | { readonly ok: true; readonly payer: string; /** index of the rule in payers: */ readonly rule: number }
+  | { readonly ok: false; readonly reason: "no_payer" | "payer_not_allowed"; readonly detail: string };
+
+type Identity = Pick<SpendLog, "keyAlias" | "keyHash" | "userId" | "teamId" | "endUser" | "wallets">;
+
+function valueOf(log: Identity, selector: Selector): string | null {
+  switch (selector) {
+    case "key_alias":
+      return log.keyAlias;
+    case "key_hash":
+      return log.keyHash;
+    case "user_id":
+      return log.userId;
+    case "team_id":
+      return log.teamId;
+    case "end_user":
+      return log.endUser;
+  }
+}
+
+export class PayerResolver {
+  constructor(private readonly rules: readonly PayerRule[]) {}
+
+  resolve(log: Identity): PayerResult {
+    const refused: string[] = [];
+    for (const rule of this.rules) {
+      if (!this.matches(rule, log)) continue;
+      if (rule.payer !== undefined) return { ok: true, payer: rule.payer, rule: rule.index };
+      for (const { source, field } of rule.walletFrom) {
+        const wallet = log.wallets[source][field];
+        if (wallet === undefined) continue;
+        if (rule.allowed === undefined || rule.allowed.has(wallet)) return { ok: true, payer: wallet, rule: rule.index };
+        refused.push(`payers[${rule.index}] does not allow ${wallet} (from ${source}.${field})`);
+      }
+    }
+    if (refused.length > 0) return { ok: false, reason: "payer_not_allowed", detail: refused.join("; ") };
+    const who = [
+      `key_alias=${log.keyAlias ?? "-"}`,
+      `team_id=${log.teamId ?? "-"}`,
+      `user_id=${log.userId ?? "-"}`,
+      `end_user=${log.endUser ?? "-"}`,
+      `key_hash=${log.keyHash === null ? "-" : `${log.keyHash.slice(0, 12)}...`}`,
+    ].join(", ");
+    return { ok: false, reason: "no_payer", detail: `no payers: rule matches ${who}` };
+  }
+
+  private matches(rule: PayerRule, log: Identity): boolean {
+    if (rule.any) return true;
+    for (const [selector, accepted] of Object.entries(rule.match) as Array<[Selector, readonly string[]]>) {
+      const value = valueOf(log, selector);
+      if (value === null || !accepted.includes(value)) return false;
+    }
+    return true;
+  }
+}

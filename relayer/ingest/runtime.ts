@@ -1,0 +1,114 @@
+/**
+ * Ingest as a running service, built from the configuration: Redis connection, receipt queues (one per chain),
+ * pricing, the HTTP server and the recovery sweeper. `stop()` shuts down gracefully: stop accepting, finish the
+ * POSTs in flight (each either recorded and acknowledged, or not acknowledged), stop the sweeper, close Redis.
+ */
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+
+import type { RelayerConfig } from "../config/index.js";
+import { connectRedis, createProducerRedis, ReceiptQueue } from "../queue/index.js";
+import { BearerAuth, collectTokens, TokenError } from "./auth.js";
+import { SubmissionBuilder } from "./build-submission.js";
+import { IngestService } from "./ingest-service.js";
+import { IngestMetrics } from "./metrics.js";
+import { buildIngestServer } from "./server.js";
+
+export interface IngestRuntime {
+  readonly app: FastifyInstance;
+  readonly queue: ReceiptQueue;
+  readonly redis: Redis;
+  readonly metrics: IngestMetrics;
+  /** e.g. http://127.0.0.1:8787 */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface StartIngestOptions {
+  readonly logger?: Logger;
+  /** for tokens (server.tokens_env); process.env by default */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** override server.host / server.port */
+  readonly host?: string;
+  readonly port?: number;
+  /** run the recovery sweeper (default true) */
+  readonly sweep?: boolean;
+  /** collect Node process metrics (default true) */
+  readonly defaultMetrics?: boolean;
+}
+
+/** Every chain a receipt can be queued for: configured chains, payment channels and the default chain. */
+export function receiptChains(config: RelayerConfig, builder: SubmissionBuilder): string[] {
+  return [...new Set([...config.chains.map((chain) => chain.name), ...builder.chains])];
+}
+
+/** The queue and pricing without the HTTP server (for re-pricing and inspection commands). */
+export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): Promise<{ queue: ReceiptQueue; redis: Redis; builder: SubmissionBuilder; close(): Promise<void> }> {
+  const builder = SubmissionBuilder.fromConfig(config);
+  const redis = createProducerRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs, ...(logger === undefined ? {} : { logger }) });
+  await connectRedis(redis, config.redis.url);
+  const queue = new ReceiptQueue({
+    connection: redis,
+    prefix: config.redis.prefix,
+    chains: receiptChains(config, builder),
+    dedupeTtlMs: config.ingest.dedupeTtlMs,
+    maxChunk: config.ingest.maxChunk,
+    waitReplicas: config.redis.waitReplicas,
+    waitTimeoutMs: config.redis.waitTimeoutMs,
+    ...(logger === undefined ? {} : { logger }),
+  });
+  return {
+    queue,
+    redis,
+    builder,
+    close: async () => {
+      await queue.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+export async function startIngest(config: RelayerConfig, options: StartIngestOptions = {}): Promise<IngestRuntime> {
+  const logger = options.logger;
+  const tokens = collectTokens(config.server, options.env ?? process.env);
+  if (tokens.length === 0) {
+    throw new TokenError(
+      `no bearer token is configured: set ${config.server.tokensEnv}=<token>[,<token>...] (e.g. $(openssl rand -hex 32)) or server.tokens in ${config.files[0]}`,
+    );
+  }
+  const auth = new BearerAuth(tokens);
+  const { queue, redis, builder, close } = await openReceiptQueue(config, logger);
+  try {
+    const metrics = new IngestMetrics({ queue, defaultMetrics: options.defaultMetrics ?? true });
+    const service = new IngestService({
+      builder,
+      sink: queue,
+      limits: { maxEntries: config.server.maxEntries, maxTokensPerCall: config.ingest.maxTokensPerCall },
+      metrics,
+      ...(logger === undefined ? {} : { logger }),
+    });
+    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }) });
+    const url = await app.listen({ host: options.host ?? config.server.host, port: options.port ?? config.server.port });
+    const stopSweeper = options.sweep === false ? async () => {} : queue.startSweeper({ intervalMs: config.ingest.sweepIntervalMs, graceMs: config.ingest.sweepGraceMs });
+    logger?.info({ url, chains: queue.chains, tokens: tokens.length }, "ingest listening");
+    let stopping: Promise<void> | undefined;
+    return {
+      app,
+      queue,
+      redis,
+      metrics,
+      url,
+      stop: () =>
+        (stopping ??= (async () => {
+          await app.close();
+          await stopSweeper();
+          await close();
+          logger?.info("ingest stopped");
+        })()),
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

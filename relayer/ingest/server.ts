@@ -1,0 +1,113 @@
+/**
+ * The ingest HTTP server (fastify):
+ *   POST /litellm/spend   LiteLLM's generic API logger (json_array, ndjson or single); bearer token required
+ *   GET  /healthz         the process is up
+ *   GET  /readyz          Redis answers (503 with the reason when not)
+ *   GET  /metrics         Prometheus
+ * Every error answer is JSON `{ error, reason }` where `reason` says what to do.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import type { Logger } from "pino";
+
+import type { BearerAuth } from "./auth.js";
+import type { IngestService, ReceiptSink } from "./ingest-service.js";
+import type { IngestMetrics } from "./metrics.js";
+
+export const SPEND_PATH = "/litellm/spend";
+
+export interface IngestServerOptions {
+  readonly service: IngestService;
+  readonly auth: BearerAuth;
+  /** checked by /readyz */
+  readonly sink: Pick<ReceiptSink, "ping">;
+  readonly metrics: IngestMetrics;
+  /** largest body accepted, bytes (server.body_limit) */
+  readonly bodyLimit: number;
+  readonly logger?: Logger;
+  /** /readyz PING timeout, ms (default 1000) */
+  readonly readyTimeoutMs?: number;
+}
+
+const BODY_TYPES = ["application/json", "application/x-ndjson", "application/ndjson", "text/plain"];
+
+export async function buildIngestServer(options: IngestServerOptions): Promise<FastifyInstance> {
+  const { service, auth, metrics, logger } = options;
+  const app = Fastify({
+    ...(logger === undefined ? {} : { loggerInstance: logger }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+  });
+
+  // LiteLLM sends every format as application/json, NDJSON included: read the raw text and split it ourselves.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(BODY_TYPES, { parseAs: "string", bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return reply.code(413).send({
+        error: "body_too_large",
+        reason: `the body is larger than ${options.bodyLimit} bytes (server.body_limit): lower LiteLLM's batch_size or raise server.body_limit`,
+      });
+    }
+    if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      return reply.code(415).send({
+        error: "unsupported_media_type",
+        reason: `send the logs as application/json (got ${request.headers["content-type"] ?? "no Content-Type"})`,
+      });
+    }
+    if (status >= 400 && status < 500) return reply.code(status).send({ error: "bad_request", reason: error.message });
+    request.log.error({ err: { name: error.name, code: error.code, message: error.message, stack: error.stack } }, "unexpected error");
+    return reply.code(500).send({ error: "internal_error", reason: "unexpected error; the POST was not recorded, send it again" });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: "not_found", reason: `no ${request.method} ${request.url}; LiteLLM posts to ${SPEND_PATH}` }),
+  );
+
+  app.post(
+    SPEND_PATH,
+    {
+      onRequest: async (request, reply) => {
+        if (!auth.check(request.headers.authorization)) {
+          reply.header("WWW-Authenticate", 'Bearer realm="agentgpt-ingest"');
+          return reply.code(401).send({
+            error: "unauthorized",
+            reason: "missing or wrong bearer token: send Authorization: Bearer <token> with a token from server.tokens or AGENTGPT_INGEST_TOKENS",
+          });
+        }
+      },
+      onResponse: async (request, reply) => {
+        metrics.requests.inc({ code: String(reply.statusCode) });
+        if (reply.statusCode === 200) metrics.ackSeconds.observe(reply.elapsedTime / 1000);
+      },
+    },
+    async (request, reply) => {
+      const body = typeof request.body === "string" ? request.body : "";
+      const result = await service.ingest(body);
+      if (result.status === 503) reply.header("Retry-After", "5");
+      return reply.code(result.status).send(result.body);
+    },
+  );
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_request, reply) => {
+    try {
+      await options.sink.ping(options.readyTimeoutMs ?? 1000);
+      return { status: "ready" };
+    } catch (error) {
+      return reply.code(503).send({ error: "not_ready", reason: (error as Error).message });
+    }
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    reply.header("Content-Type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  // The logger type parameter differs (pino's Logger vs FastifyBaseLogger); callers only need the base API.
+  return app as unknown as FastifyInstance;
+}

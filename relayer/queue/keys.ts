@@ -1,0 +1,52 @@
+/**
+ * Redis key layout. Every ingest key shares the hash tag `{<prefix>:ingest}`, so the submit script, which checks
+ * and writes dedupe records, unbillable records and chunks in one atomic step, stays in one Redis Cluster slot.
+ * BullMQ queues use the prefix `{<prefix>}` (BullMQ's own advice for Cluster) and the name `receipts-<chain>`.
+ *
+ *   {p:ingest}:seen:<id>            dedupe record "<fingerprint>|q|<chain>|<chunk>" or "<fingerprint>|u|<reason>", TTL dedupe_ttl
+ *   {p:ingest}:unb:<id>             unbillable record (JSON), TTL dedupe_ttl
+ *   {p:ingest}:unbillable:<reason>  sorted set of unbillable ids by receivedAt
+ *   {p:ingest}:chunk:<chunkId>      JSON array of Receipt, until acknowledged by the consumer
+ *   {p:ingest}:pending:<chain>      sorted set of unacknowledged chunk ids by creation time
+ *   {p:ingest}:stats                hash of counters
+ *   {p:ingest}:invalid              capped list of refused entries (reason and id only)
+ */
+import type { UnbillableReason } from "./unbillable.js";
+
+export const RECEIPTS_JOB_NAME = "receipts";
+
+export function receiptQueueName(chain: string): string {
+  return `receipts-${chain}`;
+}
+
+export function bullPrefix(prefix: string): string {
+  return `{${prefix}}`;
+}
+
+export class IngestKeys {
+  readonly tag: string;
+  constructor(readonly prefix: string) {
+    this.tag = `{${prefix}:ingest}`;
+  }
+  get stats(): string {
+    return `${this.tag}:stats`;
+  }
+  get invalid(): string {
+    return `${this.tag}:invalid`;
+  }
+  seen(id: string): string {
+    return `${this.tag}:seen:${id}`;
+  }
+  unbillable(id: string): string {
+    return `${this.tag}:unb:${id}`;
+  }
+  reasonIndex(reason: UnbillableReason): string {
+    return `${this.tag}:unbillable:${reason}`;
+  }
+  chunk(chunkId: string): string {
+    return `${this.tag}:chunk:${chunkId}`;
+  }
+  pending(chain: string): string {
+    return `${this.tag}:pending:${chain}`;
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The durable side of the receipt queue, in Redis: dedupe records, chunks of receipts waiting for the
+ * consumer, and unbillable records. `submit` is one atomic script per call (see scripts.ts), so a receipt is
+ * recorded exactly once however often LiteLLM re-sends it and wherever a process dies.
+ */
+import { randomBytes } from "node:crypto";
+
+import type { Redis } from "ioredis";
+
+import { asQueueError } from "./errors.js";
+import { IngestKeys } from "./keys.js";
+import type { Receipt, ReceiptBody } from "./receipt.js";
+import { withIngestScripts, type IngestRedis } from "./scripts.js";
+import { UNBILLABLE_REASONS, type UnbillableBody, type UnbillableReason, type UnbillableRecord } from "./unbillable.js";
+
+export interface SubmissionBase {
+  /** idempotency key: LiteLLM's litellm_call_id, else its id */
+  readonly key: string;
+  /** 16 hex digits identifying the call's content, so a reused key is told apart from a re-send */
+  readonly fingerprint: string;
+}
+
+export interface ReceiptSubmission extends SubmissionBase {
+  readonly kind: "receipt";
+  readonly body: ReceiptBody;
+}
+
+export interface UnbillableSubmission extends SubmissionBase {
+  readonly kind: "unbillable";
+  readonly body: UnbillableBody;
+}
+
+export type Submission = ReceiptSubmission | UnbillableSubmission;
+
+/** queued: new receipt; requeued: a kept unbillable call is now billable; duplicate: seen before (either kind). */
+export type SubmitOutcome = "queued" | "requeued" | "unbillable" | "duplicate";
+
+export interface ChunkRef {
+  readonly chain: string;
+  readonly chunkId: string;
+  /** receipts in the chunk */
+  readonly count: number;
+}
+
+export interface SubmitResult {
+  /** one per submission, in order; `id` is the receipt id (or unbillable id) it was recorded under */
+  readonly outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>;
+  /** chunks written by this call (at most one per chain) */
+  readonly chunks: readonly ChunkRef[];
+}
+
+export interface IngestStats {
+  readonly queued: number;
+  readonly requeued: number;
+  readonly duplicates: number;
+  /** calls that reused another call's id and were recorded under id#fingerprint */
+  readonly conflicts: number;
+  readonly invalid: number;
+  readonly unbillable: Readonly<Record<UnbillableReason, number>>;
+  readonly chains: Readonly<Record<string, { readonly queued: number; readonly chunks: number; readonly acked: number }>>;
+}
+
+export interface InvalidEntry {
+  readonly index: number;
+  readonly reason: string;
+  /** the entry's call id, when it had one */
+  readonly key?: string | undefined;
+}
+
+export interface ReceiptStoreOptions {
+  /** Redis key prefix (see keys.ts) */
+  readonly prefix: string;
+  /** how long dedupe and unbillable records live, milliseconds */
+  readonly dedupeTtlMs: number;
+}
+
+const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: "unbillable", D: "duplicate" };
+const FINGERPRINT = /^[0-9a-f]{16}$/;
+const INVALID_LOG_LENGTH = 1000;
+
+export function newChunkId(chain: string): string {
+  return `${chain}-${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
+}
+
+export class ReceiptStore {
+  readonly keys: IngestKeys;
+  readonly redis: IngestRedis;
+  private readonly ttlSeconds: number;
+
+  constructor(redis: Redis, readonly options: ReceiptStoreOptions) {
+    this.redis = withIngestScripts(redis);
+    this.keys = new IngestKeys(options.prefix);
+    this.ttlSeconds = Math.max(1, Math.ceil(options.dedupeTtlMs / 1000));
+  }
+
+  /**
+   * Records `submissions` atomically: new receipts go into one new chunk per chain, unbillable calls into their
+   * records, re-sends are duplicates. Throws QueueUnavailableError when Redis cannot take the write (then
+   * nothing was recorded, or everything was: the script is atomic, and a retry is idempotent).
+   */
+  async submit(submissions: readonly Submission[], now = Date.now()): Promise<SubmitResult> {
+    if (submissions.length === 0) return { outcomes: [], chunks: [] };
+    const chains: string[] = [];
+    const chainGroup = new Map<string, number>();
+    const reasonGroup = new Map<UnbillableReason, number>();
+    UNBILLABLE_REASONS.forEach((reason, index) => reasonGroup.set(reason, index + 1));
+    for (const submission of submissions) {
+      if (!FINGERPRINT.test(submission.fingerprint)) throw new TypeError(`fingerprint must be 16 hex digits: ${submission.fingerprint}`);
+      if (submission.kind === "receipt" && !chainGroup.has(submission.body.chain)) {
+        chains.push(submission.body.chain);
+        chainGroup.set(submission.body.chain, chains.length);
+      }
+    }
+    const chunkIds = chains.map((chain) => newChunkId(chain));
+
+    const keys: string[] = [this.keys.stats, ...UNBILLABLE_REASONS.map((reason) => this.keys.reasonIndex(reason))];
+    const args: Array<string | number> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, submissions.length, ...UNBILLABLE_REASONS];
+    chains.forEach((chain, index) => {
+      keys.push(this.keys.pending(chain), this.keys.chunk(chunkIds[index]!));
+      args.push(chain, chunkIds[index]!);
+    });
+    for (const submission of submissions) {
+      const derived = `${submission.key}#${submission.fingerprint}`;
+      keys.push(this.keys.seen(submission.key), this.keys.seen(derived), this.keys.unbillable(submission.key), this.keys.unbillable(derived));
+      const group = submission.kind === "receipt" ? chainGroup.get(submission.body.chain)! : reasonGroup.get(submission.body.reason)!;
+      args.push(submission.kind === "receipt" ? "q" : "u", group, submission.key, submission.fingerprint, JSON.stringify(submission.body).slice(1));
+    }
+
+    let reply: string;
+    try {
+      reply = await this.redis.agentgptIngestSubmit(keys.length, ...keys, ...args);
+    } catch (error) {
+      throw asQueueError(error, "record receipts");
+    }
+
+    const counts = new Map<string, number>();
+    const outcomes = submissions.map((submission, index) => {
+      const outcome = OUTCOME[reply[index * 2]!];
+      if (outcome === undefined) throw new Error(`submit script returned an unknown outcome at ${index}: ${reply}`);
+      const id = reply[index * 2 + 1] === "d" ? `${submission.key}#${submission.fingerprint}` : submission.key;
+      if (submission.kind === "receipt" && (outcome === "queued" || outcome === "requeued")) {
+        counts.set(submission.body.chain, (counts.get(submission.body.chain) ?? 0) + 1);
+      }
+      return { id, outcome };
+    });
+    const chunks = chains.flatMap((chain, index) => {
+      const count = counts.get(chain) ?? 0;
+      return count === 0 ? [] : [{ chain, chunkId: chunkIds[index]!, count }];
+    });
+    return { outcomes, chunks };
+  }
+
+  /** The receipts of a chunk, or null when it was acknowledged already (or never existed). */
+  async readChunk(chunkId: string): Promise<Receipt[] | null> {
+    let text: string | null;
+    try {
+      text = await this.redis.get(this.keys.chunk(chunkId));
+    } catch (error) {
+      throw asQueueError(error, "read a chunk");
+    }
+    return text === null ? null : (JSON.parse(text) as Receipt[]);
+  }
+
+  /** The consumer holds the chunk durably: forget it. Returns false if it was already acknowledged. */
+  async ack(chain: string, chunkId: string): Promise<boolean> {
+    try {
+      const done = await this.redis.agentgptIngestAck(this.keys.chunk(chunkId), this.keys.pending(chain), this.keys.stats, chunkId, chain);
+      return done === 1;
+    } catch (error) {
+      throw asQueueError(error, "acknowledge a chunk");
+    }
+  }
+
+  /** Unacknowledged chunks of `chain` created at or before `before` (ms), oldest first. */
+  async pendingChunks(chain: string, options: { before?: number; limit?: number } = {}): Promise<Array<{ chunkId: string; createdAt: number }>> {
+    const flat = await this.redis.zrangebyscore(
+      this.keys.pending(chain),
+      "-inf",
+      options.before ?? "+inf",
+      "WITHSCORES",
+      "LIMIT",
+      0,
+      options.limit ?? 1000,
+    );
+    const out: Array<{ chunkId: string; createdAt: number }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ chunkId: flat[i]!, createdAt: Number(flat[i + 1]) });
+    return out;
+  }
+
+  async pendingCount(chain: string): Promise<number> {
+    return this.redis.zcard(this.keys.pending(chain));
+  }
+
+  /** Keeps the reason and id of refused entries (never their content) for operators, and counts them. */
+  async recordInvalid(entries: readonly InvalidEntry[], receivedAt = Date.now()): Promise<void> {
+    if (entries.length === 0) return;
+    const lines = entries.map((entry) => JSON.stringify({ receivedAt, index: entry.index, reason: entry.reason, key: entry.key ?? null }));
+    try {
+      await this.redis
+        .multi()
+        .lpush(this.keys.invalid, ...lines)
+        .ltrim(this.keys.invalid, 0, INVALID_LOG_LENGTH - 1)
+        .hincrby(this.keys.stats, "invalid", entries.length)
+        .exec();
+    } catch (error) {
+      throw asQueueError(error, "record refused entries");
+    }
+  }
+
+  /** The most recent refused entries, newest first. */
+  async recentInvalid(limit = 100): Promise<Array<{ receivedAt: number; index: number; reason: string; key: string | null }>> {
+    const lines = await this.redis.lrange(this.keys.invalid, 0, limit - 1);
+    return lines.map((line) => JSON.parse(line) as { receivedAt: number; index: number; reason: string; key: string | null });
+  }
+
+  async stats(): Promise<IngestStats> {
+    const hash = await this.redis.hgetall(this.keys.stats);
+    const number = (field: string) => Number(hash[field] ?? 0);
+    const unbillable = Object.fromEntries(UNBILLABLE_REASONS.map((reason) => [reason, number(`unbillable:${reason}`)])) as Record<
+      UnbillableReason,
+      number
+    >;
+    const chains: Record<string, { queued: number; chunks: number; acked: number }> = {};
+    for (const field of Object.keys(hash)) {
+      const match = /^(queued|chunks|acked):(.+)$/.exec(field);
+      if (match === null) continue;
+      const chain = (chains[match[2]!] ??= { queued: 0, chunks: 0, acked: 0 });
+      chain[match[1] as "queued" | "chunks" | "acked"] = number(field);
+    }
+    return {
+      queued: number("queued"),
+      requeued: number("requeued"),
+      duplicates: number("duplicates"),
+      conflicts: number("conflicts"),
+      invalid: number("invalid"),
+      unbillable,
+      chains,
+    };
+  }
+
+  /** Unbillable calls kept now (within the dedupe TTL), per reason. */
+  async unbillableCounts(now = Date.now()): Promise<Record<UnbillableReason, number>> {
+    const horizon = now - this.ttlSeconds * 1000;
+    const pipeline = this.redis.pipeline();
+    for (const reason of UNBILLABLE_REASONS) pipeline.zcount(this.keys.reasonIndex(reason), horizon, "+inf");
+    const replies = (await pipeline.exec()) ?? [];
+    return Object.fromEntries(UNBILLABLE_REASONS.map((reason, index) => [reason, Number(replies[index]?.[1] ?? 0)])) as Record<
+      UnbillableReason,
+      number
+    >;
+  }
+
+  /** Kept unbillable records of one reason, newest first. */
+  async listUnbillable(reason: UnbillableReason, options: { limit?: number; offset?: number } = {}): Promise<UnbillableRecord[]> {
+    const offset = options.offset ?? 0;
+    const ids = await this.redis.zrevrange(this.keys.reasonIndex(reason), offset, offset + (options.limit ?? 100) - 1);
+    if (ids.length === 0) return [];
+    const texts = await this.redis.mget(...ids.map((id) => this.keys.unbillable(id)));
+    return texts.flatMap((text) => (text === null ? [] : [JSON.parse(text) as UnbillableRecord]));
+  }
+
+  async getUnbillable(id: string): Promise<UnbillableRecord | null> {
+    const text = await this.redis.get(this.keys.unbillable(id));
+    return text === null ? null : (JSON.parse(text) as UnbillableRecord);
+  }
+}
