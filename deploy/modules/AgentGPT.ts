@@ -1,0 +1,73 @@
+/**
+ * Ignition module `AgentGPT`: the whole suite. Token, settlement router, timelock and governor; every role wired;
+ * then the hand-over: the timelock receives `AutoPayLLM`'s DEFAULT_ADMIN_ROLE (every governance power) and the
+ * deployer renounces its admin role on `AutoPayLLM` and on the timelock, last, after every other grant.
+ *
+ * The graph depends on a few choices the parameters make (see scripts/deploy.ts, which derives them): the payment
+ * token source, and whether a relayer or a guardian is named. An optional role is one more module here: add it to
+ * `wiring` so the renounce waits for it (the oracle adapter's ARBITER_ROLE will be one).
+ */
+import type { IgnitionModule } from "@nomicfoundation/ignition-core";
+import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
+
+import { DEFAULT_ADMIN_ROLE } from "../../relayer/chain/roles.js";
+import { autoPayLLMModule, type PaymentTokenSource } from "./AutoPayLLM.js";
+import { governanceModule } from "./Governance.js";
+import { guardianRoleModule } from "./GuardianRole.js";
+import { relayerRoleModule } from "./RelayerRole.js";
+
+/** The shape of the suite's deployment graph. */
+export interface SuiteOptions {
+  /** `fresh`: settle in the AGPT deployed here; `existing`: in `AutoPayLLM.paymentToken` (votes stay in AGPT). */
+  paymentToken: PaymentTokenSource;
+  /** Grant RELAYER_ROLE to `RelayerRole.relayer` at deployment. */
+  relayer: boolean;
+  /** Grant PAUSER_ROLE to `GuardianRole.guardian` at deployment. */
+  guardian: boolean;
+}
+
+function build(options: SuiteOptions) {
+  return buildModule("AgentGPT", (m) => {
+    const deployer = m.getAccount(0);
+    const settlement = autoPayLLMModule(options.paymentToken);
+    const governance = governanceModule(settlement);
+    const { autoPayLLM } = m.useModule(settlement);
+    const { agpt, timelock, governor } = m.useModule(governance);
+
+    const wiring: IgnitionModule[] = [settlement, governance];
+    if (options.relayer) {
+      const module = relayerRoleModule(settlement);
+      m.useModule(module);
+      wiring.push(module);
+    }
+    if (options.guardian) {
+      const module = guardianRoleModule(settlement);
+      m.useModule(module);
+      wiring.push(module);
+    }
+
+    const adminToTimelock = m.call(autoPayLLM, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], {
+      id: "grantAdminToTimelock",
+    });
+    const handOver = { after: [adminToTimelock, ...wiring] };
+    m.call(autoPayLLM, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceSettlementAdmin", ...handOver });
+    m.call(timelock, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceTimelockAdmin", ...handOver });
+
+    return { agpt, autoPayLLM, timelock, governor };
+  });
+}
+
+const cache = new Map<string, ReturnType<typeof build>>();
+
+export type AgentGPTModule = ReturnType<typeof build>;
+
+/** The suite module for `options` (one module object per distinct options). */
+export function agentGptModule(options: SuiteOptions): AgentGPTModule {
+  const key = `${options.paymentToken}:${options.relayer}:${options.guardian}`;
+  let module = cache.get(key);
+  if (module === undefined) {
+    module = build(options);
+    cache.set(key, module);
+  }
+  return module;
+}

@@ -1,0 +1,83 @@
+/**
+ * Reads a deployed suite back from the chain: every setting and every role that matters, and the rules the
+ * deployment must satisfy (the deployer holds no admin power; the timelock holds it all; the governor alone
+ * proposes, cancels and executes; the timelock delay exceeds the dispute window).
+ */
+import {
+  CANCELLER_ROLE,
+  DEFAULT_ADMIN_ROLE,
+  EXECUTOR_ROLE,
+  PAUSER_ROLE,
+  PROPOSER_ROLE,
+  RELAYER_ROLE,
+  type Suite,
+} from "../../relayer/chain/index.js";
+import { formatTokenAmount } from "../../relayer/config/amount.js";
+
+export interface SuiteReport {
+  settings: Record<string, string>;
+  roles: string[];
+  /** Broken rules; empty when the deployment is sound. */
+  problems: string[];
+}
+
+export async function inspectSuite(
+  suite: Suite,
+  expected: { deployer: string; relayer?: string; guardian?: string },
+): Promise<SuiteReport> {
+  const { autoPayLLM, timelock, governor, agpt } = suite;
+  const [timelockAddress, governorAddress] = [await timelock.getAddress(), await governor.getAddress()];
+  const [votingDelay, votingPeriod, threshold, quorumPercent, minDelay, window, clockMode, supply] =
+    await Promise.all([
+      governor.votingDelay(),
+      governor.votingPeriod(),
+      governor.proposalThreshold(),
+      governor["quorumNumerator()"](),
+      timelock.getMinDelay(),
+      autoPayLLM.disputeWindow(),
+      governor.CLOCK_MODE(),
+      agpt.totalSupply(),
+    ]);
+  const settings: Record<string, string> = {
+    "payment token": `${suite.paymentUnit.symbol} ${await suite.paymentToken.getAddress()}`,
+    "AGPT supply": formatTokenAmount(supply, suite.votesUnit),
+    "voting delay": `${votingDelay} blocks`,
+    "voting period": `${votingPeriod} blocks`,
+    "proposal threshold": formatTokenAmount(threshold, suite.votesUnit),
+    quorum: `${quorumPercent}% of supply`,
+    "timelock delay": `${minDelay} s`,
+    "dispute window": `${window} s`,
+    clock: clockMode,
+  };
+
+  const checks: Array<[string, Promise<boolean>, boolean]> = [
+    ["AutoPayLLM DEFAULT_ADMIN_ROLE: timelock", autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, timelockAddress), true],
+    ["AutoPayLLM DEFAULT_ADMIN_ROLE: deployer", autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, expected.deployer), false],
+    ["AutoPayLLM DEFAULT_ADMIN_ROLE: governor", autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, governorAddress), false],
+    ["timelock DEFAULT_ADMIN_ROLE: deployer", timelock.hasRole(DEFAULT_ADMIN_ROLE, expected.deployer), false],
+    ["timelock DEFAULT_ADMIN_ROLE: timelock itself", timelock.hasRole(DEFAULT_ADMIN_ROLE, timelockAddress), true],
+    ["timelock PROPOSER_ROLE: governor", timelock.hasRole(PROPOSER_ROLE, governorAddress), true],
+    ["timelock CANCELLER_ROLE: governor", timelock.hasRole(CANCELLER_ROLE, governorAddress), true],
+    ["timelock EXECUTOR_ROLE: governor", timelock.hasRole(EXECUTOR_ROLE, governorAddress), true],
+    ["timelock EXECUTOR_ROLE: anyone (address 0)", timelock.hasRole(EXECUTOR_ROLE, `0x${"00".repeat(20)}`), false],
+    ["timelock PROPOSER_ROLE: deployer", timelock.hasRole(PROPOSER_ROLE, expected.deployer), false],
+  ];
+  if (expected.relayer !== undefined) {
+    checks.push(["AutoPayLLM RELAYER_ROLE: relayer", autoPayLLM.hasRole(RELAYER_ROLE, expected.relayer), true]);
+  }
+  if (expected.guardian !== undefined) {
+    checks.push(["AutoPayLLM PAUSER_ROLE: guardian", autoPayLLM.hasRole(PAUSER_ROLE, expected.guardian), true]);
+  }
+  const roles: string[] = [];
+  const problems: string[] = [];
+  for (const [label, held, want] of checks) {
+    const value = await held;
+    roles.push(`${value ? "yes" : "no "}  ${label}`);
+    if (value !== want) problems.push(`${label}: expected ${want ? "granted" : "not granted"}`);
+  }
+  if (minDelay <= window) problems.push(`timelock delay ${minDelay} s does not exceed the dispute window ${window} s`);
+  if (!(await governor.timelock()).toLowerCase().startsWith(timelockAddress.toLowerCase())) {
+    problems.push("the governor does not execute through the deployed timelock");
+  }
+  return { settings, roles, problems };
+}
