@@ -16,6 +16,7 @@ const program = new Command()
 const groups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import("./commands/litellm.js"),
   () => import("./commands/relayer.js"),
+  () => import("./commands/governance.js"),
 ];
 
 for (const load of groups) (await load()).register(program);

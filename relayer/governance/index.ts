@@ -1,0 +1,5 @@
+export * from "./actions.js";
+export * from "./errors.js";
+export * from "./governance-client.js";
+export * from "./proposal.js";
+export * from "./proposal-status.js";
