@@ -1,0 +1,140 @@
+/**
+ * The batcher of one chain: takes receipts from ingest's queue into a durable pool, closes a batch at `maxReceipts`
+ * receipts or when the oldest has waited `maxWaitMs`, aggregates it into charge rows, builds both Merkle trees,
+ * writes the batch file to the archive, and only then hands it to the settler.
+ *
+ * Exactly once: a receipt enters the pool once (by id, see batch-pool.ts); a sealed batch is rebuilt from the same
+ * receipts after a crash (same rows, same receipts root, same batch id, same file); the settler refuses a batch id
+ * it knows and the contract one it has settled.
+ */
+import type { Logger } from "pino";
+
+import { failpoint } from "../chaos/failpoint.js";
+import type { Receipt } from "../queue/index.js";
+import type { Archive } from "./archive.js";
+import { buildBatch, type BatchContext } from "./batch-file.js";
+import type { BatchPool } from "./batch-pool.js";
+
+/** What the batcher needs from the settler: one typed call. */
+export interface BatchSink {
+  submit(batch: {
+    batchId: string;
+    path: string;
+    cid: string;
+    receiptsRoot: string;
+    rows: number;
+    receipts: number;
+    amount: string;
+  }): Promise<void>;
+}
+
+export interface BatcherOptions {
+  chain: string;
+  pool: BatchPool;
+  archive: Archive;
+  sink: BatchSink;
+  /** chain id, router and the on-chain ids of the receipts' provider and model names (asked before each batch) */
+  context: (receipts: readonly Receipt[]) => Promise<BatchContext>;
+  /** close a batch at this many receipts (default 2,000) */
+  maxReceipts?: number;
+  /** close a batch when its oldest receipt has waited this long (ms, default 5,000) */
+  maxWaitMs?: number;
+  /** ms between checks (default 250) */
+  tickMs?: number;
+  logger?: Logger;
+}
+
+export class Batcher {
+  private readonly maxReceipts: number;
+  private readonly maxWaitMs: number;
+  private readonly tickMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private busy: Promise<void> | null = null;
+
+  constructor(private readonly options: BatcherOptions) {
+    this.maxReceipts = options.maxReceipts ?? 2000;
+    this.maxWaitMs = options.maxWaitMs ?? 5000;
+    this.tickMs = options.tickMs ?? 250;
+  }
+
+  /** The chunk handler for ingest's receipt worker: durable in the pool when it resolves. */
+  async take(receipts: readonly Receipt[]): Promise<void> {
+    const chainReceipts = receipts.filter((receipt) => receipt.chain === this.options.chain);
+    if (chainReceipts.length !== receipts.length) {
+      throw new Error(`receipts for another chain reached the ${this.options.chain} batcher`);
+    }
+    await this.options.pool.take(chainReceipts);
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    const tick = () => {
+      this.busy = this.tick()
+        .catch((error: unknown) => {
+          this.options.logger?.error({ err: error instanceof Error ? error.message : String(error) }, "batcher tick failed; retrying");
+        })
+        .finally(() => {
+          if (this.timer !== null) this.timer = setTimeout(tick, this.tickMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.busy;
+  }
+
+  /** Hands over what a crash left behind, finishes a batch a crash left half-sealed, then closes every due batch. */
+  async tick(now = Date.now()): Promise<void> {
+    await this.handOverUnhanded();
+    if (await this.options.pool.hasSealing()) await this.sealAndArchive(now);
+    for (;;) {
+      const { count, oldestAt } = await this.options.pool.pending();
+      const due = count >= this.maxReceipts || (oldestAt !== null && now - oldestAt >= this.maxWaitMs);
+      if (!due) return;
+      await this.sealAndArchive(now);
+    }
+  }
+
+  /** Seals one batch (or resumes the one being sealed), archives it, registers it and hands it to the settler. */
+  private async sealAndArchive(now: number): Promise<void> {
+    const { pool, archive, chain } = this.options;
+    const sealing = await pool.seal(this.maxReceipts, now);
+    if (sealing === null) return;
+    const receipts = await pool.receiptsOf(sealing);
+    const built = await buildBatch(receipts, sealing.sealedAt, await this.options.context(receipts));
+    const { batchId } = built.file;
+    const path = await archive.write(chain, batchId, built.bytes);
+    failpoint("after-archive");
+    const amount = built.charges.reduce((sum, charge) => sum + charge.amount, 0n).toString();
+    await pool.register(sealing, { batchId, cid: built.cid, path, receipts: receipts.length, rows: built.charges.length, amount });
+    this.options.logger?.info(
+      { batchId, cid: built.cid, receipts: receipts.length, rows: built.charges.length, amount },
+      "batch sealed and archived",
+    );
+    await this.handOver(batchId);
+  }
+
+  private async handOverUnhanded(): Promise<void> {
+    for (const batchId of await this.options.pool.unhanded()) await this.handOver(batchId);
+  }
+
+  private async handOver(batchId: string): Promise<void> {
+    const batch = await this.options.pool.batch(batchId);
+    if (batch === null) return;
+    const file = await this.options.archive.read(this.options.chain, batchId);
+    if (file === null) throw new Error(`batch ${batchId} is registered but its archive file is missing: ${batch.path}`);
+    await this.options.sink.submit({
+      batchId,
+      path: batch.path,
+      cid: batch.cid,
+      receiptsRoot: file.receiptsRoot,
+      rows: batch.rows,
+      receipts: batch.receipts,
+      amount: batch.amount,
+    });
+    await this.options.pool.markHandedOff(batchId);
+  }
+}

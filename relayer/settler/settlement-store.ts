@@ -1,0 +1,197 @@
+/**
+ * The settler's durable ledger in Redis: one record per batch and the nonce sequence of the signer. Every key of a
+ * chain shares the hash tag `{<prefix>:settler:<chain>}`. A record is written before each side effect (a signed
+ * transaction is stored before it is broadcast), so a restarted settler resumes exactly where the last one stopped.
+ *
+ *   <tag>:batch:<batchId>   hash, see SettlementRecord
+ *   <tag>:active            zset batch id -> submission sequence (every batch not yet final)
+ *   <tag>:final             zset batch id -> final time (ms)
+ *   <tag>:seq               submission counter
+ *   <tag>:nonce:<signer>    next nonce to assign
+ *   <tag>:stats             hash of counters
+ *   <tag>:lease             the settler lease (see lease.ts)
+ */
+import type { Redis } from "ioredis";
+
+import type { Fees } from "./fees.js";
+import type { SettlementOutcome } from "./outcome.js";
+
+export type SettlementState = "queued" | "signed" | "sent" | "mined" | "final" | "blocked";
+
+export interface SentTransaction {
+  hash: string;
+  raw: string;
+  maxFeePerGas: string;
+  maxPriorityFeePerGas: string;
+  sentAt: number;
+}
+
+export interface SettlementRecord {
+  batchId: string;
+  state: SettlementState;
+  /** archive file of the batch */
+  path: string;
+  cid: string;
+  receiptsRoot: string;
+  rows: number;
+  receipts: number;
+  amount: string;
+  submittedAt: number;
+  /** head block when the settler first saw the batch (lower bound to search for its settlement) */
+  submittedBlock: number;
+  nonce: number | null;
+  gasLimit: string | null;
+  txs: SentTransaction[];
+  /** set once mined */
+  txHash: string | null;
+  block: number | null;
+  blockHash: string | null;
+  gasUsed: string | null;
+  outcome: SettlementOutcome | null;
+  /** why it is blocked or was last sent back to the queue */
+  note: string | null;
+  finalAt: number | null;
+}
+
+export interface SubmitBatch {
+  batchId: string;
+  path: string;
+  cid: string;
+  receiptsRoot: string;
+  rows: number;
+  receipts: number;
+  amount: string;
+}
+
+const JSON_FIELDS = new Set(["txs", "outcome"]);
+const NUMBER_FIELDS = new Set(["rows", "receipts", "submittedAt", "submittedBlock", "nonce", "block", "finalAt"]);
+
+export class SettlementStore {
+  readonly tag: string;
+
+  constructor(
+    readonly redis: Redis,
+    prefix: string,
+    readonly chain: string,
+  ) {
+    this.tag = `{${prefix}:settler:${chain}}`;
+  }
+
+  key(name: string): string {
+    return `${this.tag}:${name}`;
+  }
+
+  /** Records a new batch to settle. Idempotent: a batch already known keeps its record. Returns true when new. */
+  async submit(batch: SubmitBatch, head: number, now = Date.now()): Promise<boolean> {
+    const key = this.key(`batch:${batch.batchId}`);
+    if ((await this.redis.exists(key)) === 1) return false;
+    const seq = await this.redis.incr(this.key("seq"));
+    const record: SettlementRecord = {
+      ...batch,
+      state: "queued",
+      submittedAt: now,
+      submittedBlock: head,
+      nonce: null,
+      gasLimit: null,
+      txs: [],
+      txHash: null,
+      block: null,
+      blockHash: null,
+      gasUsed: null,
+      outcome: null,
+      note: null,
+      finalAt: null,
+    };
+    const [[, created] = [null, 0]] = (await this.redis
+      .multi()
+      .hsetnx(key, "batchId", batch.batchId)
+      .exec()) as [Error | null, number][];
+    if (created !== 1) return false;
+    await this.redis.multi().hset(key, encode(record)).zadd(this.key("active"), seq, batch.batchId).exec();
+    return true;
+  }
+
+  async get(batchId: string): Promise<SettlementRecord | null> {
+    const fields = await this.redis.hgetall(this.key(`batch:${batchId}`));
+    if (fields.state === undefined) return null;
+    return decode(fields);
+  }
+
+  /** Batches not yet final, in submission order. */
+  async active(): Promise<SettlementRecord[]> {
+    const ids = await this.redis.zrange(this.key("active"), 0, -1);
+    const records = await Promise.all(ids.map((id) => this.get(id)));
+    return records.filter((r): r is SettlementRecord => r !== null);
+  }
+
+  /** Final batch ids, most recent last. */
+  async finalIds(from = 0, to = -1): Promise<string[]> {
+    return this.redis.zrange(this.key("final"), from, to);
+  }
+
+  async update(batchId: string, changes: Partial<SettlementRecord>): Promise<void> {
+    await this.redis.hset(this.key(`batch:${batchId}`), encode(changes));
+  }
+
+  /** Assigns the next nonce to a queued batch and stores its first signed transaction, in one step. */
+  async assignNonce(
+    signer: string,
+    batchId: string,
+    nonce: number,
+    gasLimit: bigint,
+    tx: SentTransaction,
+  ): Promise<void> {
+    await this.redis
+      .multi()
+      .set(this.key(`nonce:${signer.toLowerCase()}`), nonce + 1)
+      .hset(this.key(`batch:${batchId}`), encode({ state: "signed", nonce, gasLimit: gasLimit.toString(), txs: [tx], note: null }))
+      .exec();
+  }
+
+  async nextNonce(signer: string): Promise<number> {
+    return Number((await this.redis.get(this.key(`nonce:${signer.toLowerCase()}`))) ?? 0);
+  }
+
+  async setNextNonce(signer: string, nonce: number): Promise<void> {
+    await this.redis.set(this.key(`nonce:${signer.toLowerCase()}`), nonce);
+  }
+
+  async finalize(record: SettlementRecord, counters: Record<string, number>, now = Date.now()): Promise<void> {
+    const multi = this.redis
+      .multi()
+      .hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "final", finalAt: now }))
+      .zrem(this.key("active"), record.batchId)
+      .zadd(this.key("final"), now, record.batchId);
+    for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
+    await multi.exec();
+  }
+
+  async stats(): Promise<Record<string, number>> {
+    const raw = await this.redis.hgetall(this.key("stats"));
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+  }
+}
+
+export function feesOf(tx: SentTransaction): Fees {
+  return { maxFeePerGas: BigInt(tx.maxFeePerGas), maxPriorityFeePerGas: BigInt(tx.maxPriorityFeePerGas) };
+}
+
+function encode(record: Partial<SettlementRecord>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [field, value] of Object.entries(record)) {
+    if (value === undefined) continue;
+    out[field] = JSON_FIELDS.has(field) ? JSON.stringify(value) : value === null ? "" : String(value);
+  }
+  return out;
+}
+
+function decode(fields: Record<string, string>): SettlementRecord {
+  const out: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(fields)) {
+    if (JSON_FIELDS.has(field)) out[field] = JSON.parse(value);
+    else if (value === "") out[field] = null;
+    else if (NUMBER_FIELDS.has(field)) out[field] = Number(value);
+    else out[field] = value;
+  }
+  return out as unknown as SettlementRecord;
+}

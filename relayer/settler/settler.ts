@@ -1,0 +1,491 @@
+/**
+ * The settler of one chain: turns archived batches into `settleBatch` transactions, exactly once.
+ *
+ * One process per chain holds the lease (lease.ts); it alone signs with the chain's key. Each batch moves through
+ * queued -> signed -> sent -> mined -> final in the ledger (settlement-store.ts), and every step is recorded before
+ * its side effect, so a crash at any point resumes without charging twice:
+ * - before signing, the chain is asked whether the batch id is already settled (a crash between send and record,
+ *   or a lost ledger): if so the settling transaction is found from its BatchSettled log and recorded;
+ * - a signed transaction is stored before it is broadcast and rebroadcast after a restart (same hash);
+ * - a transaction not mined within `stuckAfterMs` is replaced with the same nonce and both fees raised by at least
+ *   10 % (`bump`), or rebroadcast as is on chains without a public mempool (`resubmit`, Arbitrum);
+ * - every hash ever broadcast for a batch is watched; whichever is mined settles it (a replacement included);
+ * - a nonce consumed by a transaction that is not ours sends the batch back to the queue for a new nonce;
+ * - after `confirmations` blocks the block hash is checked again; a reorged or dropped transaction reopens the
+ *   batch (rebroadcast), and only then is the batch final and its outcome (rejected rows) read from the logs.
+ */
+import { Interface, Transaction, Wallet, getAddress } from "ethers";
+import type { Logger } from "pino";
+
+import type { Charge } from "../batcher/rows-tree.js";
+import { Archive } from "../batcher/archive.js";
+import { chargesOf } from "../batcher/batch-file.js";
+import { failpoint } from "../chaos/failpoint.js";
+import { bumpedFees, FeeCeilingError, initialFees, type FeePolicy, type Fees } from "./fees.js";
+import { JsonRpcError } from "./json-rpc.js";
+import { Lease } from "./lease.js";
+import { decodeOutcome, type RpcLog, type SettlementOutcome } from "./outcome.js";
+import { classifySendError, revertOf } from "./rpc-errors.js";
+import type { RpcPool } from "./rpc-pool.js";
+import {
+  feesOf,
+  SettlementStore,
+  type SentTransaction,
+  type SettlementRecord,
+  type SubmitBatch,
+} from "./settlement-store.js";
+
+/** The part of AutoPayLLM's ABI the settler uses. */
+export const ROUTER_ABI = [
+  "function settleBatch(bytes32 batchId, (address user, uint32 provider, uint32 model, uint64 tokens, uint128 amount)[] charges, bytes32 receiptsRoot, string dataCid)",
+  "function batchInfo(bytes32 batchId) view returns ((bytes32 rowsRoot, bytes32 receiptsRoot, uint64 settledAt, uint64 releaseAt, uint32 rowCount, uint32 acceptedCount, uint32 shareCount, uint8 status))",
+  "event BatchSettled(bytes32 indexed batchId, bytes32 rowsRoot, bytes32 receiptsRoot, uint256 acceptedRows, uint256 rejectedRows, uint256 escrowed, uint64 releaseAt, string dataCid)",
+  "event RowRejected(bytes32 indexed batchId, uint256 index, address indexed user, uint8 reason)",
+  "error AutoPayLLMBatchAlreadySettled(bytes32 batchId)",
+  "error EnforcedPause()",
+  "error AccessControlUnauthorizedAccount(address account, bytes32 neededRole)",
+];
+
+export interface SettlerOptions {
+  store: SettlementStore;
+  rpc: RpcPool;
+  archive: Archive;
+  chainId: number;
+  router: string;
+  /** the chain's signing key (decrypted once, at start) */
+  wallet: Wallet;
+  fees: FeePolicy;
+  /** blocks on top of the inclusion block before a batch is final (1 = final when mined) */
+  confirmations: number;
+  /** "bump" raises fees of a stuck transaction; "resubmit" rebroadcasts it unchanged (Arbitrum: no mempool) */
+  replacement: "bump" | "resubmit";
+  /** ms between ledger passes (default 1,000) */
+  pollMs?: number;
+  /** ms without inclusion before a transaction is replaced (default 30,000) */
+  stuckAfterMs?: number;
+  /** batches signed or sent at once (default 4) */
+  maxInFlight?: number;
+  /** ms the lease lives without renewal (default 15,000) */
+  leaseTtlMs?: number;
+  /** gas limit = estimate * this / 100 (default 125) */
+  gasLimitPercent?: number;
+  /** how far back to look for a batch's BatchSettled log when the ledger lost it (blocks, default 100,000) */
+  logLookbackBlocks?: number;
+  /** called once per batch when it becomes final */
+  onFinal?: (record: SettlementRecord) => Promise<void>;
+  logger?: Logger;
+}
+
+interface RpcReceipt {
+  transactionHash: string;
+  blockNumber: string;
+  blockHash: string;
+  status: string;
+  gasUsed: string;
+  logs: RpcLog[];
+}
+
+interface RpcBlock {
+  number: string;
+  hash: string;
+  baseFeePerGas?: string;
+}
+
+export class Settler {
+  readonly lease: Lease;
+  private readonly contract = new Interface(ROUTER_ABI);
+  private readonly router: string;
+  private readonly signer: string;
+  private readonly pollMs: number;
+  private readonly stuckAfterMs: number;
+  private readonly maxInFlight: number;
+  private readonly gasLimitPercent: bigint;
+  private readonly lookback: number;
+  private readonly charges = new Map<string, Charge[]>();
+  private running = false;
+  private stopped: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly options: SettlerOptions) {
+    this.router = getAddress(options.router);
+    this.signer = options.wallet.address;
+    this.pollMs = options.pollMs ?? 1000;
+    this.stuckAfterMs = options.stuckAfterMs ?? 30_000;
+    this.maxInFlight = options.maxInFlight ?? 4;
+    this.gasLimitPercent = BigInt(options.gasLimitPercent ?? 125);
+    this.lookback = options.logLookbackBlocks ?? 100_000;
+    this.lease = new Lease(options.store.redis, options.store.key("lease"), options.leaseTtlMs ?? 15_000);
+  }
+
+  get store(): SettlementStore {
+    return this.options.store;
+  }
+
+  /** Hands a sealed, archived batch to the settler (idempotent). */
+  async submit(batch: SubmitBatch): Promise<void> {
+    const head = await this.blockNumber();
+    if (await this.store.submit(batch, head)) {
+      this.options.logger?.info({ batchId: batch.batchId, rows: batch.rows, receipts: batch.receipts }, "batch queued for settlement");
+    }
+    this.wake?.();
+  }
+
+  /** Runs the ledger loop until stop(). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopped = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.stopped;
+    await this.lease.release().catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    let standbyLogged = false;
+    while (this.running) {
+      try {
+        if (await this.lease.acquire()) {
+          standbyLogged = false;
+          await this.pass();
+        } else if (!standbyLogged) {
+          standbyLogged = true;
+          this.options.logger?.info({ lease: this.lease.key }, "another settler holds the lease for this chain: standing by");
+        }
+      } catch (error) {
+        this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.pollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  /** One pass over every batch not yet final, in submission order. Public for tests and tools. */
+  async pass(): Promise<void> {
+    const records = await this.store.active();
+    if (records.length === 0) return;
+    const head = await this.blockNumber();
+    const latestNonce = await this.nonceAt("latest");
+    let inFlight = records.filter((r) => r.state === "signed" || r.state === "sent").length;
+    for (const record of records) {
+      if (!this.lease.held || !this.running) return;
+      switch (record.state) {
+        case "queued":
+        case "blocked":
+          if (inFlight >= this.maxInFlight) break;
+          if (await this.prepare(record, latestNonce)) inFlight++;
+          break;
+        case "signed":
+          await this.broadcast(record, record.txs.at(-1)!);
+          break;
+        case "sent":
+          await this.watch(record, latestNonce);
+          break;
+        case "mined":
+          await this.confirm(record, head);
+          break;
+        case "final":
+          break;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- queued
+
+  /** Checks, simulates, signs and stores the first transaction of a queued batch. True when it was signed. */
+  private async prepare(record: SettlementRecord, latestNonce: number): Promise<boolean> {
+    const { batchId } = record;
+    if (await this.alreadySettled(record)) return false;
+    const charges = await this.chargesOf(record);
+    const data = this.contract.encodeFunctionData("settleBatch", [batchId, charges, record.receiptsRoot, record.cid]);
+    let estimate: bigint;
+    try {
+      estimate = BigInt(await this.rpc<string>("eth_estimateGas", [{ from: this.signer, to: this.router, data }]));
+    } catch (error) {
+      const revert = revertOf(error, this.contract);
+      if (revert?.name === "AutoPayLLMBatchAlreadySettled") {
+        await this.alreadySettled(record, true);
+        return false;
+      }
+      if (revert !== null || error instanceof JsonRpcError) {
+        const note = revert === null ? (error as Error).message : `${revert.name}(${revert.args.join(", ")})`;
+        if (record.state !== "blocked" || record.note !== note) {
+          this.options.logger?.warn({ batchId, reason: note }, "batch cannot settle now; it stays queued and is retried");
+        }
+        await this.store.update(batchId, { state: "blocked", note });
+        return false;
+      }
+      throw error;
+    }
+    const gasLimit = (estimate * this.gasLimitPercent) / 100n;
+    const fees = await this.initialFees();
+    const nonce = Math.max(await this.store.nextNonce(this.signer), latestNonce);
+    const tx = await this.sign({ nonce, gasLimit, data, fees });
+    await this.store.assignNonce(this.signer, batchId, nonce, gasLimit, tx);
+    this.options.logger?.info({ batchId, nonce, hash: tx.hash, gasLimit: gasLimit.toString() }, "batch signed");
+    failpoint("after-sign");
+    await this.broadcast({ ...record, state: "signed", nonce }, tx);
+    return true;
+  }
+
+  /**
+   * Whether the batch id is already settled on-chain (by a transaction the ledger may not know). When it is, the
+   * settling transaction is recorded as mined and the batch goes on to confirmation.
+   */
+  private async alreadySettled(record: SettlementRecord, known = false): Promise<boolean> {
+    if (!known) {
+      const status = await this.batchStatus(record.batchId);
+      if (status === 0) return false;
+    }
+    const log = await this.findSettledLog(record);
+    if (log === null) {
+      // Settled, but beyond the log lookback: record what we know, so it is never sent again.
+      await this.store.update(record.batchId, { state: "blocked", note: "settled on-chain by a transaction outside the log lookback" });
+      this.options.logger?.error({ batchId: record.batchId }, "batch is settled on-chain but its transaction was not found");
+      return true;
+    }
+    const receipt = await this.rpc<RpcReceipt | null>("eth_getTransactionReceipt", [log.transactionHash]);
+    if (receipt === null) return false;
+    this.options.logger?.info({ batchId: record.batchId, hash: receipt.transactionHash }, "batch found already settled on-chain; recording it");
+    await this.recordMined(record, receipt);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- signed / sent
+
+  private async broadcast(record: SettlementRecord, tx: SentTransaction): Promise<void> {
+    try {
+      await this.rpc<string>("eth_sendRawTransaction", [tx.raw]);
+    } catch (error) {
+      const failure = classifySendError(error, tx.raw);
+      if (failure === "already-known" || failure === "nonce-too-low") {
+        // Broadcast before (a restart) or already mined: watching its hashes tells which.
+      } else if (failure === "replacement-underpriced") {
+        this.options.logger?.warn({ batchId: record.batchId, nonce: record.nonce }, "replacement underpriced; will bump again");
+      } else if (failure === "insufficient-funds") {
+        this.options.logger?.error({ signer: this.signer, batchId: record.batchId }, "the settler's signer cannot pay for gas: fund it");
+        return;
+      } else if (error instanceof JsonRpcError) {
+        this.options.logger?.error({ batchId: record.batchId, err: error.message }, "broadcast refused");
+        return;
+      } else {
+        throw error;
+      }
+    }
+    if (record.state !== "sent") await this.store.update(record.batchId, { state: "sent" });
+    failpoint("after-send");
+  }
+
+  private async watch(record: SettlementRecord, latestNonce: number): Promise<void> {
+    for (const tx of [...record.txs].reverse()) {
+      const receipt = await this.rpc<RpcReceipt | null>("eth_getTransactionReceipt", [tx.hash]);
+      if (receipt !== null) {
+        if (tx !== record.txs.at(-1)) {
+          this.options.logger?.info({ batchId: record.batchId, mined: tx.hash, latest: record.txs.at(-1)!.hash }, "an earlier broadcast of the batch was mined (TRANSACTION_REPLACED)");
+        }
+        await this.recordMined(record, receipt);
+        return;
+      }
+    }
+    if (record.nonce !== null && record.nonce < latestNonce) {
+      // The nonce is used, by none of our hashes (they have no receipt): another transaction took it.
+      if (await this.alreadySettled(record)) return;
+      this.options.logger?.warn({ batchId: record.batchId, nonce: record.nonce }, "nonce consumed by another transaction; batch goes back to the queue");
+      await this.store.update(record.batchId, { state: "queued", nonce: null, txs: [], note: "nonce consumed by another transaction" });
+      return;
+    }
+    const last = record.txs.at(-1)!;
+    if (Date.now() - last.sentAt < this.stuckAfterMs) return;
+    await this.replace(record, last);
+  }
+
+  /** A stuck transaction: rebroadcast (resubmit, or if dropped) or replace with the same nonce and higher fees. */
+  private async replace(record: SettlementRecord, last: SentTransaction): Promise<void> {
+    const known = await this.rpc<unknown>("eth_getTransactionByHash", [last.hash]);
+    if (this.options.replacement === "resubmit" || known === null) {
+      this.options.logger?.info({ batchId: record.batchId, hash: last.hash, dropped: known === null }, "rebroadcasting a pending transaction");
+      const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
+      await this.store.update(record.batchId, { txs });
+      await this.broadcast({ ...record, txs }, last);
+      return;
+    }
+    const block = await this.rpc<RpcBlock>("eth_getBlockByNumber", ["latest", false]);
+    const fees = bumpedFees(feesOf(last), BigInt(block.baseFeePerGas ?? "0"), this.options.fees);
+    if (fees === null) {
+      this.options.logger?.warn({ batchId: record.batchId, hash: last.hash }, "cannot bump fees further (fee ceiling); waiting for inclusion");
+      const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
+      await this.store.update(record.batchId, { txs });
+      return;
+    }
+    const charges = await this.chargesOf(record);
+    const data = this.contract.encodeFunctionData("settleBatch", [record.batchId, charges, record.receiptsRoot, record.cid]);
+    const tx = await this.sign({ nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), data, fees });
+    const txs = [...record.txs, tx];
+    await this.store.update(record.batchId, { txs });
+    this.options.logger?.info(
+      { batchId: record.batchId, nonce: record.nonce, hash: tx.hash, maxFeePerGas: tx.maxFeePerGas, maxPriorityFeePerGas: tx.maxPriorityFeePerGas },
+      "replacing a stuck transaction with higher fees",
+    );
+    await this.broadcast({ ...record, txs }, tx);
+  }
+
+  private async recordMined(record: SettlementRecord, receipt: RpcReceipt): Promise<void> {
+    if (receipt.status !== "0x1") {
+      // Reverted on-chain (e.g. paused between simulation and inclusion): the nonce is spent, the batch is not.
+      this.options.logger?.warn({ batchId: record.batchId, hash: receipt.transactionHash }, "settlement transaction reverted; batch goes back to the queue");
+      await this.store.update(record.batchId, { state: "queued", nonce: null, txs: [], note: `reverted in ${receipt.transactionHash}` });
+      return;
+    }
+    await this.store.update(record.batchId, {
+      state: "mined",
+      txHash: receipt.transactionHash,
+      block: Number(BigInt(receipt.blockNumber)),
+      blockHash: receipt.blockHash,
+      gasUsed: BigInt(receipt.gasUsed).toString(),
+    });
+    failpoint("after-mined");
+  }
+
+  // ---------------------------------------------------------------- mined
+
+  private async confirm(record: SettlementRecord, head: number): Promise<void> {
+    const block = record.block!;
+    if (head < block + this.options.confirmations - 1) return;
+    const [atHeight, receipt] = await Promise.all([
+      this.rpc<RpcBlock | null>("eth_getBlockByNumber", [`0x${block.toString(16)}`, false]),
+      this.rpc<RpcReceipt | null>("eth_getTransactionReceipt", [record.txHash]),
+    ]);
+    if (atHeight?.hash !== record.blockHash || receipt === null || receipt.blockHash !== record.blockHash) {
+      this.options.logger?.warn({ batchId: record.batchId, block, hash: record.txHash }, "settlement block reorged away; batch reopened");
+      await this.store.update(record.batchId, { state: "sent", txHash: null, block: null, blockHash: null, gasUsed: null, note: "reorged" });
+      const last = record.txs.at(-1);
+      if (last !== undefined) await this.broadcast({ ...record, state: "sent" }, last);
+      return;
+    }
+    failpoint("during-confirm");
+    const outcome = decodeOutcome(record.batchId, receipt.logs, this.router, this.contract);
+    if (outcome === null) throw new Error(`batch ${record.batchId}: no BatchSettled log in ${record.txHash}`);
+    await this.finalize(record, outcome);
+  }
+
+  private async finalize(record: SettlementRecord, outcome: SettlementOutcome): Promise<void> {
+    const file = await this.options.archive.read(this.store.chain, record.batchId);
+    const rowReceipts = file?.rows.map((row) => row.receipts) ?? [];
+    const rejectedRows = new Set(outcome.rejected.map(([index]) => index));
+    const counters: Record<string, number> = {
+      batches_final: 1,
+      rows_accepted: outcome.acceptedRows,
+      rows_rejected: outcome.rejectedRows,
+      gas_used: Number(record.gasUsed ?? 0),
+    };
+    let receiptsRejected = 0;
+    for (const [index, reason] of outcome.rejected) {
+      const receipts = rowReceipts[index] ?? 0;
+      receiptsRejected += receipts;
+      counters[`receipts_rejected_${reason}`] = (counters[`receipts_rejected_${reason}`] ?? 0) + receipts;
+    }
+    counters.receipts_rejected = receiptsRejected;
+    counters.receipts_settled = rowReceipts.reduce((sum, n, i) => sum + (rejectedRows.has(i) ? 0 : n), 0);
+    const final: SettlementRecord = { ...record, state: "final", outcome, note: null };
+    await this.store.finalize(final, counters);
+    this.charges.delete(record.batchId);
+    this.options.logger?.info(
+      { batchId: record.batchId, hash: record.txHash, block: record.block, accepted: outcome.acceptedRows, rejected: outcome.rejected },
+      "batch final",
+    );
+    await this.options.onFinal?.(final);
+  }
+
+  // ---------------------------------------------------------------- chain access
+
+  private async rpc<T>(method: string, params: unknown[]): Promise<T> {
+    return this.options.rpc.request<T>(method, params);
+  }
+
+  private async blockNumber(): Promise<number> {
+    return Number(BigInt(await this.rpc<string>("eth_blockNumber", [])));
+  }
+
+  private async nonceAt(tag: "latest" | "pending"): Promise<number> {
+    return Number(BigInt(await this.rpc<string>("eth_getTransactionCount", [this.signer, tag])));
+  }
+
+  private async batchStatus(batchId: string): Promise<number> {
+    const data = this.contract.encodeFunctionData("batchInfo", [batchId]);
+    const result = await this.rpc<string>("eth_call", [{ to: this.router, data }, "latest"]);
+    const [info] = this.contract.decodeFunctionResult("batchInfo", result);
+    return Number((info as { status: bigint }).status);
+  }
+
+  private async findSettledLog(record: SettlementRecord): Promise<RpcLog | null> {
+    const head = await this.blockNumber();
+    const from = Math.max(0, Math.min(record.submittedBlock, head) - this.lookback);
+    const logs = await this.rpc<RpcLog[]>("eth_getLogs", [
+      {
+        address: this.router,
+        topics: [this.contract.getEvent("BatchSettled")!.topicHash, record.batchId],
+        fromBlock: `0x${from.toString(16)}`,
+        toBlock: "latest",
+      },
+    ]);
+    return logs.at(-1) ?? null;
+  }
+
+  private async initialFees(): Promise<Fees> {
+    const [block, tip] = await Promise.all([
+      this.rpc<RpcBlock>("eth_getBlockByNumber", ["latest", false]),
+      this.rpc<string>("eth_maxPriorityFeePerGas", []).catch(() => "0x0"),
+    ]);
+    try {
+      return initialFees(BigInt(block.baseFeePerGas ?? "0"), BigInt(tip), this.options.fees);
+    } catch (error) {
+      if (error instanceof FeeCeilingError) this.options.logger?.error({ err: error.message }, "fee ceiling too low for the current base fee");
+      throw error;
+    }
+  }
+
+  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }): Promise<SentTransaction> {
+    const tx = Transaction.from({
+      type: 2,
+      chainId: this.options.chainId,
+      nonce: request.nonce,
+      to: this.router,
+      data: request.data,
+      value: 0n,
+      gasLimit: request.gasLimit,
+      maxFeePerGas: request.fees.maxFeePerGas,
+      maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas,
+    });
+    const raw = await this.options.wallet.signTransaction(tx);
+    return {
+      hash: Transaction.from(raw).hash!,
+      raw,
+      maxFeePerGas: request.fees.maxFeePerGas.toString(),
+      maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas.toString(),
+      sentAt: Date.now(),
+    };
+  }
+
+  private async chargesOf(record: SettlementRecord): Promise<Charge[]> {
+    const cached = this.charges.get(record.batchId);
+    if (cached !== undefined) return cached;
+    const file = await this.options.archive.read(this.store.chain, record.batchId);
+    if (file === null) throw new Error(`batch ${record.batchId}: archive file missing (${record.path})`);
+    const charges = chargesOf(file);
+    this.charges.set(record.batchId, charges);
+    return charges;
+  }
+}
+
+function errorInfo(error: unknown): { name: string; message: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { name: "Error", message: String(error) };
+}
