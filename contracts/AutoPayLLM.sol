@@ -8,9 +8,11 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 
 import {IAutoPayLLM} from "./interfaces/IAutoPayLLM.sol";
 import {ChargeMerkle} from "./libraries/ChargeMerkle.sol";
+import {SequencerWindow} from "./libraries/SequencerWindow.sol";
 
 /**
  * @title AutoPayLLM
@@ -101,6 +103,7 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     uint64 public constant MAX_DISPUTE_WINDOW = 30 days;
     uint64 public constant MIN_TIMEOUT = 1 hours;
     uint64 public constant MAX_TIMEOUT = 90 days;
+    uint64 public constant MAX_SEQUENCER_GRACE = 7 days;
     uint16 public constant MAX_BOND_BPS = 5000;
     uint256 public constant MAX_BATCH_ROWS = 4096;
     uint256 public constant MAX_CID_LENGTH = 128;
@@ -118,6 +121,10 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     uint32 private _providerCount;
     uint32 private _modelCount;
     uint256 public disputeBond;
+    /// @notice Chainlink L2 sequencer-uptime feed; zero on chains without one (no window extension).
+    AggregatorV3Interface public sequencerUptimeFeed;
+    /// @notice Seconds a dispute window stays open after the sequencer came back up from an outage that overlapped it.
+    uint64 public sequencerGracePeriod;
 
     uint256 public totalDeposits;
     uint256 public totalEscrow;
@@ -551,6 +558,31 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         arbiterTimeout = arbiterTimeout_;
         governanceTimeout = governanceTimeout_;
         emit DisputeTimeoutsSet(arbiterTimeout_, governanceTimeout_);
+    }
+
+    /**
+     * @notice Sets the L2 sequencer-uptime feed that extends dispute windows over sequencer outages (payers cannot
+     * dispute while the sequencer is down), and the grace period after it comes back up. Zero `feed` turns the
+     * extension off (chains without a sequencer feed). Applies to every escrowed batch, settled before or after.
+     * @dev While a window overlaps an outage it cannot close; it then closes no earlier than `gracePeriod` after the
+     * sequencer is back up. An outage that starts after a window closed does not reopen it. See {SequencerWindow}.
+     *
+     * Requirements: DEFAULT_ADMIN_ROLE; `gracePeriod` <= MAX_SEQUENCER_GRACE (and zero when `feed` is zero); a
+     * non-zero `feed` answers `latestRoundData` with a status (0 up, 1 down) and a non-zero `startedAt`.
+     *
+     * Emits {SequencerUptimeFeedSet}.
+     */
+    function setSequencerUptimeFeed(address feed, uint64 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        uint64 maxGrace = feed == address(0) ? 0 : MAX_SEQUENCER_GRACE;
+        if (gracePeriod > maxGrace) revert AutoPayLLMGracePeriodOutOfRange(gracePeriod, maxGrace);
+        if (feed != address(0)) {
+            if (feed.code.length == 0) revert AutoPayLLMInvalidSequencerFeed(feed);
+            (bool ok,,,) = SequencerWindow.latest(AggregatorV3Interface(feed));
+            if (!ok) revert AutoPayLLMInvalidSequencerFeed(feed);
+        }
+        sequencerUptimeFeed = AggregatorV3Interface(feed);
+        sequencerGracePeriod = gracePeriod;
+        emit SequencerUptimeFeedSet(feed, gracePeriod);
     }
 
     /**
@@ -1010,9 +1042,15 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         if (record.status != DisputeStatus.Open) revert AutoPayLLMDisputeNotOpen(batchId, index);
     }
 
-    /// @dev When the dispute window of `batch` closes; the single point to extend it (e.g. sequencer downtime).
+    /**
+     * @dev When the dispute window of `batch` closes, for both {dispute} and {release}: `releaseAt`, extended over
+     * L2 sequencer outages when a sequencer-uptime feed is set (type(uint256).max while it cannot close yet).
+     */
     function _disputeClosesAt(BatchInfo storage batch) internal view virtual returns (uint256) {
-        return batch.releaseAt;
+        uint256 releaseAt = batch.releaseAt;
+        AggregatorV3Interface feed = sequencerUptimeFeed;
+        if (address(feed) == address(0)) return releaseAt;
+        return SequencerWindow.closesAt(feed, sequencerGracePeriod, batch.settledAt, releaseAt);
     }
 
     function _today() internal view returns (uint32) {

@@ -117,6 +117,7 @@ interface IAutoPayLLM {
     event DisputeWindowSet(uint64 seconds_);
     event DisputeBondSet(uint256 amount, uint16 bps);
     event DisputeTimeoutsSet(uint64 arbiterTimeout, uint64 governanceTimeout);
+    event SequencerUptimeFeedSet(address indexed feed, uint64 gracePeriod);
     event Swept(address indexed token, address indexed to, uint256 amount);
 
     // ---- errors ----
@@ -153,6 +154,8 @@ interface IAutoPayLLM {
     error AutoPayLLMBondBpsTooLarge(uint16 bps, uint16 max);
     error AutoPayLLMTokenTransferShort(uint256 expected, uint256 received);
     error AutoPayLLMNoSurplus(address token);
+    error AutoPayLLMInvalidSequencerFeed(address feed);
+    error AutoPayLLMGracePeriodOutOfRange(uint64 gracePeriod, uint64 max);
 
     // ---- functions ----
     function settleBatch(bytes32 batchId, Charge[] calldata charges, bytes32 receiptsRoot, string calldata dataCid)
@@ -169,6 +172,7 @@ interface IAutoPayLLM {
     function setModelPrice(string calldata model, uint256 maxPricePer1kTokens) external;
     function setDisputeWindow(uint64 seconds_) external;
     function setDisputeBond(uint256 amount) external;
+    function setSequencerUptimeFeed(address feed, uint64 gracePeriod) external;
     function dispute(bytes32 batchId, uint256 index, Charge calldata charge, bytes32[] calldata proof) external;
     function resolveDispute(bytes32 batchId, uint256 index, uint128 refund) external;
     function release(bytes32 batchId) external;
