@@ -9,10 +9,9 @@
 import type { Logger } from "pino";
 
 import { describe, type InvalidEntry, QueueUnavailableError, type Submission, type SubmitOutcome, UNBILLABLE_REASONS, type UnbillableReason } from "../queue/index.js";
-import type { SubmissionBuilder } from "./build-submission.js";
 import type { IngestMetrics } from "./metrics.js";
-import { type BodyFormat, parseBody } from "./parse-body.js";
-import { type SpendLogLimits, spendLogParser } from "./spend-log.js";
+import type { BodyFormat } from "./parse-body.js";
+import type { BatchParser } from "./parse-pool.js";
 
 /** Where submissions go: ReceiptQueue in production; the benchmark's one-job-per-receipt baseline also fits. */
 export interface ReceiptSink {
@@ -46,57 +45,24 @@ export type IngestReply =
   | { readonly status: 400 | 413 | 503; readonly body: { readonly error: string; readonly reason: string } };
 
 export interface IngestServiceOptions {
-  readonly builder: SubmissionBuilder;
+  readonly parser: BatchParser;
   readonly sink: ReceiptSink;
-  readonly limits: SpendLogLimits & { readonly maxEntries: number };
   readonly metrics?: IngestMetrics;
   readonly logger?: Logger;
 }
 
 export class IngestService {
-  private readonly parse: ReturnType<typeof spendLogParser>;
+  constructor(private readonly options: IngestServiceOptions) {}
 
-  constructor(private readonly options: IngestServiceOptions) {
-    this.parse = spendLogParser(options.limits);
-  }
-
-  async ingest(body: string, receivedAt = Date.now()): Promise<IngestReply> {
-    const { metrics, logger, limits } = this.options;
-    const parsed = parseBody(body);
-    if (!parsed.ok) return { status: 400, body: { error: "invalid_body", reason: parsed.reason } };
-    if (parsed.entries.length > limits.maxEntries) {
-      return {
-        status: 413,
-        body: {
-          error: "too_many_entries",
-          reason: `${parsed.entries.length} logs in one POST; at most ${limits.maxEntries} (server.max_entries): lower LiteLLM's batch_size`,
-        },
-      };
-    }
-
-    const invalid: Array<{ index: number; reason: string; key?: string }> = [];
-    const submissions: Submission[] = [];
-    let nulls = 0;
-    for (const entry of parsed.entries) {
-      if ("error" in entry) {
-        invalid.push({ index: entry.index, reason: entry.error });
-        continue;
-      }
-      if (entry.value === null) {
-        nulls += 1;
-        continue;
-      }
-      const result = this.parse(entry.value);
-      if (!result.ok) {
-        invalid.push({ index: entry.index, reason: result.reason, key: keyOf(entry.value) });
-        continue;
-      }
-      submissions.push(this.options.builder.build(result.log, receivedAt));
-    }
+  /** `body` is the raw POST body (it may be handed to a parse worker: do not reuse it). */
+  async ingest(body: Buffer | string, receivedAt = Date.now()): Promise<IngestReply> {
+    const { metrics, logger } = this.options;
+    const batch = await this.options.parser.parse(typeof body === "string" ? Buffer.from(body, "utf8") : body, receivedAt);
+    if (!batch.ok) return { status: batch.status, body: { error: batch.error, reason: batch.reason } };
+    const { submissions, invalid, nulls } = batch;
 
     metrics?.entries.inc({ outcome: "null" }, nulls);
     metrics?.entries.inc({ outcome: "invalid" }, invalid.length);
-    const invalidOut = invalid.map(({ index, reason }) => ({ index, reason }));
 
     let outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }> = [];
     if (submissions.length > 0) {
@@ -107,7 +73,7 @@ export class IngestService {
       } catch (error) {
         if (error instanceof QueueUnavailableError) {
           metrics?.queueUnavailable.inc();
-          logger?.warn({ err: describe(error), entries: parsed.entries.length }, "refused a POST: the queue is unavailable");
+          logger?.warn({ err: describe(error), entries: batch.received }, "refused a POST: the queue is unavailable");
           return { status: 503, body: { error: "queue_unavailable", reason: `${error.message}; nothing was recorded from this POST, send it again later` } };
         }
         throw error;
@@ -116,9 +82,15 @@ export class IngestService {
     await this.recordInvalid(invalid, receivedAt);
 
     const summary = this.summarize(submissions, outcomes);
-    const response: IngestResponse = { received: parsed.entries.length, format: parsed.format, ...summary, nulls, invalid: invalidOut };
+    const response: IngestResponse = {
+      received: batch.received,
+      format: batch.format,
+      ...summary,
+      nulls,
+      invalid: invalid.map(({ index, reason }) => ({ index, reason })),
+    };
     logger?.info(
-      { format: parsed.format, received: response.received, queued: summary.queued, unbillable: summary.unbillable, duplicates: summary.duplicates, invalid: invalid.length, nulls },
+      { format: batch.format, received: batch.received, queued: summary.queued, unbillable: summary.unbillable, duplicates: summary.duplicates, invalid: invalid.length, nulls },
       "ingested LiteLLM logs",
     );
     if (submissions.length === 0 && invalid.length > 0) {
@@ -167,11 +139,4 @@ export class IngestService {
       this.options.logger?.warn({ err: describe(error), count: invalid.length }, "could not keep the list of refused entries");
     }
   }
-}
-
-function keyOf(value: unknown): string | undefined {
-  if (value === null || typeof value !== "object") return undefined;
-  const record = value as Record<string, unknown>;
-  const key = record["litellm_call_id"] ?? record["id"];
-  return typeof key === "string" && key.length <= 256 ? key : undefined;
 }

@@ -12,6 +12,7 @@ import { connectRedis, createProducerRedis, ReceiptQueue } from "../queue/index.
 import { BearerAuth, collectTokens, TokenError } from "./auth.js";
 import { SubmissionBuilder } from "./build-submission.js";
 import { IngestService } from "./ingest-service.js";
+import { type BatchParser, createBatchParser } from "./parse-pool.js";
 import { IngestMetrics } from "./metrics.js";
 import { buildIngestServer } from "./server.js";
 
@@ -36,6 +37,8 @@ export interface StartIngestOptions {
   readonly sweep?: boolean;
   /** collect Node process metrics (default true) */
   readonly defaultMetrics?: boolean;
+  /** override server.parse_workers */
+  readonly parseWorkers?: number;
 }
 
 /** Every chain a receipt can be queued for: configured chains, payment channels and the default chain. */
@@ -78,16 +81,12 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
     );
   }
   const auth = new BearerAuth(tokens);
-  const { queue, redis, builder, close } = await openReceiptQueue(config, logger);
+  const { queue, redis, close } = await openReceiptQueue(config, logger);
+  let parser: BatchParser | undefined;
   try {
     const metrics = new IngestMetrics({ queue, defaultMetrics: options.defaultMetrics ?? true });
-    const service = new IngestService({
-      builder,
-      sink: queue,
-      limits: { maxEntries: config.server.maxEntries, maxTokensPerCall: config.ingest.maxTokensPerCall },
-      metrics,
-      ...(logger === undefined ? {} : { logger }),
-    });
+    parser = await createBatchParser(config, options.parseWorkers ?? config.server.parseWorkers);
+    const service = new IngestService({ parser, sink: queue, metrics, ...(logger === undefined ? {} : { logger }) });
     const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }) });
     const url = await app.listen({ host: options.host ?? config.server.host, port: options.port ?? config.server.port });
     const stopSweeper = options.sweep === false ? async () => {} : queue.startSweeper({ intervalMs: config.ingest.sweepIntervalMs, graceMs: config.ingest.sweepGraceMs });
@@ -103,11 +102,13 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
         (stopping ??= (async () => {
           await app.close();
           await stopSweeper();
+          await parser?.close();
           await close();
           logger?.info("ingest stopped");
         })()),
     };
   } catch (error) {
+    await parser?.close();
     await close();
     throw error;
   }

@@ -42,7 +42,7 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
 
   // LiteLLM sends every format as application/json, NDJSON included: read the raw text and split it ourselves.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(BODY_TYPES, { parseAs: "string", bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(BODY_TYPES, { parseAs: "buffer", bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
@@ -85,7 +85,7 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
       },
     },
     async (request, reply) => {
-      const body = typeof request.body === "string" ? request.body : "";
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const result = await service.ingest(body);
       if (result.status === 503) reply.header("Retry-After", "5");
       return reply.code(result.status).send(result.body);

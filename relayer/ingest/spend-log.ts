@@ -52,25 +52,8 @@ const MIN_EPOCH_S = 946_684_800;
 const MAX_EPOCH_S = 4_102_444_800;
 
 const text = () => z.string().max(1024).nullish();
-const id = () => z.string().min(1).max(MAX_ID_LENGTH, `at most ${MAX_ID_LENGTH} characters`);
-
-const tokenCount = (limits: SpendLogLimits) =>
-  z
-    .union([z.number(), z.string()])
-    .nullish()
-    .transform((value, ctx): number => {
-      if (value === null || value === undefined) return 0;
-      const count = typeof value === "string" && /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : value;
-      if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) {
-        ctx.addIssue({ code: "custom", message: `must be a non-negative integer, got ${JSON.stringify(value)}` });
-        return z.NEVER;
-      }
-      if (count > limits.maxTokensPerCall) {
-        ctx.addIssue({ code: "custom", message: `${count} exceeds the per-call limit of ${limits.maxTokensPerCall} (ingest.max_tokens_per_call)` });
-        return z.NEVER;
-      }
-      return count;
-    });
+const id = () => z.string().min(1).max(MAX_ID_LENGTH, `at most ${MAX_ID_LENGTH} characters`).nullish();
+const numberOrText = (max: number) => z.union([z.number(), z.string().max(max)]);
 
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/;
 
@@ -94,55 +77,14 @@ export function parseLogTime(value: number | string): number | undefined {
   return Number.isNaN(ms) || ms < MIN_EPOCH_S * 1000 || ms > MAX_EPOCH_S * 1000 ? undefined : ms;
 }
 
-const time = () =>
-  z.union([z.number(), z.string().max(64)]).transform((value, ctx): number => {
-    const ms = parseLogTime(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: "custom", message: `not a time: ${JSON.stringify(value)} (epoch seconds or ISO 8601 expected)` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const responseCost = () =>
-  z
-    .union([z.number(), z.string().max(64)])
-    .nullish()
-    .transform((value, ctx): string | null => {
-      if (value === null || value === undefined) return null;
-      const decimal = typeof value === "number" ? decimalOfNumber(value) : parseDecimal(value);
-      if (decimal === undefined || decimal.digits < 0n) {
-        ctx.addIssue({ code: "custom", message: `must be a non-negative number of USD, got ${JSON.stringify(value)}` });
-        return z.NEVER;
-      }
-      return formatDecimal(decimal);
-    });
-
-const flag = () =>
-  z
-    .union([z.boolean(), z.enum(["True", "False", "true", "false"])])
-    .nullish()
-    .transform((value) => value === true || value === "True" || value === "true");
-
-const metadataObject = () => z.record(z.string(), z.unknown()).nullish();
-
-const metadata = () =>
-  z
-    .looseObject({
-      user_api_key_hash: text(),
-      user_api_key_alias: text(),
-      user_api_key_user_id: text(),
-      user_api_key_team_id: text(),
-      user_api_key_end_user_id: text(),
-      spend_logs_metadata: metadataObject(),
-      requester_metadata: metadataObject(),
-    })
-    .nullish();
-
-const entrySchema = (limits: SpendLogLimits) =>
-  z.looseObject({
-    id: id().nullish(),
-    litellm_call_id: id().nullish(),
+/**
+ * The shape check (types and sizes only; compiled by zod into a fast path). Values are normalized and checked
+ * against limits afterwards, in `parseEntry`. Unknown fields are dropped (prompts, responses, cost maps).
+ */
+const entrySchema = z.compile(
+  z.object({
+    id: id(),
+    litellm_call_id: id(),
     trace_id: text(),
     call_type: text(),
     status: z.enum(["success", "failure"]).nullish(),
@@ -150,17 +92,73 @@ const entrySchema = (limits: SpendLogLimits) =>
     custom_llm_provider: text(),
     model: z.string().max(512).nullish(),
     model_group: text(),
-    prompt_tokens: tokenCount(limits),
-    completion_tokens: tokenCount(limits),
-    total_tokens: tokenCount(limits),
-    response_cost: responseCost(),
-    startTime: time(),
-    endTime: time().nullish(),
+    prompt_tokens: numberOrText(32).nullish(),
+    completion_tokens: numberOrText(32).nullish(),
+    total_tokens: numberOrText(32).nullish(),
+    response_cost: numberOrText(64).nullish(),
+    startTime: numberOrText(64),
+    endTime: numberOrText(64).nullish(),
     response_time: z.number().min(0).max(86_400).nullish(),
-    cache_hit: flag(),
+    cache_hit: z.union([z.boolean(), z.string().max(8)]).nullish(),
     end_user: text(),
-    metadata: metadata(),
-  });
+    metadata: z
+      .object({
+        user_api_key_hash: text(),
+        user_api_key_alias: text(),
+        user_api_key_user_id: text(),
+        user_api_key_team_id: text(),
+        user_api_key_end_user_id: text(),
+        spend_logs_metadata: z.record(z.string(), z.unknown()).nullish(),
+        requester_metadata: z.record(z.string(), z.unknown()).nullish(),
+      })
+      .nullish(),
+  }),
+);
+
+type Problems = string[];
+
+function tokenCount(value: number | string | null | undefined, field: string, limits: SpendLogLimits, problems: Problems): number {
+  if (value === null || value === undefined) return 0;
+  const count = typeof value === "string" && /^\d{1,16}$/.test(value.trim()) ? Number(value.trim()) : value;
+  if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) {
+    problems.push(`${field}: must be a non-negative integer, got ${JSON.stringify(value)}`);
+    return 0;
+  }
+  if (count > limits.maxTokensPerCall) {
+    problems.push(`${field}: ${count} exceeds the per-call limit of ${limits.maxTokensPerCall} (ingest.max_tokens_per_call)`);
+    return 0;
+  }
+  return count;
+}
+
+function logTime(value: number | string, field: string, problems: Problems): number {
+  const ms = parseLogTime(value);
+  if (ms === undefined) {
+    problems.push(`${field}: not a time: ${JSON.stringify(value)} (epoch seconds or ISO 8601 expected)`);
+    return 0;
+  }
+  return ms;
+}
+
+function costText(value: number | string | null | undefined, problems: Problems): string | null {
+  if (value === null || value === undefined) return null;
+  const decimal = typeof value === "number" ? decimalOfNumber(value) : parseDecimal(value);
+  if (decimal === undefined || decimal.digits < 0n) {
+    problems.push(`response_cost: must be a non-negative number of USD, got ${JSON.stringify(value)}`);
+    return null;
+  }
+  return formatDecimal(decimal);
+}
+
+function flag(value: boolean | string | null | undefined, field: string, problems: Problems): boolean {
+  if (value === null || value === undefined || value === false) return false;
+  if (value === true) return true;
+  const lower = value.toLowerCase();
+  if (lower === "true") return true;
+  if (lower === "false" || lower === "") return false;
+  problems.push(`${field}: must be true or false, got ${JSON.stringify(value)}`);
+  return false;
+}
 
 function blank(value: string | null | undefined): string | null {
   return value === undefined || value === null || value.trim() === "" ? null : value;
@@ -177,16 +175,12 @@ function walletsOf(source: Record<string, unknown> | null | undefined): Record<s
 
 export type SpendLogParse = { readonly ok: true; readonly log: SpendLog } | { readonly ok: false; readonly reason: string };
 
-/**
- * A validator of LiteLLM entries under `limits` (build it once: it compiles the schema). The reason of a refusal
- * names the fields at fault.
- */
+/** A validator of LiteLLM entries under `limits`. The reason of a refusal names the fields at fault. */
 export function spendLogParser(limits: SpendLogLimits): (entry: unknown) => SpendLogParse {
-  const schema = entrySchema(limits);
-  return (entry) => parseEntry(schema, entry);
+  return (entry) => parseEntry(entry, limits);
 }
 
-function parseEntry(schema: ReturnType<typeof entrySchema>, entry: unknown): SpendLogParse {
+function parseEntry(entry: unknown, limits: SpendLogLimits): SpendLogParse {
   if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
     return { ok: false, reason: `an entry must be a JSON object (a StandardLoggingPayload), got ${Array.isArray(entry) ? "an array" : typeof entry}` };
   }
@@ -197,7 +191,7 @@ function parseEntry(schema: ReturnType<typeof entrySchema>, entry: unknown): Spe
       reason: "this is LiteLLM's v1 logging payload (litellm.generic_api_use_v1): turn that setting off so LiteLLM sends StandardLoggingPayload",
     };
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = entrySchema.safeParse(raw);
   if (!parsed.success) {
     return {
       ok: false,
@@ -208,12 +202,20 @@ function parseEntry(schema: ReturnType<typeof entrySchema>, entry: unknown): Spe
     };
   }
   const value = parsed.data;
+  const problems: Problems = [];
   const litellmCallId = blank(value.litellm_call_id);
   const litellmId = blank(value.id);
   const key = litellmCallId ?? litellmId;
-  if (key === null) return { ok: false, reason: "id: an entry needs litellm_call_id or id (its idempotency key)" };
-  const startTime = value.startTime;
-  const endTime = value.endTime ?? startTime;
+  if (key === null) problems.push("id: an entry needs litellm_call_id or id (its idempotency key)");
+  const promptTokens = tokenCount(value.prompt_tokens, "prompt_tokens", limits, problems);
+  const completionTokens = tokenCount(value.completion_tokens, "completion_tokens", limits, problems);
+  const totalTokens = tokenCount(value.total_tokens, "total_tokens", limits, problems);
+  const startTime = logTime(value.startTime, "startTime", problems);
+  const endTime = value.endTime === null || value.endTime === undefined ? startTime : logTime(value.endTime, "endTime", problems);
+  const responseCostUsd = costText(value.response_cost, problems);
+  const cacheHit = flag(value.cache_hit, "cache_hit", problems);
+  if (problems.length > 0 || key === null) return { ok: false, reason: problems.join("; ") };
+
   const metadataValue = value.metadata ?? {};
   const errorText = blank(value.error_str);
   return {
@@ -227,14 +229,14 @@ function parseEntry(schema: ReturnType<typeof entrySchema>, entry: unknown): Spe
       litellmProvider: blank(value.custom_llm_provider),
       model: value.model ?? "",
       modelGroup: blank(value.model_group),
-      promptTokens: value.prompt_tokens,
-      completionTokens: value.completion_tokens,
-      totalTokens: value.total_tokens,
-      responseCostUsd: value.response_cost,
+      promptTokens,
+      completionTokens,
+      totalTokens,
+      responseCostUsd,
       startTime,
       endTime,
       latencyMs: Math.max(0, Math.round(value.response_time === null || value.response_time === undefined ? endTime - startTime : value.response_time * 1000)),
-      cacheHit: value.cache_hit,
+      cacheHit,
       keyHash: blank(metadataValue.user_api_key_hash),
       keyAlias: blank(metadataValue.user_api_key_alias),
       userId: blank(metadataValue.user_api_key_user_id),

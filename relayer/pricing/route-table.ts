@@ -12,6 +12,8 @@ export function normalizeProviderName(name: string): string {
   return name.trim().toLowerCase().replace(/_/g, "-");
 }
 
+const MAX_CACHED = 4096;
+
 export interface CallIdentity {
   /** LiteLLM model_group (the name the client asked for) */
   readonly modelGroup: string | null;
@@ -28,6 +30,7 @@ export type RouteMatch =
 export class RouteTable {
   private readonly aliases: ReadonlyMap<string, string>;
   private readonly names: ReadonlyArray<ReadonlySet<string>>;
+  private readonly cache = new Map<string, RouteMatch>();
 
   constructor(
     readonly routes: readonly RouteConfig[],
@@ -43,7 +46,18 @@ export class RouteTable {
     return normalizeProviderName(this.aliases.get(key) ?? key);
   }
 
+  /** The route of a call; results are remembered per (model group, model, provider), a few thousand at most. */
   match(call: CallIdentity): RouteMatch {
+    const cacheKey = `${call.modelGroup ?? ""}\u0000${call.model}\u0000${call.litellmProvider ?? ""}`;
+    let found = this.cache.get(cacheKey);
+    if (found === undefined) {
+      found = this.resolve(call);
+      if (this.cache.size < MAX_CACHED) this.cache.set(cacheKey, found);
+    }
+    return found;
+  }
+
+  private resolve(call: CallIdentity): RouteMatch {
     const provider = call.litellmProvider ?? providerPrefix(call.model);
     const callNames = modelNames(call);
     if (callNames.length === 0) return { ok: false, detail: "the log names no model (model and model_group are empty)" };

@@ -3,10 +3,11 @@
  * and writes dedupe records, unbillable records and chunks in one atomic step, stays in one Redis Cluster slot.
  * BullMQ queues use the prefix `{<prefix>}` (BullMQ's own advice for Cluster) and the name `receipts-<chain>`.
  *
- *   {p:ingest}:seen:<id>            dedupe record "<fingerprint>|q|<chain>|<chunk>" or "<fingerprint>|u|<reason>", TTL dedupe_ttl
- *   {p:ingest}:unb:<id>             unbillable record (JSON), TTL dedupe_ttl
- *   {p:ingest}:unbillable:<reason>  sorted set of unbillable ids by receivedAt
- *   {p:ingest}:chunk:<chunkId>      JSON array of Receipt, until acknowledged by the consumer
+ *   {p:ingest}:seen:<id>            dedupe record "<fp>|q|<chain>|<chunk>" or "<fp>|u|<reason>|<unbillable record JSON>",
+ *                                   TTL dedupe_ttl (see scripts.ts)
+ *   {p:ingest}:unbillable:<reason>  sorted set of unbillable ids by time recorded
+ *   {p:ingest}:chunk:<chunkId>      hash: r (JSON array of receipts), m (acceptance mask), d (ids under key#fp),
+ *                                   until acknowledged by the consumer
  *   {p:ingest}:pending:<chain>      sorted set of unacknowledged chunk ids by creation time
  *   {p:ingest}:stats                hash of counters
  *   {p:ingest}:invalid              capped list of refused entries (reason and id only)
@@ -36,9 +37,6 @@ export class IngestKeys {
   }
   seen(id: string): string {
     return `${this.tag}:seen:${id}`;
-  }
-  unbillable(id: string): string {
-    return `${this.tag}:unb:${id}`;
   }
   reasonIndex(reason: UnbillableReason): string {
     return `${this.tag}:unbillable:${reason}`;

@@ -78,6 +78,16 @@ const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: 
 const FINGERPRINT = /^[0-9a-f]{16}$/;
 const INVALID_LOG_LENGTH = 1000;
 
+const REASON_GROUP = new Map<UnbillableReason, number>(UNBILLABLE_REASONS.map((reason, index) => [reason, index + 1]));
+const REASON_KEYS = (keys: IngestKeys) => UNBILLABLE_REASONS.map((reason) => keys.reasonIndex(reason));
+
+/** The unbillable record inside a dedupe record "<fp>|u|<reason>|<JSON>", or null for any other value. */
+function unbillableOf(value: string | null): UnbillableRecord | null {
+  if (value === null || value[17] !== "u") return null;
+  const start = value.indexOf("|", 19);
+  return start === -1 ? null : (JSON.parse(value.slice(start + 1)) as UnbillableRecord);
+}
+
 export function newChunkId(chain: string): string {
   return `${chain}-${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
 }
@@ -102,28 +112,35 @@ export class ReceiptStore {
     if (submissions.length === 0) return { outcomes: [], chunks: [] };
     const chains: string[] = [];
     const chainGroup = new Map<string, number>();
-    const reasonGroup = new Map<UnbillableReason, number>();
-    UNBILLABLE_REASONS.forEach((reason, index) => reasonGroup.set(reason, index + 1));
+    const receiptsByChain: string[][] = [];
     for (const submission of submissions) {
       if (!FINGERPRINT.test(submission.fingerprint)) throw new TypeError(`fingerprint must be 16 hex digits: ${submission.fingerprint}`);
-      if (submission.kind === "receipt" && !chainGroup.has(submission.body.chain)) {
+      if (submission.kind !== "receipt") continue;
+      let group = chainGroup.get(submission.body.chain);
+      if (group === undefined) {
         chains.push(submission.body.chain);
-        chainGroup.set(submission.body.chain, chains.length);
+        group = chains.length;
+        chainGroup.set(submission.body.chain, group);
+        receiptsByChain.push([]);
       }
+      // The id goes first; JSON.stringify of the body without its "{" follows.
+      receiptsByChain[group - 1]!.push(`{"id":${JSON.stringify(submission.key)},${JSON.stringify(submission.body).slice(1)}`);
     }
     const chunkIds = chains.map((chain) => newChunkId(chain));
 
-    const keys: string[] = [this.keys.stats, ...UNBILLABLE_REASONS.map((reason) => this.keys.reasonIndex(reason))];
+    const keys: string[] = [this.keys.stats, ...REASON_KEYS(this.keys)];
     const args: Array<string | number> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, submissions.length, ...UNBILLABLE_REASONS];
     chains.forEach((chain, index) => {
       keys.push(this.keys.pending(chain), this.keys.chunk(chunkIds[index]!));
-      args.push(chain, chunkIds[index]!);
+      args.push(chain, chunkIds[index]!, `[${receiptsByChain[index]!.join(",")}]`);
     });
     for (const submission of submissions) {
-      const derived = `${submission.key}#${submission.fingerprint}`;
-      keys.push(this.keys.seen(submission.key), this.keys.seen(derived), this.keys.unbillable(submission.key), this.keys.unbillable(derived));
-      const group = submission.kind === "receipt" ? chainGroup.get(submission.body.chain)! : reasonGroup.get(submission.body.reason)!;
-      args.push(submission.kind === "receipt" ? "q" : "u", group, submission.key, submission.fingerprint, JSON.stringify(submission.body).slice(1));
+      keys.push(this.keys.seen(submission.key), this.keys.seen(`${submission.key}#${submission.fingerprint}`));
+      if (submission.kind === "receipt") {
+        args.push("q", chainGroup.get(submission.body.chain)!, submission.key, submission.fingerprint, "");
+      } else {
+        args.push("u", REASON_GROUP.get(submission.body.reason)!, submission.key, submission.fingerprint, JSON.stringify(submission.body).slice(1));
+      }
     }
 
     let reply: string;
@@ -150,15 +167,33 @@ export class ReceiptStore {
     return { outcomes, chunks };
   }
 
-  /** The receipts of a chunk, or null when it was acknowledged already (or never existed). */
+  /**
+   * The receipts of a chunk (only those this chunk recorded, with their final ids), or null when it was
+   * acknowledged already (or never existed).
+   */
   async readChunk(chunkId: string): Promise<Receipt[] | null> {
-    let text: string | null;
+    let fields: Array<string | null>;
     try {
-      text = await this.redis.get(this.keys.chunk(chunkId));
+      fields = await this.redis.hmget(this.keys.chunk(chunkId), "r", "m", "d");
     } catch (error) {
       throw asQueueError(error, "read a chunk");
     }
-    return text === null ? null : (JSON.parse(text) as Receipt[]);
+    const [text, mask, derived] = fields;
+    if (text === null || text === undefined || mask === null || mask === undefined) return null;
+    const all = JSON.parse(text) as Receipt[];
+    const fingerprints = new Map<number, string>();
+    for (const pair of (derived ?? "").split(",")) {
+      if (pair === "") continue;
+      const [index, fingerprint] = pair.split(":");
+      fingerprints.set(Number(index), fingerprint!);
+    }
+    const receipts: Receipt[] = [];
+    all.forEach((receipt, index) => {
+      const flag = mask[index];
+      if (flag === "1") receipts.push(receipt);
+      else if (flag === "2") receipts.push({ ...receipt, id: `${receipt.id}#${fingerprints.get(index)}` });
+    });
+    return receipts;
   }
 
   /** The consumer holds the chunk durably: forget it. Returns false if it was already acknowledged. */
@@ -255,12 +290,14 @@ export class ReceiptStore {
     const offset = options.offset ?? 0;
     const ids = await this.redis.zrevrange(this.keys.reasonIndex(reason), offset, offset + (options.limit ?? 100) - 1);
     if (ids.length === 0) return [];
-    const texts = await this.redis.mget(...ids.map((id) => this.keys.unbillable(id)));
-    return texts.flatMap((text) => (text === null ? [] : [JSON.parse(text) as UnbillableRecord]));
+    const values = await this.redis.mget(...ids.map((id) => this.keys.seen(id)));
+    return values.flatMap((value) => {
+      const record = unbillableOf(value);
+      return record === null ? [] : [record];
+    });
   }
 
   async getUnbillable(id: string): Promise<UnbillableRecord | null> {
-    const text = await this.redis.get(this.keys.unbillable(id));
-    return text === null ? null : (JSON.parse(text) as UnbillableRecord);
+    return unbillableOf(await this.redis.get(this.keys.seen(id)));
   }
 }

@@ -1,23 +1,30 @@
 /**
- * The Lua scripts that make ingest exactly-once. Each runs atomically in Redis, so a receipt is either fully
- * recorded (dedupe record + chunk, or dedupe record + unbillable record) or not at all, whatever crashes.
+ * The Lua scripts that make ingest exactly-once. Each runs atomically in Redis, so a submission is either fully
+ * recorded (its dedupe record, and its place in a chunk) or not at all, whatever crashes.
+ *
+ * Dedupe record `seen:<id>` (TTL dedupe_ttl), one of:
+ *   "<fp>|q|<chain>|<chunk>"            queued as a receipt in that chunk
+ *   "<fp>|u|<reason>|<record JSON>"     kept as unbillable; the record lives in its dedupe record
+ * where <fp> is the 16-hex-digit fingerprint of the call's content. A key seen with another fingerprint is a
+ * different call reusing the call id (a client can choose x-litellm-call-id): it is recorded under `key#fp`
+ * instead of being dropped as a duplicate, so it cannot ride for free on another call's id.
+ *
+ * A chunk is a hash: `r` the JSON array of every receipt submitted for its chain in that call (ids = keys),
+ * `m` one character per element (1 accepted, 2 accepted under key#fp, 0 duplicate), `d` the fingerprints of the
+ * "2" elements ("<index>:<fp>,..."). Readers keep the accepted elements (ReceiptStore.readChunk). Building the
+ * array once in JavaScript keeps per-receipt work in Redis to one SET.
  */
 import type { Redis, Result } from "ioredis";
 
 /**
- * submit: dedupe and store one batch of submissions.
- *
+ * submit
  * KEYS: [1] stats hash; [2 .. 1+R] unbillable index per reason (ARGV reason order);
- *       per chain c: pending zset, chunk key; per entry: seen(key), seen(key#fp), unb(key), unb(key#fp)
- * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N; R reason names; per chain: name, chunk id;
- *       per entry: kind ("q" receipt | "u" unbillable), group (chain or reason number, 1-based), key,
- *       fingerprint (16 hex), body (the JSON object without its opening "{"; the script puts the id in front)
+ *       per chain: pending zset, chunk hash; per entry: seen(key), seen(key#fp)
+ * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N; R reason names; per chain: name, chunk id, receipts JSON;
+ *       per entry: kind ("q" | "u"), group (chain or reason number, 1-based), key, fingerprint, body ("" for
+ *       "q"; for "u" the record JSON without its opening "{", the script puts the id in front)
  * Returns two characters per entry: outcome (Q queued, R queued replacing an unbillable record, U unbillable,
- * D duplicate) and form (b: id is the key, d: id is key#fingerprint because the key was taken by another call).
- *
- * A dedupe record is "<fp>|q|<chain>|<chunk>" or "<fp>|u|<reason>". A key seen with another fingerprint is a
- * different call that reuses the call id (a client can choose x-litellm-call-id): it is recorded under
- * key#fp instead of being dropped as a duplicate, so it cannot ride for free on another call's id.
+ * D duplicate) and form (b: id is the key, d: id is key#fingerprint).
  */
 const SUBMIT = `
 local now = tonumber(ARGV[1])
@@ -29,85 +36,90 @@ local reasonKey = {}
 for r = 1, R do reasonKey[ARGV[5 + r]] = KEYS[1 + r] end
 local chainArg = 5 + R
 local chainKey = 1 + R
-local entryArg = chainArg + 2 * C
+local entryArg = chainArg + 3 * C
 local entryKey = chainKey + 2 * C
-local parts = {}
-for c = 1, C do parts[c] = {} end
+local masks, derived, accepted = {}, {}, {}
+for c = 1, C do masks[c] = {}; derived[c] = {}; accepted[c] = 0 end
 local out = {}
 local queued, requeued, duplicates, conflicts = 0, 0, 0, 0
 local unbillable = {}
+
+local function record(id, body)
+  return '{"id":' .. cjson.encode(id) .. ',' .. body
+end
+
+local function fresh(kind, group, id, fp, body)
+  if kind == 'q' then
+    return fp .. '|q|' .. ARGV[chainArg + 3 * group - 2] .. '|' .. ARGV[chainArg + 3 * group - 1]
+  end
+  return fp .. '|u|' .. ARGV[5 + group] .. '|' .. record(id, body)
+end
+
 for i = 0, N - 1 do
   local a = entryArg + 5 * i
-  local kind = ARGV[a + 1]
-  local group = tonumber(ARGV[a + 2])
-  local key = ARGV[a + 3]
-  local fp = ARGV[a + 4]
-  local body = ARGV[a + 5]
-  local k = entryKey + 4 * i
-  local seenKey, unbKey, id, form = KEYS[k + 1], KEYS[k + 3], key, 'b'
-  local seen = redis.call('GET', seenKey)
-  if seen and string.sub(seen, 1, 16) ~= fp then
-    seenKey, unbKey, id, form = KEYS[k + 2], KEYS[k + 4], key .. '#' .. fp, 'd'
-    seen = redis.call('GET', seenKey)
-    if not seen then conflicts = conflicts + 1 end
+  local kind, group, key, fp, body = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local k = entryKey + 2 * i
+  local seenKey, id, form = KEYS[k + 1], key, 'b'
+  local old = redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'NX', 'EX', ttl, 'GET')
+  if old and string.sub(old, 1, 16) ~= fp then
+    seenKey, id, form = KEYS[k + 2], key .. '#' .. fp, 'd'
+    old = redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'NX', 'EX', ttl, 'GET')
+    if not old then conflicts = conflicts + 1 end
   end
-  local prevKind, prevRest = false, false
-  if seen then
-    prevKind = string.sub(seen, 18, 18)
-    prevRest = string.sub(seen, 20)
-  end
-  local head = '{"id":' .. cjson.encode(id) .. ','
   local outcome
-  if kind == 'q' then
-    if prevKind == 'q' then
-      outcome = 'D'
-      duplicates = duplicates + 1
-    else
-      if prevKind == 'u' then
-        redis.call('DEL', unbKey)
-        local index = reasonKey[prevRest]
-        if index then redis.call('ZREM', index, id) end
-        outcome = 'R'
-        requeued = requeued + 1
-      else
-        outcome = 'Q'
-        queued = queued + 1
-      end
-      local chain = ARGV[chainArg + 2 * group - 1]
-      local chunk = ARGV[chainArg + 2 * group]
-      redis.call('SET', seenKey, fp .. '|q|' .. chain .. '|' .. chunk, 'EX', ttl)
-      local p = parts[group]
-      p[#p + 1] = head .. body
-    end
-  else
-    local reason = ARGV[5 + group]
-    if prevKind then
-      outcome = 'D'
-      duplicates = duplicates + 1
-      if prevKind == 'u' and prevRest ~= reason then
-        redis.call('SET', seenKey, fp .. '|u|' .. reason, 'KEEPTTL')
-        redis.call('SET', unbKey, head .. body, 'KEEPTTL')
-        local index = reasonKey[prevRest]
-        if index then redis.call('ZREM', index, id) end
-        redis.call('ZADD', reasonKey[reason], now, id)
-      end
+  if not old then
+    if kind == 'q' then
+      outcome = 'Q'
+      queued = queued + 1
     else
       outcome = 'U'
-      redis.call('SET', seenKey, fp .. '|u|' .. reason, 'EX', ttl)
-      redis.call('SET', unbKey, head .. body, 'EX', ttl)
-      redis.call('ZADD', reasonKey[reason], now, id)
-      unbillable[reason] = (unbillable[reason] or 0) + 1
+      redis.call('ZADD', reasonKey[ARGV[5 + group]], now, id)
+      unbillable[ARGV[5 + group]] = (unbillable[ARGV[5 + group]] or 0) + 1
+    end
+  else
+    local oldKind = string.sub(old, 18, 18)
+    local oldReason = nil
+    if oldKind == 'u' then
+      local stop = string.find(old, '|', 20, true)
+      oldReason = string.sub(old, 20, stop - 1)
+    end
+    if kind == 'q' and oldKind == 'u' then
+      redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'EX', ttl)
+      if reasonKey[oldReason] then redis.call('ZREM', reasonKey[oldReason], id) end
+      outcome = 'R'
+      requeued = requeued + 1
+    else
+      outcome = 'D'
+      duplicates = duplicates + 1
+      if kind == 'u' and oldKind == 'u' and oldReason ~= ARGV[5 + group] then
+        redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'KEEPTTL')
+        if reasonKey[oldReason] then redis.call('ZREM', reasonKey[oldReason], id) end
+        redis.call('ZADD', reasonKey[ARGV[5 + group]], now, id)
+      end
+    end
+  end
+  if kind == 'q' then
+    local mask = masks[group]
+    if outcome == 'D' then
+      mask[#mask + 1] = '0'
+    else
+      accepted[group] = accepted[group] + 1
+      if form == 'd' then
+        mask[#mask + 1] = '2'
+        derived[group][#derived[group] + 1] = (#mask - 1) .. ':' .. fp
+      else
+        mask[#mask + 1] = '1'
+      end
     end
   end
   out[#out + 1] = outcome .. form
 end
 for c = 1, C do
-  local p = parts[c]
-  if #p > 0 then
-    local chain = ARGV[chainArg + 2 * c - 1]
-    redis.call('SET', KEYS[chainKey + 2 * c], '[' .. table.concat(p, ',') .. ']')
-    redis.call('ZADD', KEYS[chainKey + 2 * c - 1], now, ARGV[chainArg + 2 * c])
-    redis.call('HINCRBY', KEYS[1], 'queued:' .. chain, #p)
+  if accepted[c] > 0 then
+    local chain, chunk = ARGV[chainArg + 3 * c - 2], ARGV[chainArg + 3 * c - 1]
+    redis.call('HSET', KEYS[chainKey + 2 * c], 'r', ARGV[chainArg + 3 * c], 'm', table.concat(masks[c]), 'd', table.concat(derived[c], ','))
+    redis.call('ZADD', KEYS[chainKey + 2 * c - 1], now, chunk)
+    redis.call('HINCRBY', KEYS[1], 'queued:' .. chain, accepted[c])
     redis.call('HINCRBY', KEYS[1], 'chunks:' .. chain, 1)
   end
 end

@@ -9,8 +9,11 @@
  *   max_entries: 10000     # most logs in one POST (413 beyond); default 10000
  *   tokens: ["${AGENTGPT_INGEST_TOKEN}"]   # bearer tokens, several for rotation; at least 16 characters each
  *   tokens_env: AGENTGPT_INGEST_TOKENS     # also read tokens (comma separated) from this variable; default shown
+ *   parse_workers: auto    # threads that parse POST bodies: auto = CPUs (at most 4), 0 = in the request thread
  * ```
  */
+import { availableParallelism } from "node:os";
+
 import { z } from "zod";
 
 import { byteSize } from "./fields.js";
@@ -27,6 +30,8 @@ export interface ServerConfig {
   readonly tokens: readonly string[];
   /** environment variable with more tokens, comma separated */
   readonly tokensEnv: string;
+  /** worker threads parsing bodies; 0 = parse in the request thread */
+  readonly parseWorkers: number;
 }
 
 export const serverSection = () =>
@@ -45,6 +50,7 @@ export const serverSection = () =>
         .string()
         .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name")
         .default("AGENTGPT_INGEST_TOKENS"),
+      parse_workers: z.union([z.literal("auto"), z.int().min(0).max(64)]).default("auto"),
     })
     .prefault({})
     .transform(
@@ -55,5 +61,6 @@ export const serverSection = () =>
         maxEntries: server.max_entries,
         tokens: server.tokens,
         tokensEnv: server.tokens_env,
+        parseWorkers: server.parse_workers === "auto" ? Math.min(4, availableParallelism()) : server.parse_workers,
       }),
     );

@@ -1,0 +1,410 @@
+/**
+ * Ingest benchmark (`npm run bench:ingest`): sustained receipts per second through HTTP into Redis, with
+ * LiteLLM-style POSTs of 512 logs (json_array, LiteLLM's default), and the p99 time to acknowledge one POST.
+ * In the same run, the baseline: the same server and pricing, but one BullMQ job added per receipt instead of
+ * one atomic chunk per POST per chain.
+ *
+ * The server runs in a child process (as `agentgpt relayer start` would), the load generator here. Logs are
+ * LiteLLM's real StandardLoggingPayload (the fixture of shared/fixtures, prompts and cost map included), each
+ * with its own call id, token counts, payer and provider. After each run the queue is checked: exactly one
+ * receipt per log sent.
+ *
+ * Options (environment): BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (4), BENCH_BATCH (512),
+ * REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { type JobsOptions, Queue } from "bullmq";
+import Table from "cli-table3";
+import { Redis } from "ioredis";
+
+import { loadRelayerConfig } from "../relayer/config/index.js";
+import {
+  BearerAuth,
+  buildIngestServer,
+  createBatchParser,
+  IngestMetrics,
+  IngestService,
+  openReceiptQueue,
+  type ReceiptSink,
+  startIngest,
+} from "../relayer/ingest/index.js";
+import { bullPrefix, receiptQueueName, type Submission, type SubmitOutcome } from "../relayer/queue/index.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
+const TOKEN = randomBytes(24).toString("hex");
+const PAYERS = 20;
+
+type Mode = "chunked" | "baseline";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Server side (child process): `tsx bench/ingest.ts --serve <mode> <config>`
+
+/** The naive design the chunked queue replaces: one BullMQ job per receipt (jobId = call id for dedupe). */
+class OneJobPerReceipt implements ReceiptSink {
+  private readonly queues = new Map<string, Queue>();
+  constructor(
+    private readonly connection: Redis,
+    private readonly prefix: string,
+  ) {}
+  private queue(chain: string): Queue {
+    let queue = this.queues.get(chain);
+    if (queue === undefined) {
+      const options: JobsOptions = { removeOnComplete: true };
+      queue = new Queue(receiptQueueName(chain), { connection: this.connection, prefix: bullPrefix(this.prefix), defaultJobOptions: options });
+      this.queues.set(chain, queue);
+    }
+    return queue;
+  }
+  async add(submissions: readonly Submission[]) {
+    const outcomes = await Promise.all(
+      submissions.map(async (submission): Promise<{ id: string; outcome: SubmitOutcome }> => {
+        if (submission.kind !== "receipt") return { id: submission.key, outcome: "unbillable" };
+        await this.queue(submission.body.chain).add("receipt", { ...submission.body, id: submission.key }, { jobId: submission.key });
+        return { id: submission.key, outcome: "queued" };
+      }),
+    );
+    return { outcomes };
+  }
+  async ping() {
+    await this.connection.ping();
+  }
+}
+
+async function serve(mode: Mode, configFile: string): Promise<void> {
+  const config = loadRelayerConfig(configFile);
+  const env = { [config.server.tokensEnv]: TOKEN_FROM_PARENT() };
+  if (mode === "chunked") {
+    const runtime = await startIngest(config, { env, port: 0, defaultMetrics: false });
+    process.stdout.write(`${JSON.stringify({ url: runtime.url })}\n`);
+    process.once("SIGTERM", () => void runtime.stop().then(() => process.exit(0)));
+    return;
+  }
+  const opened = await openReceiptQueue(config);
+  const sink = new OneJobPerReceipt(opened.redis, config.redis.prefix);
+  const metrics = new IngestMetrics({ defaultMetrics: false });
+  const parser = await createBatchParser(config, config.server.parseWorkers);
+  const service = new IngestService({ parser, sink, metrics });
+  const app = await buildIngestServer({ service, auth: new BearerAuth([TOKEN_FROM_PARENT()]), sink, metrics, bodyLimit: config.server.bodyLimit });
+  const url = await app.listen({ host: "127.0.0.1", port: 0 });
+  process.stdout.write(`${JSON.stringify({ url })}\n`);
+  process.once("SIGTERM", () => void app.close().then(() => parser.close()).then(() => opened.close()).then(() => process.exit(0)));
+}
+
+function TOKEN_FROM_PARENT(): string {
+  const token = process.env["BENCH_INGEST_TOKEN"];
+  if (token === undefined) throw new Error("BENCH_INGEST_TOKEN is not set (the parent sets it)");
+  return token;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Load generator (parent)
+
+interface Template {
+  readonly parts: readonly Buffer[];
+  readonly slots: readonly string[];
+}
+
+/** The fixture as a template: the fields that differ per call become slots filled by string concatenation. */
+function template(provider: "openai" | "groq", redacted: boolean): Template {
+  const fixture = JSON.parse(readFileSync(join(root, "..", "shared", "fixtures", "litellm", "01_openai_gpt4_turbo_success.json"), "utf8"));
+  const entry = structuredClone(fixture);
+  if (redacted) {
+    // What LiteLLM sends with litellm_settings.turn_off_message_logging (set by `agentgpt litellm config`).
+    entry.messages = [{ role: "user", content: "redacted-by-litellm" }];
+    entry.response = { choices: [{ message: { content: "redacted-by-litellm", role: "assistant" } }] };
+  }
+  entry.litellm_call_id = "@CALL@";
+  entry.id = "@ID@";
+  entry.trace_id = "@CALL@";
+  entry.startTime = "@START@";
+  entry.endTime = "@END@";
+  entry.prompt_tokens = "@PT@";
+  entry.completion_tokens = "@CT@";
+  entry.total_tokens = "@TT@";
+  entry.metadata.user_api_key_alias = "@ALIAS@";
+  if (provider === "groq") {
+    entry.custom_llm_provider = "groq";
+    entry.model = "groq/mixtral-8x7b-32768";
+    entry.model_group = "mixtral";
+  }
+  const text = JSON.stringify(entry);
+  const slotPattern = /"@(CALL|ID|START|END|PT|CT|TT|ALIAS)@"/g;
+  const parts: Buffer[] = [];
+  const slots: string[] = [];
+  let last = 0;
+  for (const match of text.matchAll(slotPattern)) {
+    parts.push(Buffer.from(text.slice(last, match.index)));
+    slots.push(match[1]!);
+    last = match.index! + match[0].length;
+  }
+  parts.push(Buffer.from(text.slice(last)));
+  return { parts, slots };
+}
+
+/** Appends the template with its slots filled to `out` (bytes only: the sender must not compete for CPU). */
+function fill(t: Template, values: Record<string, string>, out: Buffer[]): void {
+  out.push(t.parts[0]!);
+  for (let i = 0; i < t.slots.length; i++) out.push(Buffer.from(values[t.slots[i]!]!, "latin1"), t.parts[i + 1]!);
+}
+
+const OPEN = Buffer.from("[");
+const COMMA = Buffer.from(",");
+const CLOSE = Buffer.from("]");
+
+class BodyFactory {
+  private readonly templates: Template[];
+  private sequence = 0;
+  constructor(
+    private readonly run: string,
+    readonly batch: number,
+    redacted: boolean,
+  ) {
+    this.templates = [template("openai", redacted), template("groq", redacted)];
+  }
+  next(): Buffer {
+    const body: Buffer[] = [OPEN];
+    const now = Date.now() / 1000;
+    for (let i = 0; i < this.batch; i++) {
+      if (i > 0) body.push(COMMA);
+      const n = this.sequence++;
+      const prompt = 50 + ((n * 7919) % 3000);
+      const completion = 10 + ((n * 104729) % 900);
+      fill(
+        this.templates[n % 2]!,
+        {
+          CALL: `"${this.run}-${n}"`,
+          ID: `"chatcmpl-${this.run}-${n}"`,
+          START: (now - 2).toFixed(6),
+          END: now.toFixed(6),
+          PT: String(prompt),
+          CT: String(completion),
+          TT: String(prompt + completion),
+          ALIAS: `"bench-key-${n % PAYERS}"`,
+        },
+        body,
+      );
+    }
+    body.push(CLOSE);
+    return Buffer.concat(body);
+  }
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function writeConfig(dir: string, prefix: string): string {
+  const payers = Array.from({ length: PAYERS }, (_, i) => {
+    const address = `0x${(i + 1).toString(16).padStart(40, "0")}`;
+    return `  - key_alias: bench-key-${i}\n    payer: "${address}"`;
+  }).join("\n");
+  const file = join(dir, "relayer.yaml");
+  writeFileSync(
+    file,
+    `include: ["${join(root, "config", "litellm-router.yaml")}", "${join(root, "config", "payment-channels.yaml")}"]
+server: { host: 127.0.0.1, port: 0, body_limit: 64mb }
+redis: { url: "${REDIS_URL}", prefix: ${prefix}, command_timeout: 10s }
+chains: { arbitrum: {}, polygon: {} }
+route_aliases: { cost_optimized: [mixtral] }
+payers:
+${payers}
+`,
+  );
+  return file;
+}
+
+async function startServer(mode: Mode, configFile: string): Promise<{ child: ChildProcess; url: string }> {
+  const profile = process.env["BENCH_CPU_PROFILE_DIR"];
+  const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`];
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url), "--serve", mode, configFile], {
+    cwd: root,
+    env: { ...process.env, BENCH_INGEST_TOKEN: TOKEN },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const line = buffered.split("\n").find((candidate) => candidate.startsWith('{"url"'));
+      if (line !== undefined) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once("exit", (code) => reject(new Error(`the ${mode} server exited early (code ${code})`)));
+  });
+  return { child, url };
+}
+
+interface RunResult {
+  readonly mode: Mode;
+  readonly posts: number;
+  readonly receipts: number;
+  readonly seconds: number;
+  readonly receiptsPerSec: number;
+  readonly p50AckMs: number;
+  readonly p99AckMs: number;
+  readonly maxAckMs: number;
+  readonly bodyBytes: number;
+  readonly sent: number;
+}
+
+interface RunOptions {
+  readonly seconds: number;
+  readonly warmup: number;
+  readonly concurrency: number;
+  readonly batch: number;
+  /** prompts and responses redacted, as with LiteLLM's turn_off_message_logging */
+  readonly redacted: boolean;
+}
+
+async function run(mode: Mode, options: RunOptions): Promise<RunResult> {
+  const prefix = `bench-${mode}-${randomBytes(4).toString("hex")}`;
+  const dir = mkdtempSync(join(tmpdir(), "agentgpt-bench-"));
+  const configFile = writeConfig(dir, prefix);
+  const { child, url } = await startServer(mode, configFile);
+  const factory = new BodyFactory(prefix, options.batch, options.redacted);
+  const latencies: number[] = [];
+  let receipts = 0;
+  let posts = 0;
+  let sent = 0;
+  let bodyBytes = 0;
+  const started = performance.now();
+  const measureFrom = started + options.warmup * 1000;
+  const stopAt = measureFrom + options.seconds * 1000;
+  let measuredReceipts = 0;
+  const worker = async () => {
+    while (performance.now() < stopAt) {
+      const body = factory.next();
+      bodyBytes = body.length;
+      const t0 = performance.now();
+      const response = await fetch(`${url}/litellm/spend`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${TOKEN}` },
+        body,
+      });
+      const reply = (await response.json()) as { queued?: number };
+      const t1 = performance.now();
+      sent += options.batch;
+      if (response.status !== 200 || reply.queued !== options.batch) throw new Error(`${mode}: POST answered ${response.status} ${JSON.stringify(reply).slice(0, 300)}`);
+      receipts += options.batch;
+      if (t0 >= measureFrom && t1 <= stopAt) {
+        latencies.push(t1 - t0);
+        measuredReceipts += options.batch;
+        posts += 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+
+  // Exactly one receipt per log sent, in whichever shape the mode stores it.
+  const redis = new Redis(REDIS_URL);
+  try {
+    if (mode === "chunked") {
+      const config = loadRelayerConfig(configFile, { env: {} });
+      const opened = await openReceiptQueue(config);
+      const stats = await opened.queue.store.stats();
+      await opened.close();
+      if (stats.queued !== sent || stats.duplicates !== 0) throw new Error(`chunked: ${sent} logs sent, ${stats.queued} queued, ${stats.duplicates} duplicates`);
+    } else {
+      let jobs = 0;
+      for (const chain of ["arbitrum", "polygon"]) {
+        const queue = new Queue(receiptQueueName(chain), { connection: redis, prefix: bullPrefix(prefix) });
+        jobs += await queue.count();
+        await queue.close();
+      }
+      if (jobs !== sent) throw new Error(`baseline: ${sent} logs sent, ${jobs} jobs`);
+    }
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.once("exit", resolve));
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== "0");
+    redis.disconnect();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  latencies.sort((a, b) => a - b);
+  return {
+    mode,
+    posts,
+    receipts: measuredReceipts,
+    seconds: options.seconds,
+    receiptsPerSec: Math.round(measuredReceipts / options.seconds),
+    p50AckMs: Math.round(percentile(latencies, 50) * 10) / 10,
+    p99AckMs: Math.round(percentile(latencies, 99) * 10) / 10,
+    maxAckMs: Math.round((latencies.at(-1) ?? NaN) * 10) / 10,
+    bodyBytes,
+    sent,
+  };
+}
+
+async function main(): Promise<void> {
+  const options = {
+    seconds: Number(process.env["BENCH_SECONDS"] ?? 10),
+    warmup: Number(process.env["BENCH_WARMUP_SECONDS"] ?? 2),
+    concurrency: Number(process.env["BENCH_CONCURRENCY"] ?? 4),
+    batch: Number(process.env["BENCH_BATCH"] ?? 512),
+    redacted: process.env["BENCH_REDACTED"] === "1",
+  };
+  const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch {
+    process.stderr.write(`bench:ingest needs Redis at ${REDIS_URL} (start one: redis-server --daemonize yes)\n`);
+    process.exit(1);
+  } finally {
+    probe.disconnect();
+  }
+
+  const chunked = await run("chunked", options);
+  const baseline = await run("baseline", options);
+
+  const table = new Table({ head: ["design", "receipts/s", "p50 ack ms", "p99 ack ms", "max ack ms", "POSTs timed"] });
+  for (const result of [chunked, baseline]) {
+    table.push([
+      result.mode === "chunked" ? "one chunk per POST per chain" : "one BullMQ job per receipt",
+      result.receiptsPerSec.toLocaleString("en-US"),
+      result.p50AckMs,
+      result.p99AckMs,
+      result.maxAckMs,
+      result.posts,
+    ]);
+  }
+  process.stdout.write(
+    `ingest: ${options.batch} logs per POST (${(chunked.bodyBytes / 1e6).toFixed(2)} MB, LiteLLM json_array), ` +
+      `${options.concurrency} concurrent senders, ${options.seconds} s after ${options.warmup} s warm-up\n${table.toString()}\n`,
+  );
+  const result = {
+    receiptsPerSec: chunked.receiptsPerSec,
+    p99AckMs: chunked.p99AckMs,
+    baselineReceiptsPerSec: baseline.receiptsPerSec,
+    baselineP99AckMs: baseline.p99AckMs,
+    p50AckMs: chunked.p50AckMs,
+    logsPerPost: options.batch,
+    bodyBytes: chunked.bodyBytes,
+    concurrency: options.concurrency,
+    seconds: options.seconds,
+    target: { receiptsPerSec: 20_000, p99AckMs: 100 },
+  };
+  writeFileSync(join(here, "results", "ingest.json"), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`wrote bench/results/ingest.json\n`);
+}
+
+const serveIndex = process.argv.indexOf("--serve");
+if (serveIndex !== -1) {
+  await serve(process.argv[serveIndex + 1] as Mode, process.argv[serveIndex + 2]!);
+} else {
+  await main();
+}
