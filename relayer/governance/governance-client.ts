@@ -337,21 +337,37 @@ export class GovernanceClient {
 
 /** The custom error a call reverted with, as `Name(arg, ...)`, decoded with the suite's ABIs. */
 export function decodeRevert(error: unknown): string | undefined {
-  if (!isError(error, "CALL_EXCEPTION")) return undefined;
-  if (error.revert !== null && error.revert !== undefined) {
-    return `${error.revert.name}(${error.revert.args.map(String).join(", ")})`;
+  if (isError(error, "CALL_EXCEPTION") && error.revert !== null && error.revert !== undefined) {
+    return `${error.revert.name}(${error.revert.args.map(formatArg).join(", ")})`;
   }
-  const data = error.data;
-  if (typeof data !== "string" || data === "0x") return undefined;
+  const data = revertData(error);
+  if (data === undefined) return undefined;
   for (const iface of INTERFACES) {
     try {
       const parsed = iface.parseError(data);
-      if (parsed !== null) return `${parsed.name}(${parsed.args.map(String).join(", ")})`;
+      if (parsed !== null) return `${parsed.name}(${parsed.args.map(formatArg).join(", ")})`;
     } catch {
       // not this interface's error
     }
   }
   return `unknown error ${data.slice(0, 10)}`;
+}
+
+function formatArg(value: unknown): string {
+  return typeof value === "string" && !value.startsWith("0x") ? JSON.stringify(value) : String(value);
+}
+
+/** Revert data wherever the provider put it (ethers, Hardhat's in-process errors, nested JSON-RPC errors). */
+function revertData(error: unknown, depth = 0): string | undefined {
+  if (typeof error !== "object" || error === null || depth > 4) return undefined;
+  const record = error as Record<string, unknown>;
+  const data = record.data;
+  if (typeof data === "string" && /^0x[0-9a-fA-F]{8}/.test(data)) return data;
+  for (const key of ["data", "error", "info", "cause"]) {
+    const found = revertData(record[key], depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** A failed send as a GovernanceError that says what the contract refused. */
