@@ -193,6 +193,9 @@ async function preflight(
   if (balance === 0n && !resuming) {
     throw new DeployError(`the deployer ${deployer} has no native token on ${networkName} to pay gas: fund it first`);
   }
+  if (params.functionsRouter !== undefined && (await provider.getCode(params.functionsRouter)) === "0x") {
+    throw new DeployError(`UsageOracle.functionsRouter ${params.functionsRouter} has no code on ${networkName}`);
+  }
   if (params.paymentToken !== undefined) {
     if ((await provider.getCode(params.paymentToken)) === "0x") {
       throw new DeployError(`AutoPayLLM.paymentToken ${params.paymentToken} has no code on ${networkName}`);
@@ -235,6 +238,9 @@ function printPlan(
   console.log(`  timelock        ${p.timelockDelay} s > dispute window ${p.disputeWindow} s`);
   console.log(`  relayer         ${p.relayer ?? "none yet (grant RELAYER_ROLE by governance later)"}`);
   console.log(`  guardian        ${p.guardian ?? "none yet (grant PAUSER_ROLE by governance later)"}`);
+  console.log(
+    `  oracle          ${p.functionsRouter === undefined ? "none (no UsageOracle.functionsRouter)" : `UsageOracle on Functions router ${p.functionsRouter}, arbiter`}`,
+  );
   if (p.relayer === deployer || p.guardian === deployer) {
     console.log("  note            the deployer is also the relayer or guardian: use a separate key in production");
   }

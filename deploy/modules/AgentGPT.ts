@@ -5,7 +5,7 @@
  *
  * The graph depends on a few choices the parameters make (see scripts/deploy.ts, which derives them): the payment
  * token source, and whether a relayer or a guardian is named. An optional role is one more module here: add it to
- * `wiring` so the renounce waits for it (the oracle adapter's ARBITER_ROLE will be one).
+ * `wiring` so the renounce waits for it (the oracle adapter's ARBITER_ROLE is one).
  */
 import type { IgnitionModule } from "@nomicfoundation/ignition-core";
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
@@ -15,6 +15,7 @@ import { autoPayLLMModule, type PaymentTokenSource } from "./AutoPayLLM.js";
 import { governanceModule } from "./Governance.js";
 import { guardianRoleModule } from "./GuardianRole.js";
 import { relayerRoleModule } from "./RelayerRole.js";
+import { usageOracleModule } from "./UsageOracle.js";
 
 /** The shape of the suite's deployment graph. */
 export interface SuiteOptions {
@@ -24,6 +25,8 @@ export interface SuiteOptions {
   relayer: boolean;
   /** Grant PAUSER_ROLE to `GuardianRole.guardian` at deployment. */
   guardian: boolean;
+  /** Deploy the oracle adapter on `UsageOracle.functionsRouter` and make it the arbiter. */
+  oracle: boolean;
 }
 
 function build(options: SuiteOptions) {
@@ -35,6 +38,7 @@ function build(options: SuiteOptions) {
     const { agpt, timelock, governor } = m.useModule(governance);
 
     const wiring: IgnitionModule[] = [settlement, governance];
+    const optional: { usageOracle?: ReturnType<typeof usageOracleModule>["results"]["usageOracle"] } = {};
     if (options.relayer) {
       const module = relayerRoleModule(settlement);
       m.useModule(module);
@@ -45,6 +49,11 @@ function build(options: SuiteOptions) {
       m.useModule(module);
       wiring.push(module);
     }
+    if (options.oracle) {
+      const module = usageOracleModule(settlement);
+      optional.usageOracle = m.useModule(module).usageOracle;
+      wiring.push(module);
+    }
 
     const adminToTimelock = m.call(autoPayLLM, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], {
       id: "grantAdminToTimelock",
@@ -53,7 +62,7 @@ function build(options: SuiteOptions) {
     m.call(autoPayLLM, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceSettlementAdmin", ...handOver });
     m.call(timelock, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceTimelockAdmin", ...handOver });
 
-    return { agpt, autoPayLLM, timelock, governor };
+    return { agpt, autoPayLLM, timelock, governor, ...optional };
   });
 }
 
@@ -63,7 +72,7 @@ export type AgentGPTModule = ReturnType<typeof build>;
 
 /** The suite module for `options` (one module object per distinct options). */
 export function agentGptModule(options: SuiteOptions): AgentGPTModule {
-  const key = `${options.paymentToken}:${options.relayer}:${options.guardian}`;
+  const key = `${options.paymentToken}:${options.relayer}:${options.guardian}:${options.oracle}`;
   let module = cache.get(key);
   if (module === undefined) {
     module = build(options);

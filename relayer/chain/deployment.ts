@@ -23,6 +23,8 @@ export interface SuiteAddresses {
   /** AgentTimelock (OpenZeppelin TimelockController): holds every admin power. */
   timelock: string;
   governor: string;
+  /** UsageOracle (the oracle adapter, AutoPayLLM's arbiter), when the deployment included it. */
+  usageOracle?: string;
 }
 
 export interface Deployment {
@@ -38,7 +40,11 @@ export const FUTURE_IDS: Readonly<Record<keyof SuiteAddresses, string>> = {
   autoPayLLM: "AutoPayLLM#AutoPayLLM",
   timelock: "Governance#AgentTimelock",
   governor: "Governance#AgentGovernor",
+  usageOracle: "UsageOracle#UsageOracle",
 };
+
+/** Contracts a deployment may leave out. */
+const OPTIONAL: ReadonlySet<keyof SuiteAddresses> = new Set(["usageOracle"]);
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -99,6 +105,7 @@ export async function loadDeployment(
   const addresses = {} as SuiteAddresses;
   for (const [key, futureId] of Object.entries(FUTURE_IDS) as [keyof SuiteAddresses, string][]) {
     const value = recorded[futureId];
+    if (value === undefined && OPTIONAL.has(key)) continue;
     if (typeof value !== "string" || !isAddress(value)) {
       throw new ChainError(
         "DEPLOYMENT_INVALID",

@@ -3,7 +3,10 @@
  * deployment must satisfy (the deployer holds no admin power; the timelock holds it all; the governor alone
  * proposes, cancels and executes; the timelock delay exceeds the dispute window).
  */
+import { Contract } from "ethers";
+
 import {
+  ARBITER_ROLE,
   CANCELLER_ROLE,
   DEFAULT_ADMIN_ROLE,
   EXECUTOR_ROLE,
@@ -64,6 +67,14 @@ export async function inspectSuite(
   ];
   if (expected.relayer !== undefined) {
     checks.push(["AutoPayLLM RELAYER_ROLE: relayer", autoPayLLM.hasRole(RELAYER_ROLE, expected.relayer), true]);
+  }
+  const oracle = suite.deployment.addresses.usageOracle;
+  if (oracle !== undefined) {
+    const usageOracle = new Contract(oracle, ["function hasRole(bytes32,address) view returns (bool)"], autoPayLLM.runner);
+    const hasRole = usageOracle.getFunction("hasRole");
+    checks.push(["AutoPayLLM ARBITER_ROLE: UsageOracle", autoPayLLM.hasRole(ARBITER_ROLE, oracle), true]);
+    checks.push(["UsageOracle DEFAULT_ADMIN_ROLE: timelock", hasRole(DEFAULT_ADMIN_ROLE, timelockAddress), true]);
+    checks.push(["UsageOracle DEFAULT_ADMIN_ROLE: deployer", hasRole(DEFAULT_ADMIN_ROLE, expected.deployer), false]);
   }
   if (expected.guardian !== undefined) {
     checks.push(["AutoPayLLM PAUSER_ROLE: guardian", autoPayLLM.hasRole(PAUSER_ROLE, expected.guardian), true]);

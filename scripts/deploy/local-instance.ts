@@ -49,6 +49,8 @@ export async function forgetStaleLocalDeployment(
     (known !== undefined ? known !== instanceId : (await missingContracts(provider, deploymentDir)).length > 0);
   if (stale) await rm(deploymentDir, { recursive: true, force: true });
   if (instanceId !== undefined) {
+    // Forget directories that no longer exist (temporary ones of tests).
+    for (const dir of Object.keys(instances)) if (!existsSync(dir)) delete instances[dir];
     instances[deploymentDir] = instanceId;
     await mkdir(dirname(instancesFile), { recursive: true });
     await writeFile(instancesFile, `${JSON.stringify(instances, null, 2)}\n`);

@@ -33,6 +33,8 @@ export interface SuiteParameters {
   timelockDelay: number;
   relayer?: string;
   guardian?: string;
+  /** The chain's Chainlink Functions router: deploy the oracle adapter on it. */
+  functionsRouter?: string;
 }
 
 export class ParameterError extends Error {
@@ -57,10 +59,13 @@ const agptAmount = z.union([z.bigint().nonnegative(), z.string()]).transform((va
   }
 });
 
+const quantity = (n: number, unit: string) => `${n} ${n === 1 ? unit.replace(/s$/, "") : unit}`;
 const int = (min: number, max: number, unit: string) =>
-  z.number({ error: `must be a whole number of ${unit}` }).int(`must be a whole number of ${unit}`).min(min, {
-    message: `must be at least ${min} ${unit}`,
-  }).max(max, { message: `must be at most ${max} ${unit}` });
+  z
+    .number({ error: `must be a whole number of ${unit}` })
+    .int(`must be a whole number of ${unit}`)
+    .min(min, { message: `must be at least ${quantity(min, unit)}` })
+    .max(max, { message: `must be at most ${quantity(max, unit)}` });
 
 const schema = z.strictObject({
   AGPTToken: z.strictObject({ holder: address.optional(), initialSupply: agptAmount.optional() }).optional(),
@@ -81,6 +86,7 @@ const schema = z.strictObject({
     .optional(),
   RelayerRole: z.strictObject({ relayer: address }).optional(),
   GuardianRole: z.strictObject({ guardian: address }).optional(),
+  UsageOracle: z.strictObject({ functionsRouter: address }).optional(),
 });
 
 /**
@@ -114,6 +120,7 @@ export function checkParameters(raw: unknown, source: string): SuiteParameters {
     timelockDelay: p.Governance?.timelockDelay ?? GOVERNANCE_DEFAULTS.timelockDelay,
     relayer: p.RelayerRole?.relayer,
     guardian: p.GuardianRole?.guardian,
+    functionsRouter: p.UsageOracle?.functionsRouter,
   };
 
   const problems: string[] = [];
@@ -161,11 +168,13 @@ export function toIgnition(params: SuiteParameters): { options: SuiteOptions; pa
   };
   if (params.relayer !== undefined) parameters.RelayerRole = { relayer: params.relayer };
   if (params.guardian !== undefined) parameters.GuardianRole = { guardian: params.guardian };
+  if (params.functionsRouter !== undefined) parameters.UsageOracle = { functionsRouter: params.functionsRouter };
   return {
     options: {
       paymentToken: params.paymentToken === undefined ? "fresh" : "existing",
       relayer: params.relayer !== undefined,
       guardian: params.guardian !== undefined,
+      oracle: params.functionsRouter !== undefined,
     },
     parameters,
   };
