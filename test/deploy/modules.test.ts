@@ -1,0 +1,61 @@
+/**
+ * The Ignition modules' graph variants on the in-process network: an existing ERC-20 as the payment token, and
+ * no relayer or guardian named (the roles stay ungranted until governance grants them).
+ */
+import { expect } from "chai";
+import { network } from "hardhat";
+
+import { ARBITER_ROLE, DEFAULT_ADMIN_ROLE, PAUSER_ROLE, RELAYER_ROLE } from "../../relayer/chain/index.js";
+import { PARAMETERS, deployGovernedSuite } from "../governance/fixture.js";
+
+const connection = await network.create();
+const { ethers } = connection;
+
+describe("Ignition modules (deploy/modules)", function () {
+  describe("AgentGPT with an existing payment token", function () {
+    it("settles in that ERC-20, votes in a fresh AGPT, and still hands over every admin power", async function () {
+      const usdc = await ethers.deployContract("MockERC20", ["USD Coin", "USDC", 6]);
+      const g = await deployGovernedSuite(connection, { paymentToken: "existing" }, {
+        ...PARAMETERS,
+        AutoPayLLM: { disputeWindow: 3600, paymentToken: await usdc.getAddress() },
+      });
+      expect(await g.suite.autoPayLLM.paymentToken()).to.equal(await usdc.getAddress());
+      expect(g.suite.paymentUnit).to.deep.equal({ symbol: "USDC", decimals: 6 });
+      expect(await g.suite.governor.token()).to.equal(await g.suite.agpt.getAddress());
+      expect(await g.suite.agpt.symbol()).to.equal("AGPT");
+      expect(await g.suite.autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
+      expect(await g.suite.autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, await g.suite.timelock.getAddress())).to.equal(true);
+    });
+  });
+
+  describe("AgentGPT with the oracle adapter", function () {
+    it("deploys UsageOracle under the timelock's admin and makes it AutoPayLLM's arbiter", async function () {
+      const router = await ethers.deployContract("MockFunctionsRouter");
+      const g = await deployGovernedSuite(connection, { oracle: true }, {
+        ...PARAMETERS,
+        UsageOracle: { functionsRouter: await router.getAddress() },
+      });
+      const oracleAddress = g.suite.deployment.addresses.usageOracle!;
+      const oracle = await ethers.getContractAt("UsageOracle", oracleAddress);
+      expect(await oracle.settlement()).to.equal(await g.suite.autoPayLLM.getAddress());
+      expect(await g.suite.autoPayLLM.hasRole(ARBITER_ROLE, oracleAddress)).to.equal(true);
+      expect(await g.suite.autoPayLLM.hasRole(ARBITER_ROLE, g.deployer.address)).to.equal(false);
+      expect(await oracle.hasRole(DEFAULT_ADMIN_ROLE, await g.suite.timelock.getAddress())).to.equal(true);
+      expect(await oracle.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
+      expect(await g.suite.autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
+    });
+  });
+
+  describe("AgentGPT without a relayer or guardian", function () {
+    it("grants neither role to anyone at deployment", async function () {
+      const g = await deployGovernedSuite(connection, { relayer: false, guardian: false });
+      const { autoPayLLM } = g.suite;
+      const filter = autoPayLLM.filters.RoleGranted;
+      const granted = await autoPayLLM.queryFilter(filter(), 0);
+      const roles = granted.map((event) => event.args.role);
+      expect(roles).to.not.include(RELAYER_ROLE);
+      expect(roles).to.not.include(PAUSER_ROLE);
+      expect(await autoPayLLM.hasRole(RELAYER_ROLE, g.relayer.address)).to.equal(false);
+    });
+  });
+});
