@@ -60,30 +60,29 @@ function firstLine(message: string): string {
   return message.split("\n", 1)[0] ?? message;
 }
 
+/** Where `path` is written: the key of a mapping entry (its line is what people look for), else the item itself. */
 function locateIn(
   doc: Document,
   lineCounter: LineCounter,
   path: readonly PropertyKey[],
 ): { line: number; column: number } | undefined {
+  const at = (range: readonly number[] | null | undefined) => {
+    if (range === undefined || range === null || range[0] === undefined) return undefined;
+    const position = lineCounter.linePos(range[0]);
+    return { line: position.line, column: position.col };
+  };
   for (let depth = path.length; depth >= 0; depth--) {
     const prefix = path.slice(0, depth);
-    const node = prefix.length === 0 ? doc.contents : doc.getIn(prefix, true);
-    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-    if (range !== undefined && range !== null) {
-      const position = lineCounter.linePos(range[0]);
-      return { line: position.line, column: position.col };
-    }
-    // An empty value (`key:` with nothing after it) has no node of its own: point at its key instead.
-    const parent = prefix.length === 0 ? undefined : prefix.length === 1 ? doc.contents : doc.getIn(prefix.slice(0, -1), true);
+    if (prefix.length === 0) return at((doc.contents as { range?: number[] } | null)?.range);
+    const parent = prefix.length === 1 ? doc.contents : doc.getIn(prefix.slice(0, -1), true);
+    const last = prefix[prefix.length - 1];
     if (isMap(parent)) {
-      const pair = parent.items.find((item) => (item.key as { value?: unknown } | null)?.value === prefix[prefix.length - 1]);
-      const keyRange = (pair?.key as { range?: [number, number, number] } | undefined)?.range;
-      if (keyRange !== undefined) {
-        const position = lineCounter.linePos(keyRange[0]);
-        return { line: position.line, column: position.col };
-      }
-    } else if (isSeq(parent)) {
-      continue;
+      const pair = parent.items.find((item) => (item.key as { value?: unknown } | null)?.value === last);
+      const found = at((pair?.key as { range?: number[] } | undefined)?.range);
+      if (found !== undefined) return found;
+    } else if (isSeq(parent) && typeof last === "number") {
+      const found = at((parent.items[last] as { range?: number[] } | undefined)?.range);
+      if (found !== undefined) return found;
     }
   }
   return undefined;

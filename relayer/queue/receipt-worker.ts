@@ -42,7 +42,7 @@ export interface ReceiptWorkerOptions {
   readonly prefix: string;
   readonly chain: string;
   readonly handler: ChunkHandler;
-  /** chunks processed at once (default 1: keeps receipts in arrival order) */
+  /** chunks processed at once (default 1). Chunks are not ordered: a retried chunk comes after later ones. */
   readonly concurrency?: number;
   /** dedupe TTL is irrelevant to consumers; present only to build the store (default 32 days) */
   readonly dedupeTtlMs?: number;
