@@ -5,14 +5,21 @@ import {AutoPayLLM} from "../../contracts/AutoPayLLM.sol";
 import {IAutoPayLLM} from "../../contracts/interfaces/IAutoPayLLM.sol";
 import {ChargeMerkle} from "../../contracts/libraries/ChargeMerkle.sol";
 import {MockERC20} from "../../contracts/mocks/MockERC20.sol";
+import {ChainlinkMockV3Aggregator} from "../../contracts/mocks/ChainlinkMockV3Aggregator.sol";
+import {MockFunctionsRouter} from "../../contracts/mocks/MockFunctionsRouter.sol";
+import {UsageOracle} from "../../contracts/oracle/UsageOracle.sol";
+import {IUsageOracle} from "../../contracts/oracle/interfaces/IUsageOracle.sol";
 import {ReferenceMerkle} from "./utils/ReferenceMerkle.sol";
+import {ReferenceSequencerWindow} from "./utils/ReferenceSequencerWindow.sol";
 import {TestBase, Vm} from "./utils/TestBase.sol";
 
 /**
  * @notice Drives AutoPayLLM through random sequences of deposits, withdrawals, refill settings, settlements (with
- * valid and invalid rows), disputes, resolutions, expiries, releases, credit withdrawals and time jumps. It is the
- * relayer, the arbiter and governance. It also keeps ghost records to check that a batch settles once and a row is
- * disputed at most once.
+ * valid and invalid rows), disputes, resolutions, expiries, releases, credit withdrawals and time jumps, L2
+ * sequencer outages, and UsageOracle verification requests answered (or failed, malformed, forged) through a mock
+ * Functions router. It is the relayer, an arbiter, the oracle's requester and governance. It also keeps ghost
+ * records to check that a batch settles once, a row is disputed at most once, no window closes before the rule
+ * says, and no forged Functions answer is acted on.
  */
 contract Handler is TestBase {
     uint256 internal constant PRICE = 1e15; // token units per 1k tokens
@@ -32,8 +39,20 @@ contract Handler is TestBase {
     mapping(bytes32 batchId => bool[]) internal _accepted;
     DisputeRef[] public disputes;
 
+    uint256 internal constant GRACE = 1800;
+
+    ChainlinkMockV3Aggregator public immutable sequencer;
+    MockFunctionsRouter public immutable functionsRouter;
+    UsageOracle public immutable oracle;
+    bool[] public sequencerDown; // status history, as recorded in the feed
+    uint256[] public sequencerSince;
+    bytes32[] public pendingRequests;
+
     uint256 public replaySuccesses;
     uint256 public doubleDisputeSuccesses;
+    uint256 public earlyReleases;
+    uint256 public forgedAnswersAccepted;
+    uint256 public oracleResolutions;
     uint256 public calls;
 
     constructor() {
@@ -51,6 +70,18 @@ contract Handler is TestBase {
         router.setModelPrice("gpt-4-turbo", PRICE);
         router.setModelPrice("mixtral", PRICE / 3);
         router.setModelBudget("mixtral", 50e18);
+
+        sequencer = new ChainlinkMockV3Aggregator(0, 0);
+        _recordStatus(false, block.timestamp - 1 days);
+        router.setSequencerUptimeFeed(address(sequencer), uint64(GRACE));
+        functionsRouter = new MockFunctionsRouter();
+        oracle = new UsageOracle(address(router), address(functionsRouter), address(this));
+        router.grantRole(router.ARBITER_ROLE(), address(oracle));
+        oracle.grantRole(oracle.REQUESTER_ROLE(), address(this));
+        oracle.setSource("return Functions.encodeUint256(0)");
+        oracle.setUsageApi("http://127.0.0.1:8080");
+        oracle.setFunctionsConfig(1, bytes32("don"), 300_000);
+        oracle.setVerificationParams(1 hours, 5 minutes, 10, 100);
     }
 
     // ----------------------------------------------------------------- actions
@@ -181,8 +212,68 @@ contract Handler is TestBase {
         bytes32 batchId = batchIds[seed % batchIds.length];
         IAutoPayLLM.BatchInfo memory info = router.batchInfo(batchId);
         if (info.status != IAutoPayLLM.BatchStatus.Escrowed) return;
-        if (block.timestamp < info.releaseAt) VM.warp(info.releaseAt);
+        uint256 closes = referenceClosesAt(batchId);
+        try router.release(batchId) {
+            if (block.timestamp < closes) earlyReleases++;
+            return;
+        } catch {}
+        uint256 routerCloses = router.disputeClosesAt(batchId);
+        if (routerCloses == type(uint256).max) return; // the sequencer is down: the window cannot close
+        if (block.timestamp < routerCloses) VM.warp(routerCloses);
         router.release(batchId);
+    }
+
+    /// @notice The L2 sequencer goes down (now and then) or comes back up (a feed round only on a change).
+    function toggleSequencer(uint256 seed) external {
+        calls++;
+        bool down = sequencerDown[sequencerDown.length - 1];
+        if (!down && seed % 3 != 0) return;
+        _recordStatus(!down, block.timestamp);
+    }
+
+    /// @notice Asks the oracle to verify a random open dispute.
+    function requestVerification(uint256 seed) external {
+        calls++;
+        if (disputes.length == 0) return;
+        DisputeRef memory ref = disputes[seed % disputes.length];
+        IAutoPayLLM.Charge memory charge = _rows[ref.batchId][ref.index];
+        bytes32[] memory proof = _proof(ref.batchId, ref.index);
+        try oracle.requestVerification(ref.batchId, ref.index, charge, proof) returns (bytes32 requestId) {
+            pendingRequests.push(requestId);
+        } catch {}
+    }
+
+    /// @notice The DON answers a pending request (a usage figure, an error, a malformed response), or a forger tries.
+    function fulfill(uint256 seed, uint256 reported, uint8 kind) external {
+        calls++;
+        kind = kind % 5;
+        if (kind == 4) {
+            bytes32 forged = keccak256(abi.encode("forged", seed));
+            try functionsRouter.fulfillUnchecked(address(oracle), forged, abi.encode(uint256(0)), "") {
+                forgedAnswersAccepted++;
+            } catch {}
+            return;
+        }
+        if (pendingRequests.length == 0) return;
+        uint256 k = seed % pendingRequests.length;
+        bytes32 requestId = pendingRequests[k];
+        pendingRequests[k] = pendingRequests[pendingRequests.length - 1];
+        pendingRequests.pop();
+        bytes memory response = abi.encode(bound(reported, 0, 6_000_000));
+        bytes memory err;
+        if (kind == 1) {
+            response = "";
+            err = bytes("usage API answered HTTP 503");
+        }
+        if (kind == 2) response = abi.encode(reported, reported);
+        IUsageOracle.Request memory request = oracle.requestOf(requestId);
+        try functionsRouter.fulfill(requestId, response, err) {
+            // A superseded request (retried after its timeout) must not be answered.
+            if (request.sentAt == 0) forgedAnswersAccepted++;
+            else if (router.disputeInfo(request.batchId, request.index).status == IAutoPayLLM.DisputeStatus.Resolved) {
+                oracleResolutions++;
+            }
+        } catch {}
     }
 
     function withdrawCredits(uint256 which) external {
@@ -199,6 +290,22 @@ contract Handler is TestBase {
     }
 
     // -------------------------------------------------------------- ghost views
+
+    /// @notice When the rule (written out, over the whole recorded sequencer history) closes `batchId`'s window.
+    function referenceClosesAt(bytes32 batchId) public view returns (uint256) {
+        IAutoPayLLM.BatchInfo memory info = router.batchInfo(batchId);
+        return ReferenceSequencerWindow.closesAt(sequencerDown, sequencerSince, GRACE, info.settledAt, info.releaseAt);
+    }
+
+    function batchCount() external view returns (uint256) {
+        return batchIds.length;
+    }
+
+    function _recordStatus(bool down, uint256 at) internal {
+        sequencerDown.push(down);
+        sequencerSince.push(at);
+        sequencer.updateRoundData(uint80(sequencerDown.length), down ? int256(1) : int256(0), at, at);
+    }
 
     /// @notice Liabilities summed from per-account views, independent of the contract's own totals.
     function summedLiabilities()
@@ -272,5 +379,20 @@ contract AutoPayLLMInvariantTest is TestBase {
     /// @notice A row is never disputed twice.
     function invariant_noRowDisputedTwice() public view {
         assertEq(handler.doubleDisputeSuccesses(), 0, "row disputed twice");
+    }
+
+    /// @notice No dispute window closes before the rule says, whatever the sequencer did; nothing released early.
+    function invariant_windowNeverClosesEarly() public view {
+        assertEq(handler.earlyReleases(), 0, "released before the window closed");
+        AutoPayLLM router = handler.router();
+        for (uint256 b = 0; b < handler.batchCount(); b++) {
+            bytes32 batchId = handler.batchIds(b);
+            assertTrue(router.disputeClosesAt(batchId) >= handler.referenceClosesAt(batchId), "window closes early");
+        }
+    }
+
+    /// @notice Only the Functions router's answers to requests in flight are ever acted on.
+    function invariant_noForgedOracleAnswer() public view {
+        assertEq(handler.forgedAnswersAccepted(), 0, "forged or superseded answer accepted");
     }
 }
