@@ -53,32 +53,19 @@ export function call(overrides: Json = {}, metadata: Json = {}): Json {
 export const TOKEN = "test-token-0123456789abcdef";
 export const OLD_TOKEN = "old-token-fedcba9876543210";
 
-/** A relayer configuration file: the seed's two files included as written, our sections beside them. */
-export function writeConfig(prefix: string, extra = ""): string {
-  const dir = mkdtempSync(join(tmpdir(), "agentgpt-ingest-"));
-  const file = join(dir, "relayer.yaml");
-  writeFileSync(
-    file,
-    `include:
-  - ${join(REPO, "config", "litellm-router.yaml")}
-  - ${join(REPO, "config", "payment-channels.yaml")}
-server:
-  host: 127.0.0.1
-  port: 0
-  tokens: ["${TOKEN}", "${OLD_TOKEN}"]
-  parse_workers: 0
-redis:
-  url: ${REDIS_URL}
-  prefix: ${prefix}
-chains:
-  arbitrum: {}
-  polygon: {}
-default_chain: arbitrum
-pricing:
-  usd_rate: "2.5 AGPT/USD"
-route_aliases:
-  cost_optimized: [mixtral]
-payers:
+export interface ConfigOptions {
+  /** more lines under server: (two-space indented) */
+  readonly server?: string;
+  /** replaces the payers: block */
+  readonly payers?: string;
+  /** more top-level sections */
+  readonly extra?: string;
+  readonly redisUrl?: string;
+  /** replaces the seed's litellm-router.yaml include with these top-level lines (routes: and agentgpt:) */
+  readonly routes?: string;
+}
+
+export const DEFAULT_PAYERS = `payers:
   - key_alias: prod-backend
     payer: "${PAYER_BACKEND}"
   - team_id: research
@@ -86,7 +73,36 @@ payers:
   - key_alias: partner-gateway
     wallet_from: [spend_logs_metadata.wallet, requester_metadata.wallet]
     allowed: ["${PARTNER_WALLET}"]
-${extra}`,
+`;
+
+/** A relayer configuration file: the seed's two files included as written, our sections beside them. */
+export function writeConfig(prefix: string, options: ConfigOptions = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "agentgpt-ingest-"));
+  const file = join(dir, "relayer.yaml");
+  writeFileSync(
+    file,
+    `include:
+${options.routes === undefined ? `  - ${join(REPO, "config", "litellm-router.yaml")}\n` : ""}  - ${join(REPO, "config", "payment-channels.yaml")}
+${options.routes ?? ""}
+server:
+  host: 127.0.0.1
+  port: 0
+  tokens: ["${TOKEN}", "${OLD_TOKEN}"]
+  parse_workers: 0
+${options.server ?? ""}
+redis:
+  url: ${options.redisUrl ?? REDIS_URL}
+  prefix: ${prefix}
+chains:
+  arbitrum: {}
+  polygon: {}
+default_chain: arbitrum
+pricing:
+  usd_rate: "2.5 AGPT/USD"
+${options.routes === undefined ? "route_aliases:\n  cost_optimized: [mixtral]" : ""}
+${options.payers ?? DEFAULT_PAYERS}
+${options.extra ?? ""}
+`,
   );
   return file;
 }
@@ -101,9 +117,9 @@ export interface TestIngest {
   stop(): Promise<void>;
 }
 
-export async function startTestIngest(options: { extra?: string; parseWorkers?: number; sweep?: boolean; prefix?: string } = {}): Promise<TestIngest> {
+export async function startTestIngest(options: ConfigOptions & { parseWorkers?: number; sweep?: boolean; prefix?: string } = {}): Promise<TestIngest> {
   const prefix = options.prefix ?? uniquePrefix("ingest");
-  const config = loadRelayerConfig(writeConfig(prefix, options.extra), { env: {} });
+  const config = loadRelayerConfig(writeConfig(prefix, options), { env: {} });
   const runtime = await startIngest(config, {
     env: {},
     sweep: options.sweep ?? false,

@@ -1,0 +1,213 @@
+/**
+ * The `agentgpt` commands of ingest, run as real processes: relayer start (serving, then SIGTERM), relayer check,
+ * relayer unbillable / reprice, and litellm config.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { expect } from "chai";
+import { parse as parseYaml } from "yaml";
+
+import { loadRelayerConfig } from "../../../relayer/config/index.js";
+import { openReceiptQueue, SubmissionBuilder } from "../../../relayer/ingest/index.js";
+import {
+  call,
+  dropPrefix,
+  fixture,
+  PAYER_RESEARCH,
+  post,
+  REPO,
+  testRedis,
+  TOKEN,
+  uniquePrefix,
+  writeConfig,
+} from "./harness.js";
+
+const BIN = join(REPO, "bin", "agentgpt.mjs");
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function agentgpt(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Starts `agentgpt relayer start` and resolves with its URL once it logs that ingest listens. */
+function startRelayer(configFile: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; lines: () => Array<Record<string, unknown>> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, "relayer", "start", "--config", configFile, "--port", "0"], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    let buffered = "";
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const complete = buffered.split("\n");
+      buffered = complete.pop() ?? "";
+      for (const line of complete) {
+        if (line.trim() === "") continue;
+        const record = JSON.parse(line) as Record<string, unknown>;
+        lines.push(record);
+        if (record["msg"] === "ingest listening") resolve({ child, url: String(record["url"]), lines: () => lines });
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`relayer exited early (code ${code}): ${stderr}`)));
+  });
+}
+
+describe("agentgpt CLI: relayer and litellm commands", function () {
+  this.timeout(60_000);
+
+  it("relayer start serves LiteLLM's logs and stops gracefully on SIGTERM", async function () {
+    const prefix = uniquePrefix("cli");
+    const configFile = writeConfig(prefix);
+    const redis = testRedis();
+    try {
+      const relayer = await startRelayer(configFile, {});
+      const answer = await post(relayer.url, JSON.stringify(fixture("12_generic_api_batch_json_array")));
+      expect(answer.body).to.deep.include({ queued: 2, unbillable: 1 });
+      const exited = new Promise<number | null>((resolve) => relayer.child.once("exit", resolve));
+      relayer.child.kill("SIGTERM");
+      expect(await exited).to.equal(0);
+      const messages = relayer.lines().map((line) => line["msg"]);
+      expect(messages).to.include.members(["ingest listening", "relayer started", "ingested LiteLLM logs", "stopping", "ingest stopped", "relayer stopped"]);
+      expect(JSON.stringify(relayer.lines())).not.to.include(TOKEN);
+
+      const config = loadRelayerConfig(configFile, { env: {} });
+      const opened = await openReceiptQueue(config);
+      const stats = await opened.queue.store.stats();
+      await opened.close();
+      expect([stats.queued, stats.unbillable.failed_call]).to.deep.equal([2, 1]);
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  it("relayer start without a token, or with a broken config, says what to fix", async function () {
+    const prefix = uniquePrefix("cli");
+    const noToken = writeConfig(prefix).replace(/relayer\.yaml$/, "no-token.yaml");
+    writeFileSync(noToken, `include: [${join(REPO, "config", "litellm-router.yaml")}]\nchains: { arbitrum: {} }\nredis: { prefix: ${prefix} }\n`);
+    const refused = await agentgpt(["relayer", "start", "--config", noToken], { AGENTGPT_INGEST_TOKENS: "" });
+    expect(refused.code).to.equal(2);
+    expect(refused.stderr).to.equal(
+      `agentgpt: no bearer token is configured: set AGENTGPT_INGEST_TOKENS=<token>[,<token>...] (e.g. $(openssl rand -hex 32)) or server.tokens in ${noToken}\n`,
+    );
+
+    const broken = noToken.replace(/no-token\.yaml$/, "broken.yaml");
+    writeFileSync(broken, "chains:\n  arbitrum: {}\nredis:\n  url: localhost:6379\n");
+    const check = await agentgpt(["relayer", "check", "--config", broken]);
+    expect(check.code).to.equal(2);
+    expect(check.stderr).to.equal(
+      `agentgpt: invalid configuration: ${broken}:4:3: redis.url: a Redis URL starts with redis:// or rediss:// (e.g. redis://127.0.0.1:6379)\n`,
+    );
+
+    const unreachable = noToken.replace(/no-token\.yaml$/, "unreachable.yaml");
+    writeFileSync(unreachable, `chains: { arbitrum: {} }\nredis: { url: "redis://127.0.0.1:1", prefix: ${prefix} }\n`);
+    const down = await agentgpt(["relayer", "start", "--config", unreachable], { AGENTGPT_INGEST_TOKENS: TOKEN });
+    expect(down.code).to.equal(3);
+    expect(down.stderr).to.equal(`agentgpt: cannot reach Redis at redis://127.0.0.1:1: start Redis, or fix redis.url in ${unreachable} (or REDIS_URL if it uses \${REDIS_URL})\n`);
+  });
+
+  it("relayer check prints what the configuration means", async function () {
+    const result = await agentgpt(["relayer", "check", "--config", join(REPO, "config", "relayer.example.yaml")], { REDIS_URL: "" });
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.include("  mission_critical: model gpt-4-turbo, 0.12 AGPT per 1k tokens, providers openai, anyscale, together-ai\n");
+    expect(result.stdout).to.include("  cost_optimized: model mixtral-8x22b, 0.0085 AGPT per 1k tokens, providers groq, firework-ai, deepinfra\n");
+    expect(result.stdout).to.include("  anthropic settles on polygon\n");
+  });
+
+  it("relayer unbillable and reprice: list the kept calls, then queue them once a payer rule exists", async function () {
+    const prefix = uniquePrefix("cli");
+    const redis = testRedis();
+    try {
+      const before = loadRelayerConfig(writeConfig(prefix), { env: {} });
+      const opened = await openReceiptQueue(before);
+      const builder = SubmissionBuilder.fromConfig(before);
+      const stray = call({}, { user_api_key_alias: "new-team" });
+      const { spendLogParser } = await import("../../../relayer/ingest/index.js");
+      const parsed = spendLogParser({ maxTokensPerCall: 1e7 })(stray);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      await opened.queue.add([builder.build(parsed.log, Date.now())]);
+      await opened.close();
+
+      const fixedFile = writeConfig(prefix, { payers: `payers:\n  - key_alias: new-team\n    payer: "${PAYER_RESEARCH}"\n` });
+      const listed = await agentgpt(["relayer", "unbillable", "--config", fixedFile, "--reason", "no_payer", "--json"]);
+      expect(listed.code).to.equal(0);
+      const json = JSON.parse(listed.stdout) as { counts: Record<string, number>; records: Array<{ id: string; reason: string }> };
+      expect(json.counts["no_payer"]).to.equal(1);
+      expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["litellm_call_id"], "no_payer"]]);
+
+      const repriced = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
+      expect(repriced.stdout).to.equal("examined 1, queued 1, still unbillable 0\n");
+      const again = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
+      expect(again.stdout).to.equal("examined 0, queued 0, still unbillable 0\n");
+      const bad = await agentgpt(["relayer", "unbillable", "--config", fixedFile, "--reason", "too_expensive"]);
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.include("agentgpt: --reason too_expensive: one of no_payer, payer_not_allowed, failed_call");
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  it("litellm config prints the LiteLLM proxy config that points the generic logger at the relayer", async function () {
+    const result = await agentgpt(["litellm", "config", "--config", join(REPO, "config", "relayer.example.yaml")], { REDIS_URL: "" });
+    expect(result.code).to.equal(0);
+    const config = parseYaml(result.stdout) as Record<string, any>;
+    expect(config["litellm_settings"]).to.deep.equal({ turn_off_message_logging: true });
+    expect(config["callback_settings"]).to.deep.equal({
+      agentgpt_billing: {
+        callback_type: "generic_api",
+        endpoint: "http://127.0.0.1:8787/litellm/spend",
+        headers: { "X-AgentGPT-Client": "litellm-proxy" },
+        event_types: ["llm_api_success", "llm_api_failure"],
+        log_format: "json_array",
+        batch_size: 512,
+        flush_interval: 5,
+      },
+    });
+    expect(config["model_list"].map((entry: any) => [entry.model_name, entry.litellm_params.model, entry.litellm_params.api_key])).to.deep.equal([
+      ["gpt-4-turbo", "openai/gpt-4-turbo", "os.environ/OPENAI_API_KEY"],
+      ["gpt-4-turbo", "anyscale/gpt-4-turbo", "os.environ/ANYSCALE_API_KEY"],
+      ["gpt-4-turbo", "together_ai/gpt-4-turbo", "os.environ/TOGETHER_AI_API_KEY"],
+      ["mixtral-8x22b", "groq/mixtral-8x22b", "os.environ/GROQ_API_KEY"],
+      ["mixtral-8x22b", "fireworks_ai/mixtral-8x22b", "os.environ/FIREWORKS_AI_API_KEY"],
+      ["mixtral-8x22b", "deepinfra/mixtral-8x22b", "os.environ/DEEPINFRA_API_KEY"],
+    ]);
+    expect(result.stdout).to.include('#   export GENERIC_LOGGER_HEADERS="Authorization=Bearer <a token from AGENTGPT_INGEST_TOKENS>"');
+
+    const inline = await agentgpt(
+      ["litellm", "config", "--config", join(REPO, "config", "relayer.example.yaml"), "--inline-token", "--no-models", "--log-format", "ndjson", "--endpoint", "https://relayer.internal/litellm/spend"],
+      { AGENTGPT_INGEST_TOKENS: TOKEN, REDIS_URL: "" },
+    );
+    const inlined = parseYaml(inline.stdout) as Record<string, any>;
+    expect(inlined["model_list"]).to.equal(undefined);
+    expect(inlined["callback_settings"]["agentgpt_billing"]).to.deep.include({
+      endpoint: "https://relayer.internal/litellm/spend",
+      headers: { Authorization: `Bearer ${TOKEN}` },
+      log_format: "ndjson",
+    });
+    expect(inline.stderr).to.equal("agentgpt: the output contains the relayer's bearer token; keep it private\n");
+
+    const wrong = await agentgpt(["litellm", "config", "--log-format", "xml"]);
+    expect(wrong.code).to.equal(2);
+    expect(wrong.stderr).to.equal("agentgpt: --log-format xml: one of json_array, ndjson, single (LiteLLM's log_format)\n");
+  });
+});
