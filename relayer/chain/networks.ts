@@ -69,6 +69,11 @@ export function networkByChainId(chainId: number): NetworkInfo | undefined {
   return Object.values(NETWORKS).find((info) => info.chainId === chainId);
 }
 
+/** `text` with every http(s)/ws(s) URL in it redacted (error messages and stacks that may quote an RPC URL). */
+export function redactUrls(text: string): string {
+  return text.replace(/\b(?:https?|wss?):\/\/[^\s"'<>)\]}]+/g, (url) => redactUrl(url));
+}
+
 /**
  * A URL fit for messages and logs: scheme, host and port only (providers put API keys in paths and queries).
  */

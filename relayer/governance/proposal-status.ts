@@ -151,7 +151,9 @@ export function explainProposal(view: ProposalView, ctx: ExplainContext, voter?:
     case "Pending": {
       const wait = view.snapshot + 1n - view.clock;
       lines.push(
-        `  Voting opens after block ${view.snapshot} (now ${view.clock}): ${blocksAndTime(wait, ctx.network)} to go.`,
+        wait <= 1n
+          ? `  Voting opens after block ${view.snapshot} (now ${view.clock}): with the next block.`
+          : `  Voting opens after block ${view.snapshot} (now ${view.clock}): ${blocksAndTime(wait, ctx.network)} to go.`,
         `  Voting power is counted at block ${view.snapshot}: delegate before it to take part.`,
       );
       break;

@@ -21,6 +21,7 @@ import {
   loadDeployment,
   loadSigner,
   openChain,
+  redactUrls,
   type ChainConnection,
   type LoadedSigner,
   type Suite,
@@ -114,7 +115,12 @@ function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args
       await body(...args);
     } catch (error) {
       if (error instanceof GovernanceError || error instanceof ChainError) {
-        throw new UserError(error.message, 2, { cause: error });
+        throw new UserError(redactUrls(error.message), 2, { cause: error });
+      }
+      // Provider errors can quote the RPC URL, and providers put API keys in URLs.
+      if (error instanceof Error) {
+        error.message = redactUrls(error.message);
+        if (error.stack !== undefined) error.stack = redactUrls(error.stack);
       }
       throw error;
     }
