@@ -42,7 +42,7 @@ import {
   type GovernanceAction,
   type Support,
 } from "../../governance/index.js";
-import { AmountError, parsePricePer1k, parseTokenAmount } from "../../config/amount.js";
+import { AmountError, formatTokenAmount, parsePricePer1k, parseTokenAmount } from "../../config/amount.js";
 import { UserError } from "../errors.js";
 
 interface ChainOptions {
@@ -152,11 +152,11 @@ export function register(program: Command): void {
     .option("--to <address>", "delegate to this account instead")
     .action(
       run(async (options: ChainOptions & { to?: string }) => {
-        const { client } = await open(options, true);
+        const { client, suite } = await open(options, true);
         const { txHash, votes, block } = await client.delegate(options.to ?? client.account);
         print([
           `Delegated in ${txHash} (block ${block}).`,
-          `${options.to ?? client.account} now has ${votes} units of votes ` +
+          `${options.to ?? client.account} now has ${formatTokenAmount(votes, suite.votesUnit)} in votes ` +
             "(they count for proposals whose snapshot is after this block).",
           ...(await client.votingPower()),
         ]);
