@@ -8,14 +8,23 @@
  */
 import type { Logger } from "pino";
 
-import { describe, type InvalidEntry, QueueUnavailableError, type Submission, type SubmitOutcome, UNBILLABLE_REASONS, type UnbillableReason } from "../queue/index.js";
+import {
+  describe,
+  type InvalidEntry,
+  type PreparedSubmissions,
+  QueueUnavailableError,
+  type SubmitOutcome,
+  UNBILLABLE_REASONS,
+  type UnbillableReason,
+} from "../queue/index.js";
 import type { IngestMetrics } from "./metrics.js";
 import type { BodyFormat } from "./parse-body.js";
 import type { BatchParser } from "./parse-pool.js";
 
 /** Where submissions go: ReceiptQueue in production; the benchmark's one-job-per-receipt baseline also fits. */
 export interface ReceiptSink {
-  add(submissions: readonly Submission[]): Promise<{
+  /** records the parts (outcomes in entry order, across parts) */
+  addPrepared(parts: readonly PreparedSubmissions[]): Promise<{
     readonly outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>;
     readonly jobsDeferred?: number;
   }>;
@@ -54,20 +63,21 @@ export interface IngestServiceOptions {
 export class IngestService {
   constructor(private readonly options: IngestServiceOptions) {}
 
-  /** `body` is the raw POST body (it may be handed to a parse worker: do not reuse it). */
-  async ingest(body: Buffer | string, receivedAt = Date.now()): Promise<IngestReply> {
+  /** `body` is the raw POST body, in its chunks (they may be handed to a parse worker: do not reuse them). */
+  async ingest(body: readonly Buffer[] | string, receivedAt = Date.now()): Promise<IngestReply> {
     const { metrics, logger } = this.options;
-    const batch = await this.options.parser.parse(typeof body === "string" ? Buffer.from(body, "utf8") : body, receivedAt);
+    const batch = await this.options.parser.parse(typeof body === "string" ? [Buffer.from(body, "utf8")] : body, receivedAt);
     if (!batch.ok) return { status: batch.status, body: { error: batch.error, reason: batch.reason } };
-    const { submissions, invalid, nulls } = batch;
+    const { prepared, invalid, nulls } = batch;
+    const entryCount = prepared.reduce((sum, part) => sum + part.entries.length, 0);
 
     metrics?.entries.inc({ outcome: "null" }, nulls);
     metrics?.entries.inc({ outcome: "invalid" }, invalid.length);
 
     let outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }> = [];
-    if (submissions.length > 0) {
+    if (entryCount > 0) {
       try {
-        const added = await this.options.sink.add(submissions);
+        const added = await this.options.sink.addPrepared(prepared);
         outcomes = added.outcomes;
         if ((added.jobsDeferred ?? 0) > 0) metrics?.jobsDeferred.inc(added.jobsDeferred);
       } catch (error) {
@@ -81,7 +91,7 @@ export class IngestService {
     }
     await this.recordInvalid(invalid, receivedAt);
 
-    const summary = this.summarize(submissions, outcomes);
+    const summary = this.summarize(prepared, outcomes);
     const response: IngestResponse = {
       received: batch.received,
       format: batch.format,
@@ -93,7 +103,7 @@ export class IngestService {
       { format: batch.format, received: batch.received, queued: summary.queued, unbillable: summary.unbillable, duplicates: summary.duplicates, invalid: invalid.length, nulls },
       "ingested LiteLLM logs",
     );
-    if (submissions.length === 0 && invalid.length > 0) {
+    if (entryCount === 0 && invalid.length > 0) {
       return {
         status: 422,
         body: { ...response, error: "no_valid_entries", reason: `none of the ${invalid.length} entries is a valid LiteLLM log; see invalid[] for each` },
@@ -102,31 +112,35 @@ export class IngestService {
     return { status: 200, body: response };
   }
 
-  private summarize(submissions: readonly Submission[], outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>) {
+  private summarize(parts: readonly PreparedSubmissions[], outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>) {
     const metrics = this.options.metrics;
     let queued = 0;
     let unbillable = 0;
     let duplicates = 0;
     const reasons: Partial<Record<UnbillableReason, number>> = {};
-    submissions.forEach((submission, index) => {
-      const result = outcomes[index];
-      if (result === undefined) return;
-      metrics?.entries.inc({ outcome: result.outcome });
-      if (result.outcome === "duplicate") {
-        duplicates += 1;
-        return;
+    let index = 0;
+    for (const part of parts) {
+      for (const entry of part.entries) {
+        const result = outcomes[index++];
+        if (result === undefined) continue;
+        metrics?.entries.inc({ outcome: result.outcome });
+        if (result.outcome === "duplicate") {
+          duplicates += 1;
+          continue;
+        }
+        if (result.id !== entry.key) metrics?.conflicts.inc();
+        if (entry.kind === "receipt") {
+          queued += 1;
+          const chain = part.chains[entry.chain]!.chain;
+          metrics?.receiptsQueued.inc({ chain });
+          metrics?.tokensQueued.inc({ chain }, entry.tokens);
+        } else {
+          unbillable += 1;
+          reasons[entry.reason] = (reasons[entry.reason] ?? 0) + 1;
+          metrics?.unbillable.inc({ reason: entry.reason });
+        }
       }
-      if (result.id !== submission.key) metrics?.conflicts.inc();
-      if (submission.kind === "receipt") {
-        queued += 1;
-        metrics?.receiptsQueued.inc({ chain: submission.body.chain });
-        metrics?.tokensQueued.inc({ chain: submission.body.chain }, submission.body.tokens);
-      } else {
-        unbillable += 1;
-        reasons[submission.body.reason] = (reasons[submission.body.reason] ?? 0) + 1;
-        metrics?.unbillable.inc({ reason: submission.body.reason });
-      }
-    });
+    }
     const ordered = Object.fromEntries(UNBILLABLE_REASONS.filter((reason) => reasons[reason] !== undefined).map((reason) => [reason, reasons[reason]!]));
     return { queued, unbillable, unbillableReasons: ordered, duplicates };
   }

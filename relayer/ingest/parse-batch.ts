@@ -2,8 +2,10 @@
  * One POST body -> queue submissions, with no I/O: split (json_array / ndjson / single), validate each entry,
  * price and map payers. Runs in the request thread or in a parse worker (parse-pool.ts); same code either way.
  */
+import { isAscii } from "node:buffer";
+
 import type { RelayerConfig } from "../config/index.js";
-import type { Submission } from "../queue/index.js";
+import { type PreparedSubmissions, prepareSubmissions, type Submission } from "../queue/index.js";
 import { SubmissionBuilder } from "./build-submission.js";
 import { type BodyFormat, parseBody } from "./parse-body.js";
 import { type SpendLogParse, spendLogParser } from "./spend-log.js";
@@ -21,7 +23,8 @@ export type ParsedBatch =
       readonly format: BodyFormat;
       /** entries in the body, nulls and invalid ones included */
       readonly received: number;
-      readonly submissions: Submission[];
+      /** the valid entries, encoded for the queue in parts of at most ingest.max_chunk */
+      readonly prepared: PreparedSubmissions[];
       readonly invalid: InvalidDetail[];
       readonly nulls: number;
     }
@@ -32,6 +35,8 @@ export interface BatchContext {
   readonly parse: (entry: unknown) => SpendLogParse;
   /** most entries in one body (server.max_entries) */
   readonly maxEntries: number;
+  /** most submissions per queued part (ingest.max_chunk) */
+  readonly maxChunk: number;
 }
 
 export function batchContext(config: RelayerConfig): BatchContext {
@@ -39,6 +44,7 @@ export function batchContext(config: RelayerConfig): BatchContext {
     builder: SubmissionBuilder.fromConfig(config),
     parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }),
     maxEntries: config.server.maxEntries,
+    maxChunk: config.ingest.maxChunk,
   };
 }
 
@@ -72,7 +78,17 @@ export function parseBatch(body: string, receivedAt: number, context: BatchConte
     }
     submissions.push(context.builder.build(result.log, receivedAt));
   }
-  return { ok: true, format: parsed.format, received: parsed.entries.length, submissions, invalid, nulls };
+  return { ok: true, format: parsed.format, received: parsed.entries.length, prepared: prepareSubmissions(submissions, context.maxChunk), invalid, nulls };
+}
+
+/**
+ * The body as text. LiteLLM's JSON encoder escapes every non-ASCII character, so bodies are ASCII: then Latin-1
+ * decoding gives the same string as UTF-8, about 30x faster (no validation). Anything else is decoded as UTF-8.
+ */
+export function decodeBody(chunks: readonly Uint8Array[]): string {
+  const buffers = chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  if (buffers.every((buffer) => isAscii(buffer))) return buffers.map((buffer) => buffer.toString("latin1")).join("");
+  return Buffer.concat(buffers).toString("utf8");
 }
 
 function keyOf(value: unknown): string | undefined {

@@ -10,11 +10,11 @@
 import { Worker } from "node:worker_threads";
 
 import type { RelayerConfig } from "../config/index.js";
-import { type BatchContext, batchContext, parseBatch, type ParsedBatch } from "./parse-batch.js";
+import { type BatchContext, batchContext, decodeBody, parseBatch, type ParsedBatch } from "./parse-batch.js";
 
 export interface BatchParser {
-  /** `body` is the raw POST body; it may be transferred to a worker (do not use it afterwards). */
-  parse(body: Buffer, receivedAt: number): Promise<ParsedBatch>;
+  /** `body` is the raw POST body, in the chunks it arrived in; they may be transferred to a worker (do not reuse them). */
+  parse(body: readonly Buffer[], receivedAt: number): Promise<ParsedBatch>;
   close(): Promise<void>;
 }
 
@@ -23,8 +23,8 @@ export class InlineBatchParser implements BatchParser {
   constructor(config: RelayerConfig) {
     this.context = batchContext(config);
   }
-  async parse(body: Buffer, receivedAt: number): Promise<ParsedBatch> {
-    return parseBatch(body.toString("utf8"), receivedAt, this.context);
+  async parse(body: readonly Buffer[], receivedAt: number): Promise<ParsedBatch> {
+    return parseBatch(decodeBody(body), receivedAt, this.context);
   }
   async close(): Promise<void> {}
 }
@@ -65,18 +65,25 @@ export class WorkerBatchParser implements BatchParser {
     return pool;
   }
 
-  parse(body: Buffer, receivedAt: number): Promise<ParsedBatch> {
+  parse(body: readonly Buffer[], receivedAt: number): Promise<ParsedBatch> {
     if (this.closed) return Promise.reject(new ParseWorkerError("the parse pool is closed"));
     // The least busy worker takes it.
     let slot = this.slots[0]!;
     for (const candidate of this.slots) if (candidate.tasks.size < slot.tasks.size) slot = candidate;
     const id = this.nextId++;
-    // Transfer the bytes when the Buffer owns its whole ArrayBuffer (Buffer.concat of a large body does); else copy.
-    const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
-    const bytes = owned ? new Uint8Array(body.buffer) : new Uint8Array(body);
+    // Move the bytes without copying where a chunk owns its ArrayBuffer (socket reads do); copy the others
+    // (a chunk may be a view on Node's shared pool, which must not be transferred).
+    const transfer: ArrayBuffer[] = [];
+    const chunks = body.map((chunk) => {
+      if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer) {
+        transfer.push(chunk.buffer);
+        return new Uint8Array(chunk.buffer);
+      }
+      return new Uint8Array(chunk);
+    });
     return new Promise<ParsedBatch>((resolve, reject) => {
       slot.tasks.set(id, { resolve, reject });
-      slot.worker.postMessage({ id, bytes, receivedAt }, [bytes.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ id, chunks, receivedAt }, transfer);
     });
   }
 

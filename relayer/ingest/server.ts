@@ -6,7 +6,9 @@
  *   GET  /metrics         Prometheus
  * Every error answer is JSON `{ error, reason }` where `reason` says what to do.
  */
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from "fastify";
+import type { IncomingMessage } from "node:http";
+
+import Fastify, { errorCodes, type FastifyError, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
 
 import type { BearerAuth } from "./auth.js";
@@ -40,9 +42,10 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
     forceCloseConnections: "idle",
   });
 
-  // LiteLLM sends every format as application/json, NDJSON included: read the raw text and split it ourselves.
+  // LiteLLM sends every format as application/json, NDJSON included: keep the raw bytes (in the chunks they
+  // arrived in, handed to a parse worker without copying) and split them ourselves.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(BODY_TYPES, { parseAs: "buffer", bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(BODY_TYPES, (request, payload, done) => readChunks(request.raw, payload, options.bodyLimit, done));
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
@@ -85,7 +88,7 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
       },
     },
     async (request, reply) => {
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const body = Array.isArray(request.body) ? (request.body as Buffer[]) : [];
       const result = await service.ingest(body);
       if (result.status === 503) reply.header("Retry-After", "5");
       return reply.code(result.status).send(result.body);
@@ -110,4 +113,49 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
 
   // The logger type parameter differs (pino's Logger vs FastifyBaseLogger); callers only need the base API.
   return app as unknown as FastifyInstance;
+}
+
+/** Reads a request body as its chunks, refusing it (413) past `limit` bytes, declared or received. */
+function readChunks(
+  raw: IncomingMessage,
+  payload: NodeJS.ReadableStream,
+  limit: number,
+  done: (error: Error | null, body?: Buffer[]) => void,
+): void {
+  const declared = Number(raw.headers["content-length"]);
+  if (declared > limit) {
+    done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let finished = false;
+  const finish = (error: Error | null, body?: Buffer[]) => {
+    if (finished) return;
+    finished = true;
+    payload.removeListener("data", onData);
+    payload.removeListener("end", onEnd);
+    payload.removeListener("error", onError);
+    done(error, body);
+  };
+  const onData = (chunk: Buffer | string) => {
+    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    received += buffer.length;
+    if (received > limit) {
+      finish(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+      return;
+    }
+    chunks.push(buffer);
+  };
+  const onEnd = () => {
+    if (!Number.isNaN(declared) && declared !== received) {
+      finish(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
+      return;
+    }
+    finish(null, chunks);
+  };
+  const onError = (error: Error) => finish(Object.assign(error, { statusCode: 400 }));
+  payload.on("data", onData);
+  payload.on("end", onEnd);
+  payload.on("error", onError);
 }

@@ -1,5 +1,6 @@
 export * from "./errors.js";
 export * from "./keys.js";
+export * from "./prepared.js";
 export * from "./receipt.js";
 export * from "./receipt-queue.js";
 export * from "./receipt-store.js";

@@ -18,6 +18,7 @@ import type { Logger } from "pino";
 
 import { asQueueError, QueueUnavailableError } from "./errors.js";
 import { bullPrefix, RECEIPTS_JOB_NAME, receiptQueueName } from "./keys.js";
+import { type PreparedSubmissions, prepareSubmissions } from "./prepared.js";
 import { type ChunkRef, type InvalidEntry, ReceiptStore, type Submission, type SubmitResult } from "./receipt-store.js";
 
 /** Data of every job in a receipt queue (job name: "receipts"). Read the receipts with ReceiptStore.readChunk. */
@@ -102,16 +103,21 @@ export class ReceiptQueue {
    * in Redis. Throws QueueUnavailableError (answer 503) when Redis cannot take the write.
    */
   async add(submissions: readonly Submission[]): Promise<AddResult> {
-    for (const submission of submissions) {
-      if (submission.kind === "receipt" && !this.queues.has(submission.body.chain)) {
-        throw new Error(`receipt ${submission.key} is for chain "${submission.body.chain}", which has no queue (configured: ${this.chains.join(", ")})`);
+    return this.addPrepared(prepareSubmissions(submissions, this.maxChunk));
+  }
+
+  /** `add` for submissions already encoded (by prepareSubmissions with parts of at most maxChunk). */
+  async addPrepared(parts: readonly PreparedSubmissions[]): Promise<AddResult> {
+    for (const part of parts) {
+      for (const { chain } of part.chains) {
+        if (!this.queues.has(chain)) throw new Error(`receipts for chain "${chain}", which has no queue (configured: ${this.chains.join(", ")})`);
       }
     }
     const outcomes: Array<SubmitResult["outcomes"][number]> = [];
     const chunks: ChunkRef[] = [];
     const now = Date.now();
-    for (let start = 0; start < submissions.length; start += this.maxChunk) {
-      const result = await this.store.submit(submissions.slice(start, start + this.maxChunk), now);
+    for (const part of parts) {
+      const result = await this.store.submitPrepared(part, now);
       outcomes.push(...result.outcomes);
       chunks.push(...result.chunks);
     }

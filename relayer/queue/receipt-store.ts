@@ -9,6 +9,7 @@ import type { Redis } from "ioredis";
 
 import { asQueueError } from "./errors.js";
 import { IngestKeys } from "./keys.js";
+import { type PreparedSubmissions, prepareSubmissions } from "./prepared.js";
 import type { Receipt, ReceiptBody } from "./receipt.js";
 import { withIngestScripts, type IngestRedis } from "./scripts.js";
 import { UNBILLABLE_REASONS, type UnbillableBody, type UnbillableReason, type UnbillableRecord } from "./unbillable.js";
@@ -75,7 +76,6 @@ export interface ReceiptStoreOptions {
 }
 
 const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: "unbillable", D: "duplicate" };
-const FINGERPRINT = /^[0-9a-f]{16}$/;
 const INVALID_LOG_LENGTH = 1000;
 
 const REASON_GROUP = new Map<UnbillableReason, number>(UNBILLABLE_REASONS.map((reason, index) => [reason, index + 1]));
@@ -109,38 +109,26 @@ export class ReceiptStore {
    * nothing was recorded, or everything was: the script is atomic, and a retry is idempotent).
    */
   async submit(submissions: readonly Submission[], now = Date.now()): Promise<SubmitResult> {
-    if (submissions.length === 0) return { outcomes: [], chunks: [] };
-    const chains: string[] = [];
-    const chainGroup = new Map<string, number>();
-    const receiptsByChain: string[][] = [];
-    for (const submission of submissions) {
-      if (!FINGERPRINT.test(submission.fingerprint)) throw new TypeError(`fingerprint must be 16 hex digits: ${submission.fingerprint}`);
-      if (submission.kind !== "receipt") continue;
-      let group = chainGroup.get(submission.body.chain);
-      if (group === undefined) {
-        chains.push(submission.body.chain);
-        group = chains.length;
-        chainGroup.set(submission.body.chain, group);
-        receiptsByChain.push([]);
-      }
-      // The id goes first; JSON.stringify of the body without its "{" follows.
-      receiptsByChain[group - 1]!.push(`{"id":${JSON.stringify(submission.key)},${JSON.stringify(submission.body).slice(1)}`);
-    }
-    const chunkIds = chains.map((chain) => newChunkId(chain));
+    const parts = prepareSubmissions(submissions, Number.MAX_SAFE_INTEGER);
+    return parts.length === 0 ? { outcomes: [], chunks: [] } : this.submitPrepared(parts[0]!, now);
+  }
+
+  /** `submit` for submissions already encoded (by prepareSubmissions, possibly on another thread). */
+  async submitPrepared(prepared: PreparedSubmissions, now = Date.now()): Promise<SubmitResult> {
+    const { chains, entries } = prepared;
+    if (entries.length === 0) return { outcomes: [], chunks: [] };
+    const chunkIds = chains.map(({ chain }) => newChunkId(chain));
 
     const keys: string[] = [this.keys.stats, ...REASON_KEYS(this.keys)];
-    const args: Array<string | number> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, submissions.length, ...UNBILLABLE_REASONS];
-    chains.forEach((chain, index) => {
+    const args: Array<string | number | Buffer> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, entries.length, ...UNBILLABLE_REASONS];
+    chains.forEach(({ chain, receipts }, index) => {
       keys.push(this.keys.pending(chain), this.keys.chunk(chunkIds[index]!));
-      args.push(chain, chunkIds[index]!, `[${receiptsByChain[index]!.join(",")}]`);
+      args.push(chain, chunkIds[index]!, Buffer.from(receipts.buffer, receipts.byteOffset, receipts.byteLength));
     });
-    for (const submission of submissions) {
-      keys.push(this.keys.seen(submission.key), this.keys.seen(`${submission.key}#${submission.fingerprint}`));
-      if (submission.kind === "receipt") {
-        args.push("q", chainGroup.get(submission.body.chain)!, submission.key, submission.fingerprint, "");
-      } else {
-        args.push("u", REASON_GROUP.get(submission.body.reason)!, submission.key, submission.fingerprint, JSON.stringify(submission.body).slice(1));
-      }
+    for (const entry of entries) {
+      keys.push(this.keys.seen(entry.key), this.keys.seen(`${entry.key}#${entry.fingerprint}`));
+      if (entry.kind === "receipt") args.push("q", entry.chain + 1, entry.key, entry.fingerprint, "");
+      else args.push("u", REASON_GROUP.get(entry.reason)!, entry.key, entry.fingerprint, entry.record);
     }
 
     let reply: string;
@@ -150,20 +138,15 @@ export class ReceiptStore {
       throw asQueueError(error, "record receipts");
     }
 
-    const counts = new Map<string, number>();
-    const outcomes = submissions.map((submission, index) => {
+    const counts = new Array<number>(chains.length).fill(0);
+    const outcomes = entries.map((entry, index) => {
       const outcome = OUTCOME[reply[index * 2]!];
       if (outcome === undefined) throw new Error(`submit script returned an unknown outcome at ${index}: ${reply}`);
-      const id = reply[index * 2 + 1] === "d" ? `${submission.key}#${submission.fingerprint}` : submission.key;
-      if (submission.kind === "receipt" && (outcome === "queued" || outcome === "requeued")) {
-        counts.set(submission.body.chain, (counts.get(submission.body.chain) ?? 0) + 1);
-      }
+      const id = reply[index * 2 + 1] === "d" ? `${entry.key}#${entry.fingerprint}` : entry.key;
+      if (entry.kind === "receipt" && (outcome === "queued" || outcome === "requeued")) counts[entry.chain]! += 1;
       return { id, outcome };
     });
-    const chunks = chains.flatMap((chain, index) => {
-      const count = counts.get(chain) ?? 0;
-      return count === 0 ? [] : [{ chain, chunkId: chunkIds[index]!, count }];
-    });
+    const chunks = chains.flatMap(({ chain }, index) => (counts[index] === 0 ? [] : [{ chain, chunkId: chunkIds[index]!, count: counts[index]! }]));
     return { outcomes, chunks };
   }
 

@@ -147,7 +147,7 @@ return 0
 `;
 
 export interface IngestCommands {
-  agentgptIngestSubmit(numKeys: number, ...keysAndArgs: Array<string | number>): Result<string, { type: "default" }>;
+  agentgptIngestSubmit(numKeys: number, ...keysAndArgs: Array<string | number | Buffer>): Result<string, { type: "default" }>;
   agentgptIngestAck(chunk: string, pending: string, stats: string, chunkId: string, chain: string): Result<number, { type: "default" }>;
 }
 
