@@ -10,12 +10,14 @@
  * receipt per log sent.
  *
  * Options (environment): BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (4), BENCH_BATCH (512),
- * REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
+ * BENCH_PARSE_WORKERS (auto), BENCH_REDACTED (1: prompts redacted as with turn_off_message_logging),
+ * BENCH_ONLY_CHUNKED (1: skip the baseline and the results file), BENCH_CPU_PROFILE_DIR (write server CPU
+ * profiles there), REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -246,7 +248,7 @@ function writeConfig(dir: string, prefix: string): string {
   writeFileSync(
     file,
     `include: ["${join(root, "config", "litellm-router.yaml")}", "${join(root, "config", "payment-channels.yaml")}"]
-server: { host: 127.0.0.1, port: 0, body_limit: 64mb }
+server: { host: 127.0.0.1, port: 0, body_limit: 64mb, parse_workers: ${process.env["BENCH_PARSE_WORKERS"] ?? "auto"} }
 redis: { url: "${REDIS_URL}", prefix: ${prefix}, command_timeout: 10s }
 chains: { arbitrum: {}, polygon: {} }
 route_aliases: { cost_optimized: [mixtral] }
@@ -405,7 +407,12 @@ async function main(): Promise<void> {
     probe.disconnect();
   }
 
+  const loadBefore = loadavg()[0]!;
   const chunked = await run("chunked", options);
+  if (process.env["BENCH_ONLY_CHUNKED"] === "1") {
+    process.stdout.write(`chunked: ${JSON.stringify(chunked)}\n`);
+    return;
+  }
   const baseline = await run("baseline", options);
 
   const table = new Table({ head: ["design", "receipts/s", "p50 ack ms", "p99 ack ms", "max ack ms", "POSTs timed"] });
@@ -421,7 +428,8 @@ async function main(): Promise<void> {
   }
   process.stdout.write(
     `ingest: ${options.batch} logs per POST (${(chunked.bodyBytes / 1e6).toFixed(2)} MB, LiteLLM json_array), ` +
-      `${options.concurrency} concurrent senders, ${options.seconds} s after ${options.warmup} s warm-up\n${table.toString()}\n`,
+      `${options.concurrency} concurrent senders, ${options.seconds} s after ${options.warmup} s warm-up; ` +
+      `${availableParallelism()} CPUs shared by senders, server and Redis, load average ${loadBefore.toFixed(2)} before\n${table.toString()}\n`,
   );
   const result = {
     receiptsPerSec: chunked.receiptsPerSec,
@@ -433,6 +441,8 @@ async function main(): Promise<void> {
     bodyBytes: chunked.bodyBytes,
     concurrency: options.concurrency,
     seconds: options.seconds,
+    cpus: availableParallelism(),
+    loadAverageBefore: Math.round(loadBefore * 100) / 100,
     target: { receiptsPerSec: 20_000, p99AckMs: 100 },
   };
   writeFileSync(join(here, "results", "ingest.json"), `${JSON.stringify(result, null, 2)}\n`);
