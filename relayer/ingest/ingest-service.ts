@@ -84,7 +84,13 @@ export class IngestService {
         if (error instanceof QueueUnavailableError) {
           metrics?.queueUnavailable.inc();
           logger?.warn({ err: describe(error), entries: batch.received }, "refused a POST: the queue is unavailable");
-          return { status: 503, body: { error: "queue_unavailable", reason: `${error.message}; nothing was recorded from this POST, send it again later` } };
+          return {
+            status: 503,
+            body: {
+              error: "queue_unavailable",
+              reason: `${error.message}; this POST is not acknowledged: send it again later (a re-send is never counted twice)`,
+            },
+          };
         }
         throw error;
       }

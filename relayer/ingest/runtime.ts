@@ -90,6 +90,12 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
     const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }) });
     const url = await app.listen({ host: options.host ?? config.server.host, port: options.port ?? config.server.port });
     const stopSweeper = options.sweep === false ? async () => {} : queue.startSweeper({ intervalMs: config.ingest.sweepIntervalMs, graceMs: config.ingest.sweepGraceMs });
+    if ((await queue.persistence()) === "off" && config.redis.waitReplicas === 0) {
+      logger?.warn(
+        "Redis runs without AOF persistence (appendonly no) and redis.wait_replicas is 0: receipts acknowledged to LiteLLM " +
+          "are lost if Redis restarts; enable appendonly (appendfsync everysec or always) or wait for replicas",
+      );
+    }
     logger?.info({ url, chains: queue.chains, tokens: tokens.length }, "ingest listening");
     let stopping: Promise<void> | undefined;
     return {

@@ -121,7 +121,8 @@ export class ReceiptQueue {
       outcomes.push(...result.outcomes);
       chunks.push(...result.chunks);
     }
-    await this.waitForReplicas(outcomes.some((entry) => entry.outcome !== "duplicate"));
+    // Also for a body of duplicates: the earlier write of those receipts may not have reached the replicas yet.
+    await this.waitForReplicas();
     const jobsDeferred = await this.addJobs(chunks);
     return { outcomes, chunks, jobsDeferred };
   }
@@ -190,14 +191,27 @@ export class ReceiptQueue {
     }
   }
 
+  /**
+   * Whether Redis persists what it acknowledges: "aof" (appendonly yes), "off", or "unknown" (CONFIG is disabled,
+   * as on some managed services). With "off", a Redis restart loses receipts already acknowledged to LiteLLM.
+   */
+  async persistence(): Promise<"aof" | "off" | "unknown"> {
+    try {
+      const reply = (await this.options.connection.config("GET", "appendonly")) as string[];
+      return reply[1] === "yes" ? "aof" : "off";
+    } catch {
+      return "unknown";
+    }
+  }
+
   /** Closes the BullMQ queues (not the connection, which the caller owns). */
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
   }
 
-  private async waitForReplicas(wrote: boolean): Promise<void> {
+  private async waitForReplicas(): Promise<void> {
     const wanted = this.options.waitReplicas ?? 0;
-    if (wanted === 0 || !wrote) return;
+    if (wanted === 0) return;
     let confirmed: number;
     try {
       confirmed = await this.options.connection.wait(wanted, this.options.waitTimeoutMs ?? 1000);

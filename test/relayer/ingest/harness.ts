@@ -56,6 +56,8 @@ export const OLD_TOKEN = "old-token-fedcba9876543210";
 export interface ConfigOptions {
   /** more lines under server: (two-space indented) */
   readonly server?: string;
+  /** more lines under redis: (two-space indented) */
+  readonly redis?: string;
   /** replaces the payers: block */
   readonly payers?: string;
   /** more top-level sections */
@@ -93,6 +95,7 @@ ${options.server ?? ""}
 redis:
   url: ${options.redisUrl ?? REDIS_URL}
   prefix: ${prefix}
+${options.redis ?? ""}
 chains:
   arbitrum: {}
   polygon: {}

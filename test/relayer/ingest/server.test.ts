@@ -385,7 +385,9 @@ describe("relayer/ingest POST /litellm/spend", function () {
       expect(refused.status).to.equal(503);
       expect(refused.headers.get("retry-after")).to.equal("5");
       expect(refused.body.error).to.equal("queue_unavailable");
-      expect(refused.body.reason).to.match(/Redis is unreachable, could not record receipts; nothing was recorded from this POST, send it again later$/);
+      expect(refused.body.reason).to.equal(
+        "Redis is unreachable, could not record receipts; this POST is not acknowledged: send it again later (a re-send is never counted twice)",
+      );
       const ready = await fetch(`${ingest.url}/readyz`);
       expect(ready.status).to.equal(503);
       expect(((await ready.json()) as { error: string }).error).to.equal("not_ready");
@@ -401,6 +403,22 @@ describe("relayer/ingest POST /litellm/spend", function () {
       ingest = undefined;
       await proxy.cut();
     }
+  });
+
+  it("with redis.wait_replicas, acknowledges only what enough replicas confirmed (503 otherwise, re-sends included)", async function () {
+    // This Redis has no replica: a POST is recorded on the primary but never confirmed, so never acknowledged.
+    ingest = await startTestIngest({ redis: "  wait_replicas: 1\n  wait_timeout: 100ms" });
+    const entry = call();
+    for (const attempt of ["first", "re-send"]) {
+      const refused = await ingest.post(JSON.stringify([entry]));
+      expect(refused.status, attempt).to.equal(503);
+      expect(refused.body).to.deep.equal({
+        error: "queue_unavailable",
+        reason: "only 0 of 1 Redis replicas confirmed the write (redis.wait_replicas); this POST is not acknowledged: send it again later (a re-send is never counted twice)",
+      });
+    }
+    const stats = await ingest.runtime.queue.store.stats();
+    expect([stats.queued, stats.duplicates]).to.deep.equal([1, 1]);
   });
 
   it("prices a response_cost route from LiteLLM's USD cost and settles it on the provider's chain", async function () {
