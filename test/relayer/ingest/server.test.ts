@@ -166,7 +166,12 @@ describe("relayer/ingest POST /litellm/spend", function () {
 
   it("accepts every log_format (ndjson, single, json_array with nulls) and dedupes across them", async function () {
     ingest = await startTestIngest();
-    const [a, b, c] = [call(), call({}, { user_api_key_alias: null, user_api_key_team_id: "research" }), call()];
+    // c is what older LiteLLM versions send: times and token counts as strings.
+    const [a, b, c] = [
+      call(),
+      call({}, { user_api_key_alias: null, user_api_key_team_id: "research" }),
+      call({ startTime: "2024-06-10 16:00:00.412311", endTime: "1718035207.981772", prompt_tokens: "100", completion_tokens: "20", total_tokens: "120" }),
+    ];
     const ndjson = await ingest.post(`${JSON.stringify(a)}\n${JSON.stringify(b)}\n`);
     expect(ndjson.body).to.deep.include({ format: "ndjson", received: 2, queued: 2, duplicates: 0 });
     const single = await ingest.post(JSON.stringify(a));
@@ -177,6 +182,12 @@ describe("relayer/ingest POST /litellm/spend", function () {
     const contents = await queueContents(ingest.runtime.queue);
     expect(ids(contents.receipts["arbitrum"])).to.deep.equal([a["litellm_call_id"], b["litellm_call_id"], c["litellm_call_id"]]);
     expect(contents.receipts["arbitrum"]!.map((receipt) => receipt.payer)).to.deep.equal([PAYER_BACKEND, PAYER_RESEARCH, PAYER_BACKEND]);
+    expect(contents.receipts["arbitrum"]![2]).to.deep.include({
+      startTime: Date.UTC(2024, 5, 10, 16, 0, 0, 412),
+      endTime: 1718035207982,
+      tokens: 120,
+      ...priced(120, GPT4_PER_1K),
+    });
     expect(contents.chunks["arbitrum"]).to.equal(2);
     expect(await metric(ingest.url, 'agentgpt_ingest_entries_total{outcome="null"}')).to.equal(2);
   });
