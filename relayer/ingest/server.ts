@@ -82,7 +82,7 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
           });
         }
       },
-      onResponse: async (request, reply) => {
+      onResponse: async (_request, reply) => {
         metrics.requests.inc({ code: String(reply.statusCode) });
         if (reply.statusCode === 200) metrics.ackSeconds.observe(reply.elapsedTime / 1000);
       },
