@@ -18,6 +18,7 @@ import {
 } from "./sections/payment-channels.js";
 import { payersSection, type PayerRule } from "./sections/payers.js";
 import { pricingSection, type PricingConfig } from "./sections/pricing.js";
+import { reconcilerSection, type ReconcilerConfig } from "./sections/reconciler.js";
 import { redisSection, type RedisConfig } from "./sections/redis.js";
 import { providerAliasesSection, routeAliasesSection, routesSection, type RouteConfig } from "./sections/routes.js";
 import { serverSection, type ServerConfig } from "./sections/server.js";
@@ -42,6 +43,8 @@ export interface RelayerConfig {
   readonly pricing: PricingConfig;
   readonly payers: readonly PayerRule[];
   readonly ingest: IngestConfig;
+  /** absent: `relayer start` runs no reconciler */
+  readonly reconciler?: ReconcilerConfig | undefined;
 }
 
 /** The top-level keys, each with its section schema. `include` is handled by the loader before this runs. */
@@ -61,6 +64,7 @@ export const relayerConfigShape = (ctx: SectionContext) => ({
   pricing: pricingSection(ctx),
   payers: payersSection(),
   ingest: ingestSection(),
+  reconciler: reconcilerSection(ctx),
 });
 
 export const relayerConfigSchema = (ctx: SectionContext) => z.strictObject(relayerConfigShape(ctx));
@@ -163,6 +167,7 @@ export function resolve(
       pricing: parsed.pricing,
       payers: parsed.payers,
       ingest: parsed.ingest,
+      reconciler: parsed.reconciler,
     },
   };
 }

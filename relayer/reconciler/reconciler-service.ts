@@ -1,0 +1,112 @@
+/**
+ * The reconciler of one chain as a running loop. Each pass, by the chain's clock:
+ * 1. checks the batches settled since the last pass, once `report_delay` has passed since their settlement (so the
+ *    providers' reports have caught up) and while their dispute windows are still open, and disputes the overcharged
+ *    rows of the payers the operator controls;
+ * 2. follows every dispute it opened (resolution logged; a failed or lost oracle answer asked again);
+ * 3. when an epoch has closed (plus `report_delay`), reconciles it as a whole and logs the per-provider summary.
+ * The cursor and the open disputes live in Redis (or memory), so a restart resumes where the last pass stopped.
+ */
+import type { Logger } from "pino";
+
+import { formatEpoch, epochOf, type Epoch } from "./epoch.js";
+import type { AutoDisputer, AutoDisputeOutcome, FollowUp } from "./auto-dispute.js";
+import type { DisputeLedger } from "./dispute-ledger.js";
+import { formatReport } from "./format-report.js";
+import type { Reconciler } from "./reconciler.js";
+import type { EpochReport } from "./report.js";
+
+export interface ReconcilerServiceOptions {
+  readonly chainName: string;
+  readonly reconciler: Reconciler;
+  readonly disputer: AutoDisputer;
+  readonly ledger: DisputeLedger;
+  /** seconds */
+  readonly epochSeconds: number;
+  /** seconds after a settlement before its rows are compared */
+  readonly reportDelaySeconds: number;
+  readonly intervalMs: number;
+  readonly logger?: Logger | undefined;
+}
+
+export interface PassResult {
+  /** the settlement-time window checked this pass (null when nothing new was due) */
+  readonly window: Epoch | null;
+  readonly report: EpochReport | null;
+  readonly disputes: readonly AutoDisputeOutcome[];
+  readonly followUps: readonly FollowUp[];
+  readonly epochReport: EpochReport | null;
+}
+
+export class ReconcilerService {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly options: ReconcilerServiceOptions) {}
+
+  start(): void {
+    const loop = async () => {
+      if (this.stopped) return;
+      this.running = this.pass()
+        .then(() => undefined)
+        .catch((error: unknown) => {
+          this.options.logger?.error({ err: { name: (error as Error).name, message: (error as Error).message } }, "reconciler pass failed; retried next interval");
+        });
+      await this.running;
+      this.running = null;
+      if (!this.stopped) this.timer = setTimeout(() => void loop(), this.options.intervalMs);
+    };
+    void loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  async pass(): Promise<PassResult> {
+    const { reconciler, disputer, ledger, logger } = this.options;
+    const chain = reconciler.options.chain;
+    const now = (await chain.provider.getBlock("latest"))?.timestamp ?? Math.floor(Date.now() / 1000);
+    const due = now - this.options.reportDelaySeconds;
+
+    let cursor = await ledger.getNumber("cursor");
+    if (cursor === null) {
+      // First run: nothing settled before the longest open window can still be disputed.
+      cursor = due - Number(await chain.router.disputeWindow());
+      logger?.info({ from: new Date(cursor * 1000).toISOString() }, "reconciler starts with the batches still in their dispute window");
+    }
+    let window: Epoch | null = null;
+    let report: EpochReport | null = null;
+    let disputes: AutoDisputeOutcome[] = [];
+    if (due > cursor) {
+      window = { start: cursor, end: due };
+      report = await reconciler.reconcile(window);
+      for (const finding of report.findings) logger?.warn({ window: formatEpoch(window) }, finding);
+      disputes = await disputer.act(report.rows);
+      for (const outcome of disputes) {
+        if (outcome.result === "disputed") {
+          logger?.info({ ...outcome.target, tx: outcome.txHash, request: outcome.verification?.requestId, note: outcome.note }, "overcharged row disputed");
+        }
+      }
+      await ledger.setNumber("cursor", due);
+    }
+
+    const followUps = await disputer.followUp();
+
+    let epochReport: EpochReport | null = null;
+    const last = epochOf(due, this.options.epochSeconds);
+    const previous = { start: last.start - this.options.epochSeconds, end: last.start };
+    const reported = await ledger.getNumber("epoch");
+    if (reported === null) {
+      await ledger.setNumber("epoch", previous.start);
+    } else if (reported < previous.start) {
+      epochReport = await reconciler.reconcile(previous);
+      logger?.info({ epoch: formatEpoch(previous), summary: formatReport(epochReport) }, "epoch reconciled");
+      await ledger.setNumber("epoch", previous.start);
+    }
+    return { window, report, disputes, followUps, epochReport };
+  }
+}
