@@ -22,6 +22,14 @@ import { reconcilerSection, type ReconcilerConfig } from "./sections/reconciler.
 import { redisSection, type RedisConfig } from "./sections/redis.js";
 import { providerAliasesSection, routeAliasesSection, routesSection, type RouteConfig } from "./sections/routes.js";
 import { serverSection, type ServerConfig } from "./sections/server.js";
+import {
+  archiveSection,
+  batcherSection,
+  settlerSection,
+  type ArchiveConfig,
+  type BatcherConfig,
+  type SettlerConfig,
+} from "./sections/settlement.js";
 import { tokenSection } from "./sections/token.js";
 
 export interface RelayerConfig {
@@ -45,6 +53,9 @@ export interface RelayerConfig {
   readonly ingest: IngestConfig;
   /** absent: `relayer start` runs no reconciler */
   readonly reconciler?: ReconcilerConfig | undefined;
+  readonly archive: ArchiveConfig;
+  readonly batcher: BatcherConfig;
+  readonly settler: SettlerConfig;
 }
 
 /** The top-level keys, each with its section schema. `include` is handled by the loader before this runs. */
@@ -65,6 +76,9 @@ export const relayerConfigShape = (ctx: SectionContext) => ({
   payers: payersSection(),
   ingest: ingestSection(),
   reconciler: reconcilerSection(ctx),
+  archive: archiveSection(),
+  batcher: batcherSection(),
+  settler: settlerSection(),
 });
 
 export const relayerConfigSchema = (ctx: SectionContext) => z.strictObject(relayerConfigShape(ctx));
@@ -168,6 +182,9 @@ export function resolve(
       payers: parsed.payers,
       ingest: parsed.ingest,
       reconciler: parsed.reconciler,
+      archive: parsed.archive,
+      batcher: parsed.batcher,
+      settler: parsed.settler,
     },
   };
 }

@@ -46,6 +46,11 @@ export interface ReceiptWorkerOptions {
   readonly concurrency?: number;
   /** dedupe TTL is irrelevant to consumers; present only to build the store (default 32 days) */
   readonly dedupeTtlMs?: number;
+  /**
+   * A chunk whose worker died (or lost Redis) mid-way is handed out again after this long (ms, default 5,000):
+   * BullMQ's stalled-job check. Handlers are quick Redis writes, so the lock (twice this) is never outlived.
+   */
+  readonly stalledIntervalMs?: number;
 }
 
 export type ChunkResult = { readonly receipts: number } | { readonly skipped: "already-acknowledged" };
@@ -63,6 +68,12 @@ export function createReceiptWorker(options: ReceiptWorkerOptions): Worker<Recei
       await store.ack(chain, chunkId);
       return { receipts: receipts.length };
     },
-    { connection: options.connection, prefix: bullPrefix(options.prefix), concurrency: options.concurrency ?? 1 },
+    {
+      connection: options.connection,
+      prefix: bullPrefix(options.prefix),
+      concurrency: options.concurrency ?? 1,
+      stalledInterval: options.stalledIntervalMs ?? 5000,
+      lockDuration: 2 * (options.stalledIntervalMs ?? 5000),
+    },
   );
 }

@@ -11,6 +11,9 @@ import { pino, type Logger } from "pino";
 import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
 import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
+import { ChainError } from "../../chain/errors.js";
+import { startSettlement } from "../../settler/runtime.js";
+import { SigningKeyError } from "../../settler/signing-key.js";
 import { UserError } from "../errors.js";
 
 /** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
@@ -26,7 +29,7 @@ interface StartOptions {
   readonly logLevel: string;
 }
 
-/** Stages in flow order. The batcher and settler add themselves here. */
+/** Stages in flow order. */
 const stages: Stage[] = [
   {
     name: "ingest",
@@ -36,6 +39,11 @@ const stages: Stage[] = [
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.port === undefined ? {} : { port: parsePort(options.port) }),
       }),
+  },
+  {
+    // batcher + settler per chain with rpc_urls
+    name: "settlement",
+    start: (config, { logger }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }) }),
   },
 ];
 
@@ -57,6 +65,7 @@ export function createLogger(level: string): Logger {
 export function userFacing(error: unknown, configFile: string): unknown {
   if (error instanceof ConfigError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof TokenError) return new UserError(error.message, 2, { cause: error });
+  if (error instanceof SigningKeyError || error instanceof ChainError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof QueueUnavailableError) {
     return new UserError(`${error.message}: start Redis, or fix redis.url in ${configFile} (or REDIS_URL if it uses \${REDIS_URL})`, 3, { cause: error });
   }

@@ -1,0 +1,146 @@
+/**
+ * The settlement stages: `archive:` (batch files), `batcher:` (when a batch closes) and `settler:` (how batches are
+ * sent: signer, fees, timing). Per-chain settings (router address, signer, fees, replacement strategy) live under
+ * each chain in `chains:` and override `settler:`.
+ *
+ * ```yaml
+ * archive:
+ *   dir: ./.archive                # one JSON file per batch, written before anything is sent; default ./.archive
+ * batcher:
+ *   max_receipts: 2000             # close a batch at this many receipts (default 2000, at most 20000)
+ *   max_wait: 5s                   # ... or when its oldest receipt has waited this long (default 5s)
+ * settler:
+ *   signer:                        # an encrypted JSON keystore, decrypted once at start...
+ *     keystore: ./keys/relayer.json
+ *     password_env: AGENTGPT_KEYSTORE_PASSWORD   # variable holding its password (default shown)
+ *   # ...or, for development only, a raw key in an environment variable:
+ *   #  key_env: AGENTGPT_RELAYER_KEY
+ *   fees:
+ *     max_fee: 50 gwei             # never offer more per gas (default 50 gwei)
+ *     min_priority_fee: 0.01 gwei  # tip floor (default 0.01 gwei)
+ *     bump_percent: 12.5           # replacement raise of both fees, at least 10 (default 12.5)
+ *   stuck_after: 30s               # replace a transaction not mined after this long (default 30s)
+ *   max_in_flight: 4               # batches signed or sent at once per chain (default 4)
+ *   poll: 1s                       # ledger pass interval (default 1s)
+ *   lease_ttl: 15s                 # the per-chain settler lease (default 15s)
+ * ```
+ */
+import { parseUnits } from "ethers";
+import { z } from "zod";
+
+import { durationMs } from "./fields.js";
+
+export interface SignerConfig {
+  readonly keystore?: string | undefined;
+  readonly passwordEnv: string;
+  readonly keyEnv?: string | undefined;
+}
+
+export interface FeeConfig {
+  readonly maxFeePerGas: bigint;
+  readonly minPriorityFeePerGas: bigint;
+  readonly bumpPercent: number;
+}
+
+export interface ArchiveConfig {
+  readonly dir: string;
+}
+
+export interface BatcherConfig {
+  readonly maxReceipts: number;
+  readonly maxWaitMs: number;
+}
+
+export interface SettlerConfig {
+  readonly signer?: SignerConfig | undefined;
+  readonly fees: FeeConfig;
+  readonly stuckAfterMs: number;
+  readonly maxInFlight: number;
+  readonly pollMs: number;
+  readonly leaseTtlMs: number;
+}
+
+/** "50 gwei" | "0.01 gwei" | "1000000 wei" | a number of gwei -> wei */
+export const gasPrice = () =>
+  z.unknown().transform((value, ctx): bigint => {
+    const text = typeof value === "number" ? `${value} gwei` : typeof value === "string" ? value.trim() : "";
+    const match = /^(\d+(?:\.\d+)?)\s*(gwei|wei)$/i.exec(text);
+    if (match === null) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not a gas price; write e.g. "50 gwei" or "0.01 gwei"`, input: value });
+      return z.NEVER;
+    }
+    try {
+      return parseUnits(match[1]!, match[2]!.toLowerCase() === "gwei" ? 9 : 0);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)}: at most 9 decimals of gwei, whole wei`, input: value });
+      return z.NEVER;
+    }
+  });
+
+const envName = () => z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name (e.g. AGENTGPT_KEYSTORE_PASSWORD)");
+
+export const signerSection = () =>
+  z
+    .strictObject({
+      keystore: z.string().min(1).optional(),
+      password_env: envName().default("AGENTGPT_KEYSTORE_PASSWORD"),
+      key_env: envName().optional(),
+    })
+    .refine((s) => (s.keystore === undefined) !== (s.key_env === undefined), {
+      message: "give either keystore: (an encrypted JSON keystore) or key_env: (development only), not both or neither",
+    })
+    .transform((s): SignerConfig => ({ keystore: s.keystore, passwordEnv: s.password_env, keyEnv: s.key_env }));
+
+const feeFields = {
+  max_fee: gasPrice().optional(),
+  min_priority_fee: gasPrice().optional(),
+  bump_percent: z.number().min(10, "replacements must raise fees by at least 10%").max(500).optional(),
+};
+
+export const feesSection = () => z.strictObject(feeFields);
+export type FeeOverrides = z.output<ReturnType<typeof feesSection>>;
+
+export function resolveFees(base: FeeConfig, overrides: FeeOverrides | undefined): FeeConfig {
+  return {
+    maxFeePerGas: overrides?.max_fee ?? base.maxFeePerGas,
+    minPriorityFeePerGas: overrides?.min_priority_fee ?? base.minPriorityFeePerGas,
+    bumpPercent: overrides?.bump_percent ?? base.bumpPercent,
+  };
+}
+
+export const archiveSection = () =>
+  z
+    .strictObject({ dir: z.string().min(1).default("./.archive") })
+    .prefault({})
+    .transform((a): ArchiveConfig => ({ dir: a.dir }));
+
+export const batcherSection = () =>
+  z
+    .strictObject({
+      max_receipts: z.int().min(1).max(20_000).default(2000),
+      max_wait: durationMs().default(5000),
+    })
+    .prefault({})
+    .transform((b): BatcherConfig => ({ maxReceipts: b.max_receipts, maxWaitMs: b.max_wait }));
+
+export const settlerSection = () =>
+  z
+    .strictObject({
+      signer: signerSection().optional(),
+      fees: feesSection().prefault({}),
+      stuck_after: durationMs().default(30_000),
+      max_in_flight: z.int().min(1).max(64).default(4),
+      poll: durationMs().default(1000),
+      lease_ttl: durationMs().default(15_000),
+    })
+    .prefault({})
+    .transform(
+      (s): SettlerConfig => ({
+        signer: s.signer,
+        fees: resolveFees({ maxFeePerGas: 50n * 10n ** 9n, minPriorityFeePerGas: 10n ** 7n, bumpPercent: 12.5 }, s.fees),
+        stuckAfterMs: s.stuck_after,
+        maxInFlight: s.max_in_flight,
+        pollMs: s.poll,
+        leaseTtlMs: s.lease_ttl,
+      }),
+    );

@@ -1,0 +1,243 @@
+/**
+ * End to end: the real relayer process (`agentgpt relayer start`) between LiteLLM-style POSTs and a `hardhat node`
+ * over JSON-RPC, with a real Redis. Every case ends with the same assertion: the chain charged each payer exactly
+ * what its calls cost, once, however the run was disturbed (re-sent bodies, SIGKILL at three points, Redis
+ * restarted, a failing RPC endpoint, a stuck transaction, a reorg).
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { expect } from "chai";
+import { Wallet } from "ethers";
+import { Redis } from "ioredis";
+
+import { SettlementStore } from "../../relayer/settler/settlement-store.js";
+import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
+import { freePort, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
+import { dropPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
+import { postSpend, startRelayer, writeRelayerConfig, type RelayerConfigOptions, type RelayerProcess, type RelayerSetup } from "../helpers/relayer-process.js";
+import { startFaultProxy } from "../helpers/rpc-fault-proxy.js";
+import { chargesByPayer, spendLog, type SpendLog } from "../helpers/spend-logs.js";
+
+describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", function () {
+  this.timeout(240_000);
+  let node: HardhatNode;
+  let suite: ChainSuite;
+  let redis: Redis;
+  let prefix: string;
+  let setup: RelayerSetup;
+  let relayer: RelayerProcess | undefined;
+  let initial: Map<number, bigint>;
+
+  before(async function () {
+    node = await startHardhatNode();
+  });
+  after(async function () {
+    await node?.stop();
+  });
+  beforeEach(async function () {
+    await node.rpc("evm_setAutomine", [true]);
+    suite = await deployChainSuite(node.url, { payers: 4 });
+    prefix = uniquePrefix("e2e");
+    initial = new Map();
+    for (const [i, payer] of suite.payers.entries()) initial.set(i, await suite.router.balanceOf(payer.address));
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && relayer) process.stderr.write(`--- relayer logs ---\n${relayer.logs().slice(-6000)}\n`);
+    await relayer?.stop();
+    relayer = undefined;
+    await node.rpc("evm_setAutomine", [true]);
+    if (redis) {
+      await dropPrefix(redis, prefix).catch(() => undefined);
+      redis.disconnect();
+    }
+    if (setup) rmSync(setup.dir, { recursive: true, force: true });
+  });
+
+  async function configure(overrides: Partial<RelayerConfigOptions> = {}, redisUrl = REDIS_URL) {
+    redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    redis.on("error", () => undefined); // a restarted Redis is part of one test; ioredis reconnects by itself
+    setup = await writeRelayerConfig({
+      redisUrl,
+      prefix,
+      rpcUrls: [node.url],
+      router: suite.routerAddress,
+      payers: suite.payers.map((p) => p.address),
+      chainId: suite.chainId,
+      ...overrides,
+    });
+  }
+
+  function calls(count: number, runId: string): SpendLog[] {
+    return Array.from({ length: count }, (_, i) =>
+      spendLog(i % suite.payers.length, i % 3 === 0 ? "mixtral-8x22b" : "gpt-4-turbo", 50 + ((i * 7919) % 4000), runId),
+    );
+  }
+
+  async function send(logs: readonly SpendLog[], perBody: number, times = 1) {
+    for (let i = 0; i < logs.length; i += perBody) {
+      const body = logs.slice(i, i + perBody).map((log) => log.entry);
+      for (let t = 0; t < times; t++) {
+        // Like LiteLLM's retrying logger: a 503 (Redis not reachable yet) means "not acknowledged, send again".
+        let response = await postSpend(setup.url, body);
+        for (let retry = 0; response.status === 503 && retry < 100; retry++) {
+          await new Promise((r) => setTimeout(r, 100));
+          response = await postSpend(setup.url, body);
+        }
+        expect(response.status, JSON.stringify(response.body)).to.equal(200);
+      }
+    }
+  }
+
+  /** Waits until every call is in a final batch (the settler's counters) and nothing is pending. */
+  async function settled(count: number, timeoutMs = 90_000) {
+    const store = new SettlementStore(redis, prefix, "local");
+    const started = Date.now();
+    for (;;) {
+      const stats = await store.stats();
+      const active = await store.redis.zcard(store.key("active"));
+      if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= count && active === 0) return stats;
+      if (Date.now() - started > timeoutMs) throw new Error(`not settled: ${JSON.stringify(stats)}, ${active} active`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async function expectExactTotals(logs: readonly SpendLog[]) {
+    const expected = chargesByPayer(logs);
+    let total = 0n;
+    for (const [i, payer] of suite.payers.entries()) {
+      const charged = initial.get(i)! - (await suite.router.balanceOf(payer.address));
+      expect(charged, `payer ${i}`).to.equal(expected.get(i) ?? 0n);
+      total += charged;
+    }
+    expect(await suite.router.totalEscrow()).to.equal(total);
+    const stats = await new SettlementStore(redis, prefix, "local").stats();
+    expect(stats.receipts_settled).to.equal(logs.length); // each call settled once, never twice
+  }
+
+  it("settles every call once when LiteLLM sends every body twice", async function () {
+    await configure();
+    relayer = await startRelayer(setup, suite.relayerKey);
+    const logs = calls(120, prefix);
+    await send(logs, 40, 2);
+    await settled(logs.length);
+    await expectExactTotals(logs);
+  });
+
+  for (const point of ["after-archive", "after-send", "during-confirm"] as const) {
+    it(`recovers from SIGKILL ${point.replace("-", " ")}`, async function () {
+      await configure();
+      relayer = await startRelayer(setup, suite.relayerKey, { AGENTGPT_FAILPOINT: point });
+      const logs = calls(60, prefix);
+      await send(logs.slice(0, 30), 30);
+      const code = await Promise.race([relayer.exited, new Promise((r) => setTimeout(() => r("alive"), 30_000))]);
+      expect(code, "the failpoint killed the process").to.not.equal("alive");
+      expect(relayer.child.signalCode).to.equal("SIGKILL");
+      relayer = await startRelayer(setup, suite.relayerKey);
+      await send(logs.slice(30), 30);
+      await send(logs.slice(0, 30), 30); // LiteLLM retries the body whose reply it may have missed
+      await settled(logs.length);
+      await expectExactTotals(logs);
+    });
+  }
+
+  it("survives a Redis restart (AOF on) without losing or repeating a call", async function () {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "agentgpt-redis-"));
+    const startRedis = async () => {
+      const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], { stdio: "ignore" });
+      for (let i = 0; i < 100; i++) {
+        const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on("error", () => undefined);
+        const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
+        probe.disconnect();
+        if (ok) return server;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("redis-server did not start");
+    };
+    let server = await startRedis();
+    try {
+      await configure({}, `redis://127.0.0.1:${port}`);
+      relayer = await startRelayer(setup, suite.relayerKey);
+      const logs = calls(80, prefix);
+      await send(logs.slice(0, 40), 20);
+      server.kill("SIGKILL"); // a crash: only what AOF has survives
+      await once(server, "exit");
+      server = await startRedis();
+      await send(logs.slice(40), 20);
+      await send(logs.slice(0, 40), 20);
+      await settled(logs.length);
+      await expectExactTotals(logs);
+      await relayer.stop();
+      await dropPrefix(redis, prefix);
+    } finally {
+      redis.disconnect();
+      server.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("settles through an RPC endpoint that errors, times out and drops connections", async function () {
+    const proxy = await startFaultProxy(node.url, 11);
+    try {
+      proxy.flaky(0.25);
+      await configure({ rpcUrls: [proxy.url, node.url] });
+      relayer = await startRelayer(setup, suite.relayerKey);
+      const logs = calls(60, prefix);
+      await send(logs, 20);
+      proxy.fail("drop");
+      await settled(logs.length);
+      await expectExactTotals(logs);
+      expect(proxy.stats.faulted).to.be.greaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("replaces a transaction that stays unmined, and it is mined once", async function () {
+    await configure({ stuckAfter: "1s" });
+    relayer = await startRelayer(setup, suite.relayerKey);
+    await node.rpc("evm_setAutomine", [false]);
+    const logs = calls(30, prefix);
+    await send(logs, 30);
+    const store = new SettlementStore(redis, prefix, "local");
+    for (let i = 0; ; i++) {
+      const [record] = await store.active();
+      if (record !== undefined && record.txs.length >= 2) break;
+      if (i > 150) throw new Error("no replacement was sent");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await node.rpc("evm_setAutomine", [true]);
+    await node.rpc("evm_mine", []);
+    await settled(logs.length);
+    await expectExactTotals(logs);
+  });
+
+  it("settles once across a reorg (evm_snapshot / evm_revert)", async function () {
+    await configure({ confirmations: 4 });
+    const snapshot = await node.rpc<string>("evm_snapshot", []);
+    relayer = await startRelayer(setup, suite.relayerKey);
+    const logs = calls(30, prefix);
+    await send(logs, 30);
+    const store = new SettlementStore(redis, prefix, "local");
+    for (let i = 0; ; i++) {
+      const [record] = await store.active();
+      if (record?.state === "mined") break;
+      if (i > 150) throw new Error("never mined");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await suite.router.totalEscrow()).to.be.greaterThan(0n);
+    await node.rpc("evm_revert", [snapshot]); // the batch's block (and the contracts' later state) is gone...
+    // ...but the contracts were deployed before the snapshot, so the chain is consistent again.
+    for (let i = 0; i < 200 && (await new SettlementStore(redis, prefix, "local").redis.zcard(store.key("active"))) > 0; i++) {
+      await node.rpc("evm_mine", []);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await settled(logs.length);
+    await expectExactTotals(logs);
+  });
+});
