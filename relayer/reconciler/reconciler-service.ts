@@ -2,7 +2,8 @@
  * The reconciler of one chain as a running loop. Each pass, by the chain's clock:
  * 1. checks the batches settled since the last pass, once `report_delay` has passed since their settlement (so the
  *    providers' reports have caught up) and while their dispute windows are still open, and disputes the overcharged
- *    rows of the payers the operator controls;
+ *    rows of the payers the operator controls; a batch whose provider report failed is checked again next pass, as
+ *    long as its window is open;
  * 2. follows every dispute it opened (resolution logged; a failed or lost oracle answer asked again);
  * 3. when an epoch has closed (plus `report_delay`), reconciles it as a whole and logs the per-provider summary.
  * The cursor and the open disputes live in Redis (or memory), so a restart resumes where the last pass stopped.
@@ -91,7 +92,9 @@ export class ReconcilerService {
           logger?.info({ ...outcome.target, tx: outcome.txHash, request: outcome.verification?.requestId, note: outcome.note }, "overcharged row disputed");
         }
       }
-      await ledger.setNumber("cursor", due);
+      // Rows whose provider report failed are checked again next pass while their window is open.
+      const retry = report.rows.filter((r) => r.status === "report-failed" && r.disputable).map((r) => r.settledAt);
+      await ledger.setNumber("cursor", retry.length === 0 ? due : Math.min(...retry));
     }
 
     const followUps = await disputer.followUp();
