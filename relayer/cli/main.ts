@@ -16,6 +16,8 @@ const program = new Command()
 const groups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import("./commands/litellm.js"),
   () => import("./commands/relayer.js"),
+  () => import("./commands/reconcile.js"),
+  () => import("./commands/dispute.js"),
   () => import("./commands/governance.js"),
 ];
 

@@ -10,4 +10,5 @@ export * from "./reconciler-service.js";
 export * from "./reconciler.js";
 export * from "./refund.js";
 export * from "./report.js";
+export * from "./stage.js";
 export * from "./usage-adapter.js";

@@ -1,0 +1,180 @@
+/**
+ * `startReconciler(config, { logger })`: the reconciler as a stage of `relayer start`. For every chain it covers
+ * (`reconciler.chains`, default every chain with rpc_urls): the router (chains.<name>.router, else the deployment
+ * file) and its UsageOracle (from the deployment file, checked to serve this router), the archive, the providers'
+ * usage adapters, the keys of the payers the operator controls, and a Redis ledger; then one loop per chain.
+ * Without a `reconciler:` section it starts nothing.
+ */
+import { dirname } from "node:path";
+
+import { getAddress } from "ethers";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+
+import { Archive } from "../batcher/archive.js";
+import { ChainError } from "../chain/errors.js";
+import { loadDeployment } from "../chain/deployment.js";
+import type { ChainConfig, RelayerConfig } from "../config/index.js";
+import type { ReconcilerConfig } from "../config/sections/reconciler.js";
+import { BlockClock } from "../disputes/block-clock.js";
+import { openDisputeChain } from "../disputes/dispute-chain.js";
+import { DisputeClient } from "../disputes/dispute-client.js";
+import { IpfsClient } from "../disputes/ipfs.js";
+import { archiveDir } from "../settler/runtime.js";
+import { SettlementStore } from "../settler/settlement-store.js";
+import { RpcPool } from "../settler/rpc-pool.js";
+import { UsageOracle__factory } from "../../typechain-types/factories/oracle/UsageOracle__factory.js";
+import { AutoDisputer, type ControlledPayer } from "./auto-dispute.js";
+import { RedisDisputeLedger } from "./dispute-ledger.js";
+import { HttpJsonAdapter } from "./http-json-adapter.js";
+import { loadKey, loadPayerKeys, ReconcilerKeyError } from "./keys.js";
+import { PooledProvider } from "./pooled-provider.js";
+import { Reconciler } from "./reconciler.js";
+import { ReconcilerService } from "./reconciler-service.js";
+import type { UsageAdapter } from "./usage-adapter.js";
+
+export interface StartReconcilerOptions {
+  readonly logger?: Logger | undefined;
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+}
+
+export interface ReconcilerHandle {
+  readonly services: readonly { readonly chain: string; readonly service: ReconcilerService }[];
+  stop(): Promise<void>;
+}
+
+/** The usage adapters of `reconciler.providers` (keys read from the environment). */
+export function usageAdapters(reconciler: ReconcilerConfig, env: Readonly<Record<string, string | undefined>> = process.env): Map<string, UsageAdapter> {
+  const adapters = new Map<string, UsageAdapter>();
+  for (const [provider, adapter] of Object.entries(reconciler.providers)) {
+    let apiKey: string | undefined;
+    if (adapter.apiKeyEnv !== undefined) {
+      apiKey = env[adapter.apiKeyEnv];
+      if (apiKey === undefined || apiKey === "") {
+        throw new ReconcilerKeyError(`reconciler.providers.${provider}.api_key_env: set ${adapter.apiKeyEnv} to the usage API key`);
+      }
+    }
+    adapters.set(provider, new HttpJsonAdapter({ provider, url: adapter.url, path: adapter.path, apiKey, timeoutMs: adapter.timeoutMs }));
+  }
+  return adapters;
+}
+
+/** The chains the reconciler covers: named ones must exist and have rpc_urls. */
+export function reconciledChains(config: RelayerConfig, reconciler: ReconcilerConfig): ChainConfig[] {
+  if (reconciler.chains.length === 0) return config.chains.filter((chain) => chain.rpcUrls.length > 0);
+  return reconciler.chains.map((name, i) => {
+    const chain = config.chains.find((c) => c.name === name);
+    if (chain === undefined) {
+      throw new ReconcilerKeyError(`reconciler.chains[${i}]: "${name}" is not under chains: (${config.chains.map((c) => c.name).join(", ") || "none"})`);
+    }
+    if (chain.rpcUrls.length === 0) throw new ReconcilerKeyError(`reconciler.chains[${i}]: chains.${name} has no rpc_urls`);
+    return chain;
+  });
+}
+
+export async function startReconciler(config: RelayerConfig, options: StartReconcilerOptions = {}): Promise<ReconcilerHandle> {
+  const logger = options.logger;
+  const settings = config.reconciler;
+  if (settings === undefined) {
+    logger?.info("no reconciler: section in the configuration: settled batches are not compared with provider reports");
+    return { services: [], stop: async () => undefined };
+  }
+  const env = options.env ?? process.env;
+  const baseDir = dirname(config.files[0] ?? ".");
+  const chains = reconciledChains(config, settings);
+  const adapters = usageAdapters(settings, env);
+  const payerKeys = await loadPayerKeys(settings.payers, { env, baseDir });
+  const requesterKey = settings.requester === undefined ? undefined : await loadKey(settings.requester, "reconciler.requester", { env, baseDir });
+  for (const key of [...payerKeys, ...(requesterKey ? [requesterKey] : [])]) {
+    if (key.development) logger?.warn({ account: key.wallet.address, source: key.source }, "the reconciler signs with a raw key from the environment: development only");
+  }
+  const archive = new Archive(archiveDir(config));
+  const ipfs = settings.ipfs === undefined ? undefined : new IpfsClient(settings.ipfs);
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: "agentgpt-reconciler", lazyConnect: false });
+  redis.on("error", () => undefined); // ioredis reconnects; a pass fails and is retried meanwhile
+
+  const services: { chain: string; service: ReconcilerService }[] = [];
+  const stopAll = async () => {
+    for (const { service } of services) await service.stop();
+    await redis.quit().catch(() => redis.disconnect());
+  };
+  try {
+    for (const chain of chains) {
+      const chainLogger = logger?.child({ stage: "reconciler", chain: chain.name });
+      const rpc = new RpcPool(chain.rpcUrls, { ...(chainLogger ? { logger: chainLogger } : {}) });
+      const chainId = Number(BigInt(await rpc.request<string>("eth_chainId")));
+      if (chain.chainId !== undefined && chain.chainId !== chainId) {
+        throw new ChainError("WRONG_CHAIN", `chains.${chain.name}: chain_id is ${chain.chainId} but its RPC serves chain ${chainId}: fix chain_id or rpc_urls`);
+      }
+      const provider = new PooledProvider(rpc, chainId);
+      const addresses = await chainAddresses(chain, chainId, provider);
+      const disputeChain = await openDisputeChain(provider, addresses);
+      const sources = { archive, archiveChain: chain.name, ipfs };
+      const client = new DisputeClient(disputeChain, {
+        sources,
+        store: new SettlementStore(redis, config.redis.prefix, chain.name),
+        logChunkBlocks: settings.logChunkBlocks,
+        logger: chainLogger,
+      });
+      const reconciler = new Reconciler({
+        chain: disputeChain,
+        chainName: chain.name,
+        clock: client.clock,
+        sources,
+        adapterFor: (provider) => adapters.get(provider),
+        toleranceBps: settings.toleranceBps,
+        minRefund: settings.minRefund,
+        usageLookback: Math.round(settings.usageLookbackMs / 1000),
+        logChunkBlocks: settings.logChunkBlocks,
+        concurrency: settings.concurrency,
+        logger: chainLogger,
+      });
+      const payers = new Map<string, ControlledPayer>(
+        payerKeys.map((key) => [key.wallet.address, { address: key.wallet.address, signer: key.wallet.connect(provider), source: key.source }]),
+      );
+      const ledger = new RedisDisputeLedger(redis, config.redis.prefix, chain.name);
+      const disputer = new AutoDisputer({ client, payers, requester: requesterKey?.wallet.connect(provider), approveBond: settings.approveBond, ledger, logger: chainLogger });
+      const service = new ReconcilerService({
+        chainName: chain.name,
+        reconciler,
+        disputer,
+        ledger,
+        epochSeconds: Math.round(settings.epochMs / 1000),
+        reportDelaySeconds: Math.round(settings.reportDelayMs / 1000),
+        intervalMs: settings.intervalMs,
+        logger: chainLogger,
+      });
+      services.push({ chain: chain.name, service });
+      chainLogger?.info(
+        {
+          chainId,
+          router: disputeChain.routerAddress,
+          oracle: disputeChain.oracleAddress ?? null,
+          providers: [...adapters.keys()],
+          payers: [...payers.keys()],
+        },
+        "reconciler started",
+      );
+    }
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  for (const { service } of services) service.start();
+  return { services, stop: stopAll };
+}
+
+/** The router (chains.<name>.router, else the deployment file) and the deployment's UsageOracle if it serves it. */
+async function chainAddresses(chain: ChainConfig, chainId: number, provider: PooledProvider): Promise<{ autoPayLLM: string; usageOracle?: string }> {
+  let deployment;
+  try {
+    deployment = await loadDeployment(chainId, { networkName: chain.name });
+  } catch (error) {
+    if (!(error instanceof ChainError && error.code === "DEPLOYMENT_NOT_FOUND" && chain.router !== undefined)) throw error;
+  }
+  const router = getAddress(chain.router ?? deployment!.addresses.autoPayLLM);
+  const oracle = deployment?.addresses.usageOracle;
+  if (oracle === undefined) return { autoPayLLM: router };
+  const serves = getAddress(await UsageOracle__factory.connect(oracle, provider).settlement()) === router;
+  return serves ? { autoPayLLM: router, usageOracle: oracle } : { autoPayLLM: router };
+}
