@@ -148,6 +148,7 @@ export class Reconciler {
       rejected: [...batch.rejected.entries()].sort((a, b) => a[0] - b[0]),
       escrowed: batch.escrowed,
       state: batch.state,
+      rowsKnown: archive.charges !== null,
       archive: { status: archive.status, location, problems: archive.problems },
     }));
     return {
@@ -360,6 +361,9 @@ function findingsOf(batches: readonly BatchCheck[], rows: readonly RowCheck[], p
   for (const batch of batches) {
     if (batch.archive.status === "missing") out.push(`batch ${batch.batchId}: no batch file (${batch.archive.problems.join("; ")})`);
     if (batch.archive.status === "mismatch") out.push(`batch ${batch.batchId}: the archive does not back the chain: ${batch.archive.problems.join("; ")}`);
+    if (!batch.rowsKnown) {
+      out.push(`batch ${batch.batchId}: its ${batch.accepted} charged rows are left out of every total (not a direct settleBatch call, and no matching batch file)`);
+    }
   }
   for (const row of rows) {
     const where = `batch ${row.batchId} row ${row.index} (${row.payer}, ${row.provider}/${row.model})`;

@@ -59,6 +59,8 @@ export interface BatchCheck {
   readonly rejected: readonly (readonly [number, string])[];
   readonly escrowed: bigint;
   readonly state: "escrowed" | "released";
+  /** false when neither the calldata nor a matching file gave the rows: they are missing from every total */
+  readonly rowsKnown: boolean;
   readonly archive: { readonly status: "ok" | "missing" | "mismatch"; readonly location: string | null; readonly problems: readonly string[] };
 }
 

@@ -248,6 +248,12 @@ describe("reconciler: end to end on a hardhat node", function () {
     report = await build({ adapters }).reconciler.reconcile({ start: settledAt, end: settledAt + 1 });
     expect(report.batches[0]!.archive.status).to.equal("missing");
     expect(report.findings[0]).to.contain("no batch file");
+    // the rows still come from the settlement's calldata: compared with the provider, but not with receipts
+    expect(report.batches[0]!.rowsKnown).to.equal(true);
+    expect(report.rows.map((r) => [r.provider, r.tokens, r.archive])).to.have.deep.members([
+      ["openai", 15_000n, null],
+      ["anthropic", 2_000n, null],
+    ]);
     // an empty epoch has nothing
     const empty = await build().reconciler.reconcile({ start: settledAt + 10_000, end: settledAt + 20_000 });
     expect(empty.batches).to.deep.equal([]);
