@@ -86,6 +86,8 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         prefix: config.redis.prefix,
         chain: chain.name,
         handler: (receipts) => settlement.batcher.take(receipts),
+        // take() is atomic and idempotent per receipt, so chunks can be taken in parallel (order does not matter).
+        concurrency: 4,
       });
       worker.on("failed", (job, error) => logger?.error({ chain: chain.name, chunk: job?.id, err: error.message }, "receipt chunk not taken; retried"));
       workers.push(worker);

@@ -12,6 +12,8 @@ import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig }
 import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
+import { DisputeError } from "../../disputes/index.js";
+import { ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
 import { startSettlement } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { UserError } from "../errors.js";
@@ -45,6 +47,11 @@ const stages: Stage[] = [
     name: "settlement",
     start: (config, { logger }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }) }),
   },
+  {
+    // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
+    name: "reconciler",
+    start: (config, { logger }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }) }),
+  },
 ];
 
 function parsePort(text: string): number {
@@ -65,7 +72,9 @@ export function createLogger(level: string): Logger {
 export function userFacing(error: unknown, configFile: string): unknown {
   if (error instanceof ConfigError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof TokenError) return new UserError(error.message, 2, { cause: error });
-  if (error instanceof SigningKeyError || error instanceof ChainError) return new UserError(error.message, 2, { cause: error });
+  if (error instanceof SigningKeyError || error instanceof ChainError || error instanceof ReconcilerKeyError || error instanceof DisputeError) {
+    return new UserError(error.message, 2, { cause: error });
+  }
   if (error instanceof QueueUnavailableError) {
     return new UserError(`${error.message}: start Redis, or fix redis.url in ${configFile} (or REDIS_URL if it uses \${REDIS_URL})`, 3, { cause: error });
   }
