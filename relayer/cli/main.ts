@@ -15,6 +15,7 @@ const program = new Command()
 // Command groups (one module each). Keep this list in flow order.
 const groups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import("./commands/litellm.js"),
+  () => import("./commands/backup.js"),
   () => import("./commands/relayer.js"),
   () => import("./commands/reconcile.js"),
   () => import("./commands/dispute.js"),
