@@ -1,0 +1,225 @@
+/**
+ * Chaos run (`npm run chaos`; a script, not a CI step: it takes a few minutes). 50,000 LiteLLM calls through the
+ * real relayer process into a local `hardhat node`, with:
+ *   - every body sent twice (LiteLLM retrying after a missed reply),
+ *   - the relayer SIGKILLed at three random moments (and started again),
+ *   - 10 % of the relayer's RPC calls failing (errors, timeouts, dropped connections, through a loopback proxy),
+ *   - Redis (AOF on, fsync always) killed and restarted once.
+ * One payer has no funds, so its rows are rejected on-chain with a reason. At the end it prints receipts accepted,
+ * settled, rejected with their reasons, lost and double-charged, checked against chain state: each payer's
+ * on-chain charge must equal the price of its settled calls, and every call must be in exactly one final batch.
+ * Exits non-zero when anything is lost or double-charged.
+ *
+ * Options (environment): CHAOS_RECEIPTS (50000), CHAOS_BODY (500), CHAOS_SEED (1), CHAOS_RPC_FAILURE (0.1).
+ * Writes bench/results/chaos.json.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import Table from "cli-table3";
+import { Wallet } from "ethers";
+import { Redis } from "ioredis";
+
+import { prng } from "./workload.js";
+import { Archive } from "../relayer/batcher/archive.js";
+import { SettlementStore } from "../relayer/settler/settlement-store.js";
+import { deployChainSuite } from "../test/helpers/chain-suite.js";
+import { freePort, startHardhatNode } from "../test/helpers/hardhat-node.js";
+import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess } from "../test/helpers/relayer-process.js";
+import { startFaultProxy } from "../test/helpers/rpc-fault-proxy.js";
+import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
+
+const RECEIPTS = Number(process.env.CHAOS_RECEIPTS ?? 50_000);
+const BODY = Number(process.env.CHAOS_BODY ?? 500);
+const SEED = Number(process.env.CHAOS_SEED ?? 1);
+const RPC_FAILURE = Number(process.env.CHAOS_RPC_FAILURE ?? 0.1);
+const PAYERS = 10; // payer 9 has no funds: its rows are rejected on-chain
+const DEPOSIT = 10_000_000n * 10n ** 18n;
+const random = prng(SEED);
+const log = (line: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+
+// ---- a Redis of our own, AOF on, that we can kill
+const redisPort = await freePort();
+const redisDir = mkdtempSync(join(tmpdir(), "agentgpt-chaos-redis-"));
+let redisServer: ChildProcess = await startRedis();
+async function startRedis(): Promise<ChildProcess> {
+  const server = spawn(
+    "redis-server",
+    ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", redisDir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+    { stdio: "ignore" },
+  );
+  for (let i = 0; i < 200; i++) {
+    const probe = new Redis(`redis://127.0.0.1:${redisPort}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on("error", () => undefined);
+    const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
+    probe.disconnect();
+    if (ok) return server;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("redis-server did not start");
+}
+const redisUrl = `redis://127.0.0.1:${redisPort}`;
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+redis.on("error", () => undefined);
+
+const node = await startHardhatNode();
+const proxy = await startFaultProxy(node.url, SEED);
+let relayer: RelayerProcess | undefined;
+let setupDir: string | undefined;
+let exitCode = 1;
+
+try {
+  const suite = await deployChainSuite(node.url, { payers: PAYERS, deposit: DEPOSIT });
+  // payer 9: take its deposit back, so its rows cannot be paid
+  const broke = suite.payers[PAYERS - 1]!;
+  await (await suite.admin.sendTransaction({ to: broke.address, value: 10n ** 18n })).wait();
+  await (await suite.router.connect(new Wallet(broke.privateKey, suite.provider)).withdraw(DEPOSIT)).wait();
+
+  const setup = await writeRelayerConfig({
+    redisUrl,
+    prefix: "chaos",
+    rpcUrls: [proxy.url],
+    router: suite.routerAddress,
+    payers: suite.payers.map((p) => p.address),
+    chainId: suite.chainId,
+    maxReceipts: 3000,
+    maxWait: "1s",
+    stuckAfter: "5s",
+  });
+  setupDir = setup.dir;
+  proxy.flaky(RPC_FAILURE);
+  relayer = await startRelayer(setup, suite.relayerKey);
+
+  const logs: SpendLog[] = Array.from({ length: RECEIPTS }, (_, i) =>
+    spendLog(Math.floor(random() * PAYERS), random() < 0.3 ? "mixtral-8x22b" : "gpt-4-turbo", 20 + Math.floor(random() * 4000), `chaos-${SEED}`),
+  );
+  const bodies = Math.ceil(RECEIPTS / BODY);
+  const kills = new Set<number>();
+  while (kills.size < 3) kills.add(1 + Math.floor(random() * (bodies - 2)));
+  const redisRestart = 1 + Math.floor(random() * (bodies - 2));
+  log(`${RECEIPTS} calls in ${bodies} bodies, each sent twice; SIGKILL before bodies ${[...kills].sort((a, b) => a - b).join(", ")}; Redis restart before body ${redisRestart}; ${RPC_FAILURE * 100}% of RPC calls failing`);
+
+  let refused = 0;
+  const sendUntilAccepted = async (entries: unknown[]) => {
+    for (let attempt = 0; ; attempt++) {
+      const response = await postSpend(setup.url, entries).catch(() => ({ status: 0, body: null }));
+      if (response.status === 200) return;
+      refused++;
+      if (attempt > 600) throw new Error(`body never accepted: ${response.status} ${JSON.stringify(response.body)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  for (let b = 0; b < bodies; b++) {
+    if (kills.has(b)) {
+      log(`SIGKILL the relayer (pid ${relayer.child.pid})`);
+      relayer.child.kill("SIGKILL");
+      await relayer.exited;
+      relayer = await startRelayer(setup, suite.relayerKey);
+      log("relayer started again");
+    }
+    if (b === redisRestart) {
+      log("kill -9 Redis, then start it again");
+      redisServer.kill("SIGKILL");
+      await once(redisServer, "exit");
+      redisServer = await startRedis();
+    }
+    const entries = logs.slice(b * BODY, (b + 1) * BODY).map((l) => l.entry);
+    await sendUntilAccepted(entries);
+    await sendUntilAccepted(entries); // the same body again
+    if (b % 20 === 0) log(`${Math.min((b + 1) * BODY, RECEIPTS)} calls sent (twice)`);
+  }
+
+  log("waiting for every call to be settled");
+  const store = new SettlementStore(redis, "chaos", "local");
+  const deadline = Date.now() + 600_000;
+  let stats: Record<string, number> = {};
+  for (;;) {
+    stats = await store.stats();
+    const active = await redis.zcard(store.key("active"));
+    if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= RECEIPTS && active === 0) break;
+    if (Date.now() > deadline) throw new Error(`not settled after 10 min: ${JSON.stringify(stats)}, ${active} active`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
+  // ---- check against chain state and the archive
+  const archive = new Archive(setup.archiveDir);
+  const batchesOf = new Map<string, number>();
+  const rejectedIds = new Set<string>();
+  const rejectedByReason: Record<string, number> = {};
+  for (const batchId of await store.finalIds()) {
+    const record = (await store.get(batchId))!;
+    const file = (await archive.read("local", batchId))!;
+    const rejectedRows = new Map(record.outcome!.rejected);
+    for (const { rowIndex, receipt } of file.receipts) {
+      const id = receipt.litellmCallId ?? receipt.id;
+      batchesOf.set(id, (batchesOf.get(id) ?? 0) + 1);
+      const reason = rejectedRows.get(rowIndex);
+      if (reason !== undefined) {
+        rejectedIds.add(id);
+        rejectedByReason[reason] = (rejectedByReason[reason] ?? 0) + 1;
+      }
+    }
+  }
+  const lost = logs.filter((l) => !batchesOf.has(String(l.entry.litellm_call_id))).length;
+  const inTwoBatches = [...batchesOf.values()].filter((n) => n > 1).length;
+  const settledLogs = logs.filter((l) => !rejectedIds.has(String(l.entry.litellm_call_id)));
+  const expected = chargesByPayer(settledLogs);
+  let mismatches = 0;
+  for (const [i, payer] of suite.payers.entries()) {
+    const start = i === PAYERS - 1 ? 0n : DEPOSIT;
+    const charged = start - (await suite.router.balanceOf(payer.address));
+    if (charged !== (expected.get(i) ?? 0n)) {
+      mismatches++;
+      log(`payer ${i}: charged ${charged}, expected ${expected.get(i) ?? 0n}`);
+    }
+  }
+  const doubleCharged = inTwoBatches + (mismatches > 0 ? 1 : 0);
+  const results = {
+    receipts: RECEIPTS,
+    bodiesSentTwice: bodies,
+    relayerKills: kills.size,
+    redisRestarts: 1,
+    rpcFailureRate: RPC_FAILURE,
+    rpcFaults: proxy.stats.faulted,
+    postsRefusedWhileDown: refused,
+    accepted: batchesOf.size,
+    settled: stats.receipts_settled ?? 0,
+    rejected: stats.receipts_rejected ?? 0,
+    rejectedByReason,
+    batches: stats.batches_final ?? 0,
+    lost,
+    doubleCharged,
+    payerChargeMismatches: mismatches,
+    measuredAt: new Date().toISOString(),
+  };
+  const table = new Table({ head: ["accepted", "settled", "rejected (reason)", "batches", "RPC faults", "lost", "double-charged"] });
+  table.push([
+    results.accepted,
+    results.settled,
+    `${results.rejected} (${Object.entries(rejectedByReason).map(([r, n]) => `${r}: ${n}`).join(", ") || "-"})`,
+    results.batches,
+    results.rpcFaults,
+    results.lost,
+    results.doubleCharged,
+  ]);
+  process.stdout.write(`\n${table.toString()}\n`);
+  const out = join(dirname(fileURLToPath(import.meta.url)), "results", "chaos.json");
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  exitCode = lost === 0 && doubleCharged === 0 ? 0 : 1;
+  process.stdout.write(exitCode === 0 ? "nothing lost, nothing double-charged\n" : "FAILED: calls lost or double-charged\n");
+} finally {
+  await relayer?.stop();
+  await proxy.close();
+  await node.stop();
+  redis.disconnect();
+  redisServer.kill("SIGKILL");
+  rmSync(redisDir, { recursive: true, force: true });
+  if (setupDir) rmSync(setupDir, { recursive: true, force: true });
+}
+process.exit(exitCode);
