@@ -71,7 +71,11 @@ export function networkByChainId(chainId: number): NetworkInfo | undefined {
 
 /** `text` with every http(s)/ws(s) URL in it redacted (error messages and stacks that may quote an RPC URL). */
 export function redactUrls(text: string): string {
-  return text.replace(/\b(?:https?|wss?):\/\/[^\s"'<>)\]}]+/g, (url) => redactUrl(url));
+  // Punctuation that ends a sentence ("... at http://host:8545:") is not part of the URL.
+  return text.replace(/\b(?:https?|wss?):\/\/[^\s"'<>)\]}]+/g, (match) => {
+    const url = match.replace(/[.,:;!?]+$/, "");
+    return redactUrl(url) + match.slice(url.length);
+  });
 }
 
 /**

@@ -64,6 +64,8 @@ export async function openChain(options: OpenChainOptions = {}): Promise<ChainCo
     staticNetwork,
     // Local nodes mine instantly; public chains take seconds per block.
     pollingInterval: network.local ? 50 : 1_000,
+    // No cached reads: two transactions sent back to back must each see the latest nonce.
+    cacheTimeout: -1,
   });
   return { provider, chainId, network, rpcLabel };
 }

@@ -3,6 +3,8 @@
  * timeout, connection dropped, HTTP error, unreadable body: try another endpoint) and a `JsonRpcError` (the node
  * answered with an error: a fact about the request, returned as is).
  */
+import { redactUrl } from "../chain/networks.js";
+
 export class TransportError extends Error {
   override readonly name = "TransportError";
   constructor(
@@ -26,17 +28,6 @@ export class JsonRpcError extends Error {
   }
 }
 
-/** https://user:secret@host/v2/KEY -> https://host/… (for logs: keys often live in the path). */
-export function redactRpcUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const path = parsed.pathname.length > 1 ? "/…" : "";
-    return `${parsed.protocol}//${parsed.host}${path}`;
-  } catch {
-    return "<invalid url>";
-  }
-}
-
 let nextId = 1;
 
 export class JsonRpcEndpoint {
@@ -46,7 +37,7 @@ export class JsonRpcEndpoint {
     readonly url: string,
     private readonly timeoutMs = 10_000,
   ) {
-    this.label = redactRpcUrl(url);
+    this.label = redactUrl(url);
   }
 
   async request<T>(method: string, params: unknown[]): Promise<T> {

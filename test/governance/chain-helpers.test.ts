@@ -134,6 +134,11 @@ describe("relayer/chain", function () {
       expect(redactUrls('failed (requestUrl="https://rpc.example/key?token=SECRET")')).to.equal(
         'failed (requestUrl="https://rpc.example/…")',
       );
+      // punctuation after a URL ends the sentence, not the URL
+      expect(redactUrls("no JSON-RPC node answers at http://127.0.0.1:8545: start one")).to.equal(
+        "no JSON-RPC node answers at http://127.0.0.1:8545: start one",
+      );
+      expect(redactUrls("see https://rpc.example/v2/SECRET.")).to.equal("see https://rpc.example/….");
     });
   });
 });
