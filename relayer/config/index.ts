@@ -7,6 +7,7 @@ export * from "./relayer-config.js";
 export * from "./units.js";
 export type { BlockchainConfig } from "./sections/agentgpt.js";
 export type { ChainConfig } from "./sections/chains.js";
+export type { DashboardConfig } from "./sections/dashboard.js";
 export type { SectionContext } from "./sections/fields.js";
 export type { IngestConfig } from "./sections/ingest.js";
 export type { AutoRefillConfig, PaymentChannel } from "./sections/payment-channels.js";

@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { TokenUnit } from "./amount.js";
 import { agentgptSection, type BlockchainConfig } from "./sections/agentgpt.js";
 import { chainsSection, defaultChainSection, type ChainConfig } from "./sections/chains.js";
+import { dashboardSection, type DashboardConfig } from "./sections/dashboard.js";
 import type { SectionContext } from "./sections/fields.js";
 import { ingestSection, type IngestConfig } from "./sections/ingest.js";
 import {
@@ -56,6 +57,8 @@ export interface RelayerConfig {
   readonly archive: ArchiveConfig;
   readonly batcher: BatcherConfig;
   readonly settler: SettlerConfig;
+  /** absent: `relayer start` serves no dashboard */
+  readonly dashboard?: DashboardConfig | undefined;
 }
 
 /** The top-level keys, each with its section schema. `include` is handled by the loader before this runs. */
@@ -79,6 +82,7 @@ export const relayerConfigShape = (ctx: SectionContext) => ({
   archive: archiveSection(),
   batcher: batcherSection(),
   settler: settlerSection(),
+  dashboard: dashboardSection(),
 });
 
 export const relayerConfigSchema = (ctx: SectionContext) => z.strictObject(relayerConfigShape(ctx));
@@ -185,6 +189,7 @@ export function resolve(
       archive: parsed.archive,
       batcher: parsed.batcher,
       settler: parsed.settler,
+      dashboard: parsed.dashboard,
     },
   };
 }
