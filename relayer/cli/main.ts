@@ -20,6 +20,7 @@ const groups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import("./commands/reconcile.js"),
   () => import("./commands/dispute.js"),
   () => import("./commands/governance.js"),
+  () => import("./commands/monitor.js"),
 ];
 
 for (const load of groups) (await load()).register(program);
