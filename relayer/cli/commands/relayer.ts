@@ -12,6 +12,7 @@ import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig }
 import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
+import { startDashboard } from "../../dashboard/index.js";
 import { DisputeError } from "../../disputes/index.js";
 import { ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
 import { startSettlement } from "../../settler/runtime.js";
@@ -51,6 +52,11 @@ const stages: Stage[] = [
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
     name: "reconciler",
     start: (config, { logger }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }) }),
+  },
+  {
+    // the read-only web dashboard (relayer/dashboard) on its own listener, when the config has a dashboard: section
+    name: "dashboard",
+    start: (config, { logger }) => startDashboard(config, { logger: logger.child({ stage: "dashboard" }) }),
   },
 ];
 
