@@ -34,7 +34,7 @@ const ERC20_ABI = [
 ];
 
 export async function openMonitorChain(chain: ChainConfig, token: TokenUnit, options: { logChunkBlocks?: number } = {}): Promise<MonitorChain> {
-  const pool = new RpcPool(chain.rpcUrls, { timeoutMs: 10_000, deadlineMs: 15_000 });
+  const pool = new RpcPool(chain.rpcUrls, { timeoutMs: 5_000, deadlineMs: 8_000 });
   let chainId: number;
   try {
     chainId = Number(BigInt(await pool.request<string>("eth_chainId")));

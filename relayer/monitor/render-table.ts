@@ -110,7 +110,10 @@ function budgetLines(report: UsageReport): string[] {
     }
     return lines;
   }
-  if (budget.models.length === 0) return [`Budget Remaining: no model is registered on the chain${report.chains.length > 1 ? "s" : ""} read`];
+  if (budget.models.length === 0) {
+    const read = report.chains.some((chain) => !chain.offline && chain.error === null);
+    return [read ? "Budget Remaining: no model is registered on the router" : "Budget Remaining: unknown (no chain could be read)"];
+  }
   const lines = [
     budget.remaining === null
       ? `Budget Remaining: unlimited (no model has a governed daily budget)`
