@@ -140,6 +140,18 @@ export class BatchPool {
     return { sealedAt: parsed.sealedAt, ids: Array.isArray(parsed.ids) ? parsed.ids : [] };
   }
 
+  /** Every receipt in the pool (the batch being sealed included: its receipts stay here until registered). */
+  async pooled(): Promise<Receipt[]> {
+    const out = new Map<string, Receipt>(); // HSCAN may return an entry twice while the hash is rehashed
+    let cursor = "0";
+    do {
+      const [next, flat] = await this.redis.hscan(this.key("pool"), cursor, "COUNT", 1000);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) out.set(flat[i]!, JSON.parse(flat[i + 1]!) as Receipt);
+    } while (cursor !== "0");
+    return [...out.values()];
+  }
+
   /** Whether a batch is being sealed (a crash left it half done). */
   async hasSealing(): Promise<boolean> {
     return (await this.redis.exists(this.key("sealing"))) === 1;

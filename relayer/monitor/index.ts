@@ -6,7 +6,6 @@ export * from "./errors.js";
 export * from "./format-amount.js";
 export * from "./monitor-chain.js";
 export * from "./options.js";
-export * from "./pool-receipts.js";
 export * from "./relayer-state.js";
 export * from "./render-table.js";
 export * from "./router-events.js";

@@ -2,7 +2,7 @@
  * What the relayer holds for one chain that the chain does not know yet, read from its stores in Redis:
  *   ingest   receipts in chunks not yet taken by the batcher (ReceiptStore.pendingChunks / readChunk), less those
  *            the batcher already holds (a chunk is acknowledged just after its receipts enter the pool)
- *   pool     receipts in the batcher's pool and in the batch being sealed (pool-receipts.ts)
+ *   pool     receipts in the batcher's pool and in the batch being sealed (BatchPool.pooled)
  *   batches  sealed batches the chain has not settled: registered but not handed to the settler
  *            (BatchPool.unhanded) and the settler's active records (SettlementStore.active)
  * Whether a candidate batch is already settled on-chain is for the caller to decide (it has the chain).
@@ -12,7 +12,6 @@ import type { Redis } from "ioredis";
 import type { BatchPool } from "../batcher/batch-pool.js";
 import type { Receipt, ReceiptStore } from "../queue/index.js";
 import type { SettlementState, SettlementStore } from "../settler/settlement-store.js";
-import { poolReceipts } from "./pool-receipts.js";
 
 export interface IngestPending {
   /** unacknowledged chunks, all of them */
@@ -66,7 +65,7 @@ export async function readRelayerState(chain: string, stores: RelayerStores, opt
   const [chunkCount, chunks, pooled, poolState, unhanded, active, stats] = await Promise.all([
     stores.receipts.pendingCount(chain),
     stores.receipts.pendingChunks(chain, { limit: maxChunks }),
-    poolReceipts(stores.redis, stores.pool),
+    stores.pool.pooled(),
     stores.pool.pending(),
     stores.pool.unhanded(),
     stores.settlement.active(),
