@@ -12,20 +12,15 @@ import { NonceManager, Wallet, toQuantity, type JsonRpcProvider } from "ethers";
 import type { Redis } from "ioredis";
 
 import { simulateRequest, toFulfillment } from "../../oracle/functions/simulator.js";
-import { Archive } from "../../relayer/batcher/archive.js";
-import { BatchPool } from "../../relayer/batcher/batch-pool.js";
-import { Batcher } from "../../relayer/batcher/batcher.js";
-import { OnchainRegistry } from "../../relayer/batcher/onchain-registry.js";
 import { ARBITER_ROLE } from "../../relayer/chain/roles.js";
 import type { Receipt } from "../../relayer/queue/index.js";
-import { RpcPool } from "../../relayer/settler/rpc-pool.js";
-import { SettlementStore, type SettlementRecord } from "../../relayer/settler/settlement-store.js";
-import { Settler } from "../../relayer/settler/settler.js";
+import type { SettlementRecord } from "../../relayer/settler/settlement-store.js";
 import type { MockFunctionsRouter, UsageOracle } from "../../typechain-types/index.js";
 import { MockFunctionsRouter__factory } from "../../typechain-types/factories/mocks/MockFunctionsRouter__factory.js";
 import { UsageOracle__factory } from "../../typechain-types/factories/oracle/UsageOracle__factory.js";
 import type { ChainSuite } from "./chain-suite.js";
 import { NODE_KEYS } from "./hardhat-node.js";
+import { pipeline, settleReceipts as settleWithPipeline } from "./pipeline.js";
 import { CALLBACK_GAS, DON_ID, SECRETS_SLOT, SECRETS_VERSION, SOURCE, SUBSCRIPTION_ID, USAGE_API_KEY } from "./oracle.js";
 
 export interface OracleDeployment {
@@ -90,43 +85,7 @@ export async function settleReceipts(
   chain: string,
   receipts: readonly Receipt[],
 ): Promise<SettlementRecord> {
-  const rpc = new RpcPool([nodeUrl], { timeoutMs: 5000 });
-  const archive = new Archive(archiveDir);
-  const store = new SettlementStore(redis, prefix, chain);
-  const settler = new Settler({
-    store,
-    rpc,
-    archive,
-    chainId: suite.chainId,
-    router: suite.routerAddress,
-    wallet: new Wallet(suite.relayerKey),
-    fees: { maxFeePerGas: 500n * 10n ** 9n, minPriorityFeePerGas: 10n ** 9n, bumpPercent: 10 },
-    confirmations: 1,
-    replacement: "bump",
-    pollMs: 50,
-  });
-  const registry = new OnchainRegistry(rpc, suite.routerAddress);
-  const batcher = new Batcher({
-    chain,
-    pool: new BatchPool(redis, { prefix, chain }),
-    archive,
-    sink: settler,
-    context: async (batch) => ({ chain, chainId: suite.chainId, router: suite.routerAddress, registry: await registry.resolve(batch) }),
-    maxReceipts: 10_000,
-    maxWaitMs: 0,
-  });
-  const before = new Set(await store.finalIds());
-  await batcher.take(receipts.map((r) => ({ ...r, chain })));
-  await batcher.tick(Date.now() + 1);
-  settler.start();
-  try {
-    for (let i = 0; i < 400 && (await store.active()).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
-  } finally {
-    await settler.stop();
-  }
-  const settled = (await store.finalIds()).filter((id) => !before.has(id));
-  if (settled.length !== 1) throw new Error(`expected one settled batch, got ${settled.length}`);
-  return (await store.get(settled[0]!))!;
+  return settleWithPipeline(pipeline({ suite, rpcUrls: [nodeUrl], redis, prefix, archiveDir, chain }), receipts);
 }
 
 /**

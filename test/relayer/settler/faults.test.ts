@@ -10,16 +10,11 @@ import { expect } from "chai";
 import { Transaction, Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
-import { BatchPool } from "../../../relayer/batcher/batch-pool.js";
-import { Batcher } from "../../../relayer/batcher/batcher.js";
-import { OnchainRegistry } from "../../../relayer/batcher/onchain-registry.js";
 import type { Receipt } from "../../../relayer/queue/index.js";
-import { RpcPool } from "../../../relayer/settler/rpc-pool.js";
-import { SettlementStore } from "../../../relayer/settler/settlement-store.js";
-import { Settler, type SettlerOptions } from "../../../relayer/settler/settler.js";
+import type { SettlerOptions } from "../../../relayer/settler/settler.js";
 import { deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
 import { startHardhatNode, type HardhatNode } from "../../helpers/hardhat-node.js";
+import { pipeline, settleAll } from "../../helpers/pipeline.js";
 import { expectedCharges, receipt } from "../../helpers/receipts.js";
 import { dropPrefix, testRedis, uniquePrefix } from "../../helpers/redis.js";
 import { startFaultProxy } from "../../helpers/rpc-fault-proxy.js";
@@ -55,35 +50,18 @@ describe("relayer settler: faults", function () {
     await rm(archiveDir, { recursive: true, force: true });
   });
 
-  function pipeline(rpcUrls: string[], overrides: Partial<SettlerOptions> = {}) {
-    const rpc = new RpcPool(rpcUrls, { timeoutMs: 1000, deadlineMs: 20_000, breaker: { threshold: 2, cooldownMs: 500 } });
-    const archive = new Archive(archiveDir);
-    const store = new SettlementStore(redis, prefix, "local");
-    const settler = new Settler({
-      store,
-      rpc,
-      archive,
-      chainId: suite.chainId,
-      router: suite.routerAddress,
-      wallet: new Wallet(suite.relayerKey),
-      fees: { maxFeePerGas: 500n * 10n ** 9n, minPriorityFeePerGas: 10n ** 9n, bumpPercent: 10 },
-      confirmations: 1,
-      replacement: "bump",
-      pollMs: 50,
-      ...overrides,
-    });
-    const registry = new OnchainRegistry(rpc, suite.routerAddress);
-    const batcher = new Batcher({
-      chain: "local",
-      pool: new BatchPool(redis, { prefix, chain: "local" }),
-      archive,
-      sink: settler,
-      context: async (receipts) => ({ chain: "local", chainId: suite.chainId, router: suite.routerAddress, registry: await registry.resolve(receipts) }),
+  function build(rpcUrls: string[], overrides: Partial<SettlerOptions> = {}) {
+    const p = pipeline({
+      suite,
+      rpcUrls,
+      redis,
+      prefix,
+      archiveDir,
+      rpc: { timeoutMs: 1000, deadlineMs: 20_000, breaker: { threshold: 2, cooldownMs: 500 } },
+      settler: overrides,
       maxReceipts: 1000,
-      maxWaitMs: 0,
     });
-    (settler as unknown as { running: boolean }).running = true;
-    return { settler, batcher, store, rpc };
+    return { ...p, p };
   }
 
   function someReceipts(count: number): Receipt[] {
@@ -103,24 +81,15 @@ describe("relayer settler: faults", function () {
     expect(await suite.router.totalEscrow()).to.equal(total);
   }
 
-  async function passes(settler: Settler, store: SettlementStore, until: () => Promise<boolean>, max = 100) {
-    await settler.lease.acquire();
-    for (let i = 0; i < max; i++) {
-      if (await until()) return;
-      await settler.pass();
-    }
-    throw new Error(`not done after ${max} passes: ${JSON.stringify((await store.active()).map((r) => [r.batchId.slice(0, 10), r.state, r.note]))}`);
-  }
-
   it("replaces a transaction that stays unmined with the same nonce and fees raised by at least 10%", async function () {
-    const { settler, batcher, store } = pipeline([node.url], { stuckAfterMs: 100 });
+    const { batcher, store, p } = build([node.url], { stuckAfterMs: 100 });
     const receipts = someReceipts(12);
     await batcher.take(receipts);
     await node.rpc("evm_setAutomine", [false]);
     await batcher.tick(Date.now() + 1);
-    await passes(settler, store, async () => ((await store.active())[0]?.state ?? "") === "sent");
+    await settleAll(p, async () => ((await store.active())[0]?.state ?? "") === "sent");
     await new Promise((r) => setTimeout(r, 150));
-    await settler.pass(); // stuck: replaced
+    await p.settler.pass(); // stuck: replaced
     const [record] = await store.active();
     expect(record!.txs.length).to.equal(2);
     const [first, second] = record!.txs.map((tx) => Transaction.from(tx.raw));
@@ -129,23 +98,23 @@ describe("relayer settler: faults", function () {
     expect(second!.maxPriorityFeePerGas! * 100n >= first!.maxPriorityFeePerGas! * 110n).to.equal(true);
     await node.rpc("evm_mine", []);
     await node.rpc("evm_setAutomine", [true]);
-    await passes(settler, store, async () => (await store.active()).length === 0);
+    await settleAll(p, async () => (await store.active()).length === 0);
     const final = (await store.get(record!.batchId))!;
     expect(final.txHash).to.equal(record!.txs[1]!.hash); // the replacement won
     await expectExactTotals(receipts);
   });
 
   it("reopens a batch whose block was reorged away, and settles it once", async function () {
-    const { settler, batcher, store } = pipeline([node.url], { confirmations: 3 });
+    const { batcher, store, p } = build([node.url], { confirmations: 3 });
     const receipts = someReceipts(9);
     await batcher.take(receipts);
     const snapshot = await node.rpc<string>("evm_snapshot", []);
     await batcher.tick(Date.now() + 1);
-    await passes(settler, store, async () => ((await store.active())[0]?.state ?? "") === "mined");
+    await settleAll(p, async () => ((await store.active())[0]?.state ?? "") === "mined");
     const mined = (await store.active())[0]!;
     await node.rpc("evm_revert", [snapshot]); // the settlement block is gone
     for (let i = 0; i < 4; i++) await node.rpc("evm_mine", []);
-    await passes(settler, store, async () => {
+    await settleAll(p, async () => {
       const [r] = await store.active();
       if (r === undefined) return true;
       if (r.state === "mined") await node.rpc("evm_mine", []);
@@ -163,11 +132,11 @@ describe("relayer settler: faults", function () {
     try {
       broken.fail("timeout");
       flaky.flaky(0.3);
-      const { settler, batcher, store, rpc } = pipeline([broken.url, flaky.url, node.url]);
+      const { batcher, store, rpc, p } = build([broken.url, flaky.url, node.url]);
       const receipts = someReceipts(15);
       await batcher.take(receipts);
       await batcher.tick(Date.now() + 1);
-      await passes(settler, store, async () => (await store.active()).length === 0);
+      await settleAll(p, async () => (await store.active()).length === 0);
       await expectExactTotals(receipts);
       expect(broken.stats.faulted).to.be.greaterThan(0);
       expect(rpc.health()[0]!.state).to.not.equal("closed");
@@ -176,7 +145,7 @@ describe("relayer settler: faults", function () {
       const more = someReceipts(5);
       await batcher.take(more);
       await batcher.tick(Date.now() + 1);
-      await passes(settler, store, async () => (await store.active()).length === 0);
+      await settleAll(p, async () => (await store.active()).length === 0);
       await expectExactTotals([...receipts, ...more]);
     } finally {
       await broken.close();
@@ -185,28 +154,28 @@ describe("relayer settler: faults", function () {
   });
 
   it("recognises a batch already settled on-chain (crash between send and record) and never resends it", async function () {
-    const { settler, batcher, store } = pipeline([node.url]);
+    const { batcher, store, p } = build([node.url]);
     const receipts = someReceipts(6);
     await batcher.take(receipts);
     await batcher.tick(Date.now() + 1);
-    await passes(settler, store, async () => ((await store.active())[0]?.state ?? "") === "sent");
+    await settleAll(p, async () => ((await store.active())[0]?.state ?? "") === "sent");
     const [sent] = await store.active();
     // the ledger forgets it sent anything (as if the process died before recording the broadcast)
     await store.update(sent!.batchId, { state: "queued", nonce: null, txs: [] });
     await store.setNextNonce(new Wallet(suite.relayerKey).address, 0);
-    await passes(settler, store, async () => (await store.active()).length === 0);
+    await settleAll(p, async () => (await store.active()).length === 0);
     const final = (await store.get(sent!.batchId))!;
     expect(final.txHash).to.equal(sent!.txs[0]!.hash);
     await expectExactTotals(receipts);
   });
 
   it("sends a batch back to the queue when another transaction consumed its nonce", async function () {
-    const { settler, batcher, store } = pipeline([node.url], { stuckAfterMs: 60_000 });
+    const { batcher, store, p } = build([node.url], { stuckAfterMs: 60_000 });
     const receipts = someReceipts(4);
     await batcher.take(receipts);
     await node.rpc("evm_setAutomine", [false]);
     await batcher.tick(Date.now() + 1);
-    await passes(settler, store, async () => ((await store.active())[0]?.state ?? "") === "sent");
+    await settleAll(p, async () => ((await store.active())[0]?.state ?? "") === "sent");
     const [sent] = await store.active();
     // someone else uses the relayer key with the same nonce and a higher fee
     await node.rpc("hardhat_dropTransaction", [sent!.txs[0]!.hash]);
@@ -214,7 +183,7 @@ describe("relayer settler: faults", function () {
     await relayer.sendTransaction({ to: relayer.address, value: 0n, nonce: sent!.nonce!, maxFeePerGas: 10n ** 12n, maxPriorityFeePerGas: 10n ** 10n });
     await node.rpc("evm_mine", []);
     await node.rpc("evm_setAutomine", [true]);
-    await passes(settler, store, async () => (await store.active()).length === 0);
+    await settleAll(p, async () => (await store.active()).length === 0);
     const final = (await store.get(sent!.batchId))!;
     expect(final.nonce).to.equal(sent!.nonce! + 1);
     await expectExactTotals(receipts);

@@ -10,18 +10,12 @@ import { expect } from "chai";
 import { Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
-import { BatchPool } from "../../../relayer/batcher/batch-pool.js";
-import { Batcher } from "../../../relayer/batcher/batcher.js";
 import { deriveBatchId } from "../../../relayer/batcher/batch-file.js";
 import { contentId } from "../../../relayer/batcher/content-id.js";
-import { OnchainRegistry } from "../../../relayer/batcher/onchain-registry.js";
 import type { Receipt } from "../../../relayer/queue/index.js";
-import { RpcPool } from "../../../relayer/settler/rpc-pool.js";
-import { SettlementStore } from "../../../relayer/settler/settlement-store.js";
-import { Settler } from "../../../relayer/settler/settler.js";
 import { AGPT, deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
 import { startHardhatNode, type HardhatNode } from "../../helpers/hardhat-node.js";
+import { pipeline, sealNow, settleAll } from "../../helpers/pipeline.js";
 import { expectedCharges, receipt } from "../../helpers/receipts.js";
 import { dropPrefix, testRedis, uniquePrefix } from "../../helpers/redis.js";
 
@@ -51,46 +45,8 @@ describe("relayer: batcher + settler on a hardhat node", function () {
     await rm(archiveDir, { recursive: true, force: true });
   });
 
-  function pipeline(options: { maxReceipts?: number } = {}) {
-    const rpc = new RpcPool([node.url], { timeoutMs: 5000 });
-    const archive = new Archive(archiveDir);
-    const store = new SettlementStore(redis, prefix, "local");
-    const settler = new Settler({
-      store,
-      rpc,
-      archive,
-      chainId: suite.chainId,
-      router: suite.routerAddress,
-      wallet: new Wallet(suite.relayerKey),
-      fees: { maxFeePerGas: 500n * 10n ** 9n, minPriorityFeePerGas: 10n ** 9n, bumpPercent: 10 },
-      confirmations: 1,
-      replacement: "bump",
-      pollMs: 50,
-    });
-    const registry = new OnchainRegistry(rpc, suite.routerAddress);
-    const pool = new BatchPool(redis, { prefix, chain: "local" });
-    const batcher = new Batcher({
-      chain: "local",
-      pool,
-      archive,
-      sink: settler,
-      context: async (receipts) => ({
-        chain: "local",
-        chainId: suite.chainId,
-        router: suite.routerAddress,
-        registry: await registry.resolve(receipts),
-      }),
-      maxReceipts: options.maxReceipts ?? 1000,
-      maxWaitMs: 0,
-    });
-    return { settler, batcher, store, pool, archive };
-  }
-
-  async function settleAll(settler: Settler, store: SettlementStore) {
-    await settler.lease.acquire();
-    (settler as unknown as { running: boolean }).running = true;
-    for (let i = 0; i < 50 && (await store.active()).length > 0; i++) await settler.pass();
-    expect(await store.active()).to.deep.equal([]);
+  function build(options: { maxReceipts?: number } = {}) {
+    return pipeline({ suite, rpcUrls: [node.url], redis, prefix, archiveDir, ...options });
   }
 
   async function deposits(): Promise<Map<string, bigint>> {
@@ -100,7 +56,8 @@ describe("relayer: batcher + settler on a hardhat node", function () {
   }
 
   it("charges every payer and escrows for every provider exactly the sum of the priced receipts", async function () {
-    const { settler, batcher, store, archive } = pipeline({ maxReceipts: 25 });
+    const p = build({ maxReceipts: 25 });
+    const { batcher, store, archive } = p;
     const [a, b, c] = suite.payers;
     const receipts: Receipt[] = [];
     for (let i = 0; i < 60; i++) {
@@ -111,8 +68,8 @@ describe("relayer: batcher + settler on a hardhat node", function () {
     const before = await deposits();
     await batcher.take(receipts.slice(0, 40));
     await batcher.take(receipts.slice(20)); // overlaps: re-delivered receipts are not batched twice
-    await batcher.tick(Date.now() + 1);
-    await settleAll(settler, store);
+    await sealNow(p);
+    await settleAll(p);
 
     const finals = await store.finalIds();
     expect(finals.length).to.equal(3); // 25 + 25 + 10
@@ -141,7 +98,8 @@ describe("relayer: batcher + settler on a hardhat node", function () {
   });
 
   it("reports rows the contract rejected, with their reasons, and never retries them", async function () {
-    const { settler, batcher, store } = pipeline();
+    const p = build();
+    const { batcher, store } = p;
     const [a] = suite.payers;
     const poor = Wallet.createRandom().address;
     const receipts = [
@@ -151,8 +109,8 @@ describe("relayer: batcher + settler on a hardhat node", function () {
       receipt(a!.address, "nobody", "gpt-4-turbo", 1000), // provider not registered
     ];
     await batcher.take(receipts);
-    await batcher.tick(Date.now() + 1);
-    await settleAll(settler, store);
+    await sealNow(p);
+    await settleAll(p);
     const [batchId] = await store.finalIds();
     const record = (await store.get(batchId!))!;
     const reasons = record.outcome!.rejected.map(([, reason]) => reason).sort();
