@@ -20,6 +20,7 @@ const groups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import("./commands/reconcile.js"),
   () => import("./commands/dispute.js"),
   () => import("./commands/governance.js"),
+  () => import("./commands/keys.js"),
   () => import("./commands/monitor.js"),
 ];
 

@@ -2,10 +2,13 @@
  * The settlement stages as a running service, built from the configuration: for every chain with RPC URLs, a
  * receipt worker on ingest's queue feeding the batcher, and the settler behind it. `stop()` stops taking chunks,
  * lets the batcher finish the batch it is sealing and the settler its pass, then releases the lease.
+ * `reloadKeys(config)` (SIGHUP) hands each settler the signing keys of a re-read configuration: the key rotation
+ * path (`agentgpt keys rotate`); nothing else is reloaded.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 
 import type { Worker } from "bullmq";
+import { Interface, type Wallet } from "ethers";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
@@ -14,11 +17,12 @@ import { BatchPool } from "../batcher/batch-pool.js";
 import { Batcher } from "../batcher/batcher.js";
 import { OnchainRegistry } from "../batcher/onchain-registry.js";
 import { loadDeployment } from "../chain/deployment.js";
+import { RELAYER_ROLE } from "../chain/roles.js";
 import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/index.js";
 import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
 import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
-import { Settler } from "./settler.js";
+import { inFlightOn, Settler } from "./settler.js";
 import { loadSigningKey, SigningKeyError } from "./signing-key.js";
 
 /** Arbitrum One, Nova and Sepolia: no public mempool, so a stuck transaction is resubmitted, not bumped. */
@@ -40,6 +44,12 @@ export interface SettlementRuntime {
   readonly chains: readonly ChainSettlement[];
   readonly archive: Archive;
   stop(): Promise<void>;
+  /**
+   * Loads the signing keys `config` names for each running chain and hands them to its settler, between passes.
+   * A new active key without RELAYER_ROLE on the router is refused (the settler keeps its keys, and says why), so a
+   * premature switch cannot stop settlement. Other settings are not reloaded: they need a restart.
+   */
+  reloadKeys(config: RelayerConfig): Promise<void>;
 }
 
 export interface StartSettlementOptions {
@@ -102,7 +112,73 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     await stopAll();
     throw error;
   }
-  return { chains, archive, stop: stopAll };
+  const reloadKeys = async (next: RelayerConfig) => {
+    for (const settlement of chains) {
+      const log = logger?.child({ chain: settlement.chain });
+      const chain = next.chains.find((c) => c.name === settlement.chain);
+      const signerConfig = chain?.signer ?? next.settler.signer;
+      if (chain === undefined || signerConfig === undefined) {
+        log?.error("the reloaded configuration has no signer for this chain: keeping the current keys");
+        continue;
+      }
+      let keys: ChainKeys;
+      try {
+        keys = await loadChainKeys(signerConfig, next, options);
+      } catch (error) {
+        log?.error({ err: error instanceof Error ? error.message : String(error) }, "reloading the signing keys failed: keeping the current keys");
+        continue;
+      }
+      const { settler } = settlement;
+      if (keys.wallet.address !== settler.activeSigner) {
+        if (!(await hasRelayerRole(settlement.rpc, settlement.router, keys.wallet.address))) {
+          log?.error(
+            { active: settler.activeSigner, refused: keys.wallet.address },
+            "the new signer has no RELAYER_ROLE on the router yet: keeping the current keys; grant it first (agentgpt keys rotate shows how), then reload again",
+          );
+          continue;
+        }
+        const busy = inFlightOn(await settlement.store.active(), settler.activeSigner).length;
+        if (busy > 0 && !keys.retiring.some((key) => key.address === settler.activeSigner)) {
+          log?.warn(
+            { previous: settler.activeSigner, inFlight: busy },
+            "batches are in flight on the previous key, which the new configuration does not list as retiring: they are watched and rebroadcast, but cannot be bumped",
+          );
+        }
+      }
+      settler.useKeys(keys.wallet, keys.retiring);
+      log?.info({ active: keys.wallet.address, retiring: keys.retiring.map((key) => key.address) }, "signing keys reloaded");
+    }
+  };
+  return { chains, archive, stop: stopAll, reloadKeys };
+}
+
+interface ChainKeys {
+  wallet: Wallet;
+  retiring: Wallet[];
+}
+
+async function loadChainKeys(signerConfig: NonNullable<ChainConfig["signer"]>, config: RelayerConfig, options: StartSettlementOptions): Promise<ChainKeys> {
+  const loadOptions = { ...(options.env ? { env: options.env } : {}), baseDir: dirname(config.files[0] ?? ".") };
+  const key = await loadSigningKey(signerConfig, loadOptions);
+  if (key.development) options.logger?.warn({ source: key.source }, "the settler signs with a raw key from the environment: development only");
+  let retiring: Wallet[] = [];
+  if (signerConfig.retiring !== undefined) {
+    try {
+      retiring = [(await loadSigningKey(signerConfig.retiring, loadOptions)).wallet];
+    } catch (error) {
+      if (error instanceof SigningKeyError) throw new SigningKeyError(error.message.replace(/^settler signer:/, "settler signer's retiring key:"));
+      throw error;
+    }
+  }
+  return { wallet: key.wallet, retiring };
+}
+
+const ROLES = new Interface(["function hasRole(bytes32 role, address account) view returns (bool)"]);
+
+async function hasRelayerRole(rpc: RpcPool, router: string, account: string): Promise<boolean> {
+  const data = ROLES.encodeFunctionData("hasRole", [RELAYER_ROLE, account]);
+  const result = await rpc.request<string>("eth_call", [{ to: router, data }, "latest"]);
+  return ROLES.decodeFunctionResult("hasRole", result)[0] as boolean;
 }
 
 async function startChain(
@@ -120,8 +196,10 @@ async function startChain(
   }
   const router = chain.router ?? (await loadDeployment(chainId, { networkName: chain.name })).addresses.autoPayLLM;
   const signerConfig = (chain.signer ?? config.settler.signer)!;
-  const key = await loadSigningKey(signerConfig, { ...(options.env ? { env: options.env } : {}), baseDir: dirname(config.files[0] ?? ".") });
-  if (key.development) logger?.warn({ source: key.source }, "the settler signs with a raw key from the environment: development only");
+  const keys = await loadChainKeys(signerConfig, config, { ...options, ...(logger ? { logger } : {}) });
+  if (!(await hasRelayerRole(rpc, router, keys.wallet.address))) {
+    logger?.warn({ signer: keys.wallet.address, router }, "the settler's key has no RELAYER_ROLE on the router: batches stay queued until it is granted");
+  }
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
   const settler = new Settler({
     store,
@@ -129,7 +207,8 @@ async function startChain(
     archive,
     chainId,
     router,
-    wallet: key.wallet,
+    wallet: keys.wallet,
+    retiring: keys.retiring,
     fees: resolveFees(config.settler.fees, chain.fees),
     confirmations: chain.confirmations,
     replacement: chain.replacement ?? (ARBITRUM_CHAIN_IDS.has(chainId) ? "resubmit" : "bump"),
@@ -151,5 +230,8 @@ async function startChain(
     maxWaitMs: config.batcher.maxWaitMs,
     ...(logger ? { logger: logger.child({ stage: "batcher" }) } : {}),
   });
-  return { chain: chain.name, chainId, router, signer: key.wallet.address, rpc, store, pool, batcher, settler };
+  if (keys.retiring.length > 0) {
+    logger?.info({ active: keys.wallet.address, retiring: keys.retiring.map((key) => key.address) }, "key rotation: new batches are signed with the active key; the retiring key finishes its own");
+  }
+  return { chain: chain.name, chainId, router, signer: keys.wallet.address, rpc, store, pool, batcher, settler };
 }

@@ -10,6 +10,8 @@
  *   <tag>:nonce:<signer>    next nonce to assign
  *   <tag>:stats             hash of counters
  *   <tag>:lease             the settler lease (see lease.ts)
+ *   <tag>:signers           hash: the keys the settler holding the lease signs with (active, retiring, at); for
+ *                           `agentgpt keys rotate`, which revokes a retiring key only once the live settler has moved on
  */
 import type { Redis } from "ioredis";
 
@@ -51,6 +53,16 @@ export interface SettlementRecord {
   /** why it is blocked or was last sent back to the queue */
   note: string | null;
   finalAt: number | null;
+}
+
+/** The keys a running settler signs with. */
+export interface SettlerSigners {
+  /** signs every new batch */
+  readonly active: string;
+  /** only finish the transactions they signed */
+  readonly retiring: readonly string[];
+  /** ms when reported */
+  readonly at: number;
 }
 
 export interface SubmitBatch {
@@ -164,6 +176,18 @@ export class SettlementStore {
       .zadd(this.key("final"), now, record.batchId);
     for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
     await multi.exec();
+  }
+
+  /** Records which keys the settler holding the lease signs with (informational: nothing is sent because of it). */
+  async setSigners(signers: SettlerSigners): Promise<void> {
+    await this.redis.hset(this.key("signers"), { active: signers.active, retiring: signers.retiring.join(","), at: signers.at });
+  }
+
+  /** The keys the settler last reported, or null when no settler has reported since this field exists. */
+  async signers(): Promise<SettlerSigners | null> {
+    const fields = await this.redis.hgetall(this.key("signers"));
+    if (fields.active === undefined) return null;
+    return { active: fields.active, retiring: fields.retiring === undefined || fields.retiring === "" ? [] : fields.retiring.split(","), at: Number(fields.at) };
   }
 
   async stats(): Promise<Record<string, number>> {

@@ -13,6 +13,13 @@
  * - a nonce consumed by a transaction that is not ours sends the batch back to the queue for a new nonce;
  * - after `confirmations` blocks the block hash is checked again; a reorged or dropped transaction reopens the
  *   batch (rebroadcast), and only then is the batch final and its outcome (rejected rows) read from the logs.
+ *
+ * Key rotation (`agentgpt keys rotate`): besides its active key the settler may hold retiring keys. New batches are
+ * always signed with the active key; a batch already signed keeps the key that signed it (read back from its signed
+ * transaction) for watching, nonce checks and fee bumps, until it is mined or sent back to the queue (then the active
+ * key signs it anew). A batch in flight on a key the settler does not hold is still watched and rebroadcast, but
+ * cannot be bumped: add that key as `retiring:` to finish it. `useKeys` swaps keys between passes (SIGHUP), and the
+ * settler reports its keys in the ledger (`signers`), so a rotation revokes the old key only once it is drained.
  */
 import { Interface, Transaction, Wallet, getAddress } from "ethers";
 import type { Logger } from "pino";
@@ -52,8 +59,10 @@ export interface SettlerOptions {
   archive: Archive;
   chainId: number;
   router: string;
-  /** the chain's signing key (decrypted once, at start) */
+  /** the chain's signing key (decrypted once, at start): signs every new batch */
   wallet: Wallet;
+  /** keys being rotated out: they only finish the transactions they signed (watch, bump, rebroadcast) */
+  retiring?: readonly Wallet[];
   fees: FeePolicy;
   /** blocks on top of the inclusion block before a batch is final (1 = final when mined) */
   confirmations: number;
@@ -95,7 +104,14 @@ export class Settler {
   readonly lease: Lease;
   private readonly contract = new Interface(ROUTER_ABI);
   private readonly router: string;
-  private readonly signer: string;
+  private wallet: Wallet;
+  private retiring: readonly Wallet[];
+  private signer: string;
+  private nextKeys: { wallet: Wallet; retiring: readonly Wallet[] } | null = null;
+  private signersReported = false;
+  private readonly senders = new Map<string, string>();
+  private readonly unheldWarned = new Set<string>();
+  private readonly drainedLogged = new Set<string>();
   private readonly pollMs: number;
   private readonly stuckAfterMs: number;
   private readonly maxInFlight: number;
@@ -108,6 +124,8 @@ export class Settler {
 
   constructor(private readonly options: SettlerOptions) {
     this.router = getAddress(options.router);
+    this.wallet = options.wallet;
+    this.retiring = (options.retiring ?? []).filter((key) => key.address !== options.wallet.address);
     this.signer = options.wallet.address;
     this.pollMs = options.pollMs ?? 1000;
     this.stuckAfterMs = options.stuckAfterMs ?? 30_000;
@@ -119,6 +137,25 @@ export class Settler {
 
   get store(): SettlementStore {
     return this.options.store;
+  }
+
+  /** The active key's address (signs new batches). */
+  get activeSigner(): string {
+    return this.signer;
+  }
+
+  /** Addresses of the retiring keys (finish their own transactions only). */
+  get retiringSigners(): string[] {
+    return this.retiring.map((key) => key.address);
+  }
+
+  /**
+   * Switches keys before the next pass (a pass in progress finishes with the keys it started with). The previous
+   * active key should be among `retiring` while batches are in flight on it, or they can no longer be bumped.
+   */
+  useKeys(wallet: Wallet, retiring: readonly Wallet[] = []): void {
+    this.nextKeys = { wallet, retiring: retiring.filter((key) => key.address !== wallet.address) };
+    this.wake?.();
   }
 
   /** Hands a sealed, archived batch to the settler (idempotent). */
@@ -151,9 +188,13 @@ export class Settler {
         if (await this.lease.acquire()) {
           standbyLogged = false;
           await this.pass();
-        } else if (!standbyLogged) {
-          standbyLogged = true;
-          this.options.logger?.info({ lease: this.lease.key }, "another settler holds the lease for this chain: standing by");
+        } else {
+          // whoever takes the lease reports its own keys; report ours again when we hold it again
+          this.signersReported = false;
+          if (!standbyLogged) {
+            standbyLogged = true;
+            this.options.logger?.info({ lease: this.lease.key }, "another settler holds the lease for this chain: standing by");
+          }
         }
       } catch (error) {
         this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
@@ -171,10 +212,24 @@ export class Settler {
 
   /** One pass over every batch not yet final, in submission order. Public for tests and tools. */
   async pass(): Promise<void> {
+    this.applyKeys();
+    if (!this.signersReported) {
+      await this.store.setSigners({ active: this.signer, retiring: this.retiringSigners, at: Date.now() });
+      this.signersReported = true;
+    }
     const records = await this.store.active();
+    this.reportDrained(records);
     if (records.length === 0) return;
     const head = await this.blockNumber();
-    const latestNonce = await this.nonceAt("latest");
+    const nonces = new Map<string, number>();
+    const latestNonceOf = async (address: string) => {
+      let nonce = nonces.get(address);
+      if (nonce === undefined) {
+        nonce = await this.nonceAt("latest", address);
+        nonces.set(address, nonce);
+      }
+      return nonce;
+    };
     let inFlight = records.filter((r) => r.state === "signed" || r.state === "sent").length;
     for (const record of records) {
       if (!this.lease.held || !this.running) return;
@@ -182,13 +237,13 @@ export class Settler {
         case "queued":
         case "blocked":
           if (inFlight >= this.maxInFlight) break;
-          if (await this.prepare(record, latestNonce)) inFlight++;
+          if (await this.prepare(record, await latestNonceOf(this.signer))) inFlight++;
           break;
         case "signed":
           await this.broadcast(record, record.txs.at(-1)!);
           break;
         case "sent":
-          await this.watch(record, latestNonce);
+          await this.watch(record, await latestNonceOf(this.senderOf(record.txs.at(-1)!)));
           break;
         case "mined":
           await this.confirm(record, head);
@@ -229,7 +284,7 @@ export class Settler {
     const gasLimit = (estimate * this.gasLimitPercent) / 100n;
     const fees = await this.initialFees();
     const nonce = Math.max(await this.store.nextNonce(this.signer), latestNonce);
-    const tx = await this.sign({ nonce, gasLimit, data, fees });
+    const tx = await this.sign({ nonce, gasLimit, data, fees }, this.wallet);
     await this.store.assignNonce(this.signer, batchId, nonce, gasLimit, tx);
     this.options.logger?.info({ batchId, nonce, hash: tx.hash, gasLimit: gasLimit.toString() }, "batch signed");
     failpoint("after-sign");
@@ -311,7 +366,15 @@ export class Settler {
   /** A stuck transaction: rebroadcast (resubmit, or if dropped) or replace with the same nonce and higher fees. */
   private async replace(record: SettlementRecord, last: SentTransaction): Promise<void> {
     const known = await this.rpc<unknown>("eth_getTransactionByHash", [last.hash]);
-    if (this.options.replacement === "resubmit" || known === null) {
+    const key = this.keyFor(this.senderOf(last));
+    if (key === undefined && !this.unheldWarned.has(record.batchId)) {
+      this.unheldWarned.add(record.batchId);
+      this.options.logger?.error(
+        { batchId: record.batchId, signer: this.senderOf(last), nonce: record.nonce },
+        "a stuck batch is in flight on a key this settler does not hold: it is rebroadcast but cannot be bumped; add that key as the signer's retiring: key",
+      );
+    }
+    if (this.options.replacement === "resubmit" || known === null || key === undefined) {
       this.options.logger?.info({ batchId: record.batchId, hash: last.hash, dropped: known === null }, "rebroadcasting a pending transaction");
       const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
       await this.store.update(record.batchId, { txs });
@@ -328,7 +391,7 @@ export class Settler {
     }
     const charges = await this.chargesOf(record);
     const data = this.contract.encodeFunctionData("settleBatch", [record.batchId, charges, record.receiptsRoot, record.cid]);
-    const tx = await this.sign({ nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), data, fees });
+    const tx = await this.sign({ nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), data, fees }, key);
     const txs = [...record.txs, tx];
     await this.store.update(record.batchId, { txs });
     this.options.logger?.info(
@@ -415,8 +478,47 @@ export class Settler {
     return Number(BigInt(await this.rpc<string>("eth_blockNumber", [])));
   }
 
-  private async nonceAt(tag: "latest" | "pending"): Promise<number> {
-    return Number(BigInt(await this.rpc<string>("eth_getTransactionCount", [this.signer, tag])));
+  private async nonceAt(tag: "latest" | "pending", address = this.signer): Promise<number> {
+    return Number(BigInt(await this.rpc<string>("eth_getTransactionCount", [address, tag])));
+  }
+
+  /** Applies keys set by `useKeys` (between passes only). */
+  private applyKeys(): void {
+    const next = this.nextKeys;
+    if (next === null) return;
+    this.nextKeys = null;
+    const previous = this.signer;
+    this.wallet = next.wallet;
+    this.retiring = next.retiring;
+    this.signer = next.wallet.address;
+    this.signersReported = false;
+    this.options.logger?.info({ active: this.signer, previous, retiring: this.retiringSigners }, "settler keys changed: new batches are signed with the active key");
+  }
+
+  /** Logs once per retiring key when no batch is in flight on it any more (the ledger is what `keys rotate` checks). */
+  private reportDrained(records: readonly SettlementRecord[]): void {
+    for (const key of this.retiring) {
+      if (this.drainedLogged.has(key.address)) continue;
+      if (inFlightOn(records, key.address).length > 0) continue;
+      this.drainedLogged.add(key.address);
+      this.options.logger?.info({ retiring: key.address }, "retiring key drained: no batch in flight on it; its RELAYER_ROLE can be revoked (agentgpt keys rotate)");
+    }
+  }
+
+  /** The held key for `address` (active or retiring), if any. */
+  private keyFor(address: string): Wallet | undefined {
+    if (address === this.signer) return this.wallet;
+    return this.retiring.find((key) => key.address === address);
+  }
+
+  /** Who signed a stored transaction (recovered from its signature; cached by hash). */
+  private senderOf(tx: SentTransaction): string {
+    let sender = this.senders.get(tx.hash);
+    if (sender === undefined) {
+      sender = signerOfRaw(tx.raw);
+      this.senders.set(tx.hash, sender);
+    }
+    return sender;
   }
 
   private async batchStatus(batchId: string): Promise<number> {
@@ -453,7 +555,7 @@ export class Settler {
     }
   }
 
-  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }): Promise<SentTransaction> {
+  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: Wallet): Promise<SentTransaction> {
     const tx = Transaction.from({
       type: 2,
       chainId: this.options.chainId,
@@ -465,7 +567,7 @@ export class Settler {
       maxFeePerGas: request.fees.maxFeePerGas,
       maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas,
     });
-    const raw = await this.options.wallet.signTransaction(tx);
+    const raw = await wallet.signTransaction(tx);
     return {
       hash: Transaction.from(raw).hash!,
       raw,
@@ -484,6 +586,28 @@ export class Settler {
     this.charges.set(record.batchId, charges);
     return charges;
   }
+}
+
+/** The address that signed a raw transaction (checksummed). */
+export function signerOfRaw(raw: string): string {
+  const from = Transaction.from(raw).from;
+  if (from === null) throw new Error("unsigned transaction in the settlement ledger");
+  return from;
+}
+
+/**
+ * The records whose transaction `address` signed and that are not final yet (signed, sent, or mined and awaiting
+ * confirmations: a reorg may still need that key). A key is drained when this is empty.
+ */
+export function inFlightOn(records: readonly SettlementRecord[], address: string): SettlementRecord[] {
+  const wanted = getAddress(address);
+  return records.filter((record) => (record.state === "signed" || record.state === "sent" || record.state === "mined") && signerOfRecord(record) === wanted);
+}
+
+/** The key a ledger record's latest transaction was signed with; null when nothing is signed yet. */
+export function signerOfRecord(record: Pick<SettlementRecord, "txs">): string | null {
+  const last = record.txs.at(-1);
+  return last === undefined ? null : signerOfRaw(last.raw);
 }
 
 function errorInfo(error: unknown): { name: string; message: string } {

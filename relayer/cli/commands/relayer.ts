@@ -1,6 +1,7 @@
 /**
  * `agentgpt relayer ...`: run and operate the relayer.
- *   start --config FILE        serve LiteLLM's spend logs (and, as they land, the later stages); SIGTERM stops gracefully
+ *   start --config FILE        serve LiteLLM's spend logs (and, as they land, the later stages); SIGTERM stops gracefully,
+ *                              SIGHUP reloads the settler's signing keys (key rotation, see `agentgpt keys rotate`)
  *   check --config FILE        validate the configuration and print what it means
  *   unbillable --config FILE   counts (and with --reason, the records) of calls kept as unbillable
  *   reprice --config FILE      price kept unbillable calls again after fixing payers or routes
@@ -22,7 +23,10 @@ import { UserError } from "../errors.js";
 /** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
 export interface Stage {
   readonly name: string;
-  start(config: RelayerConfig, context: { logger: Logger; options: StartOptions }): Promise<{ stop(): Promise<void> }>;
+  start(
+    config: RelayerConfig,
+    context: { logger: Logger; options: StartOptions },
+  ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<void> }>;
 }
 
 interface StartOptions {
@@ -114,11 +118,11 @@ function parseLimit(text: string): number {
 async function start(options: StartOptions): Promise<void> {
   const config = load(options.config);
   const logger = createLogger(options.logLevel);
-  const running: Array<{ name: string; stop(): Promise<void> }> = [];
+  const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<void>) | undefined }> = [];
   try {
     for (const stage of stages) {
       const handle = await stage.start(config, { logger, options });
-      running.push({ name: stage.name, stop: () => handle.stop() });
+      running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
   } catch (error) {
     for (const stage of running.reverse()) await stage.stop();
@@ -146,6 +150,23 @@ async function start(options: StartOptions): Promise<void> {
     };
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
+    // SIGHUP: re-read the config and hand the settlers their signing keys (the only setting reloaded; key rotation)
+    process.on("SIGHUP", () => {
+      if (stopping) return;
+      void (async () => {
+        let next: RelayerConfig;
+        try {
+          next = loadRelayerConfig(options.config);
+        } catch (error) {
+          logger.error({ err: { message: (error as Error).message } }, "SIGHUP: the configuration does not load: nothing changed");
+          return;
+        }
+        for (const stage of running) {
+          await stage.reloadKeys?.(next).catch((error: unknown) => logger.error({ stage: stage.name, err: { message: (error as Error).message } }, "SIGHUP: reload failed"));
+        }
+        logger.info("SIGHUP: signing keys reloaded (other settings take a restart)");
+      })();
+    });
   });
 }
 

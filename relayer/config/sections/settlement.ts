@@ -15,6 +15,9 @@
  *     password_env: AGENTGPT_KEYSTORE_PASSWORD   # variable holding its password (default shown)
  *   # ...or, for development only, a raw key in an environment variable:
  *   #  key_env: AGENTGPT_RELAYER_KEY
+ *   # During a key rotation (`agentgpt keys rotate`), the key being replaced: it only finishes the batches it
+ *   # signed; new batches are signed with the key above. Remove it once `keys rotate` says the rotation is done.
+ *   #  retiring: { keystore: ./keys/relayer-old.json, password_env: AGENTGPT_OLD_KEYSTORE_PASSWORD }
  *   fees:
  *     max_fee: 50 gwei             # never offer more per gas (default 50 gwei)
  *     min_priority_fee: 0.01 gwei  # tip floor (default 0.01 gwei)
@@ -34,6 +37,8 @@ export interface SignerConfig {
   readonly keystore?: string | undefined;
   readonly passwordEnv: string;
   readonly keyEnv?: string | undefined;
+  /** the key being rotated out: finishes its own in-flight transactions, signs nothing new */
+  readonly retiring?: Omit<SignerConfig, "retiring"> | undefined;
 }
 
 export interface FeeConfig {
@@ -79,17 +84,29 @@ export const gasPrice = () =>
 
 const envName = () => z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name (e.g. AGENTGPT_KEYSTORE_PASSWORD)");
 
+const keyFields = {
+  keystore: z.string().min(1).optional(),
+  password_env: envName().default("AGENTGPT_KEYSTORE_PASSWORD"),
+  key_env: envName().optional(),
+};
+const oneKey = (s: { keystore?: string | undefined; key_env?: string | undefined }) => (s.keystore === undefined) !== (s.key_env === undefined);
+const oneKeyMessage = "give either keystore: (an encrypted JSON keystore) or key_env: (development only), not both or neither";
+
+const retiringSection = () =>
+  z
+    .strictObject(keyFields)
+    .refine(oneKey, { message: oneKeyMessage })
+    .transform((s): Omit<SignerConfig, "retiring"> => ({ keystore: s.keystore, passwordEnv: s.password_env, keyEnv: s.key_env }));
+
 export const signerSection = () =>
   z
-    .strictObject({
-      keystore: z.string().min(1).optional(),
-      password_env: envName().default("AGENTGPT_KEYSTORE_PASSWORD"),
-      key_env: envName().optional(),
+    .strictObject({ ...keyFields, retiring: retiringSection().optional() })
+    .refine(oneKey, { message: oneKeyMessage })
+    .refine((s) => s.retiring === undefined || s.retiring.keystore === undefined || s.retiring.keystore !== s.keystore, {
+      message: "retiring: is the key being replaced; it cannot be the same keystore as the signer",
+      path: ["retiring", "keystore"],
     })
-    .refine((s) => (s.keystore === undefined) !== (s.key_env === undefined), {
-      message: "give either keystore: (an encrypted JSON keystore) or key_env: (development only), not both or neither",
-    })
-    .transform((s): SignerConfig => ({ keystore: s.keystore, passwordEnv: s.password_env, keyEnv: s.key_env }));
+    .transform((s): SignerConfig => ({ keystore: s.keystore, passwordEnv: s.password_env, keyEnv: s.key_env, retiring: s.retiring }));
 
 const feeFields = {
   max_fee: gasPrice().optional(),
