@@ -68,8 +68,11 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
   const redis: Redis = createWorkerRedis(config.redis.url, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) });
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
+  const workerConnections: Redis[] = [];
   const stopAll = async () => {
     await Promise.all(workers.map((worker) => worker.close()));
+    // BullMQ leaves a connection it was given open: close the workers' own
+    for (const connection of workerConnections) await connection.quit().catch(() => connection.disconnect());
     for (const chain of chains) {
       await chain.batcher.stop();
       await chain.settler.stop();
@@ -91,8 +94,10 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       }
       const settlement = await startChain(config, chain, archive, redis, options);
       chains.push(settlement);
+      const connection = createWorkerRedis(config.redis.url, { connectionName: `agentgpt-batcher-${chain.name}` });
+      workerConnections.push(connection);
       const worker = createReceiptWorker({
-        connection: createWorkerRedis(config.redis.url, { connectionName: `agentgpt-batcher-${chain.name}` }),
+        connection,
         prefix: config.redis.prefix,
         chain: chain.name,
         handler: (receipts) => settlement.batcher.take(receipts),
