@@ -3,6 +3,8 @@ import { createRequire } from "node:module";
 import hardhatToolboxMochaEthersPlugin from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
 import { configVariable, defineConfig } from "hardhat/config";
 
+import { exitGuard } from "./test/helpers/exit-guard.js";
+
 const require = createRequire(import.meta.url);
 
 /**
@@ -30,7 +32,11 @@ export default defineConfig({
     outDir: "typechain-types",
   },
   test: {
-    mocha: { timeout: 120_000 },
+    mocha: {
+      timeout: 120_000,
+      // A leaked handle must not hang `npm test` after its summary: see test/helpers/exit-guard.ts.
+      rootHooks: { afterAll: exitGuard(Number(process.env.AGENTGPT_EXIT_GUARD_MS ?? 60_000)) },
+    },
     solidity: {
       fuzz: { runs: 256 },
       invariant: { runs: 64, depth: 64, failOnRevert: false },

@@ -110,7 +110,9 @@ export class LocalDon {
 
   /** Answers every request recorded since the last call; returns how many. */
   async answerPending(): Promise<number> {
-    const head = await this.provider.getBlockNumber();
+    // The head straight from the node: ethers answers a getBlockNumber() (and a getLogs up to "latest") repeated
+    // within 250 ms from its cache, which can predate the request just sent; the cursor would then skip it.
+    const head = Number(await this.provider.send("eth_blockNumber", []));
     if (head < this.next) return 0;
     const logs = await this.router.queryFilter(this.router.filters.RequestRecorded(), this.next, head);
     this.next = head + 1;
