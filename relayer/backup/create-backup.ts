@@ -10,7 +10,6 @@ import { createWriteStream, readFileSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 
@@ -32,6 +31,7 @@ import {
   type ManifestEntry,
   type References,
 } from "./manifest.js";
+import { hashingStream } from "./hashing-stream.js";
 import { createProgress } from "./progress.js";
 import { TarWriter } from "./tar.js";
 import type { BackupTarget } from "./targets/target.js";
@@ -194,17 +194,9 @@ async function writeArchive(
   archive: Archive,
   progressEnabled: boolean | undefined,
 ): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const hasher = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const hasher = hashingStream();
   const gzip = createGzip({ level: 9 });
-  const written = pipeline(gzip, hasher, createWriteStream(path, { mode: 0o644 }));
+  const written = pipeline(gzip, hasher.stream, createWriteStream(path, { mode: 0o644 }));
   const tar = new TarWriter(gzip);
   const mtime = Math.floor(now.getTime() / 1000);
   const progress = createProgress("writing backup", collected.length, progressEnabled === undefined ? {} : { enabled: progressEnabled });
@@ -228,7 +220,7 @@ async function writeArchive(
   } finally {
     progress.done();
   }
-  return { sha256: hash.digest("hex"), bytes };
+  return hasher.result();
 }
 
 /** Chain folders of the archive directory. */

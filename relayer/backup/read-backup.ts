@@ -5,10 +5,11 @@
  * entries the archive lacks, are reported.
  */
 import { createHash } from "node:crypto";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 
 import { BackupError } from "./errors.js";
+import { hashingStream } from "./hashing-stream.js";
 import { MANIFEST_PATH, Manifest, REFERENCES_PATH, References, parseBatchEntryPath, type BatchReference, type ManifestEntry } from "./manifest.js";
 import { readTar, TarError } from "./tar.js";
 
@@ -38,19 +39,11 @@ export interface OpenedBackup {
 }
 
 export async function openBackup(source: Readable, label: string): Promise<OpenedBackup> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const hasher = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const hasher = hashingStream();
   const gunzip = createGunzip();
   source.on("error", (error) => gunzip.destroy(error));
-  hasher.on("error", (error) => gunzip.destroy(error));
-  const tar = readTar(source.pipe(hasher).pipe(gunzip));
+  hasher.stream.on("error", (error) => gunzip.destroy(error));
+  const tar = readTar(source.pipe(hasher.stream).pipe(gunzip));
 
   const next = async () => {
     try {
@@ -122,7 +115,7 @@ export async function openBackup(source: Readable, label: string): Promise<Opene
       for (const reference of references.batches) {
         if (!seen.has(reference.entry)) problems.push(`batch ${reference.batchId} (${reference.chain}) has a reference but no entry ${reference.entry}`);
       }
-      return { problems, sha256: hash.digest("hex"), bytes };
+      return { problems, ...hasher.result() };
     },
   };
 }

@@ -43,6 +43,8 @@ import {
   type Support,
 } from "../../governance/index.js";
 import { AmountError, formatTokenAmount, parsePricePer1k, parseTokenAmount } from "../../config/amount.js";
+import { KeyError } from "../../keys/errors.js";
+import { readPassword as readKeystorePassword } from "../../keys/password.js";
 import { UserError } from "../errors.js";
 
 interface ChainOptions {
@@ -327,39 +329,12 @@ function parseOption<T>(option: string, parse: () => T): T {
   }
 }
 
-/** Reads a password from the terminal without echoing it. */
+/** The keystore's password, typed on the terminal with echo off (relayer/keys/password.ts). */
 async function readPassword(prompt: string): Promise<string> {
-  const stdin = process.stdin;
-  if (!stdin.isTTY) {
-    throw new UserError(`--keystore needs its password: set ${KEYSTORE_PASSWORD_VARIABLE} (no terminal to ask on)`);
+  try {
+    return (await readKeystorePassword(KEYSTORE_PASSWORD_VARIABLE, prompt)).password;
+  } catch (error) {
+    if (error instanceof KeyError) throw new UserError(`--keystore needs its password: ${error.message}`, error.message === "cancelled" ? 130 : 2, { cause: error });
+    throw error;
   }
-  process.stderr.write(prompt);
-  stdin.setRawMode(true);
-  stdin.resume();
-  stdin.setEncoding("utf8");
-  return new Promise<string>((resolve, reject) => {
-    let password = "";
-    const onData = (chunk: string) => {
-      for (const char of chunk) {
-        if (char === "\r" || char === "\n") {
-          cleanup();
-          process.stderr.write("\n");
-          resolve(password);
-          return;
-        }
-        if (char === "\u0003") {
-          cleanup();
-          reject(new UserError("cancelled", 130));
-          return;
-        }
-        password = char === "\u007f" ? password.slice(0, -1) : password + char;
-      }
-    };
-    const cleanup = () => {
-      stdin.off("data", onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-    };
-    stdin.on("data", onData);
-  });
 }
