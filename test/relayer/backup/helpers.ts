@@ -9,19 +9,13 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 
-import { Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
-import { BatchPool } from "../../../relayer/batcher/batch-pool.js";
-import { Batcher } from "../../../relayer/batcher/batcher.js";
-import { OnchainRegistry } from "../../../relayer/batcher/onchain-registry.js";
 import { readTar, TarWriter } from "../../../relayer/backup/tar.js";
 import type { Receipt } from "../../../relayer/queue/index.js";
-import { RpcPool } from "../../../relayer/settler/rpc-pool.js";
-import { SettlementStore, type SettlementRecord } from "../../../relayer/settler/settlement-store.js";
-import { Settler } from "../../../relayer/settler/settler.js";
+import type { SettlementRecord } from "../../../relayer/settler/settlement-store.js";
 import type { ChainSuite } from "../../helpers/chain-suite.js";
+import { pipeline, settleReceipts } from "../../helpers/pipeline.js";
 import { REPO } from "../../deploy/local-node.js";
 
 export interface Run {
@@ -52,7 +46,7 @@ export function agentgpt(args: readonly string[], env: Record<string, string | u
   });
 }
 
-/** Settles `receipts` as one batch with the real Batcher and Settler; returns the settler's final record. */
+/** Settles `receipts` as one batch with the real Batcher and Settler (test/helpers/pipeline.ts); returns the settler's final record. */
 export async function settleBatch(
   suite: ChainSuite,
   nodeUrl: string,
@@ -60,46 +54,8 @@ export async function settleBatch(
   prefix: string,
   archiveDir: string,
   receipts: readonly Receipt[],
-  wallet: Wallet = new Wallet(suite.relayerKey),
 ): Promise<SettlementRecord> {
-  const chain = "local";
-  const rpc = new RpcPool([nodeUrl], { timeoutMs: 5000 });
-  const archive = new Archive(archiveDir);
-  const store = new SettlementStore(redis, prefix, chain);
-  const settler = new Settler({
-    store,
-    rpc,
-    archive,
-    chainId: suite.chainId,
-    router: suite.routerAddress,
-    wallet,
-    fees: { maxFeePerGas: 500n * 10n ** 9n, minPriorityFeePerGas: 10n ** 9n, bumpPercent: 10 },
-    confirmations: 1,
-    replacement: "bump",
-    pollMs: 50,
-  });
-  const registry = new OnchainRegistry(rpc, suite.routerAddress);
-  const batcher = new Batcher({
-    chain,
-    pool: new BatchPool(redis, { prefix, chain }),
-    archive,
-    sink: settler,
-    context: async (batch) => ({ chain, chainId: suite.chainId, router: suite.routerAddress, registry: await registry.resolve(batch) }),
-    maxReceipts: 10_000,
-    maxWaitMs: 0,
-  });
-  const before = new Set(await store.finalIds());
-  await batcher.take(receipts.map((r) => ({ ...r, chain })));
-  await batcher.tick(Date.now() + 1);
-  settler.start();
-  try {
-    for (let i = 0; i < 400 && (await store.active()).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
-  } finally {
-    await settler.stop();
-  }
-  const settled = (await store.finalIds()).filter((id) => !before.has(id));
-  if (settled.length !== 1) throw new Error(`expected one settled batch, got ${settled.length}`);
-  return (await store.get(settled[0]!))!;
+  return settleReceipts(pipeline({ suite, rpcUrls: [nodeUrl], redis, prefix, archiveDir }), receipts);
 }
 
 export interface ArchiveEntry {
