@@ -22,6 +22,7 @@ const groups: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import("./commands/governance.js"),
   () => import("./commands/keys.js"),
   () => import("./commands/monitor.js"),
+  () => import("./commands/demo.js"),
 ];
 
 for (const load of groups) (await load()).register(program);

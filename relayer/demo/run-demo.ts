@@ -1,0 +1,591 @@
+/**
+ * `agentgpt demo`: the whole billing flow on a local chain, in about ten seconds, with nothing left behind.
+ *
+ *  1. redis     REDIS_URL, 127.0.0.1:6379, or a private redis-server
+ *  2. chain     a `hardhat node` on a free loopback port (or --rpc, a development node)
+ *  3. deploy    the suite (AGPT, AutoPayLLM, timelock + governor, UsageOracle on the mock Functions router), the
+ *               timelock then holding every admin power
+ *  4. payers    five API keys' wallets funded by deposit (one too small for its calls)
+ *  5. relayer   ingest, batcher, settler and reconciler in this process, from a generated configuration
+ *  6. traffic   LiteLLM spend logs (built from LiteLLM's own payload examples) POSTed over HTTP as LiteLLM's generic
+ *               API logger does, one body twice
+ *  7. settle    the batch settles on-chain (escrowed for the dispute window)
+ *  8. dispute   the reconciler compares the settled rows with the providers' usage API, finds the row OpenAI
+ *               reports 10% fewer tokens for, and disputes it with that payer's key; the UsageOracle asks the
+ *               provider's usage API through Chainlink Functions (the mock router and the Node simulator as the DON)
+ *               and resolves it with a refund
+ *  9. release   past the dispute window the batch is released; providers withdraw
+ * 10. monitor   the seed's cost table (relayer/monitor)
+ * Then the money is checked to the unit: solvency, every payer charged exactly its accepted rows less its refund,
+ * every provider paid exactly its released rows. Everything started is stopped and every file and Redis key removed,
+ * on success, on failure and on Ctrl-C.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { Wallet, encodeBytes32String, parseEther, type JsonRpcSigner } from "ethers";
+import { Redis } from "ioredis";
+import { pino, type Logger } from "pino";
+
+import { Archive } from "../batcher/archive.js";
+import type { BatchFile } from "../batcher/batch-file.js";
+import { AGPT_UNIT, DEPLOYMENTS_DIR_VARIABLE, advanceLocalChain } from "../chain/index.js";
+import { formatTokenAmount, loadRelayerConfig } from "../config/index.js";
+import { DisputeClient, openDisputeChain, type DisputeStatus } from "../disputes/index.js";
+import { startIngest } from "../ingest/index.js";
+import { MonitorCollector, buildReport, renderReport } from "../monitor/index.js";
+import { startReconciler } from "../reconciler/index.js";
+import { startSettlement } from "../settler/runtime.js";
+import { SettlementStore, type SettlementRecord } from "../settler/settlement-store.js";
+import { REPO_ROOT } from "./build.js";
+import { Cleanup } from "./cleanup.js";
+import { DEMO_KEY_ENV, DEMO_PAYER_KEY_ENV, DEMO_USAGE_KEY_ENV, writeDemoConfig } from "./demo-config.js";
+import { deploySuite, writeDeployment, type DeployedSuite } from "./deploy-suite.js";
+import { DemoError } from "./errors.js";
+import { freePort, startHardhatNode, useExistingChain, type LocalChain } from "./local-chain.js";
+import { LocalDon } from "./local-don.js";
+import { demoRedis } from "./local-redis.js";
+import { DEMO_MODELS, demoTraffic, type DemoCall } from "./traffic.js";
+import { DemoUsageServer } from "./usage-server.js";
+
+const AGPT = 10n ** 18n;
+const STEPS = 10;
+const DISPUTE_WINDOW = 60;
+const BOND = AGPT / 2n;
+const USAGE_API_KEY = randomBytes(16).toString("hex");
+
+/** The demo's API keys (LiteLLM key aliases), what each deposits for 600 calls, and who disputes. */
+const KEYS = [
+  { alias: "prod-backend", deposit: 400n * AGPT },
+  { alias: "research-agents", deposit: 250n * AGPT },
+  { alias: "support-bot", deposit: 120n * AGPT },
+  { alias: "partner-gateway", deposit: 150n * AGPT },
+  // deposits too little for its calls: its rows are rejected (InsufficientFunds), nothing is charged
+  { alias: "batch-jobs", deposit: AGPT / 100n, short: true },
+] as const;
+const DISPUTER = "research-agents";
+const DEFAULT_CALLS = 600;
+
+/** A key's deposit for `calls` calls: scaled with the traffic, except the one meant to fall short. */
+function depositFor(key: (typeof KEYS)[number], calls: number): bigint {
+  if ("short" in key || calls <= DEFAULT_CALLS) return key.deposit;
+  const whole = BigInt(DEFAULT_CALLS) * AGPT;
+  return ((key.deposit * BigInt(calls) + whole - 1n) / whole) * AGPT; // rounded up to a whole AGPT
+}
+
+export interface DemoOptions {
+  /** an existing development node instead of starting one */
+  readonly rpc?: string | undefined;
+  /** LiteLLM calls to replay (default 600) */
+  readonly calls?: number | undefined;
+  readonly out?: NodeJS.WritableStream | undefined;
+  /** print a JSON summary as the last line */
+  readonly json?: boolean | undefined;
+}
+
+export interface DemoSummary extends DemoMoney {
+  readonly chainId: number;
+  readonly router: string;
+  /** the AGPT token */
+  readonly token: string;
+  readonly calls: number;
+  readonly queued: number;
+  readonly unbillable: number;
+  readonly duplicates: number;
+  readonly batches: number;
+  readonly rows: number;
+  readonly rejectedRows: number;
+  /** token units (decimal text) charged into escrow by the accepted rows */
+  readonly escrowed: string;
+  readonly dispute: {
+    readonly batchId: string;
+    readonly index: number;
+    /** the payer's key alias */
+    readonly payer: string;
+    readonly billedTokens: string;
+    readonly reportedTokens: string;
+    readonly amount: string;
+    readonly refund: string;
+    readonly bond: string;
+    readonly bondReturned: boolean;
+  };
+  readonly checks: string[];
+  readonly timings: Record<string, number>;
+  readonly totalMs: number;
+  readonly tempDir: string;
+  readonly redisPrefix: string;
+  readonly nodeUrl: string;
+}
+
+/** Where the money ended, read from the chain after the providers withdrew (token units as decimal text). */
+export interface DemoMoney {
+  /** by key alias: deposit before the traffic, deposit now, and their difference */
+  readonly payers: Record<string, { readonly address: string; readonly deposited: string; readonly balance: string; readonly charged: string }>;
+  /** by provider name: what its payee withdrew */
+  readonly providers: Record<string, { readonly payee: string; readonly withdrawn: string }>;
+  /** AGPT the router holds, what it owes (deposits, escrow, credits, bonds), and what is still escrowed */
+  readonly routerBalance: string;
+  readonly liabilities: string;
+  readonly escrowLeft: string;
+}
+
+export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
+  const out = options.out ?? process.stdout;
+  const say = (line: string) => void out.write(`${line}\n`);
+  const started = Date.now();
+  const timings: Record<string, number> = {};
+  const cleanup = new Cleanup();
+  let stepNo = 0;
+  let logFile = "";
+  // Ctrl-C aborts what is in flight (HTTP POSTs, waits) before the cleanup stops what runs
+  const abort = new AbortController();
+  /** One numbered step: its title, then its outcome and time; `block` (a table) is printed after them. */
+  const step = async <T>(name: string, title: string, body: () => Promise<{ value: T; detail: string; block?: string }>): Promise<T> => {
+    if (abort.signal.aborted) throw new DemoError("interrupted", 130);
+    stepNo += 1;
+    const at = Date.now();
+    say(`[${String(stepNo).padStart(2)}/${STEPS}] ${title} ...`);
+    const { value, detail, block } = await body();
+    timings[name] = Date.now() - at;
+    say(`        ${detail} (${((Date.now() - at) / 1000).toFixed(1)} s)`);
+    if (block !== undefined) say(block);
+    return value;
+  };
+
+  const interrupted = (signal: NodeJS.Signals) => {
+    say(`\n${signal}: stopping and cleaning up ...`);
+    abort.abort();
+    void cleanup.runAll().then((failed) => {
+      say(failed.length === 0 ? "cleaned up" : `cleaned up, except: ${failed.join("; ")}`);
+      process.exit(130);
+    });
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  const previousDeployments = process.env[DEPLOYMENTS_DIR_VARIABLE];
+
+  try {
+    say("agentgpt demo: LiteLLM usage in, ERC-20 settlement out, on a local chain (Ctrl-C stops it and cleans up)");
+    const dir = await mkdtemp(join(tmpdir(), "agentgpt-demo-"));
+    cleanup.watchDir(dir);
+    cleanup.add("temporary files", () => rm(dir, { recursive: true, force: true }));
+    logFile = join(dir, "relayer.log");
+    say(`working in ${dir} (relayer log: relayer.log; removed at the end)`);
+
+    // 1. redis
+    const prefix = `agentgpt-demo-${randomBytes(4).toString("hex")}`;
+    const redisInfo = await step("redis", "connecting to Redis", async () => {
+      const notes: string[] = [];
+      const value = await demoRedis(process.env, dir, (note) => notes.push(note), (child) => cleanup.watchChild(child));
+      cleanup.add("private redis-server", () => value.stop());
+      return { value, detail: `${value.label}, demo keys under "${prefix}"${notes.length > 0 ? `; ${notes.join("; ")}` : ""}` };
+    });
+    const redis = new Redis(redisInfo.url, { maxRetriesPerRequest: 2 });
+    redis.on("error", () => undefined);
+    cleanup.add("Redis keys", async () => {
+      await dropKeys(redis, prefix);
+      redis.disconnect();
+    });
+
+    // 2. chain
+    const chain: LocalChain = await step("chain", options.rpc === undefined ? "starting a local chain (hardhat node)" : "connecting to the chain", async () => {
+      const value = options.rpc === undefined ? await startHardhatNode((child) => cleanup.watchChild(child)) : await useExistingChain(options.rpc);
+      cleanup.add("chain", () => value.stop());
+      return { value, detail: `${value.child === null ? "using" : "started"} ${value.url} (chain ${value.connection.chainId})` };
+    });
+    const provider = chain.connection.provider;
+    const deployer: JsonRpcSigner = await provider.getSigner(0);
+
+    // 3. deploy
+    const usage = await new DemoUsageServer(USAGE_API_KEY).start();
+    cleanup.add("usage API", () => usage.stop());
+    const relayerKey = new Wallet(Wallet.createRandom().privateKey);
+    const payees = new Map(DEMO_MODELS.map((m) => [m.provider, new Wallet(Wallet.createRandom().privateKey, provider)]));
+    const suite: DeployedSuite = await step("deploy", "deploying the suite", async () => {
+      const source = await readFile(join(REPO_ROOT, "oracle", "functions", "provider-usage.js"), "utf8");
+      const value = await deploySuite(deployer, {
+        supply: 100_000_000n * AGPT,
+        disputeWindow: DISPUTE_WINDOW,
+        timelockDelay: 120,
+        votingDelay: 0,
+        votingPeriod: 10,
+        proposalThreshold: 1000n * AGPT,
+        quorumPercent: 4,
+        providers: DEMO_MODELS.map((m) => ({ name: m.provider, payee: payees.get(m.provider)!.address })),
+        models: [
+          { name: "gpt-4-turbo", pricePer1k: (12n * AGPT) / 100n },
+          { name: "claude-3-opus", pricePer1k: (9n * AGPT) / 100n },
+          { name: "mixtral-8x22b", pricePer1k: (85n * AGPT) / 10_000n },
+        ],
+        relayer: relayerKey.address,
+        disputeBond: BOND,
+        oracle: { usageApiUrl: usage.url, source, subscriptionId: 1n, donId: encodeBytes32String("fun-local-demo") },
+        handOver: true,
+      });
+      const deployments = join(dir, "deployments");
+      await writeDeployment(deployments, chain.connection.chainId, value);
+      process.env[DEPLOYMENTS_DIR_VARIABLE] = deployments; // this process only; the repository's deployments are untouched
+      await (await deployer.sendTransaction({ to: relayerKey.address, value: parseEther("10") })).wait();
+      for (const payee of payees.values()) await (await deployer.sendTransaction({ to: payee.address, value: parseEther("1") })).wait();
+      return {
+        value,
+        detail:
+          `AutoPayLLM ${value.addresses.autoPayLLM}, UsageOracle ${value.addresses.usageOracle} (arbiter), ${value.providerIds.size} providers, 3 priced models, ` +
+          `dispute window ${DISPUTE_WINDOW} s; admin handed to the timelock ${value.addresses.timelock} (${value.transactions} transactions)`,
+      };
+    });
+    const routerAddress = suite.addresses.autoPayLLM;
+
+    // 4. payers
+    const count = options.calls ?? DEFAULT_CALLS;
+    const payers = new Map<string, Wallet>(KEYS.map((key) => [key.alias, new Wallet(Wallet.createRandom().privateKey, provider)]));
+    const initial = await step("payers", "funding the demo payers", async () => {
+      const total = KEYS.reduce((sum, key) => sum + depositFor(key, count), 0n);
+      await (await suite.agpt.connect(deployer).approve(routerAddress, total)).wait();
+      for (const key of KEYS) await (await suite.router.connect(deployer).depositFor(payers.get(key.alias)!.address, depositFor(key, count))).wait();
+      await (await deployer.sendTransaction({ to: payers.get(DISPUTER)!.address, value: parseEther("1") })).wait();
+      const value = new Map<string, bigint>();
+      for (const [alias, wallet] of payers) value.set(alias, await suite.router.balanceOf(wallet.address));
+      return { value, detail: `deposits: ${KEYS.map((key) => `${key.alias} ${formatTokenAmount(depositFor(key, count), AGPT_UNIT)}`).join(", ")}` };
+    });
+
+    // the LiteLLM sample (what the providers served, too: their usage API reports it)
+    const calls: DemoCall[] = demoTraffic({ count, keyAliases: KEYS.map((key) => key.alias), now: Math.floor(Date.now() / 1000) });
+    for (const call of calls) if (call.ok) usage.record(call.model.provider, call.model.model, payers.get(call.keyAlias)!.address, call.tokens);
+    // OpenAI's own count for the disputer's gpt-4-turbo calls is 10% lower than what LiteLLM reported: the
+    // overcharge the reconciler finds
+    const disputer = payers.get(DISPUTER)!;
+    usage.reportShare("openai", "gpt-4-turbo", disputer.address, 9n, 10n);
+
+    // 5. relayer
+    const ingestToken = randomBytes(24).toString("hex");
+    const config = await step("relayer", "starting the relayer (ingest, batcher, settler, reconciler)", async () => {
+      const written = await writeDemoConfig({
+        dir,
+        redisUrl: redisInfo.url,
+        prefix,
+        rpcUrl: chain.url,
+        chainId: chain.connection.chainId,
+        router: routerAddress,
+        port: await freePort(),
+        ingestToken,
+        payers: KEYS.map((key) => ({ keyAlias: key.alias, address: payers.get(key.alias)!.address })),
+        batchReceipts: calls.filter((call) => call.ok).length,
+        usageApiUrl: usage.url,
+        providers: DEMO_MODELS.map((m) => m.provider),
+        disputer: disputer.address,
+      });
+      const value = loadRelayerConfig(written.file);
+      const logger: Logger = pino({ level: "info", base: { service: "agentgpt-demo" } }, pino.destination({ dest: logFile, sync: true }));
+      const ingest = await startIngest(value, { logger: logger.child({ stage: "ingest" }), defaultMetrics: false });
+      cleanup.add("relayer ingest", () => ingest.stop());
+      const settlement = await startSettlement(value, { logger: logger.child({ stage: "settlement" }), env: { [DEMO_KEY_ENV]: relayerKey.privateKey } });
+      cleanup.add("relayer settlement", () => settlement.stop());
+      const reconciler = await startReconciler(value, {
+        logger: logger.child({ stage: "reconciler" }),
+        env: { [DEMO_USAGE_KEY_ENV]: USAGE_API_KEY, [DEMO_PAYER_KEY_ENV]: disputer.privateKey },
+      });
+      cleanup.add("relayer reconciler", () => reconciler.stop());
+      return {
+        value: { config: value, ingestUrl: ingest.url, archiveDir: written.archiveDir },
+        detail:
+          `ingest ${ingest.url}/litellm/spend; settler signs as ${relayerKey.address}; ` +
+          `reconciler asks the providers' usage API ${usage.url} and holds the key of ${DISPUTER}; logs in the temporary directory`,
+      };
+    });
+
+    // 6. traffic
+    const posted = await step("traffic", `replaying ${count} LiteLLM calls over HTTP (generic API logger POSTs)`, async () => {
+      const totals = { bodies: 0, queued: 0, unbillable: 0, duplicates: 0 };
+      const bodies: DemoCall[][] = [];
+      for (let i = 0; i < calls.length; i += 256) bodies.push(calls.slice(i, i + 256));
+      // LiteLLM re-sends the first body (its reply was lost): every call in it is a duplicate the second time
+      for (const body of [...bodies, bodies[0]!]) {
+        const response = await fetch(`${config.ingestUrl}/litellm/spend`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${ingestToken}` },
+          body: JSON.stringify(body.map((call) => call.entry)),
+          signal: abort.signal,
+        });
+        const reply = (await response.json()) as { queued?: number; unbillable?: number; duplicates?: number; reason?: string };
+        if (response.status !== 200) throw new DemoError(`ingest answered HTTP ${response.status}: ${reply.reason ?? JSON.stringify(reply)}`);
+        totals.bodies += 1;
+        totals.queued += reply.queued ?? 0;
+        totals.unbillable += reply.unbillable ?? 0;
+        totals.duplicates += reply.duplicates ?? 0;
+      }
+      return {
+        value: totals,
+        detail: `${totals.bodies} POSTs: ${totals.queued} priced and queued, ${totals.unbillable} kept as unbillable (failed calls), ${totals.duplicates} duplicates (the re-sent body) ignored`,
+      };
+    });
+
+    // 7. settle
+    const store = new SettlementStore(redis, prefix, "local");
+    const archive = new Archive(config.archiveDir);
+    const settled = await step("settle", "batching and settling on-chain", async () => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const stats = await store.stats();
+        if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= posted.queued && (await store.active()).length === 0) break;
+        if (abort.signal.aborted) throw new DemoError("interrupted", 130);
+        if (Date.now() > deadline) throw new DemoError(`the relayer did not settle the ${posted.queued} receipts within 60 s (${JSON.stringify(stats)})`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const records: SettlementRecord[] = [];
+      for (const batchId of await store.finalIds()) records.push((await store.get(batchId))!);
+      const files = new Map<string, BatchFile>();
+      for (const record of records) files.set(record.batchId, (await archive.read("local", record.batchId))!);
+      const rows = records.reduce((sum, r) => sum + r.rows, 0);
+      const rejected = records.flatMap((r) => r.outcome!.rejected.map(([index, reason]) => ({ batchId: r.batchId, index, reason, row: files.get(r.batchId)!.rows[index]! })));
+      const escrowed = records.reduce((sum, r) => sum + BigInt(r.outcome!.escrowed), 0n);
+      const lines = records.map((r) => `batch ${r.batchId.slice(0, 12)}… in block ${r.block} (tx ${r.txHash!.slice(0, 12)}…, ${r.gasUsed} gas): ${r.rows} rows, ${r.receipts} receipts, CID ${r.cid}`);
+      const rejectedText = rejected.length === 0 ? "no row rejected" : `${rejected.length} rows rejected (${[...new Set(rejected.map((r) => `${r.row.providerName}/${r.row.modelName} of ${aliasOf(payers, r.row.user)}: ${r.reason}`))].join("; ")})`;
+      return {
+        value: { records, files, rejected, escrowed },
+        detail: `${lines.join("\n        ")}\n        ${rows} rows, ${formatTokenAmount(escrowed, AGPT_UNIT)} escrowed for ${DISPUTE_WINDOW} s; ${rejectedText}`,
+      };
+    });
+
+    // 8. dispute: the reconciler finds the overcharge and disputes it; the UsageOracle resolves it
+    const dispute = await step("dispute", "the reconciler checks the rows against the providers' usage reports", async () => {
+      const target = findRow(settled.records, settled.files, disputer.address, "openai", "gpt-4-turbo");
+      if (target === null) {
+        throw new DemoError(`no accepted openai/gpt-4-turbo row of ${DISPUTER} in the settled batches (see the rejected rows above): nothing for the reconciler to dispute`);
+      }
+      const disputeChain = await openDisputeChain(provider, { autoPayLLM: routerAddress, usageOracle: suite.addresses.usageOracle });
+      const client = new DisputeClient(disputeChain, { sources: { archive, archiveChain: "local" }, store, pollMs: 200 });
+      const don = new LocalDon(suite.functionsRouter!, deployer, { usageApiKey: USAGE_API_KEY });
+      const answers = [];
+      let status: DisputeStatus = await client.status(target);
+      let nextBlock = 0;
+      const deadline = Date.now() + 40_000;
+      while (status.state !== "resolved") {
+        if (abort.signal.aborted) throw new DemoError("interrupted", 130);
+        if (Date.now() > deadline) {
+          throw new DemoError(
+            `the overcharged row was not ${status.state === "none" ? "disputed by the reconciler" : "resolved by the oracle"} within 40 s ` +
+              `(DON: ${answers.map((a) => a.error ?? "answered").join(", ") || "no request seen"}; see the reconciler's lines in the relayer log)`,
+          );
+        }
+        // The reconciler reads time from the chain, which moves only with blocks: one empty block now and then lets
+        // it see the settlement as due (report_delay 0s)
+        if (status.state === "none" && Date.now() >= nextBlock) {
+          await advanceLocalChain(provider, { blocks: 1 });
+          nextBlock = Date.now() + 2000;
+        }
+        answers.push(...(await don.answerPending()));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        status = await client.status(target);
+      }
+      const resolution = status.resolution!;
+      const verified = status.history.find((event) => event.kind === "verified");
+      const requested = status.history.find((event) => event.kind === "requested");
+      const row = settled.files.get(target.batchId)!.rows[target.index]!;
+      const billed = BigInt(row.tokens);
+      const reported = usage.reported("openai", "gpt-4-turbo", disputer.address);
+      const amount = status.amount;
+      const expectedRefund = reported >= billed ? 0n : amount - ceilDiv(amount * reported, billed);
+      if (verified === undefined || verified.reportedTokens !== reported || resolution.refund !== expectedRefund) {
+        throw new DemoError(
+          `the oracle refunded ${resolution.refund} units on ${verified?.reportedTokens ?? "no"} reported tokens; ` +
+            `the usage API reports ${reported} of ${billed} tokens, which gives ${expectedRefund}`,
+        );
+      }
+      return {
+        value: { ...target, billed, reported, amount, refund: resolution.refund, bondReturned: resolution.bondReturned, bond: status.bond },
+        detail:
+          `row ${target.index} of batch ${target.batchId.slice(0, 12)}… (${DISPUTER}, openai/gpt-4-turbo): ${billed} tokens billed, ${formatTokenAmount(amount, AGPT_UNIT)}; ` +
+          `OpenAI's usage API reports ${reported}: overcharged\n` +
+          `        disputed by the reconciler with the key of ${DISPUTER}, bond ${formatTokenAmount(status.bond, AGPT_UNIT)}; ` +
+          `Functions request ${requested?.requestId.slice(0, 12) ?? "?"}… run by the local DON against the usage API: ${verified.reportedTokens} tokens\n` +
+          `        resolved by the UsageOracle: ${formatTokenAmount(resolution.refund, AGPT_UNIT)} refunded to the payer, ` +
+          `${formatTokenAmount(resolution.toProvider, AGPT_UNIT)} to the provider, bond ${resolution.bondReturned ? "returned" : "paid to the provider"} (tx ${resolution.txHash.slice(0, 12)}…)`,
+      };
+    });
+
+    // 9. release and withdraw
+    const withdrawn = await step("release", "past the dispute window: release, providers withdraw", async () => {
+      const moved = await advanceLocalChain(provider, { seconds: DISPUTE_WINDOW + 1 });
+      for (const record of settled.records) await (await suite.router.connect(deployer).release(record.batchId)).wait();
+      const value = new Map<string, bigint>();
+      for (const [name, id] of suite.providerIds) {
+        const payee = payees.get(name)!;
+        const credit = await suite.router.credits(id);
+        if (credit > 0n) {
+          const before = await suite.agpt.balanceOf(payee.address);
+          await (await suite.router.connect(payee).withdrawCredits(id)).wait();
+          value.set(name, (await suite.agpt.balanceOf(payee.address)) - before);
+        } else {
+          value.set(name, 0n);
+        }
+      }
+      return {
+        value,
+        detail: `clock moved to ${new Date(moved.timestamp * 1000).toISOString()} (+${DISPUTE_WINDOW + 1} s); ${settled.records.length} batch(es) released; withdrawn: ${[...value].map(([name, amount]) => `${name} ${formatTokenAmount(amount, AGPT_UNIT)}`).join(", ")}`,
+      };
+    });
+
+    // 10. the monitor's table
+    await step("monitor", "agentgpt monitor litellm --granularity provider", async () => {
+      let table: string;
+      try {
+        const collector = await MonitorCollector.open(config.config, { windowMs: 24 * 3600_000 });
+        try {
+          table = renderReport(buildReport(await collector.snapshot(), { granularity: "provider" }));
+        } finally {
+          await collector.close();
+        }
+      } catch (error) {
+        throw new DemoError(`the monitor could not read the state: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return { value: undefined, detail: "the seed's cost table, from the router's events, the archive's batch files and the relayer's stores:", block: table };
+    });
+
+    // the money, to the unit
+    const { checks, money } = await verifyMoney({ suite, settled, dispute, withdrawn, initial, payers, payees, bond: BOND });
+    say(`checks: ${checks.join("; ")}`);
+    const totalMs = Date.now() - started;
+    const summary: DemoSummary = {
+      chainId: chain.connection.chainId,
+      router: routerAddress,
+      token: suite.addresses.agpt,
+      calls: count,
+      queued: posted.queued,
+      unbillable: posted.unbillable,
+      duplicates: posted.duplicates,
+      batches: settled.records.length,
+      rows: settled.records.reduce((sum, r) => sum + r.rows, 0),
+      rejectedRows: settled.rejected.length,
+      escrowed: settled.escrowed.toString(),
+      dispute: {
+        batchId: dispute.batchId,
+        index: dispute.index,
+        payer: DISPUTER,
+        billedTokens: dispute.billed.toString(),
+        reportedTokens: dispute.reported.toString(),
+        amount: dispute.amount.toString(),
+        refund: dispute.refund.toString(),
+        bond: dispute.bond.toString(),
+        bondReturned: dispute.bondReturned,
+      },
+      ...money,
+      checks,
+      timings,
+      totalMs,
+      tempDir: dir,
+      redisPrefix: prefix,
+      nodeUrl: chain.url,
+    };
+    const failed = await cleanup.runAll();
+    say(`done in ${(totalMs / 1000).toFixed(1)} s; cleaned up (chain, relayer, usage API, Redis keys, temporary files)${failed.length > 0 ? `, except: ${failed.join("; ")}` : ""}`);
+    say("Next: run it for real with `agentgpt relayer start --config <file>` (see README), or read the flow in relayer/demo/run-demo.ts");
+    if (options.json === true) say(JSON.stringify(summary));
+    return summary;
+  } catch (error) {
+    if (abort.signal.aborted) {
+      // the signal handler cleans up and exits with 130
+      await cleanup.runAll();
+      return await new Promise<never>(() => undefined);
+    }
+    const tail = logFile === "" ? "" : await readFile(logFile, "utf8").then((text) => text.trim().split("\n").slice(-15).join("\n"), () => "");
+    const failed = await cleanup.runAll();
+    if (tail !== "") out.write(`--- last relayer log lines ---\n${tail}\n`);
+    say(`cleaned up after the failure${failed.length > 0 ? `, except: ${failed.join("; ")}` : ""}`);
+    throw error;
+  } finally {
+    process.removeListener("SIGINT", interrupted);
+    process.removeListener("SIGTERM", interrupted);
+    if (previousDeployments === undefined) delete process.env[DEPLOYMENTS_DIR_VARIABLE];
+    else process.env[DEPLOYMENTS_DIR_VARIABLE] = previousDeployments;
+  }
+}
+
+function ceilDiv(a: bigint, b: bigint): bigint {
+  return (a + b - 1n) / b;
+}
+
+function aliasOf(payers: ReadonlyMap<string, Wallet>, address: string): string {
+  for (const [alias, wallet] of payers) if (wallet.address.toLowerCase() === address.toLowerCase()) return alias;
+  return address;
+}
+
+/** The payer's accepted row on provider/model with the most tokens, in any settled batch. */
+function findRow(records: readonly SettlementRecord[], files: ReadonlyMap<string, BatchFile>, payer: string, provider: string, model: string): { batchId: string; index: number } | null {
+  let best: { batchId: string; index: number; tokens: bigint } | null = null;
+  for (const record of records) {
+    const rejected = new Set(record.outcome!.rejected.map(([index]) => index));
+    files.get(record.batchId)!.rows.forEach((row, index) => {
+      if (rejected.has(index) || row.user.toLowerCase() !== payer.toLowerCase() || row.providerName !== provider || row.modelName !== model) return;
+      if (best === null || BigInt(row.tokens) > best.tokens) best = { batchId: record.batchId, index, tokens: BigInt(row.tokens) };
+    });
+  }
+  const found = best as { batchId: string; index: number } | null;
+  return found === null ? null : { batchId: found.batchId, index: found.index };
+}
+
+interface MoneyInputs {
+  suite: DeployedSuite;
+  settled: { records: SettlementRecord[]; files: Map<string, BatchFile> };
+  dispute: { batchId: string; index: number; refund: bigint; bondReturned: boolean; bond: bigint };
+  withdrawn: ReadonlyMap<string, bigint>;
+  initial: ReadonlyMap<string, bigint>;
+  payers: ReadonlyMap<string, Wallet>;
+  payees: ReadonlyMap<string, Wallet>;
+  bond: bigint;
+}
+
+/** Every unit accounted for; throws a DemoError naming the first mismatch. */
+async function verifyMoney(inputs: MoneyInputs): Promise<{ checks: string[]; money: DemoMoney }> {
+  const { suite } = inputs;
+  const charged = new Map<string, bigint>();
+  const earned = new Map<string, bigint>();
+  for (const record of inputs.settled.records) {
+    const rejected = new Set(record.outcome!.rejected.map(([index]) => index));
+    inputs.settled.files.get(record.batchId)!.rows.forEach((row, index) => {
+      if (rejected.has(index)) return;
+      const user = row.user.toLowerCase();
+      charged.set(user, (charged.get(user) ?? 0n) + BigInt(row.amount));
+      earned.set(row.providerName, (earned.get(row.providerName) ?? 0n) + BigInt(row.amount));
+    });
+  }
+  const disputed = inputs.settled.files.get(inputs.dispute.batchId)!.rows[inputs.dispute.index]!;
+  const disputedUser = disputed.user.toLowerCase();
+  charged.set(disputedUser, charged.get(disputedUser)! - inputs.dispute.refund + (inputs.dispute.bondReturned ? 0n : inputs.dispute.bond));
+  earned.set(disputed.providerName, earned.get(disputed.providerName)! - inputs.dispute.refund + (inputs.dispute.bondReturned ? 0n : inputs.dispute.bond));
+
+  const checks: string[] = [];
+  const payers: DemoMoney["payers"] = {};
+  for (const [alias, wallet] of inputs.payers) {
+    const balance = await suite.router.balanceOf(wallet.address);
+    const spent = inputs.initial.get(alias)! - balance;
+    const expected = charged.get(wallet.address.toLowerCase()) ?? 0n;
+    if (spent !== expected) throw new DemoError(`payer ${alias} was charged ${spent} units; its accepted rows less its refund come to ${expected}`);
+    payers[alias] = { address: wallet.address, deposited: inputs.initial.get(alias)!.toString(), balance: balance.toString(), charged: spent.toString() };
+  }
+  checks.push(`${inputs.payers.size} payers charged exactly their accepted rows less refunds`);
+  for (const [name, amount] of inputs.withdrawn) {
+    const expected = earned.get(name) ?? 0n;
+    if (amount !== expected) throw new DemoError(`provider ${name} withdrew ${amount} units; its released rows come to ${expected}`);
+  }
+  checks.push(`${inputs.withdrawn.size} providers paid exactly their released rows`);
+  const [balance, liabilities, escrow] = await Promise.all([suite.agpt.balanceOf(await suite.router.getAddress()), suite.router.totalLiabilities(), suite.router.totalEscrow()]);
+  if (balance !== liabilities) throw new DemoError(`the router holds ${balance} units but owes ${liabilities}`);
+  if (escrow !== 0n) throw new DemoError(`${escrow} units are still escrowed after the release`);
+  checks.push(`solvent: the router holds exactly what it owes (${formatTokenAmount(balance, AGPT_UNIT)} in deposits), nothing left in escrow`);
+  const providers: DemoMoney["providers"] = {};
+  for (const [name, amount] of inputs.withdrawn) providers[name] = { payee: inputs.payees.get(name)!.address, withdrawn: amount.toString() };
+  return { checks, money: { payers, providers, routerBalance: balance.toString(), liabilities: liabilities.toString(), escrowLeft: escrow.toString() } };
+}
+
+/** Deletes every key of the demo (they all contain its prefix). */
+async function dropKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+}
