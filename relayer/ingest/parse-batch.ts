@@ -84,11 +84,12 @@ export function parseBatch(body: string, receivedAt: number, context: BatchConte
 /**
  * The body as text. LiteLLM's JSON encoder escapes every non-ASCII character, so bodies are ASCII: then Latin-1
  * decoding gives the same string as UTF-8, about 30x faster (no validation). Anything else is decoded as UTF-8.
+ * The chunks are joined as bytes first: one flat string, where joining decoded pieces would leave a rope that
+ * JSON.parse flattens again (about 2.5 ms more per 3 MB body).
  */
 export function decodeBody(chunks: readonly Uint8Array[]): string {
-  const buffers = chunks.map((chunk) => Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  if (buffers.every((buffer) => isAscii(buffer))) return buffers.map((buffer) => buffer.toString("latin1")).join("");
-  return Buffer.concat(buffers).toString("utf8");
+  const whole = chunks.length === 1 ? Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength) : Buffer.concat(chunks);
+  return whole.toString(isAscii(whole) ? "latin1" : "utf8");
 }
 
 function keyOf(value: unknown): string | undefined {
