@@ -12,6 +12,8 @@ import type { MockFunctionsRouter } from "../../typechain-types/index.js";
 export interface DonAnswer {
   readonly requestId: string;
   readonly error?: string | undefined;
+  /** the response bytes delivered (hex), when the source returned a result */
+  readonly response?: string | undefined;
   readonly txHash: string;
 }
 
@@ -42,7 +44,7 @@ export class LocalDon {
       const result = await simulateRequest(log.args.data, { secrets: this.secrets });
       const [response, err] = toFulfillment(result);
       const receipt = await (await this.router.fulfill(log.args.requestId, response, err)).wait();
-      answers.push({ requestId: log.args.requestId, error: result.error, txHash: receipt?.hash ?? "" });
+      answers.push({ requestId: log.args.requestId, error: result.error, response: result.response === undefined ? undefined : response, txHash: receipt?.hash ?? "" });
     }
     return answers;
   }

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { NonceManager, Wallet, toQuantity, type JsonRpcProvider } from "ethers";
 import type { Redis } from "ioredis";
 
-import { simulateRequest, toFulfillment } from "../../oracle/functions/simulator.js";
 import { ARBITER_ROLE } from "../../relayer/chain/roles.js";
+import { LocalDon as DemoDon } from "../../relayer/demo/local-don.js";
 import type { Receipt } from "../../relayer/queue/index.js";
 import type { SettlementRecord } from "../../relayer/settler/settlement-store.js";
 import type { MockFunctionsRouter, UsageOracle } from "../../typechain-types/index.js";
@@ -89,40 +89,25 @@ export async function settleReceipts(
 }
 
 /**
- * A stand-in for the Chainlink DON: reads every request the MockFunctionsRouter recorded, runs its source in Node
- * (oracle/functions/simulator.ts) with the usage API key as the DON-hosted secret, and delivers the answer through
- * the mock router, from its own account. `start()` keeps doing it in the background.
+ * The demo's stand-in for the Chainlink DON (relayer/demo/local-don.ts: each recorded request run in Node through
+ * oracle/functions/simulator.ts, answered through the mock router), from its own account, keeping what it
+ * answered. `start()` keeps doing it in the background.
  */
 export class LocalDon {
   readonly answered: { requestId: string; error?: string | undefined; response?: string | undefined }[] = [];
-  private readonly router: MockFunctionsRouter;
-  private next = 0;
+  private readonly don: DemoDon;
   private timer: NodeJS.Timeout | null = null;
   private busy: Promise<void> | null = null;
 
-  constructor(
-    private readonly provider: JsonRpcProvider,
-    functionsRouter: MockFunctionsRouter,
-    private readonly secrets: Record<string, string> = { usageApiKey: USAGE_API_KEY },
-  ) {
-    this.router = functionsRouter.connect(new NonceManager(new Wallet(NODE_KEYS[7], provider)));
+  constructor(provider: JsonRpcProvider, functionsRouter: MockFunctionsRouter, secrets: Record<string, string> = { usageApiKey: USAGE_API_KEY }) {
+    this.don = new DemoDon(functionsRouter, new NonceManager(new Wallet(NODE_KEYS[7], provider)), secrets);
   }
 
   /** Answers every request recorded since the last call; returns how many. */
   async answerPending(): Promise<number> {
-    // The head straight from the node: ethers answers a getBlockNumber() (and a getLogs up to "latest") repeated
-    // within 250 ms from its cache, which can predate the request just sent; the cursor would then skip it.
-    const head = Number(await this.provider.send("eth_blockNumber", []));
-    if (head < this.next) return 0;
-    const logs = await this.router.queryFilter(this.router.filters.RequestRecorded(), this.next, head);
-    this.next = head + 1;
-    for (const log of logs) {
-      const result = await simulateRequest(log.args.data, { secrets: this.secrets });
-      const [response, err] = toFulfillment(result);
-      await (await this.router.fulfill(log.args.requestId, response, err)).wait();
-      this.answered.push({ requestId: log.args.requestId, error: result.error, response: result.response === undefined ? undefined : response });
-    }
-    return logs.length;
+    const answers = await this.don.answerPending();
+    this.answered.push(...answers.map(({ requestId, error, response }) => ({ requestId, error, response })));
+    return answers.length;
   }
 
   start(intervalMs = 200): void {
