@@ -13,7 +13,7 @@
  * Options (environment): CHAOS_RECEIPTS (50000), CHAOS_BODY (500), CHAOS_SEED (1), CHAOS_RPC_FAILURE (0.1).
  * Writes bench/results/chaos.json.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +29,7 @@ import { Archive } from "../relayer/batcher/archive.js";
 import { SettlementStore } from "../relayer/settler/settlement-store.js";
 import { deployChainSuite } from "../test/helpers/chain-suite.js";
 import { freePort, startHardhatNode } from "../test/helpers/hardhat-node.js";
+import { startAofRedis } from "../test/helpers/redis.js";
 import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess } from "../test/helpers/relayer-process.js";
 import { startFaultProxy } from "../test/helpers/rpc-fault-proxy.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
@@ -45,23 +46,8 @@ const log = (line: string) => process.stdout.write(`[${new Date().toISOString().
 // ---- a Redis of our own, AOF on, that we can kill
 const redisPort = await freePort();
 const redisDir = mkdtempSync(join(tmpdir(), "agentgpt-chaos-redis-"));
+const startRedis = () => startAofRedis(redisPort, redisDir);
 let redisServer: ChildProcess = await startRedis();
-async function startRedis(): Promise<ChildProcess> {
-  const server = spawn(
-    "redis-server",
-    ["--port", String(redisPort), "--bind", "127.0.0.1", "--dir", redisDir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-    { stdio: "ignore" },
-  );
-  for (let i = 0; i < 200; i++) {
-    const probe = new Redis(`redis://127.0.0.1:${redisPort}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on("error", () => undefined);
-    const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
-    probe.disconnect();
-    if (ok) return server;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("redis-server did not start");
-}
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
 redis.on("error", () => undefined);

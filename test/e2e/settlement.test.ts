@@ -4,7 +4,6 @@
  * what its calls cost, once, however the run was disturbed (re-sent bodies, SIGKILL at three points, Redis
  * restarted, a failing RPC endpoint, a stuck transaction, a reorg).
  */
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,7 +16,7 @@ import { Redis } from "ioredis";
 import { SettlementStore } from "../../relayer/settler/settlement-store.js";
 import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
 import { freePort, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
-import { dropPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
+import { dropPrefix, REDIS_URL, startAofRedis, uniquePrefix } from "../helpers/redis.js";
 import { postSpend, startRelayer, writeRelayerConfig, type RelayerConfigOptions, type RelayerProcess, type RelayerSetup } from "../helpers/relayer-process.js";
 import { startFaultProxy } from "../helpers/rpc-fault-proxy.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../helpers/spend-logs.js";
@@ -147,18 +146,7 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
   it("survives a Redis restart (AOF on) without losing or repeating a call", async function () {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), "agentgpt-redis-"));
-    const startRedis = async () => {
-      const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""], { stdio: "ignore" });
-      for (let i = 0; i < 100; i++) {
-        const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        probe.on("error", () => undefined);
-        const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
-        probe.disconnect();
-        if (ok) return server;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error("redis-server did not start");
-    };
+    const startRedis = () => startAofRedis(port, dir);
     let server = await startRedis();
     try {
       await configure({}, `redis://127.0.0.1:${port}`);
