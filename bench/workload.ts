@@ -3,6 +3,9 @@
  * routes (provider, model), aggregated into charge rows the way the batcher aggregates them.
  */
 import type { Charge } from "../relayer/batcher/rows-tree.js";
+import { prng } from "../relayer/demo/prng.js";
+
+export { prng };
 
 export interface Route {
   provider: number;
@@ -15,18 +18,6 @@ export interface Receipt {
   user: string;
   route: number;
   tokens: bigint;
-}
-
-/** mulberry32: small, fast, deterministic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function generateReceipts(seed: number, count: number, payers: readonly string[], routes: number): Receipt[] {

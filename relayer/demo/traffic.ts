@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { REPO_ROOT } from "./build.js";
+import { prng } from "./prng.js";
 
 /** LiteLLM's own payload examples, as the ingest tests replay them. */
 export const LITELLM_EXAMPLES_DIR = join(REPO_ROOT, "test", "relayer", "ingest", "fixtures");
@@ -95,18 +96,6 @@ export interface DemoCall {
   /** 0 for a failed call */
   readonly tokens: number;
   readonly ok: boolean;
-}
-
-/** mulberry32: a small deterministic PRNG (same seed, same traffic). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function uuid(random: () => number): string {
