@@ -127,7 +127,7 @@ interface Template {
 /** The fixture as a template: the fields that differ per call become slots filled by string concatenation. */
 function template(provider: "openai" | "groq", redacted: boolean): Template {
   // the in-repo copy of LiteLLM's own payload example (byte for byte)
-  const fixture = JSON.parse(readFileSync(join(root, "test", "relayer", "ingest", "fixtures", "01_openai_gpt4_turbo_success.json"), "utf8"));
+  const fixture = JSON.parse(readFileSync(join(root, "fixtures", "litellm", "01_openai_gpt4_turbo_success.json"), "utf8"));
   const entry = structuredClone(fixture);
   if (redacted) {
     // What LiteLLM sends with litellm_settings.turn_off_message_logging (set by `agentgpt litellm config`).

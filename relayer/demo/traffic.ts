@@ -1,6 +1,6 @@
 /**
  * The demo's LiteLLM traffic: spend logs built from the real LiteLLM payload examples the ingest tests use
- * (test/relayer/ingest/fixtures: a successful OpenAI gpt-4-turbo call, a Groq mixtral call from a generic API
+ * (fixtures/litellm: a successful OpenAI gpt-4-turbo call, a Groq mixtral call from a generic API
  * logger batch, a 429 rate-limit failure; LiteLLM's StandardLoggingPayload as its generic API logger POSTs it).
  * Each call is a copy of the matching example with its own ids, times, API key, model and token counts: a few
  * teams' keys calling OpenAI gpt-4-turbo, Anthropic claude-3-opus (the OpenAI example with Anthropic's fields) and
@@ -15,7 +15,7 @@ import { REPO_ROOT } from "./build.js";
 import { prng } from "./prng.js";
 
 /** LiteLLM's own payload examples, as the ingest tests replay them. */
-export const LITELLM_EXAMPLES_DIR = join(REPO_ROOT, "test", "relayer", "ingest", "fixtures");
+export const LITELLM_EXAMPLES_DIR = join(REPO_ROOT, "fixtures", "litellm");
 
 type Json = Record<string, unknown>;
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), "..", "relayer", "ingest", "fixtures", "01_openai_gpt4_turbo_success.json");
+const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "fixtures", "litellm", "01_openai_gpt4_turbo_success.json");
 const template = JSON.parse(readFileSync(FIXTURE, "utf8")) as Record<string, any>;
 
 export const PRICE_PER_1K: Record<string, bigint> = {

@@ -32,9 +32,9 @@ export const MIXTRAL_PER_1K = (85n * AGPT) / 10_000n; // 0.0085 AGPT/1k tokens
 
 export type Json = Record<string, unknown>;
 
-/** A LiteLLM fixture (shared/fixtures/litellm, copied beside this file), parsed fresh each time. */
+/** A LiteLLM payload example (fixtures/litellm: LiteLLM's own, byte for byte), parsed fresh each time. */
 export function fixture(name: "01_openai_gpt4_turbo_success" | "05_failure_rate_limit" | "12_generic_api_batch_json_array"): any {
-  return JSON.parse(readFileSync(join(here, "fixtures", `${name}.json`), "utf8"));
+  return JSON.parse(readFileSync(join(here, "..", "..", "..", "fixtures", "litellm", `${name}.json`), "utf8"));
 }
 
 let sequence = 0;

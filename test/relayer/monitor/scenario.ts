@@ -29,7 +29,7 @@ import { freePort, startHardhatNode, type HardhatNode } from "../../helpers/hard
 import { REDIS_URL, testRedis, uniquePrefix } from "../../helpers/redis.js";
 import { INGEST_TOKEN, postSpend, RELAYER_KEY_ENV, startRelayer, type RelayerProcess } from "../../helpers/relayer-process.js";
 
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "ingest", "fixtures");
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "fixtures", "litellm");
 const template = JSON.parse(readFileSync(join(FIXTURES, "01_openai_gpt4_turbo_success.json"), "utf8")) as Record<string, any>;
 const failure = JSON.parse(readFileSync(join(FIXTURES, "05_failure_rate_limit.json"), "utf8")) as Record<string, any>;
 
