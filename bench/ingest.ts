@@ -36,7 +36,7 @@ import {
   type ReceiptSink,
   startIngest,
 } from "../relayer/ingest/index.js";
-import { bullPrefix, type PreparedSubmissions, type Receipt, receiptQueueName, type SubmitOutcome } from "../relayer/queue/index.js";
+import { bullPrefix, deleteKeysWithPrefix, type PreparedSubmissions, type Receipt, receiptQueueName, type SubmitOutcome } from "../relayer/queue/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
@@ -398,12 +398,7 @@ async function run(mode: Mode, options: RunOptions): Promise<RunResult> {
   } finally {
     child.kill("SIGTERM");
     await new Promise((resolve) => child.once("exit", resolve));
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== "0");
+    await deleteKeysWithPrefix(redis, prefix);
     redis.disconnect();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -35,6 +35,7 @@ import { AGPT_UNIT, DEPLOYMENTS_DIR_VARIABLE, advanceLocalChain } from "../chain
 import { formatTokenAmount, loadRelayerConfig } from "../config/index.js";
 import { DisputeClient, openDisputeChain, type DisputeStatus } from "../disputes/index.js";
 import { startIngest } from "../ingest/index.js";
+import { deleteKeysWithPrefix } from "../queue/index.js";
 import { MonitorCollector, buildReport, renderReport } from "../monitor/index.js";
 import { startReconciler } from "../reconciler/index.js";
 import { startSettlement } from "../settler/runtime.js";
@@ -185,7 +186,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     const redis = new Redis(redisInfo.url, { maxRetriesPerRequest: 2 });
     redis.on("error", () => undefined);
     cleanup.add("Redis keys", async () => {
-      await dropKeys(redis, prefix);
+      await deleteKeysWithPrefix(redis, prefix);
       redis.disconnect();
     });
 
@@ -578,14 +579,4 @@ async function verifyMoney(inputs: MoneyInputs): Promise<{ checks: string[]; mon
   const providers: DemoMoney["providers"] = {};
   for (const [name, amount] of inputs.withdrawn) providers[name] = { payee: inputs.payees.get(name)!.address, withdrawn: amount.toString() };
   return { checks, money: { payers, providers, routerBalance: balance.toString(), liabilities: liabilities.toString(), escrowLeft: escrow.toString() } };
-}
-
-/** Deletes every key of the demo (they all contain its prefix). */
-async function dropKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== "0");
 }

@@ -72,3 +72,13 @@ export async function connectRedis(redis: Redis, url: string): Promise<void> {
     throw new QueueUnavailableError(`cannot reach Redis at ${redactRedisUrl(url)}`, { cause: error });
   }
 }
+
+/** Deletes every key containing `prefix` (the relayer's keys all start with `{<prefix>` or `<prefix>`). */
+export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== "0");
+}

@@ -4,6 +4,8 @@ import { randomBytes } from "node:crypto";
 
 import { Redis } from "ioredis";
 
+import { deleteKeysWithPrefix } from "../../relayer/queue/redis-connection.js";
+
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 export function uniquePrefix(label = "t"): string {
@@ -15,13 +17,8 @@ export function testRedis(url = REDIS_URL): Redis {
 }
 
 /** Deletes every key containing `prefix` (our keys all start with `{<prefix>` or `<prefix>`). */
-export async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `*${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== "0");
+export function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+  return deleteKeysWithPrefix(redis, prefix);
 }
 
 /**
