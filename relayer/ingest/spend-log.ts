@@ -8,6 +8,7 @@
 import { z } from "zod";
 
 import { decimalOfNumber, formatDecimal, isPayerAddress, parseDecimal, toPayerAddress, WALLET_SOURCES, type WalletSource } from "../config/index.js";
+import type { FieldPick } from "./json-scan.js";
 
 export interface SpendLog {
   /** idempotency key: litellm_call_id when present, else id */
@@ -77,43 +78,55 @@ export function parseLogTime(value: number | string): number | undefined {
   return Number.isNaN(ms) || ms < MIN_EPOCH_S * 1000 || ms > MAX_EPOCH_S * 1000 ? undefined : ms;
 }
 
+/** The fields of `metadata` billing reads. */
+const metadataShape = z.object({
+  user_api_key_hash: text(),
+  user_api_key_alias: text(),
+  user_api_key_user_id: text(),
+  user_api_key_team_id: text(),
+  user_api_key_end_user_id: text(),
+  spend_logs_metadata: z.record(z.string(), z.unknown()).nullish(),
+  requester_metadata: z.record(z.string(), z.unknown()).nullish(),
+});
+
+/** The fields of an entry billing reads. */
+const entryShape = z.object({
+  id: id(),
+  litellm_call_id: id(),
+  trace_id: text(),
+  call_type: text(),
+  status: z.enum(["success", "failure"]).nullish(),
+  error_str: z.string().nullish(),
+  custom_llm_provider: text(),
+  model: z.string().max(512).nullish(),
+  model_group: text(),
+  prompt_tokens: numberOrText(32).nullish(),
+  completion_tokens: numberOrText(32).nullish(),
+  total_tokens: numberOrText(32).nullish(),
+  response_cost: numberOrText(64).nullish(),
+  startTime: numberOrText(64),
+  endTime: numberOrText(64).nullish(),
+  response_time: z.number().min(0).max(86_400).nullish(),
+  cache_hit: z.union([z.boolean(), z.string().max(8)]).nullish(),
+  end_user: text(),
+  metadata: metadataShape.nullish(),
+});
+
 /**
  * The shape check (types and sizes only; compiled by zod into a fast path). Values are normalized and checked
  * against limits afterwards, in `parseEntry`. Unknown fields are dropped (prompts, responses, cost maps).
  */
-const entrySchema = z.compile(
-  z.object({
-    id: id(),
-    litellm_call_id: id(),
-    trace_id: text(),
-    call_type: text(),
-    status: z.enum(["success", "failure"]).nullish(),
-    error_str: z.string().nullish(),
-    custom_llm_provider: text(),
-    model: z.string().max(512).nullish(),
-    model_group: text(),
-    prompt_tokens: numberOrText(32).nullish(),
-    completion_tokens: numberOrText(32).nullish(),
-    total_tokens: numberOrText(32).nullish(),
-    response_cost: numberOrText(64).nullish(),
-    startTime: numberOrText(64),
-    endTime: numberOrText(64).nullish(),
-    response_time: z.number().min(0).max(86_400).nullish(),
-    cache_hit: z.union([z.boolean(), z.string().max(8)]).nullish(),
-    end_user: text(),
-    metadata: z
-      .object({
-        user_api_key_hash: text(),
-        user_api_key_alias: text(),
-        user_api_key_user_id: text(),
-        user_api_key_team_id: text(),
-        user_api_key_end_user_id: text(),
-        spend_logs_metadata: z.record(z.string(), z.unknown()).nullish(),
-        requester_metadata: z.record(z.string(), z.unknown()).nullish(),
-      })
-      .nullish(),
-  }),
-);
+const entrySchema = z.compile(entryShape);
+
+/**
+ * The fields of an entry to read at all (the body reader builds these and skips the rest): those of the shape
+ * check, and `usage`, which tells LiteLLM's v1 payload apart.
+ */
+export const SPEND_LOG_FIELDS: FieldPick = {
+  ...Object.fromEntries(Object.keys(entryShape.shape).map((name) => [name, true] as const)),
+  usage: true,
+  metadata: Object.fromEntries(Object.keys(metadataShape.shape).map((name) => [name, true] as const)),
+};
 
 type Problems = string[];
 

@@ -1,0 +1,352 @@
+/**
+ * A validating JSON reader that builds only the fields it is asked for. A LiteLLM log is about 6 KB (prompts,
+ * response, cost map, hidden params) of which billing reads some twenty small fields: `JSON.parse` would build
+ * every object and string of the 3 MB body of a 512-log POST, then the garbage collector would free them. This
+ * reader walks the bytes once, checks the whole text against the JSON grammar (RFC 8259, the same grammar as
+ * `JSON.parse`), and materializes the picked fields only; everything else is checked and skipped.
+ *
+ * Equivalence with JSON.parse, which the tests check on generated and mutated documents:
+ * - a text is accepted exactly when JSON.parse accepts it (after UTF-8 decoding, bytes >= 0x80 are string
+ *   content, never structure);
+ * - a picked value is the value JSON.parse gives (small picked values are parsed by JSON.parse itself);
+ * - a repeated key keeps its last value, as JSON.parse does.
+ * Skipping is iterative (an explicit stack), so a deeply nested document cannot overflow the call stack.
+ */
+
+/** The fields to build of an object: a name maps to `true` (its whole value) or to the pick of an object value. */
+export type FieldPick = { readonly [name: string]: true | FieldPick };
+
+/** Thrown inside the reader at the first byte that breaks the grammar; caught by `scanJson`. */
+class NotJson {
+  constructor(readonly at: number) {}
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+const ZERO = 0x30;
+const NINE = 0x39;
+
+const IN_OBJECT = 1;
+const IN_ARRAY = 2;
+
+function isHex(byte: number): boolean {
+  return (byte >= ZERO && byte <= NINE) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66);
+}
+
+/** A field name as bytes, with what to do with its value. */
+interface PickedName {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+  readonly then: true | CompiledPick;
+}
+
+/** A FieldPick indexed by name length, so most keys are passed over after one array read. */
+class CompiledPick {
+  private readonly byLength: Array<PickedName[] | undefined> = [];
+  private readonly byName = new Map<string, PickedName>();
+
+  constructor(pick: FieldPick) {
+    for (const [name, then] of Object.entries(pick)) {
+      const bytes = Buffer.from(name, "utf8");
+      const entry: PickedName = { name, bytes, then: then === true ? true : new CompiledPick(then) };
+      (this.byLength[bytes.length] ??= []).push(entry);
+      this.byName.set(name, entry);
+    }
+  }
+
+  /** The picked name whose bytes are bytes[start, end) (a key without escapes). */
+  matchBytes(bytes: Uint8Array, start: number, end: number): PickedName | undefined {
+    const candidates = this.byLength[end - start];
+    if (candidates === undefined) return undefined;
+    for (const candidate of candidates) {
+      const name = candidate.bytes;
+      let i = 0;
+      while (i < name.length && name[i] === bytes[start + i]) i++;
+      if (i === name.length) return candidate;
+    }
+    return undefined;
+  }
+
+  matchName(name: string): PickedName | undefined {
+    return this.byName.get(name);
+  }
+}
+
+export type ScanResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly at: number };
+
+/** 1 for a byte that may stand for itself inside a JSON string (not a quote, a backslash or a control byte) */
+const PLAIN = new Uint8Array(256);
+for (let byte = 0x20; byte < 0x100; byte++) PLAIN[byte] = 1;
+PLAIN[QUOTE] = 0;
+PLAIN[BACKSLASH] = 0;
+
+/** 1 for a JSON whitespace byte */
+const SPACE = new Uint8Array(256);
+for (const byte of [0x20, 0x09, 0x0a, 0x0d]) SPACE[byte] = 1;
+
+/** 1 for a digit */
+const DIGIT = new Uint8Array(256);
+for (let byte = ZERO; byte <= NINE; byte++) DIGIT[byte] = 1;
+
+/** 1 for a byte allowed after a backslash (besides u) */
+const ESCAPE = new Uint8Array(256);
+for (const byte of [QUOTE, BACKSLASH, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]) ESCAPE[byte] = 1;
+
+/** The byte at `pos`, or -1 past the end (a typed array read past its end would slow the whole reader down). */
+function at(bytes: Uint8Array, pos: number): number {
+  return pos < bytes.length ? bytes[pos]! : -1;
+}
+
+/** First index at or after `pos` that is not JSON whitespace. */
+function skipSpace(bytes: Uint8Array, pos: number): number {
+  const length = bytes.length;
+  while (pos < length && SPACE[bytes[pos]!] === 1) pos++;
+  return pos;
+}
+
+/**
+ * The index after the string that opens at `pos` (a quote), or the negated index after it when the string
+ * holds an escape. Throws NotJson where the string breaks the grammar or the text ends inside it.
+ */
+function skipString(bytes: Uint8Array, pos: number): number {
+  const length = bytes.length;
+  if (pos >= length || bytes[pos] !== QUOTE) throw new NotJson(pos);
+  pos++;
+  let escaped = false;
+  for (;;) {
+    while (pos < length && PLAIN[bytes[pos]!] === 1) pos++;
+    if (pos >= length) throw new NotJson(pos);
+    const byte = bytes[pos];
+    if (byte === QUOTE) return escaped ? -(pos + 1) : pos + 1;
+    if (byte !== BACKSLASH) throw new NotJson(pos); // a control byte, or the end of the text
+    escaped = true;
+    if (pos + 1 >= length) throw new NotJson(pos + 1);
+    const kind = bytes[pos + 1]!;
+    if (ESCAPE[kind] === 1) pos += 2;
+    else if (kind === 0x75 && pos + 5 < length && isHex(bytes[pos + 2]!) && isHex(bytes[pos + 3]!) && isHex(bytes[pos + 4]!) && isHex(bytes[pos + 5]!)) pos += 6;
+    else throw new NotJson(pos + 1);
+  }
+}
+
+/** The index after the number at `pos`: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+function skipNumber(bytes: Uint8Array, pos: number): number {
+  const length = bytes.length;
+  if (pos < length && bytes[pos] === MINUS) pos++;
+  if (pos >= length) throw new NotJson(pos);
+  if (bytes[pos] === ZERO) pos++; // pos < length here
+  else if (DIGIT[bytes[pos]!] === 1) while (pos < length && DIGIT[bytes[pos]!] === 1) pos++;
+  else throw new NotJson(pos);
+  if (pos < length && bytes[pos] === DOT) {
+    pos++;
+    if (pos >= length || DIGIT[bytes[pos]!] !== 1) throw new NotJson(pos);
+    while (pos < length && DIGIT[bytes[pos]!] === 1) pos++;
+  }
+  const e = pos < length ? bytes[pos] : -1;
+  if (e === 0x65 || e === 0x45) {
+    pos++;
+    if (pos < length && (bytes[pos] === PLUS || bytes[pos] === MINUS)) pos++;
+    if (pos >= length || DIGIT[bytes[pos]!] !== 1) throw new NotJson(pos);
+    while (pos < length && DIGIT[bytes[pos]!] === 1) pos++;
+  }
+  return pos;
+}
+
+/** The index after the literal true, false or null at `pos`. */
+function skipLiteral(bytes: Uint8Array, pos: number): number {
+  if (pos + 4 > bytes.length) throw new NotJson(pos);
+  const first = bytes[pos];
+  if (first === 0x6e && bytes[pos + 1] === 0x75 && bytes[pos + 2] === 0x6c && bytes[pos + 3] === 0x6c) return pos + 4; // null
+  if (first === 0x74 && bytes[pos + 1] === 0x72 && bytes[pos + 2] === 0x75 && bytes[pos + 3] === 0x65) return pos + 4; // true
+  if (first === 0x66 && pos + 5 <= bytes.length && bytes[pos + 1] === 0x61 && bytes[pos + 2] === 0x6c && bytes[pos + 3] === 0x73 && bytes[pos + 4] === 0x65) return pos + 5; // false
+  throw new NotJson(pos);
+}
+
+/** The index after the string at `pos`, most often one without escapes (the loop of skipString, inlined). */
+function skipPlainString(bytes: Uint8Array, pos: number): number {
+  const length = bytes.length;
+  let end = pos + 1;
+  while (end < length && PLAIN[bytes[end]!] === 1) end++;
+  if (end < length && bytes[end] === QUOTE) return end + 1;
+  end = skipString(bytes, pos);
+  return end < 0 ? -end : end;
+}
+
+/** The index after `"key" :` at `pos` (the key must be a string). */
+function skipMember(bytes: Uint8Array, pos: number): number {
+  pos = skipSpace(bytes, pos);
+  if (at(bytes, pos) !== QUOTE) throw new NotJson(pos);
+  pos = skipSpace(bytes, skipPlainString(bytes, pos));
+  if (at(bytes, pos) !== COLON) throw new NotJson(pos);
+  return pos + 1;
+}
+
+/** Container kinds on the skip stack. */
+let stack = new Uint8Array(64);
+
+/** Checks the value at `pos` (after optional whitespace) against the grammar and returns the index after it. */
+function skipValue(bytes: Uint8Array, pos: number): number {
+  let depth = 0;
+  for (;;) {
+    // a value
+    pos = skipSpace(bytes, pos);
+    const first = at(bytes, pos);
+    if (first === QUOTE) {
+      pos = skipPlainString(bytes, pos);
+    } else if (first === OPEN_OBJECT || first === OPEN_ARRAY) {
+      const close = first === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY;
+      pos = skipSpace(bytes, pos + 1);
+      if (at(bytes, pos) === close) {
+        pos++;
+      } else {
+        if (depth === stack.length) {
+          const grown = new Uint8Array(stack.length * 2);
+          grown.set(stack);
+          stack = grown;
+        }
+        stack[depth++] = first === OPEN_OBJECT ? IN_OBJECT : IN_ARRAY;
+        if (first === OPEN_OBJECT) pos = skipMember(bytes, pos);
+        continue;
+      }
+    } else if (first === MINUS || DIGIT[first!] === 1) {
+      pos = skipNumber(bytes, pos);
+    } else {
+      pos = skipLiteral(bytes, pos);
+    }
+    // after a value: close containers, or go on to the next element
+    for (;;) {
+      if (depth === 0) return pos;
+      pos = skipSpace(bytes, pos);
+      const next = at(bytes, pos);
+      const inside = stack[depth - 1];
+      if (next === COMMA) {
+        pos = inside === IN_OBJECT ? skipMember(bytes, pos + 1) : pos + 1;
+        break;
+      }
+      if ((next === CLOSE_OBJECT && inside === IN_OBJECT) || (next === CLOSE_ARRAY && inside === IN_ARRAY)) {
+        pos++;
+        depth--;
+        continue;
+      }
+      throw new NotJson(pos);
+    }
+  }
+}
+
+/**
+ * Reads JSON texts from bytes, building for every object at the top level (or in a top-level array) only the
+ * fields of `pick`. Other values at those levels (null, arrays in arrays, numbers...) are built whole.
+ */
+export class JsonScanner {
+  private readonly pick: CompiledPick;
+
+  constructor(pick: FieldPick) {
+    this.pick = new CompiledPick(pick);
+  }
+
+  /**
+   * `bytes` as one JSON text (whitespace around it allowed). A top-level array is read element by element, each
+   * element with the pick; any other top-level value is read with the pick itself.
+   */
+  scan(bytes: Uint8Array): ScanResult {
+    const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    try {
+      let pos = skipSpace(buffer, 0);
+      let value: unknown;
+      if (at(buffer, pos) === OPEN_ARRAY) {
+        const out: unknown[] = [];
+        pos = skipSpace(buffer, pos + 1);
+        if (at(buffer, pos) === CLOSE_ARRAY) pos++;
+        else {
+          for (;;) {
+            const read = picked(buffer, skipSpace(buffer, pos), this.pick);
+            out.push(read.value);
+            pos = skipSpace(buffer, read.end);
+            const next = at(buffer, pos++);
+            if (next === COMMA) continue;
+            if (next === CLOSE_ARRAY) break;
+            throw new NotJson(pos - 1);
+          }
+        }
+        value = out;
+      } else {
+        const read = picked(buffer, pos, this.pick);
+        value = read.value;
+        pos = read.end;
+      }
+      pos = skipSpace(buffer, pos);
+      if (pos !== buffer.length) throw new NotJson(pos);
+      return { ok: true, value };
+    } catch (error) {
+      if (error instanceof NotJson) return { ok: false, at: error.at };
+      throw error;
+    }
+  }
+}
+
+interface Read {
+  readonly value: unknown;
+  /** index after the value */
+  readonly end: number;
+}
+
+/** The value at `pos`: an object is built with `pick`, anything else whole. */
+function picked(bytes: Buffer, pos: number, pick: CompiledPick): Read {
+  if (at(bytes, pos) !== OPEN_OBJECT) return whole(bytes, pos);
+  const out: Record<string, unknown> = {};
+  pos = skipSpace(bytes, pos + 1);
+  if (at(bytes, pos) === CLOSE_OBJECT) return { value: out, end: pos + 1 };
+  for (;;) {
+    const keyStart = skipSpace(bytes, pos);
+    let keyEnd = skipString(bytes, keyStart);
+    let field: PickedName | undefined;
+    if (keyEnd < 0) {
+      keyEnd = -keyEnd;
+      field = pick.matchName(JSON.parse(bytes.toString("utf8", keyStart, keyEnd)) as string);
+    } else {
+      field = pick.matchBytes(bytes, keyStart + 1, keyEnd - 1);
+    }
+    pos = skipSpace(bytes, keyEnd);
+    if (at(bytes, pos) !== COLON) throw new NotJson(pos);
+    pos = skipSpace(bytes, pos + 1);
+    if (field === undefined) {
+      pos = skipValue(bytes, pos);
+    } else {
+      const read = field.then === true ? whole(bytes, pos) : picked(bytes, pos, field.then);
+      out[field.name] = read.value;
+      pos = read.end;
+    }
+    pos = skipSpace(bytes, pos);
+    const next = at(bytes, pos);
+    if (next === COMMA) {
+      pos++;
+      continue;
+    }
+    if (next === CLOSE_OBJECT) return { value: out, end: pos + 1 };
+    throw new NotJson(pos);
+  }
+}
+
+/** The value at `pos`, built whole (by JSON.parse but for plain strings, numbers and literals). */
+function whole(bytes: Buffer, pos: number): Read {
+  const first = at(bytes, pos);
+  if (first === QUOTE) {
+    const end = skipString(bytes, pos);
+    if (end > 0) return { value: bytes.toString("utf8", pos + 1, end - 1), end };
+    return { value: JSON.parse(bytes.toString("utf8", pos, -end)), end: -end };
+  }
+  const end = skipValue(bytes, pos);
+  if (first === MINUS || DIGIT[first!] === 1) return { value: Number(bytes.toString("latin1", pos, end)), end };
+  if (first === 0x6e) return { value: null, end };
+  if (first === 0x74) return { value: true, end };
+  if (first === 0x66) return { value: false, end };
+  return { value: JSON.parse(bytes.toString("utf8", pos, end)), end };
+}

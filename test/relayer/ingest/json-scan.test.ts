@@ -1,0 +1,249 @@
+import { readFileSync } from "node:fs";
+
+import { expect } from "chai";
+
+import { prng } from "../../../relayer/demo/prng.js";
+import { type FieldPick, JsonScanner, parseBody, SPEND_LOG_FIELDS } from "../../../relayer/ingest/index.js";
+
+const FIXTURES = new URL("../../../fixtures/litellm/", import.meta.url);
+const fixture = (name: string) => readFileSync(new URL(name, FIXTURES), "utf8");
+
+/** What the scanner should give: JSON.parse's value with every object at the picked levels reduced to the pick. */
+function reduce(value: unknown, pick: FieldPick): unknown {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [name, inner] of Object.entries(value as Record<string, unknown>)) {
+    const then = Object.hasOwn(pick, name) ? pick[name] : undefined;
+    if (then === undefined) continue;
+    out[name] = then === true ? inner : reduce(inner, then);
+  }
+  return out;
+}
+
+function expected(text: string, pick: FieldPick): { ok: true; value: unknown } | { ok: false } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false };
+  }
+  return { ok: true, value: Array.isArray(value) ? value.map((element) => reduce(element, pick)) : reduce(value, pick) };
+}
+
+/** `text` is sent as UTF-8 (a lone surrogate becomes U+FFFD): JSON.parse is given the text those bytes decode to */
+function scanned(scanner: JsonScanner, text: string): { ok: true; value: unknown } | { ok: false } {
+  const result = scanner.scan(Buffer.from(text, "utf8"));
+  return result.ok ? { ok: true, value: result.value } : { ok: false };
+}
+
+/** A random JSON value, its text written with random whitespace, escapes and number forms. */
+class Generator {
+  constructor(private readonly random: () => number) {}
+
+  private int(below: number): number {
+    return Math.floor(this.random() * below);
+  }
+
+  private pickOne<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+
+  space(): string {
+    return this.int(4) === 0 ? this.pickOne([" ", "\n", "\t", "\r\n", "  "]) : "";
+  }
+
+  string(): string {
+    const parts: string[] = ['"'];
+    const length = this.int(8);
+    for (let i = 0; i < length; i++) {
+      parts.push(
+        this.pickOne([
+          "a",
+          "id",
+          "model",
+          " ",
+          "\\n",
+          '\\"',
+          "\\\\",
+          "\\/",
+          "\\u0041",
+          "\\ud83d\\ude00",
+          "\\udc00",
+          "é",
+          "😀",
+          "\\b\\f\\r\\t",
+          "{",
+          "}",
+          "[",
+          ",",
+          ":",
+        ]),
+      );
+    }
+    parts.push('"');
+    return parts.join("");
+  }
+
+  key(): string {
+    // picked names (plain and escaped), near misses and others
+    return this.pickOne(['"id"', '"i\\u0064"', '"model"', '"metadata"', '"user_api_key_alias"', '"ids"', '"i"', '"Model"', '"messages"', '""', this.string()]);
+  }
+
+  number(): string {
+    return this.pickOne(["0", "-0", "7", "-12", "3.25", "1e3", "1E-2", "2.5e+10", "123456789012345678901234", "1e400", "0.1", "-0.0"]);
+  }
+
+  value(depth = 0): string {
+    const kind = this.int(depth > 3 ? 4 : 6);
+    switch (kind) {
+      case 0:
+        return this.string();
+      case 1:
+        return this.number();
+      case 2:
+        return this.pickOne(["true", "false", "null"]);
+      case 3:
+        return this.pickOne(['"x"', "1", "null"]);
+      case 4: {
+        const n = this.int(4);
+        return `[${this.space()}${Array.from({ length: n }, () => `${this.space()}${this.value(depth + 1)}${this.space()}`).join(",")}]`;
+      }
+      default: {
+        const n = this.int(5);
+        return `{${this.space()}${Array.from({ length: n }, () => `${this.space()}${this.key()}${this.space()}:${this.space()}${this.value(depth + 1)}${this.space()}`).join(",")}}`;
+      }
+    }
+  }
+
+  /** A text that is often, but not always, still JSON: one byte inserted, removed or replaced. */
+  mutate(text: string): string {
+    const at = this.int(text.length + 1);
+    const byte = this.pickOne(["", '"', "\\", ",", ":", "{", "}", "[", "]", "x", "0", "-", ".", "e", " ", "\u0001", "\u000b", "u"]);
+    switch (this.int(3)) {
+      case 0:
+        return text.slice(0, at) + byte + text.slice(at);
+      case 1:
+        return text.slice(0, at) + text.slice(at + 1);
+      default:
+        return text.slice(0, at) + byte + text.slice(at + 1);
+    }
+  }
+}
+
+const PICK: FieldPick = { id: true, model: true, metadata: { user_api_key_alias: true, id: true }, "": true };
+
+describe("JsonScanner: reads only the picked fields, accepts exactly what JSON.parse accepts", function () {
+  const scanner = new JsonScanner(PICK);
+
+  it("gives JSON.parse's value, reduced to the pick, for generated documents", function () {
+    const generator = new Generator(prng(11));
+    for (let i = 0; i < 5000; i++) {
+      const text = `${generator.space()}${generator.value()}${generator.space()}`;
+      expect(scanned(scanner, text), text).to.deep.equal(expected(text, PICK));
+    }
+  });
+
+  it("refuses a mutated document exactly when JSON.parse refuses it", function () {
+    const generator = new Generator(prng(12));
+    let refused = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const text = Buffer.from(generator.mutate(generator.value()), "utf8").toString("utf8");
+      const want = expected(text, PICK);
+      if (!want.ok) refused += 1;
+      expect(scanned(scanner, text), JSON.stringify(text)).to.deep.equal(want);
+    }
+    // the mutations break the grammar often enough for this to test refusals
+    expect(refused).to.be.greaterThan(5000);
+  });
+
+  it("refuses what JSON.parse refuses, at the byte where it breaks", function () {
+    const cases: Array<[string, number]> = [
+      ["", 0],
+      ["[1,]", 3],
+      ["[1 2]", 3],
+      ['{"a" 1}', 5],
+      ['{"a":1,}', 7],
+      ["{1:2}", 1],
+      ["01", 1],
+      ["1.", 2],
+      ["1e", 2],
+      ["-", 1],
+      ["+1", 0],
+      [".5", 0],
+      ["tru", 0],
+      ["nul", 0],
+      ['"abc', 4],
+      ['"a\\x"', 3],
+      ['"\\u12G4"', 2],
+      ['"a\u0001b"', 2],
+      ['"a\tb"', 2],
+      ["[1]]", 3],
+      ["[[1]", 4],
+      ['{"a":[1}', 7],
+      ["\u000b1", 0],
+      ["NaN", 0],
+    ];
+    for (const [text, at] of cases) {
+      expect(() => JSON.parse(text), text).to.throw(SyntaxError);
+      expect(scanner.scan(Buffer.from(text, "utf8")), JSON.stringify(text)).to.deep.equal({ ok: false, at });
+    }
+  });
+
+  it("keeps the last of repeated keys and reads escaped key names, as JSON.parse does", function () {
+    const text = '{"id":"first","i\\u0064":"second","metadata":{"id":1},"metadata":{"user_api_key_alias":"k"}}';
+    expect(scanned(scanner, text)).to.deep.equal({ ok: true, value: { id: "second", metadata: { user_api_key_alias: "k" } } });
+  });
+
+  it("skips a document nested a hundred thousand deep without overflowing the stack", function () {
+    const deep = `{"messages":${"[".repeat(100_000)}${"]".repeat(100_000)},"id":"x"}`;
+    expect(scanned(scanner, deep)).to.deep.equal({ ok: true, value: { id: "x" } });
+    expect(scanned(scanner, `{"messages":${"[".repeat(100_000)}}`).ok).to.equal(false);
+  });
+
+  it("reads LiteLLM's real payloads as JSON.parse does, for the fields billing reads", function () {
+    for (const name of ["01_openai_gpt4_turbo_success.json", "05_failure_rate_limit.json", "12_generic_api_batch_json_array.json"]) {
+      const text = fixture(name);
+      expect(scanned(new JsonScanner(SPEND_LOG_FIELDS), text), name).to.deep.equal(expected(text, SPEND_LOG_FIELDS));
+    }
+  });
+});
+
+describe("parseBody: the byte reader and the text reader agree", function () {
+  const scanner = new JsonScanner(SPEND_LOG_FIELDS);
+  const one = fixture("01_openai_gpt4_turbo_success.json").trim();
+  const two = fixture("05_failure_rate_limit.json").trim();
+
+  /** entries reduced to the fields billing reads (the byte reader leaves some bodies to the text reader, whole) */
+  function reduced(parsed: ReturnType<typeof parseBody>) {
+    if (!parsed.ok) return parsed;
+    return { ...parsed, entries: parsed.entries.map((entry) => ("value" in entry ? { index: entry.index, value: reduce(entry.value, SPEND_LOG_FIELDS) } : entry)) };
+  }
+
+  it("on every format, with whitespace, BOMs and broken lines", function () {
+    const bodies = [
+      `[${one},null,${two}]`,
+      `  \r\n[${one}]\n\n`,
+      one,
+      `\u000b${one}\u000c`,
+      `\ufeff[${one}]`,
+      `[${one}]\u00a0`,
+      `${one}\n${two}\n`,
+      `${one}\r\n\r\n${two}`,
+      `${one}\n{"id": "broken",\n${two}`,
+      `${one}\n\u00a0\n${two}`,
+      `${one}\n[1,2]\n"text"\n${two}`,
+      `{"id": "a"}\n{"id": `,
+      `[${one},`,
+      `{"id": "a"} x`,
+      "hello",
+      "",
+      " \n\t ",
+      "[]",
+      "{}",
+      `[${one}]]`,
+    ];
+    for (const body of bodies) {
+      expect(reduced(parseBody(Buffer.from(body, "utf8"), scanner)), JSON.stringify(body.slice(0, 40))).to.deep.equal(reduced(parseBody(body)));
+    }
+  });
+});
