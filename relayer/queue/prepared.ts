@@ -1,10 +1,12 @@
 /**
- * Submissions encoded for the submit script, ahead of time: each chain's receipts as one JSON array (bytes, ids
- * first), each unbillable record as JSON text, and per entry what the script needs. Plain data with transferable
- * byte arrays, so ingest's parse workers build it and the request thread passes it to Redis as it is.
+ * Submissions encoded for the submit script, ahead of time: each chain's receipts as one JSON array (ids first),
+ * and every entry packed into one byte string (see `packEntry`). Plain data with transferable byte arrays, so
+ * ingest's parse workers build it and the request thread hands the bytes to Redis as they are: a 512-log POST is
+ * one command of a dozen arguments, not of 3,600 (ioredis encoded those one by one on the request thread, and
+ * Redis parsed them one by one).
  */
-import type { ReceiptSubmission, Submission, UnbillableSubmission } from "./receipt-store.js";
-import type { UnbillableReason } from "./unbillable.js";
+import type { ReceiptSubmission, Submission } from "./receipt-store.js";
+import { UNBILLABLE_REASONS, type UnbillableReason } from "./unbillable.js";
 
 export type PreparedEntry =
   | {
@@ -20,37 +22,61 @@ export type PreparedEntry =
       readonly key: string;
       readonly fingerprint: string;
       readonly reason: UnbillableReason;
-      /** the record as JSON without its opening "{" (the script puts the id first) */
-      readonly record: string;
     };
 
 export interface PreparedSubmissions {
-  /** per chain, the JSON array of every receipt of this part, each with `"id": key` first */
+  /** per chain, the JSON array of every receipt of this part, each with `"id": key` first (UTF-8) */
   readonly chains: ReadonlyArray<{ readonly chain: string; readonly receipts: Uint8Array }>;
   /** one per submission, in order */
   readonly entries: readonly PreparedEntry[];
+  /** the entries as the submit script reads them (see packEntries) */
+  readonly packed: Uint8Array;
 }
 
 const FINGERPRINT = /^[0-9a-f]{16}$/;
 // TextEncoder gives each array its own ArrayBuffer (Buffer.from would share Node's pool: not transferable).
 const encoder = new TextEncoder();
+/** group number of each unbillable reason in the submit script: its place in UNBILLABLE_REASONS, from 1 */
+const REASON_GROUP = new Map<UnbillableReason, number>(UNBILLABLE_REASONS.map((reason, index) => [reason, index + 1]));
 
 function prepareOne(submissions: readonly Submission[]): PreparedSubmissions {
   const chainIndex = new Map<string, number>();
   const lines: string[][] = [];
   const names: string[] = [];
+  const packed: string[] = [];
   const entries: PreparedEntry[] = submissions.map((submission) => {
     if (!FINGERPRINT.test(submission.fingerprint)) throw new TypeError(`fingerprint must be 16 hex digits: ${submission.fingerprint}`);
-    if (submission.kind === "receipt") return receiptEntry(submission, chainIndex, names, lines);
-    return unbillableEntry(submission);
+    if (submission.kind === "receipt") {
+      const entry = receiptEntry(submission, chainIndex, names, lines);
+      packed.push(packEntry("q", entry.chain + 1, submission.key, submission.fingerprint, ""));
+      return entry;
+    }
+    // the record as JSON without its opening "{" (the script puts the id first)
+    packed.push(packEntry("u", REASON_GROUP.get(submission.body.reason)!, submission.key, submission.fingerprint, JSON.stringify(submission.body).slice(1)));
+    return { kind: "unbillable", key: submission.key, fingerprint: submission.fingerprint, reason: submission.body.reason };
   });
   return {
     chains: names.map((chain, index) => ({ chain, receipts: encoder.encode(`[${lines[index]!.join(",")}]`) })),
     entries,
+    packed: encoder.encode(packed.join("")),
   };
 }
 
-function receiptEntry(submission: ReceiptSubmission, chainIndex: Map<string, number>, names: string[], lines: string[][]): PreparedEntry {
+/**
+ * One entry for the submit script: `<kind><group>,<key bytes>,<body bytes>,<fingerprint><key><body>`, where kind is
+ * q (receipt; group = chain number, body empty) or u (unbillable; group = reason number, body = the record's JSON
+ * without its "{"), lengths are decimal byte counts of the UTF-8 text, and the fingerprint is 16 hex digits.
+ */
+function packEntry(kind: "q" | "u", group: number, key: string, fingerprint: string, body: string): string {
+  return `${kind}${group},${Buffer.byteLength(key)},${Buffer.byteLength(body)},${fingerprint}${key}${body}`;
+}
+
+function receiptEntry(
+  submission: ReceiptSubmission,
+  chainIndex: Map<string, number>,
+  names: string[],
+  lines: string[][],
+): Extract<PreparedEntry, { kind: "receipt" }> {
   let index = chainIndex.get(submission.body.chain);
   if (index === undefined) {
     index = names.length;
@@ -62,16 +88,6 @@ function receiptEntry(submission: ReceiptSubmission, chainIndex: Map<string, num
   return { kind: "receipt", key: submission.key, fingerprint: submission.fingerprint, chain: index, tokens: submission.body.tokens };
 }
 
-function unbillableEntry(submission: UnbillableSubmission): PreparedEntry {
-  return {
-    kind: "unbillable",
-    key: submission.key,
-    fingerprint: submission.fingerprint,
-    reason: submission.body.reason,
-    record: JSON.stringify(submission.body).slice(1),
-  };
-}
-
 /** Encodes submissions in parts of at most `maxPart` (one atomic write, and at most one chunk per chain, each). */
 export function prepareSubmissions(submissions: readonly Submission[], maxPart = 1000): PreparedSubmissions[] {
   const parts: PreparedSubmissions[] = [];
@@ -81,5 +97,5 @@ export function prepareSubmissions(submissions: readonly Submission[], maxPart =
 
 /** The byte arrays to list when posting prepared parts to another thread. */
 export function transferablesOf(parts: readonly PreparedSubmissions[]): ArrayBuffer[] {
-  return parts.flatMap((part) => part.chains.map((chain) => chain.receipts.buffer as ArrayBuffer));
+  return parts.flatMap((part) => [...part.chains.map((chain) => chain.receipts.buffer as ArrayBuffer), part.packed.buffer as ArrayBuffer]);
 }

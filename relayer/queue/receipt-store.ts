@@ -78,7 +78,6 @@ export interface ReceiptStoreOptions {
 const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: "unbillable", D: "duplicate" };
 const INVALID_LOG_LENGTH = 1000;
 
-const REASON_GROUP = new Map<UnbillableReason, number>(UNBILLABLE_REASONS.map((reason, index) => [reason, index + 1]));
 const REASON_KEYS = (keys: IngestKeys) => UNBILLABLE_REASONS.map((reason) => keys.reasonIndex(reason));
 
 /** The unbillable record inside a dedupe record "<fp>|u|<reason>|<JSON>", or null for any other value. */
@@ -86,6 +85,10 @@ function unbillableOf(value: string | null): UnbillableRecord | null {
   if (value === null || value[17] !== "u") return null;
   const start = value.indexOf("|", 19);
   return start === -1 ? null : (JSON.parse(value.slice(start + 1)) as UnbillableRecord);
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function newChunkId(chain: string): string {
@@ -120,16 +123,12 @@ export class ReceiptStore {
     const chunkIds = chains.map(({ chain }) => newChunkId(chain));
 
     const keys: string[] = [this.keys.stats, ...REASON_KEYS(this.keys)];
-    const args: Array<string | number | Buffer> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, entries.length, ...UNBILLABLE_REASONS];
+    const args: Array<string | number | Buffer> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, entries.length, this.keys.seen(""), ...UNBILLABLE_REASONS];
     chains.forEach(({ chain, receipts }, index) => {
       keys.push(this.keys.pending(chain), this.keys.chunk(chunkIds[index]!));
-      args.push(chain, chunkIds[index]!, Buffer.from(receipts.buffer, receipts.byteOffset, receipts.byteLength));
+      args.push(chain, chunkIds[index]!, asBuffer(receipts));
     });
-    for (const entry of entries) {
-      keys.push(this.keys.seen(entry.key), this.keys.seen(`${entry.key}#${entry.fingerprint}`));
-      if (entry.kind === "receipt") args.push("q", entry.chain + 1, entry.key, entry.fingerprint, "");
-      else args.push("u", REASON_GROUP.get(entry.reason)!, entry.key, entry.fingerprint, entry.record);
-    }
+    args.push(asBuffer(prepared.packed));
 
     let reply: string;
     try {

@@ -18,11 +18,15 @@ import type { Redis, Result } from "ioredis";
 
 /**
  * submit
- * KEYS: [1] stats hash; [2 .. 1+R] unbillable index per reason (ARGV reason order);
- *       per chain: pending zset, chunk hash; per entry: seen(key), seen(key#fp)
- * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N; R reason names; per chain: name, chunk id, receipts JSON;
- *       per entry: kind ("q" | "u"), group (chain or reason number, 1-based), key, fingerprint, body ("" for
- *       "q"; for "u" the record JSON without its opening "{", the script puts the id in front)
+ * KEYS: [1] stats hash; [2 .. 1+R] unbillable index per reason (ARGV reason order); per chain: pending zset, chunk hash
+ * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N [6] prefix of dedupe keys ("{p:ingest}:seen:"); R reason names;
+ *       per chain: name, chunk id, receipts JSON; then the N entries packed into one string, each
+ *       `<kind><group>,<key bytes>,<body bytes>,<fingerprint><key><body>` (see prepared.ts packEntry): kind q or u,
+ *       group the chain or reason number (1-based), body "" for q and for u the record JSON without its opening
+ *       "{" (the script puts the id in front).
+ * The dedupe keys (`seen:<key>`, `seen:<key>#<fp>`) are built here from the prefix rather than declared in KEYS:
+ * they share the hash tag of the declared keys, so they are in the same Redis Cluster slot, which is all Redis
+ * requires of an undeclared key. Packing keeps a 512-entry call to a dozen arguments.
  * Returns two characters per entry: outcome (Q queued, R queued replacing an unbillable record, U unbillable,
  * D duplicate) and form (b: id is the key, d: id is key#fingerprint).
  */
@@ -32,12 +36,13 @@ local ttl = tonumber(ARGV[2])
 local R = tonumber(ARGV[3])
 local C = tonumber(ARGV[4])
 local N = tonumber(ARGV[5])
+local seenPrefix = ARGV[6]
 local reasonKey = {}
-for r = 1, R do reasonKey[ARGV[5 + r]] = KEYS[1 + r] end
-local chainArg = 5 + R
+for r = 1, R do reasonKey[ARGV[6 + r]] = KEYS[1 + r] end
+local chainArg = 6 + R
 local chainKey = 1 + R
-local entryArg = chainArg + 3 * C
-local entryKey = chainKey + 2 * C
+local packed = ARGV[chainArg + 3 * C + 1]
+local p = 1
 local masks, derived, accepted = {}, {}, {}
 for c = 1, C do masks[c] = {}; derived[c] = {}; accepted[c] = 0 end
 local out = {}
@@ -52,17 +57,24 @@ local function fresh(kind, group, id, fp, body)
   if kind == 'q' then
     return fp .. '|q|' .. ARGV[chainArg + 3 * group - 2] .. '|' .. ARGV[chainArg + 3 * group - 1]
   end
-  return fp .. '|u|' .. ARGV[5 + group] .. '|' .. record(id, body)
+  return fp .. '|u|' .. ARGV[6 + group] .. '|' .. record(id, body)
 end
 
 for i = 0, N - 1 do
-  local a = entryArg + 5 * i
-  local kind, group, key, fp, body = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local k = entryKey + 2 * i
-  local seenKey, id, form = KEYS[k + 1], key, 'b'
+  local kind = string.sub(packed, p, p)
+  local c1 = string.find(packed, ',', p + 1, true)
+  local c2 = string.find(packed, ',', c1 + 1, true)
+  local c3 = string.find(packed, ',', c2 + 1, true)
+  local group = tonumber(string.sub(packed, p + 1, c1 - 1))
+  local keyEnd = c3 + 16 + tonumber(string.sub(packed, c1 + 1, c2 - 1))
+  p = keyEnd + tonumber(string.sub(packed, c2 + 1, c3 - 1)) + 1
+  local fp = string.sub(packed, c3 + 1, c3 + 16)
+  local key = string.sub(packed, c3 + 17, keyEnd)
+  local body = string.sub(packed, keyEnd + 1, p - 1)
+  local seenKey, id, form = seenPrefix .. key, key, 'b'
   local old = redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'NX', 'EX', ttl, 'GET')
   if old and string.sub(old, 1, 16) ~= fp then
-    seenKey, id, form = KEYS[k + 2], key .. '#' .. fp, 'd'
+    seenKey, id, form = seenPrefix .. key .. '#' .. fp, key .. '#' .. fp, 'd'
     old = redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'NX', 'EX', ttl, 'GET')
     if not old then conflicts = conflicts + 1 end
   end
@@ -73,8 +85,8 @@ for i = 0, N - 1 do
       queued = queued + 1
     else
       outcome = 'U'
-      redis.call('ZADD', reasonKey[ARGV[5 + group]], now, id)
-      unbillable[ARGV[5 + group]] = (unbillable[ARGV[5 + group]] or 0) + 1
+      redis.call('ZADD', reasonKey[ARGV[6 + group]], now, id)
+      unbillable[ARGV[6 + group]] = (unbillable[ARGV[6 + group]] or 0) + 1
     end
   else
     local oldKind = string.sub(old, 18, 18)
@@ -91,10 +103,10 @@ for i = 0, N - 1 do
     else
       outcome = 'D'
       duplicates = duplicates + 1
-      if kind == 'u' and oldKind == 'u' and oldReason ~= ARGV[5 + group] then
+      if kind == 'u' and oldKind == 'u' and oldReason ~= ARGV[6 + group] then
         redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'KEEPTTL')
         if reasonKey[oldReason] then redis.call('ZREM', reasonKey[oldReason], id) end
-        redis.call('ZADD', reasonKey[ARGV[5 + group]], now, id)
+        redis.call('ZADD', reasonKey[ARGV[6 + group]], now, id)
       end
     end
   end

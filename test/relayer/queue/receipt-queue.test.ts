@@ -201,6 +201,26 @@ describe("relayer/queue ReceiptQueue", function () {
     expect((await queue.store.stats()).unbillable).to.deep.include({ no_payer: 1, failed_call: 1 });
   });
 
+  it("keeps keys and records intact whatever their characters (the script reads entries by byte length)", async function () {
+    const keys = ["k,1,2,", "ключ-é-😀", "0000000000000000", "q1,5,0,", "#"];
+    const submissions = keys.flatMap((key, index) => [
+      receiptSubmission(key, index % 2 === 0 ? "arbitrum" : "polygon", 10 + index, fp(index + 1)),
+      unbillableSubmission(`u-${key}`, "no_payer", fp(index + 1)),
+    ]);
+    const added = await queue.add(submissions);
+    expect(added.outcomes).to.deep.equal(keys.flatMap((key) => [{ id: key, outcome: "queued" }, { id: `u-${key}`, outcome: "unbillable" }]));
+    const receipts = [...(await pendingReceipts(queue, "arbitrum")), ...(await pendingReceipts(queue, "polygon"))];
+    expect(receipts.map((receipt) => [receipt.id, receipt.tokens]).sort()).to.deep.equal(keys.map((key, index) => [key, 10 + index]).sort());
+    for (const key of keys) {
+      const record = await queue.store.getUnbillable(`u-${key}`);
+      expect([record?.id, record?.key, record?.detail], key).to.deep.equal([`u-${key}`, `u-${key}`, "because no_payer"]);
+    }
+    // A re-send of all of them: duplicates, nothing new.
+    const again = await queue.add(submissions);
+    expect(again.outcomes.every((outcome) => outcome.outcome === "duplicate")).to.equal(true);
+    expect(again.chunks).to.deep.equal([]);
+  });
+
   it("sets the dedupe TTL on every record", async function () {
     const short = new ReceiptQueue({ connection: producer, prefix, chains: ["arbitrum"], dedupeTtlMs: 2 * HOUR });
     await short.add([receiptSubmission("ttl", "arbitrum", 1), unbillableSubmission("ttl-u", "zero_usage")]);
