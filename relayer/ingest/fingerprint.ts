@@ -3,7 +3,7 @@
  * same log has the same fingerprint; a different call that carries the same call id (a client can choose
  * `x-litellm-call-id`) has another one, and the queue records it under `<call id>#<fingerprint>`.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 import type { SpendLog } from "./spend-log.js";
 
@@ -23,5 +23,5 @@ export function fingerprintOf(log: SpendLog): string {
     log.responseCostUsd,
     log.cacheHit,
   ];
-  return createHash("sha256").update(JSON.stringify(fields)).digest("hex").slice(0, 16);
+  return hash("sha256", JSON.stringify(fields), "hex").slice(0, 16);
 }

@@ -119,33 +119,48 @@ export class IngestService {
   }
 
   private summarize(parts: readonly PreparedSubmissions[], outcomes: ReadonlyArray<{ readonly id: string; readonly outcome: SubmitOutcome }>) {
-    const metrics = this.options.metrics;
     let queued = 0;
     let unbillable = 0;
     let duplicates = 0;
+    let conflicts = 0;
     const reasons: Partial<Record<UnbillableReason, number>> = {};
+    const byOutcome = new Map<SubmitOutcome, number>();
+    // per chain: receipts and tokens queued
+    const byChain = new Map<string, { receipts: number; tokens: number }>();
     let index = 0;
     for (const part of parts) {
       for (const entry of part.entries) {
         const result = outcomes[index++];
         if (result === undefined) continue;
-        metrics?.entries.inc({ outcome: result.outcome });
+        byOutcome.set(result.outcome, (byOutcome.get(result.outcome) ?? 0) + 1);
         if (result.outcome === "duplicate") {
           duplicates += 1;
           continue;
         }
-        if (result.id !== entry.key) metrics?.conflicts.inc();
+        if (result.id !== entry.key) conflicts += 1;
         if (entry.kind === "receipt") {
           queued += 1;
           const chain = part.chains[entry.chain]!.chain;
-          metrics?.receiptsQueued.inc({ chain });
-          metrics?.tokensQueued.inc({ chain }, entry.tokens);
+          const sums = byChain.get(chain) ?? { receipts: 0, tokens: 0 };
+          sums.receipts += 1;
+          sums.tokens += entry.tokens;
+          byChain.set(chain, sums);
         } else {
           unbillable += 1;
           reasons[entry.reason] = (reasons[entry.reason] ?? 0) + 1;
-          metrics?.unbillable.inc({ reason: entry.reason });
         }
       }
+    }
+    // One update per label, not per entry (512 entries per POST).
+    const metrics = this.options.metrics;
+    if (metrics !== undefined) {
+      for (const [outcome, count] of byOutcome) metrics.entries.inc({ outcome }, count);
+      if (conflicts > 0) metrics.conflicts.inc(conflicts);
+      for (const [chain, sums] of byChain) {
+        metrics.receiptsQueued.inc({ chain }, sums.receipts);
+        metrics.tokensQueued.inc({ chain }, sums.tokens);
+      }
+      for (const [reason, count] of Object.entries(reasons)) metrics.unbillable.inc({ reason }, count);
     }
     const ordered = Object.fromEntries(UNBILLABLE_REASONS.filter((reason) => reasons[reason] !== undefined).map((reason) => [reason, reasons[reason]!]));
     return { queued, unbillable, unbillableReasons: ordered, duplicates };

@@ -2,13 +2,12 @@
  * One POST body -> queue submissions, with no I/O: split (json_array / ndjson / single), validate each entry,
  * price and map payers. Runs in the request thread or in a parse worker (parse-pool.ts); same code either way.
  */
-import { isAscii } from "node:buffer";
-
 import type { RelayerConfig } from "../config/index.js";
 import { type PreparedSubmissions, prepareSubmissions, type Submission } from "../queue/index.js";
 import { SubmissionBuilder } from "./build-submission.js";
+import { JsonScanner } from "./json-scan.js";
 import { type BodyFormat, parseBody } from "./parse-body.js";
-import { type SpendLogParse, spendLogParser } from "./spend-log.js";
+import { SPEND_LOG_FIELDS, type SpendLogParse, spendLogParser } from "./spend-log.js";
 
 export interface InvalidDetail {
   readonly index: number;
@@ -33,6 +32,8 @@ export type ParsedBatch =
 export interface BatchContext {
   readonly builder: SubmissionBuilder;
   readonly parse: (entry: unknown) => SpendLogParse;
+  /** reads a body's bytes, building only the fields `parse` looks at */
+  readonly scanner: JsonScanner;
   /** most entries in one body (server.max_entries) */
   readonly maxEntries: number;
   /** most submissions per queued part (ingest.max_chunk) */
@@ -43,13 +44,15 @@ export function batchContext(config: RelayerConfig): BatchContext {
   return {
     builder: SubmissionBuilder.fromConfig(config),
     parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }),
+    scanner: new JsonScanner(SPEND_LOG_FIELDS),
     maxEntries: config.server.maxEntries,
     maxChunk: config.ingest.maxChunk,
   };
 }
 
-export function parseBatch(body: string, receivedAt: number, context: BatchContext): ParsedBatch {
-  const parsed = parseBody(body);
+/** `body` is the POST body: bytes, or text (tests). */
+export function parseBatch(body: Uint8Array | string, receivedAt: number, context: BatchContext): ParsedBatch {
+  const parsed = parseBody(body, context.scanner);
   if (!parsed.ok) return { ok: false, status: 400, error: "invalid_body", reason: parsed.reason };
   if (parsed.entries.length > context.maxEntries) {
     return {
@@ -82,14 +85,31 @@ export function parseBatch(body: string, receivedAt: number, context: BatchConte
 }
 
 /**
- * The body as text. LiteLLM's JSON encoder escapes every non-ASCII character, so bodies are ASCII: then Latin-1
- * decoding gives the same string as UTF-8, about 30x faster (no validation). Anything else is decoded as UTF-8.
- * The chunks are joined as bytes first: one flat string, where joining decoded pieces would leave a rope that
- * JSON.parse flattens again (about 2.5 ms more per 3 MB body).
+ * Joins a body's chunks into one byte array, in storage kept from one body to the next: a 3 MB allocation per POST
+ * costs page faults and pushes the garbage collector (external memory). The array returned is valid until the next
+ * `join`; nothing read from it keeps a reference to it (the readers copy what they build).
  */
-export function decodeBody(chunks: readonly Uint8Array[]): string {
-  const whole = chunks.length === 1 ? Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength) : Buffer.concat(chunks);
-  return whole.toString(isAscii(whole) ? "latin1" : "utf8");
+export class BodyJoiner {
+  /** bodies larger than this get storage of their own, so one huge POST does not pin its size */
+  static readonly KEEP_BYTES = 16 * 1024 * 1024;
+  private storage = Buffer.alloc(0);
+
+  join(chunks: readonly Uint8Array[]): Buffer {
+    if (chunks.length === 1) return Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength);
+    let length = 0;
+    for (const chunk of chunks) length += chunk.byteLength;
+    let target = this.storage;
+    if (length > target.length) {
+      target = Buffer.allocUnsafe(length);
+      if (length <= BodyJoiner.KEEP_BYTES) this.storage = target;
+    }
+    let offset = 0;
+    for (const chunk of chunks) {
+      target.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return target.subarray(0, length);
+  }
 }
 
 function keyOf(value: unknown): string | undefined {

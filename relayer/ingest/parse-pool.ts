@@ -10,7 +10,7 @@
 import { Worker } from "node:worker_threads";
 
 import type { RelayerConfig } from "../config/index.js";
-import { type BatchContext, batchContext, decodeBody, parseBatch, type ParsedBatch } from "./parse-batch.js";
+import { type BatchContext, batchContext, BodyJoiner, parseBatch, type ParsedBatch } from "./parse-batch.js";
 
 export interface BatchParser {
   /** `body` is the raw POST body, in the chunks it arrived in; they may be transferred to a worker (do not reuse them). */
@@ -20,11 +20,12 @@ export interface BatchParser {
 
 export class InlineBatchParser implements BatchParser {
   private readonly context: BatchContext;
+  private readonly joiner = new BodyJoiner();
   constructor(config: RelayerConfig) {
     this.context = batchContext(config);
   }
   async parse(body: readonly Buffer[], receivedAt: number): Promise<ParsedBatch> {
-    return parseBatch(decodeBody(body), receivedAt, this.context);
+    return parseBatch(this.joiner.join(body), receivedAt, this.context);
   }
   async close(): Promise<void> {}
 }

@@ -27,13 +27,26 @@ function valueOf(log: Identity, selector: Selector): string | null {
   }
 }
 
+/** A rule with its match conditions as sets (one lookup per condition per call). */
+interface CompiledRule {
+  readonly rule: PayerRule;
+  readonly conditions: ReadonlyArray<readonly [Selector, ReadonlySet<string>]>;
+}
+
 export class PayerResolver {
-  constructor(private readonly rules: readonly PayerRule[]) {}
+  private readonly rules: readonly CompiledRule[];
+
+  constructor(rules: readonly PayerRule[]) {
+    this.rules = rules.map((rule) => ({
+      rule,
+      conditions: (Object.entries(rule.match) as Array<[Selector, readonly string[]]>).map(([selector, accepted]) => [selector, new Set(accepted)] as const),
+    }));
+  }
 
   resolve(log: Identity): PayerResult {
     const refused: string[] = [];
-    for (const rule of this.rules) {
-      if (!this.matches(rule, log)) continue;
+    for (const { rule, conditions } of this.rules) {
+      if (!rule.any && !matches(conditions, log)) continue;
       if (rule.payer !== undefined) return { ok: true, payer: rule.payer, rule: rule.index };
       for (const { source, field } of rule.walletFrom) {
         const wallet = log.wallets[source][field];
@@ -52,13 +65,12 @@ export class PayerResolver {
     ].join(", ");
     return { ok: false, reason: "no_payer", detail: `no payers: rule matches ${who}` };
   }
+}
 
-  private matches(rule: PayerRule, log: Identity): boolean {
-    if (rule.any) return true;
-    for (const [selector, accepted] of Object.entries(rule.match) as Array<[Selector, readonly string[]]>) {
-      const value = valueOf(log, selector);
-      if (value === null || !accepted.includes(value)) return false;
-    }
-    return true;
+function matches(conditions: CompiledRule["conditions"], log: Identity): boolean {
+  for (const [selector, accepted] of conditions) {
+    const value = valueOf(log, selector);
+    if (value === null || !accepted.has(value)) return false;
   }
+  return true;
 }
