@@ -53,9 +53,13 @@ local function record(id, body)
   return '{"id":' .. cjson.encode(id) .. ',' .. body
 end
 
+-- "|q|<chain>|<chunk>" of each chain, built once: a receipt's dedupe record is its fingerprint and this
+local queuedSuffix = {}
+for c = 1, C do queuedSuffix[c] = '|q|' .. ARGV[chainArg + 3 * c - 2] .. '|' .. ARGV[chainArg + 3 * c - 1] end
+
 local function fresh(kind, group, id, fp, body)
   if kind == 'q' then
-    return fp .. '|q|' .. ARGV[chainArg + 3 * group - 2] .. '|' .. ARGV[chainArg + 3 * group - 1]
+    return fp .. queuedSuffix[group]
   end
   return fp .. '|u|' .. ARGV[6 + group] .. '|' .. record(id, body)
 end
@@ -124,7 +128,7 @@ for i = 0, N - 1 do
       end
     end
   end
-  out[#out + 1] = outcome .. form
+  out[i + 1] = outcome .. form
 end
 for c = 1, C do
   if accepted[c] > 0 then
