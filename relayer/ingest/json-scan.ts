@@ -16,7 +16,7 @@
 /** The fields to build of an object: a name maps to `true` (its whole value) or to the pick of an object value. */
 export type FieldPick = { readonly [name: string]: true | FieldPick };
 
-/** Thrown inside the reader at the first byte that breaks the grammar; caught by `scanJson`. */
+/** Thrown inside the reader at the first byte that breaks the grammar; caught by `JsonScanner.scan`. */
 class NotJson {
   constructor(readonly at: number) {}
 }
