@@ -18,7 +18,7 @@
  * Options (environment): BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY (4), BENCH_BATCH (512),
  * BENCH_PARSE_WORKERS (auto), BENCH_REDACTED (1: prompts redacted as with turn_off_message_logging),
  * BENCH_ONLY_CHUNKED (1: skip the baseline and the results file), BENCH_CPU_PROFILE_DIR (write server CPU
- * profiles there), REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
+ * profiles there), BENCH_GC (1: the server prints its request thread's GC pauses), REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -102,6 +102,7 @@ async function serve(mode: Mode, configFile: string): Promise<void> {
   const env = { [config.server.tokensEnv]: TOKEN_FROM_PARENT() };
   if (mode === "chunked") {
     const runtime = await startIngest(config, { env, port: 0, defaultMetrics: false });
+    if (process.env["BENCH_GC"] === "1") await reportGcOnExit();
     process.stdout.write(`${JSON.stringify({ url: runtime.url })}\n`);
     process.once("SIGTERM", () => void runtime.stop().then(() => process.exit(0)));
     return;
@@ -115,6 +116,30 @@ async function serve(mode: Mode, configFile: string): Promise<void> {
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   process.stdout.write(`${JSON.stringify({ url })}\n`);
   process.once("SIGTERM", () => void app.close().then(() => parser.close()).then(() => opened.close()).then(() => process.exit(0)));
+}
+
+/** BENCH_GC=1: the server's request thread prints its garbage collections (count, total, longest) when stopped. */
+async function reportGcOnExit(): Promise<void> {
+  const { PerformanceObserver, constants } = await import("node:perf_hooks");
+  const names = new Map([
+    [constants.NODE_PERFORMANCE_GC_MINOR, "minor"],
+    [constants.NODE_PERFORMANCE_GC_MAJOR, "major"],
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL, "incremental"],
+    [constants.NODE_PERFORMANCE_GC_WEAKCB, "weak callbacks"],
+  ]);
+  const pauses = new Map<string, number[]>();
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = names.get((entry as { detail?: { kind?: number } }).detail?.kind ?? -1) ?? "other";
+      pauses.set(kind, [...(pauses.get(kind) ?? []), entry.duration]);
+    }
+  }).observe({ entryTypes: ["gc"] });
+  process.once("SIGTERM", () => {
+    for (const [kind, durations] of pauses) {
+      const total = durations.reduce((sum, ms) => sum + ms, 0);
+      process.stderr.write(`server request thread, ${kind} GC: ${durations.length} pauses, ${total.toFixed(0)} ms in all, longest ${Math.max(...durations).toFixed(1)} ms\n`);
+    }
+  });
 }
 
 function TOKEN_FROM_PARENT(): string {
