@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { expect } from "chai";
 
 import { prng } from "../../../relayer/demo/prng.js";
-import { type FieldPick, JsonScanner, parseBody, SPEND_LOG_FIELDS } from "../../../relayer/ingest/index.js";
+import { BodyJoiner, type FieldPick, JsonScanner, parseBody, SPEND_LOG_FIELDS } from "../../../relayer/ingest/index.js";
 
 const FIXTURES = new URL("../../../fixtures/litellm/", import.meta.url);
 const fixture = (name: string) => readFileSync(new URL(name, FIXTURES), "utf8");
@@ -244,6 +244,19 @@ describe("parseBody: the byte reader and the text reader agree", function () {
     ];
     for (const body of bodies) {
       expect(reduced(parseBody(Buffer.from(body, "utf8"), scanner)), JSON.stringify(body.slice(0, 40))).to.deep.equal(reduced(parseBody(body)));
+    }
+  });
+});
+
+describe("BodyJoiner: a body's chunks as one byte array, in reused storage", function () {
+  it("joins each body whole, a shorter one after a longer one included", function () {
+    const joiner = new BodyJoiner();
+    const random = prng(5);
+    for (const size of [200_000, 70_000, 1, 300_000, 0]) {
+      const body = Buffer.from(Array.from({ length: size }, () => Math.floor(random() * 256)));
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < size; at += 65_536) chunks.push(Buffer.from(body.subarray(at, at + 65_536)));
+      expect(Buffer.compare(joiner.join(chunks.length === 0 ? [Buffer.alloc(0)] : chunks), body), `${size} bytes`).to.equal(0);
     }
   });
 });
