@@ -9,6 +9,7 @@ import { stringify } from "yaml";
 import type { RelayerConfig } from "../config/index.js";
 import { normalizeProviderName } from "../pricing/index.js";
 import { SPEND_PATH } from "./server.js";
+import { LITELLM_FIELDS_NOT_READ } from "./spend-log.js";
 
 export type LogFormat = "json_array" | "ndjson" | "single";
 
@@ -65,8 +66,10 @@ export function liteLLMProxyConfig(config: RelayerConfig | undefined, options: L
   const document: Record<string, unknown> = {};
   if (options.includeModels && config !== undefined && config.routes.length > 0) document["model_list"] = modelList(config);
   document["litellm_settings"] = {
-    // Prompts and responses are not needed for billing: keep them out of the logs (privacy, and 10x smaller POSTs).
+    // Prompts and responses are not needed for billing: keep them out of the logs (privacy, and smaller POSTs).
     turn_off_message_logging: true,
+    // Nor are the cost map, hidden params and the rest: each log shrinks from about 6 KB to 2.5 KB.
+    standard_logging_payload_excluded_fields: [...LITELLM_FIELDS_NOT_READ],
   };
   document["callback_settings"] = {
     [options.callbackName]: {
@@ -87,6 +90,8 @@ export function liteLLMProxyConfig(config: RelayerConfig | undefined, options: L
           '  export GENERIC_LOGGER_HEADERS="Authorization=Bearer <a token from AGENTGPT_INGEST_TOKENS>"',
         ]
       : ["This file contains the relayer's bearer token: keep it private."]),
+    "litellm_settings apply to every LiteLLM logger: drop them if another one needs prompts, responses or the cost map.",
+    "(LiteLLM versions without standard_logging_payload_excluded_fields ignore it and send whole logs.)",
     "Older LiteLLM versions without callback_settings: litellm_settings.callbacks: [\"generic_api\"] with",
     `  GENERIC_LOGGER_ENDPOINT=${options.endpoint} and the GENERIC_LOGGER_HEADERS above.`,
     ...(document["model_list"] === undefined ? [] : ["model_list: one deployment per route provider; check each provider's model id and key variable."]),

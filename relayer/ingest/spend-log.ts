@@ -128,6 +128,24 @@ export const SPEND_LOG_FIELDS: FieldPick = {
   metadata: Object.fromEntries(Object.keys(metadataShape.shape).map((name) => [name, true] as const)),
 };
 
+/**
+ * Fields of LiteLLM's StandardLoggingPayload billing never reads, and the largest part of each log (the cost map
+ * alone is about 1.6 KB of a 6 KB log): `agentgpt litellm config` asks LiteLLM to leave them out
+ * (`litellm_settings.standard_logging_payload_excluded_fields`). None of them is in SPEND_LOG_FIELDS.
+ */
+export const LITELLM_FIELDS_NOT_READ: readonly string[] = [
+  "messages",
+  "response",
+  "model_map_information",
+  "hidden_params",
+  "model_parameters",
+  "cost_breakdown",
+  "error_information",
+  "response_cost_failure_debug_info",
+  "guardrail_information",
+  "standard_built_in_tools_params",
+];
+
 type Problems = string[];
 
 function tokenCount(value: number | string | null | undefined, field: string, limits: SpendLogLimits, problems: Problems): number {

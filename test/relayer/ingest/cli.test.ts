@@ -171,7 +171,21 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     const result = await agentgpt(["litellm", "config", "--config", join(REPO, "config", "relayer.example.yaml")], { REDIS_URL: "" });
     expect(result.code).to.equal(0);
     const config = parseYaml(result.stdout) as Record<string, any>;
-    expect(config["litellm_settings"]).to.deep.equal({ turn_off_message_logging: true });
+    expect(config["litellm_settings"]).to.deep.equal({
+      turn_off_message_logging: true,
+      standard_logging_payload_excluded_fields: [
+        "messages",
+        "response",
+        "model_map_information",
+        "hidden_params",
+        "model_parameters",
+        "cost_breakdown",
+        "error_information",
+        "response_cost_failure_debug_info",
+        "guardrail_information",
+        "standard_built_in_tools_params",
+      ],
+    });
     expect(config["callback_settings"]).to.deep.equal({
       agentgpt_billing: {
         callback_type: "generic_api",

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 
-import { billedTokens, parseBody, parseLogTime, spendLogParser, StoredSpendLog } from "../../../relayer/ingest/index.js";
+import { billedTokens, LITELLM_FIELDS_NOT_READ, parseBody, parseLogTime, SPEND_LOG_FIELDS, spendLogParser, StoredSpendLog } from "../../../relayer/ingest/index.js";
 import { call, fixture, PARTNER_WALLET } from "./harness.js";
 
 const parse = spendLogParser({ maxTokensPerCall: 1_000_000 });
@@ -102,6 +102,17 @@ describe("relayer/ingest spend logs", function () {
       expect(reasonOf(call({ metadata: "prod-backend" }))).to.match(/^metadata: /);
       expect(reasonOf(call({ litellm_call_id: null, id: "" }))).to.match(/^id: /);
       expect(reasonOf(call({ litellm_call_id: "x".repeat(300) }))).to.match(/^litellm_call_id: /);
+    });
+
+    it("reads the same call when LiteLLM leaves out the fields `agentgpt litellm config` excludes", function () {
+      for (const name of ["01_openai_gpt4_turbo_success", "05_failure_rate_limit"] as const) {
+        const whole = fixture(name) as Record<string, unknown>;
+        const trimmed = Object.fromEntries(Object.entries(whole).filter(([field]) => !LITELLM_FIELDS_NOT_READ.includes(field)));
+        expect(Object.keys(trimmed).length, name).to.be.lessThan(Object.keys(whole).length);
+        expect(parse(trimmed), name).to.deep.equal(parse(whole));
+      }
+      // none of them is a field billing reads
+      expect(LITELLM_FIELDS_NOT_READ.filter((field) => Object.hasOwn(SPEND_LOG_FIELDS, field))).to.deep.equal([]);
     });
 
     it("refuses non-objects and LiteLLM's v1 payload with what to change", function () {
