@@ -253,11 +253,10 @@ export class JsonScanner {
   }
 
   /**
-   * `bytes` as one JSON text (whitespace around it allowed). A top-level array is read element by element, each
+   * `buffer` as one JSON text (whitespace around it allowed). A top-level array is read element by element, each
    * element with the pick; any other top-level value is read with the pick itself.
    */
-  scan(bytes: Uint8Array): ScanResult {
-    const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  scan(buffer: Buffer): ScanResult {
     try {
       let pos = skipSpace(buffer, 0);
       let value: unknown;

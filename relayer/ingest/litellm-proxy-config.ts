@@ -68,7 +68,7 @@ export function liteLLMProxyConfig(config: RelayerConfig | undefined, options: L
   document["litellm_settings"] = {
     // Prompts and responses are not needed for billing: keep them out of the logs (privacy, and smaller POSTs).
     turn_off_message_logging: true,
-    // Nor are the cost map, hidden params and the rest: each log shrinks from about 6 KB to 2.5 KB.
+    // Nor are the cost map, hidden params and the rest: each log shrinks from about 6 KB to 2 KB.
     standard_logging_payload_excluded_fields: [...LITELLM_FIELDS_NOT_READ],
   };
   document["callback_settings"] = {

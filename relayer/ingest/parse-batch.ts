@@ -50,8 +50,8 @@ export function batchContext(config: RelayerConfig): BatchContext {
   };
 }
 
-/** `body` is the POST body: bytes, or text (tests). */
-export function parseBatch(body: Uint8Array | string, receivedAt: number, context: BatchContext): ParsedBatch {
+/** `body` is the POST body's bytes. */
+export function parseBatch(body: Buffer, receivedAt: number, context: BatchContext): ParsedBatch {
   const parsed = parseBody(body, context.scanner);
   if (!parsed.ok) return { ok: false, status: 400, error: "invalid_body", reason: parsed.reason };
   if (parsed.entries.length > context.maxEntries) {

@@ -28,9 +28,8 @@ export type ParsedBody =
 const EMPTY = "the body is empty; expected LiteLLM logs as a JSON array, one JSON object, or NDJSON";
 
 /** The body as bytes (read with `scanner` when given) or as text. */
-export function parseBody(body: Uint8Array | string, scanner?: JsonScanner): ParsedBody {
-  if (typeof body === "string") return parseText(body);
-  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+export function parseBody(bytes: Buffer | string, scanner?: JsonScanner): ParsedBody {
+  if (typeof bytes === "string") return parseText(bytes);
   if (scanner === undefined) return parseText(decode(bytes));
   // Trim what String.prototype.trim trims among ASCII bytes; a non-ASCII end goes to the text reader.
   let start = 0;

@@ -29,7 +29,7 @@ export interface PreparedSubmissions {
   readonly chains: ReadonlyArray<{ readonly chain: string; readonly receipts: Uint8Array }>;
   /** one per submission, in order */
   readonly entries: readonly PreparedEntry[];
-  /** the entries as the submit script reads them (see packEntries) */
+  /** the entries as the submit script reads them (see packEntry) */
   readonly packed: Uint8Array;
 }
 
