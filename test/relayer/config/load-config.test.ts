@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -89,6 +89,8 @@ describe("relayer/config loadRelayerConfig", function () {
       ["0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"],
     ]);
     expect(config.server).to.include({ host: "127.0.0.1", port: 8787, bodyLimit: 64_000_000, maxEntries: 10_000 });
+    // parse_workers: auto is twice the CPUs, at most 4: more threads than CPUs, so a POST never waits behind another
+    expect(config.server.parseWorkers).to.equal(Math.min(4, 2 * availableParallelism()));
   });
 
   it("names the file, line and field of a bad amount in an included file", function () {
