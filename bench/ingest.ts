@@ -11,9 +11,9 @@
  *
  * Runs: senders back to back (closed loop: the most the server acknowledges), then the target rate offered on a
  * fixed schedule (open loop: the p99, over the POSTs of BENCH_REPEAT runs, each with a fresh server), then, when
- * that p99 misses the target, lower rates until one meets it; all
- * of that with whole logs, then with logs as `agentgpt litellm config` has LiteLLM send them (without the fields
- * of LITELLM_FIELDS_NOT_READ, through standard_logging_payload_excluded_fields).
+ * that p99 misses the target, lower rates until one meets it; all of that with whole logs, then with logs as
+ * `agentgpt litellm config` has LiteLLM send them (without the fields of LITELLM_FIELDS_NOT_READ, through
+ * standard_logging_payload_excluded_fields).
  * Each run also reports the CPU time per POST of the server (all threads), Redis and the load generator, which
  * varies less than latency from one machine to another; and the run starts by timing JSON.parse of one body, a
  * yardstick of the machine's speed.
@@ -522,8 +522,8 @@ async function run(mode: Mode, options: RunOptions): Promise<Timed> {
 function pooled(runs: readonly Timed[]): RunResult {
   const latencies = runs.flatMap((timed) => timed.latencies).sort((a, b) => a - b);
   const results = runs.map((timed) => timed.result);
-  const mean = (of: (result: RunResult) => number) => results.reduce((sum, result) => sum + of(result), 0) / results.length;
   const sum = (of: (result: RunResult) => number) => results.reduce((total, result) => total + of(result), 0);
+  const mean = (of: (result: RunResult) => number) => sum(of) / results.length;
   return {
     ...results[0]!,
     posts: sum((result) => result.posts),
