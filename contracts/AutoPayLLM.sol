@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
@@ -11,6 +12,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 
 import {IAutoPayLLM} from "./interfaces/IAutoPayLLM.sol";
+import {IDisputeVerifier} from "./interfaces/IDisputeVerifier.sol";
 import {ChargeMerkle} from "./libraries/ChargeMerkle.sol";
 import {SequencerWindow} from "./libraries/SequencerWindow.sol";
 
@@ -19,10 +21,17 @@ import {SequencerWindow} from "./libraries/SequencerWindow.sol";
  * @notice Pay-per-use router for LLM calls routed by LiteLLM. A relayer settles batches of aggregated charge rows
  * (payer, provider, model); each row is checked against the model's governed price cap and daily budget and the
  * payer's own daily cap, then paid from the payer's deposit (topped up from the payer's ERC-20 allowance when
- * short or below the payer's auto-refill threshold). Charged funds stay in escrow for the dispute window, during
- * which the payer of a row may dispute it with a Merkle proof against the batch's on-chain rows root and a bond.
- * An arbiter (the oracle adapter, then governance) resolves disputes; after the window anyone releases the rest to
- * provider credits, which each provider's registered payee withdraws.
+ * short or below the payer's auto-refill threshold). Every batch commits the usage bucket (call-time interval) in
+ * which its calls started. Charged funds stay in escrow for the dispute window.
+ *
+ * Disputes are over intervals, not rows: a payer names every settled row of one provider, model and usage bucket
+ * (with Merkle proofs against their batches' rows roots), posts a bond, and the rows still in an open window are
+ * held. The arbiter (the UsageOracle) compares all that was billed for the interval with what the provider reports
+ * for the same interval, and refunds the over-billed tokens from the held rows, whatever else was billed: a row
+ * settled twice, an inflated row or a row for calls that never happened is refunded even next to honest usage.
+ * Governance judges when the arbiter cannot, within deadlines fixed when the dispute opens; past the last one the
+ * charge stands and the bond goes back. After the window anyone releases the rest to provider credits, which each
+ * provider's registered payee withdraws.
  *
  * Invariant: `paymentToken.balanceOf(this) >= totalDeposits + totalEscrow + totalCredits + totalBonds`, with
  * equality unless tokens were sent to the contract outside its functions (recoverable with {sweep}).
@@ -105,6 +114,11 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     uint64 public constant MAX_TIMEOUT = 90 days;
     uint64 public constant MAX_SEQUENCER_GRACE = 7 days;
     uint16 public constant MAX_BOND_BPS = 5000;
+    uint32 public constant DEFAULT_USAGE_BUCKET = 1 hours;
+    uint32 public constant MIN_USAGE_BUCKET = 1 minutes;
+    uint32 public constant MAX_USAGE_BUCKET = 1 days;
+    /// @notice Rows one dispute may name (each is proven; the calldata bounds the loop).
+    uint256 public constant MAX_DISPUTE_ROWS = 1024;
     uint256 public constant MAX_BATCH_ROWS = 4096;
     uint256 public constant MAX_CID_LENGTH = 128;
     uint256 public constant MAX_NAME_LENGTH = 64;
@@ -116,8 +130,12 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
 
     uint64 public disputeWindow = DEFAULT_DISPUTE_WINDOW;
     uint64 public arbiterTimeout = 3 days;
-    uint64 public governanceTimeout = 7 days;
+    uint64 public governanceTimeout = 14 days;
     uint16 public disputeBondBps;
+    /// @notice Length of the usage buckets that batches commit and disputes compare (seconds); fixed once a batch
+    /// settled, so that the intervals of all batches line up.
+    uint32 public usageBucket = DEFAULT_USAGE_BUCKET;
+    bool private _bucketLocked;
     uint32 private _providerCount;
     uint32 private _modelCount;
     uint256 public disputeBond;
@@ -125,6 +143,11 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     AggregatorV3Interface public sequencerUptimeFeed;
     /// @notice Seconds a dispute window stays open after the sequencer came back up from an outage that overlapped it.
     uint64 public sequencerGracePeriod;
+    /// @dev When the current feed was set, and its latest round then: batches settled before read it from there.
+    uint40 private _feedSince;
+    uint80 private _feedStartRound;
+    /// @notice Called when a dispute opens to start its verification (the UsageOracle); zero: nobody is called.
+    IDisputeVerifier public verifier;
 
     uint256 public totalDeposits;
     uint256 public totalEscrow;
@@ -148,7 +171,11 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     mapping(bytes32 batchId => BatchInfo) private _batches;
     /// @dev batchId => k => (provider << 224 | amount), k < shareCount: what release credits to each provider.
     mapping(bytes32 batchId => mapping(uint256 => uint256)) private _shares;
-    mapping(bytes32 batchId => mapping(uint256 index => DisputeInfo)) private _disputes;
+    mapping(bytes32 receiptsRoot => bytes32 batchId) private _receiptsRoots;
+    mapping(bytes32 disputeId => DisputeInfo) private _disputes;
+    mapping(bytes32 intervalKey => IntervalInfo) private _intervals;
+    /// @dev The dispute that holds (or held) a row's funds; a row's funds are held at most once.
+    mapping(bytes32 batchId => mapping(uint256 index => bytes32 disputeId)) private _rowDisputes;
 
     // ---------------------------------------------------------- constructor
 
@@ -159,43 +186,64 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     constructor(address token, address admin) {
         if (token == address(0) || admin == address(0)) revert AutoPayLLMZeroAddress();
         paymentToken = IERC20(token);
+        // Disputes cost a bond by default: one whole token (governance sets the figure that covers the oracle).
+        uint256 decimals = 18;
+        try IERC20Metadata(token).decimals() returns (uint8 value) {
+            decimals = value;
+        } catch {} // solhint-disable-line no-empty-blocks
+        disputeBond = decimals > 36 ? 0 : 10 ** decimals;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
     // ========================================================== settlement
 
     /**
-     * @notice Settles one batch of charge rows. Each row is checked and charged independently: a row that breaks a
-     * rule is skipped with a {RowRejected} event and the rest of the batch settles. Charged funds are escrowed until
-     * the dispute window ends.
-     * @param batchId Content-derived id; a batch id settles at most once.
-     * @param charges Rows (payer, provider, model, tokens, amount). Rows of the same payer should be contiguous:
-     * each run of a payer's rows reads and writes that payer's state once.
-     * @param receiptsRoot Merkle root of the batch's receipts (each leaf carrying its row index).
-     * @param dataCid IPFS CID of the batch file (receipts, rows, trees).
+     * @notice Settles one batch of charge rows whose calls started in the usage bucket that contains the settlement
+     * time, like {settleBatchAt} with `callsFrom` = the start of the current bucket. For relayers that settle as
+     * calls happen; a relayer that may settle late (outages, pauses, reorgs) must use {settleBatchAt}, or its rows
+     * are compared with the wrong interval in a dispute.
      *
-     * Requirements:
-     * - caller has RELAYER_ROLE; not paused; `batchId` non-zero and never settled;
-     * - 1 to MAX_BATCH_ROWS rows; non-zero `receiptsRoot`; `dataCid` of 1 to MAX_CID_LENGTH bytes.
-     *
-     * Emits {RowRejected} per rejected row, {AutoRefilled} per allowance pull, then {BatchSettled}.
+     * Requirements and events: as {settleBatchAt}.
      */
     function settleBatch(bytes32 batchId, Charge[] calldata charges, bytes32 receiptsRoot, string calldata dataCid)
         external
-        onlyRole(RELAYER_ROLE)
-        whenNotPaused
         nonReentrant
     {
-        uint256 rows = charges.length;
-        if (batchId == bytes32(0)) revert AutoPayLLMInvalidBatch(batchId);
-        if (_batches[batchId].status != BatchStatus.None) revert AutoPayLLMBatchAlreadySettled(batchId);
-        if (rows == 0) revert AutoPayLLMEmptyBatch();
-        if (rows > MAX_BATCH_ROWS) revert AutoPayLLMTooManyRows(rows, MAX_BATCH_ROWS);
-        if (receiptsRoot == bytes32(0)) revert AutoPayLLMInvalidReceiptsRoot();
-        if (bytes(dataCid).length == 0 || bytes(dataCid).length > MAX_CID_LENGTH) {
-            revert AutoPayLLMInvalidCid(bytes(dataCid).length);
+        _settle(batchId, charges, receiptsRoot, dataCid, block.timestamp - (block.timestamp % usageBucket));
+    }
+
+    /**
+     * @notice Settles one batch of charge rows for calls that started in the usage bucket
+     * `[callsFrom, callsFrom + usageBucket)`. Each row is checked and charged independently: a row that breaks a
+     * rule is skipped with a {RowRejected} event and the rest of the batch settles. Charged funds are escrowed until
+     * the dispute window ends. A batch settled late is judged in a dispute exactly like one settled on time: by the
+     * interval it commits, never by its settlement time.
+     * @param batchId Content-derived id; a batch id settles at most once.
+     * @param charges Rows (payer, provider, model, tokens, amount). Rows of the same payer should be contiguous:
+     * each run of a payer's rows reads and writes that payer's state once.
+     * @param receiptsRoot Merkle root of the batch's receipts (each leaf carrying its row index); settles once.
+     * @param dataCid IPFS CID of the batch file (receipts, rows, trees).
+     * @param callsFrom Start of the usage bucket in which every call of the batch started: a multiple of
+     * `usageBucket`, not in the future.
+     *
+     * Requirements:
+     * - caller has RELAYER_ROLE; not paused; `batchId` non-zero and never settled; `receiptsRoot` non-zero and
+     *   never settled;
+     * - 1 to MAX_BATCH_ROWS rows; `dataCid` of 1 to MAX_CID_LENGTH bytes; `callsFrom` as above.
+     *
+     * Emits {RowRejected} per rejected row, {AutoRefilled} per allowance pull, then {BatchSettled}.
+     */
+    function settleBatchAt(
+        bytes32 batchId,
+        Charge[] calldata charges,
+        bytes32 receiptsRoot,
+        string calldata dataCid,
+        uint64 callsFrom
+    ) external nonReentrant {
+        if (callsFrom % usageBucket != 0 || callsFrom > block.timestamp) {
+            revert AutoPayLLMInvalidInterval(callsFrom, usageBucket);
         }
-        _settle(batchId, charges, receiptsRoot, dataCid);
+        _settle(batchId, charges, receiptsRoot, dataCid, callsFrom);
     }
 
     /**
@@ -325,85 +373,113 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     // ============================================================ disputes
 
     /**
-     * @notice Disputes row `index` of `batchId`. The row's charge leaves the batch's releasable escrow until
-     * resolved. The bond is taken from the caller's deposit, the shortfall from the caller's allowance.
-     * @param charge The row exactly as settled.
-     * @param proof Merkle proof of `[index, charge...]` against the batch's rows root.
+     * @notice Disputes what the caller was billed for one provider and model over one call interval (a usage
+     * bucket). `rows` names settled rows of that payer, provider, model and interval, each with its proof; all of
+     * them count toward the billed tokens, and those whose batch is still escrowed within its dispute window (and
+     * whose funds no earlier dispute held) are held in escrow until the dispute is resolved. The arbiter then
+     * compares the billed tokens with the provider's report for the interval and refunds the difference from the
+     * held rows. Name every row of the interval, released ones included: a row left out counts as never billed, so
+     * it can only lower the refund.
+     * @dev The verification starts at once when a verifier is set (a failure to start is not fatal: anyone may
+     * start it on the verifier). The bond is taken from the caller's deposit, the shortfall from the allowance.
+     * @param rows Named rows, strictly increasing by (batchId, index), so none counts twice.
+     * @return disputeId `keccak256(abi.encode(intervalKey, n))`, n the interval's dispute count before this one.
      *
      * Requirements:
-     * - the batch is escrowed and its dispute window is open;
-     * - the caller is the row's payer; the row has not been disputed before;
-     * - `proof` is valid (rejected rows are in no tree and cannot be disputed).
+     * - 1 to MAX_DISPUTE_ROWS rows, strictly ordered, each proven against a settled batch's rows root;
+     * - every row has the caller as payer, and the provider, model and interval of the first row;
+     * - no dispute of this interval is open; at least one row can be held.
      *
-     * Emits {DisputeOpened}.
+     * Emits {DisputeRowHeld} per held row and {DisputeOpened}.
      */
-    function dispute(bytes32 batchId, uint256 index, Charge calldata charge, bytes32[] calldata proof)
-        external
-        nonReentrant
-    {
-        BatchInfo storage batch = _batches[batchId];
-        if (batch.status != BatchStatus.Escrowed) revert AutoPayLLMBatchNotEscrowed(batchId, batch.status);
-        uint256 closesAt = _disputeClosesAt(batch);
-        if (block.timestamp >= closesAt) revert AutoPayLLMWindowClosed(batchId, closesAt);
-        address payer = charge.user;
-        if (msg.sender != payer) revert AutoPayLLMNotRowPayer(msg.sender, payer);
-        DisputeInfo storage record = _disputes[batchId][index];
-        if (record.status != DisputeStatus.None) revert AutoPayLLMAlreadyDisputed(batchId, index);
-        uint32 provider = charge.provider;
-        uint128 amount = charge.amount;
-        bytes32 leaf = ChargeMerkle.leaf(index, payer, provider, charge.model, charge.tokens, amount);
-        if (!MerkleProof.verifyCalldata(proof, batch.rowsRoot, leaf)) {
-            revert AutoPayLLMInvalidProof(batchId, index);
-        }
+    function dispute(RowRef[] calldata rows) external nonReentrant returns (bytes32 disputeId) {
+        uint256 count = rows.length;
+        if (count == 0) revert AutoPayLLMNoDisputeRows();
+        if (count > MAX_DISPUTE_ROWS) revert AutoPayLLMTooManyDisputeRows(count, MAX_DISPUTE_ROWS);
+        Charge calldata first = rows[0].charge;
+        if (msg.sender != first.user) revert AutoPayLLMNotRowPayer(msg.sender, first.user);
+        uint40 callsFrom = _batches[rows[0].batchId].callsFrom;
+        bytes32 key = _intervalKey(first.user, first.provider, first.model, callsFrom);
+        IntervalInfo storage interval = _intervals[key];
+        if (interval.openDispute != bytes32(0)) revert AutoPayLLMIntervalDisputeOpen(interval.openDispute);
+        disputeId = keccak256(abi.encode(key, interval.disputes));
 
-        _takeShare(batchId, batch.shareCount, provider, amount);
-        uint128 bond = uint128(disputeBondFor(amount));
-        record.payer = payer;
-        record.provider = provider;
-        record.openedAt = uint64(block.timestamp);
+        DisputeInfo storage record = _disputes[disputeId];
+        _nameRows(record, disputeId, rows, callsFrom);
+        if (record.heldAmount == 0) revert AutoPayLLMNothingToHold();
+
+        uint128 bond = uint128(disputeBondFor(record.heldAmount));
+        uint40 now_ = uint40(block.timestamp);
+        uint40 arbiterDeadline = now_ + uint40(arbiterTimeout);
+        record.payer = first.user;
+        record.provider = first.provider;
+        record.model = first.model;
         record.status = DisputeStatus.Open;
-        record.amount = amount;
+        record.callsFrom = callsFrom;
+        record.callsTo = callsFrom + usageBucket;
+        record.openedAt = now_;
+        record.arbiterDeadline = arbiterDeadline;
+        record.governanceDeadline = arbiterDeadline + uint40(governanceTimeout);
+        record.rows = uint32(count);
         record.bond = bond;
+        record.priorRefundedTokens = interval.refundedTokens;
+        interval.openDispute = disputeId;
+        ++interval.disputes;
         totalBonds += bond;
-        emit DisputeOpened(batchId, index, payer, provider, amount, bond);
-        _collect(payer, bond);
+        emit DisputeOpened(disputeId, first.user, first.provider, first.model, callsFrom, count, bond);
+        _collect(first.user, bond);
+
+        IDisputeVerifier verifier_ = verifier;
+        if (address(verifier_) != address(0)) {
+            // Not fatal: anyone may start the verification on the verifier later.
+            // solhint-disable-next-line no-empty-blocks
+            try verifier_.requestVerification(disputeId) {} catch {}
+        }
     }
 
     /**
-     * @notice Resolves an open dispute: `refund` goes back to the payer's deposit, the rest of the row to the
-     * provider's credits. The bond is returned to the payer when `refund` > 0 and paid to the provider otherwise.
-     * @dev Until `openedAt + arbiterTimeout` the ARBITER_ROLE (oracle adapter) may resolve; governance
-     * (DEFAULT_ADMIN_ROLE) may resolve until a further `governanceTimeout`; after that only
-     * {refundExpiredDispute} applies.
+     * @notice Resolves an open dispute: of the held rows, the share of `overbilledTokens` in their tokens is refunded
+     * to the payer's deposit (`heldAmount * overbilledTokens / heldTokens`, rounded down), the rest goes to the
+     * provider's credits. The bond returns to the payer when `overbilledTokens` > 0, else it goes to the provider.
+     * @dev Before the dispute's `arbiterDeadline` the ARBITER_ROLE (the UsageOracle) may resolve; governance
+     * (DEFAULT_ADMIN_ROLE) may resolve until its `governanceDeadline`. Both were fixed when the dispute opened.
      *
-     * Requirements: the dispute is open; the caller may resolve now; `refund` <= the disputed amount.
+     * Requirements: the dispute is open; the caller may resolve now; `overbilledTokens` <= the held tokens.
      *
      * Emits {DisputeResolved}.
      */
-    function resolveDispute(bytes32 batchId, uint256 index, uint128 refund) external nonReentrant {
-        DisputeInfo storage record = _openDispute(batchId, index);
-        uint256 arbiterDeadline = uint256(record.openedAt) + arbiterTimeout;
-        uint256 governanceDeadline = arbiterDeadline + governanceTimeout;
+    function resolveDispute(bytes32 disputeId, uint128 overbilledTokens) external nonReentrant {
+        DisputeInfo storage record = _openDispute(disputeId);
+        uint256 arbiterDeadline = record.arbiterDeadline;
+        uint256 governanceDeadline = record.governanceDeadline;
         bool allowed = (block.timestamp < arbiterDeadline && hasRole(ARBITER_ROLE, msg.sender))
             || (block.timestamp < governanceDeadline && hasRole(DEFAULT_ADMIN_ROLE, msg.sender));
         if (!allowed) revert AutoPayLLMNotResolver(msg.sender, arbiterDeadline, governanceDeadline);
-        if (refund > record.amount) revert AutoPayLLMRefundTooLarge(refund, record.amount);
-        _resolve(batchId, index, record, refund);
+        uint128 held = record.heldTokens;
+        if (overbilledTokens > held) revert AutoPayLLMOverbilledTooLarge(overbilledTokens, held);
+        // Cannot overflow: both factors < 2^128; the quotient <= heldAmount.
+        uint128 refund = uint128((uint256(record.heldAmount) * overbilledTokens) / held);
+        record.status = DisputeStatus.Resolved;
+        record.overbilledTokens = overbilledTokens;
+        record.refund = refund;
+        _intervals[_keyOf(record)].refundedTokens += overbilledTokens;
+        _close(disputeId, record, refund, overbilledTokens, overbilledTokens != 0);
     }
 
     /**
-     * @notice Refunds a dispute in full (bond included) when neither the arbiter nor governance resolved it in
-     * time. Anyone may call.
+     * @notice Closes a dispute that nobody judged by its governance deadline: the charge stands (the held funds go
+     * to the provider's credits) and the bond goes back to the payer, who was not proven wrong. Anyone may call.
      *
-     * Requirements: the dispute is open and `openedAt + arbiterTimeout + governanceTimeout` has passed.
+     * Requirements: the dispute is open and its `governanceDeadline` has passed.
      *
-     * Emits {DisputeResolved}.
+     * Emits {DisputeResolved} (no refund, bond returned).
      */
-    function refundExpiredDispute(bytes32 batchId, uint256 index) external nonReentrant {
-        DisputeInfo storage record = _openDispute(batchId, index);
-        uint256 expiresAt = uint256(record.openedAt) + arbiterTimeout + governanceTimeout;
-        if (block.timestamp < expiresAt) revert AutoPayLLMDisputeNotExpired(batchId, index, expiresAt);
-        _resolve(batchId, index, record, record.amount);
+    function settleExpiredDispute(bytes32 disputeId) external nonReentrant {
+        DisputeInfo storage record = _openDispute(disputeId);
+        uint256 expiresAt = record.governanceDeadline;
+        if (block.timestamp < expiresAt) revert AutoPayLLMDisputeNotExpired(disputeId, expiresAt);
+        record.status = DisputeStatus.Expired;
+        _close(disputeId, record, 0, 0, true);
     }
 
     // =========================================================== providers
@@ -542,8 +618,8 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     }
 
     /**
-     * @notice Sets how long the arbiter has to resolve a dispute, then how long governance has before the payer
-     * is refunded by default.
+     * @notice Sets how long the arbiter has to resolve a dispute, then how long governance has after that before the
+     * charge stands by default. Disputes already open keep the deadlines they were opened with.
      *
      * Requirements: DEFAULT_ADMIN_ROLE; each within MIN_TIMEOUT..MAX_TIMEOUT.
      *
@@ -561,11 +637,45 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     }
 
     /**
+     * @notice Sets the length of the usage buckets (seconds): every batch commits the bucket its calls started in,
+     * and a dispute compares one bucket. Match the provider usage reports' granularity. Fixed once a batch settled.
+     *
+     * Requirements: DEFAULT_ADMIN_ROLE; no batch settled yet; MIN_USAGE_BUCKET <= seconds_ <= MAX_USAGE_BUCKET and
+     * a divisor of one day (so buckets line up with days).
+     *
+     * Emits {UsageBucketSet}.
+     */
+    function setUsageBucket(uint32 seconds_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (_bucketLocked) revert AutoPayLLMUsageBucketLocked();
+        if (seconds_ < MIN_USAGE_BUCKET || seconds_ > MAX_USAGE_BUCKET || 1 days % seconds_ != 0) {
+            revert AutoPayLLMUsageBucketOutOfRange(seconds_, MIN_USAGE_BUCKET, MAX_USAGE_BUCKET);
+        }
+        usageBucket = seconds_;
+        emit UsageBucketSet(seconds_);
+    }
+
+    /**
+     * @notice Sets the contract called to start a dispute's verification when it opens (the UsageOracle); zero
+     * turns the call off.
+     *
+     * Requirements: DEFAULT_ADMIN_ROLE; `verifier_` is zero or a contract.
+     *
+     * Emits {VerifierSet}.
+     */
+    function setVerifier(address verifier_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (verifier_ != address(0) && verifier_.code.length == 0) revert AutoPayLLMZeroAddress();
+        verifier = IDisputeVerifier(verifier_);
+        emit VerifierSet(verifier_);
+    }
+
+    /**
      * @notice Sets the L2 sequencer-uptime feed that extends dispute windows over sequencer outages (payers cannot
      * dispute while the sequencer is down), and the grace period after it comes back up. Zero `feed` turns the
-     * extension off (chains without a sequencer feed). Applies to every escrowed batch, settled before or after.
+     * extension off (chains without a sequencer feed). Applies to every escrowed batch: one settled before the feed
+     * was set reads the feed's history from the round that was latest when it was set.
      * @dev While a window overlaps an outage it cannot close; it then closes no earlier than `gracePeriod` after the
-     * sequencer is back up. An outage that starts after a window closed does not reopen it. See {SequencerWindow}.
+     * sequencer is back up. Each batch reads the feed forward from the round that was latest when it settled, so a
+     * window that closed stays closed however many status changes follow. See {SequencerWindow}.
      *
      * Requirements: DEFAULT_ADMIN_ROLE; `gracePeriod` <= MAX_SEQUENCER_GRACE (and zero when `feed` is zero); a
      * non-zero `feed` answers `latestRoundData` with a status (0 up, 1 down) and a non-zero `startedAt`.
@@ -575,13 +685,17 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
     function setSequencerUptimeFeed(address feed, uint64 gracePeriod) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint64 maxGrace = feed == address(0) ? 0 : MAX_SEQUENCER_GRACE;
         if (gracePeriod > maxGrace) revert AutoPayLLMGracePeriodOutOfRange(gracePeriod, maxGrace);
+        uint80 startRound;
         if (feed != address(0)) {
             if (feed.code.length == 0) revert AutoPayLLMInvalidSequencerFeed(feed);
-            (bool ok,,,) = SequencerWindow.latest(AggregatorV3Interface(feed));
-            if (!ok) revert AutoPayLLMInvalidSequencerFeed(feed);
+            bool ok;
+            (ok, startRound,,) = SequencerWindow.latest(AggregatorV3Interface(feed));
+            if (!ok || startRound == 0) revert AutoPayLLMInvalidSequencerFeed(feed);
         }
         sequencerUptimeFeed = AggregatorV3Interface(feed);
         sequencerGracePeriod = gracePeriod;
+        _feedSince = uint40(block.timestamp);
+        _feedStartRound = startRound;
         emit SequencerUptimeFeedSet(feed, gracePeriod);
     }
 
@@ -704,20 +818,10 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         return _batches[batchId];
     }
 
-    /// @notice Per-provider amounts still releasable for `batchId`.
-    function batchShares(bytes32 batchId)
-        external
-        view
-        returns (uint32[] memory providers, uint256[] memory amounts)
-    {
-        uint256 count = _batches[batchId].shareCount;
-        providers = new uint32[](count);
-        amounts = new uint256[](count);
-        for (uint256 k; k < count; ++k) {
-            uint256 packed = _shares[batchId][k];
-            providers[k] = uint32(packed >> 224);
-            amounts[k] = packed & type(uint224).max;
-        }
+    /// @notice Share `k` (< `batchInfo(batchId).shareCount`) of `batchId`: a provider and what release credits it.
+    function batchShare(bytes32 batchId, uint256 k) external view returns (uint32 provider, uint256 amount) {
+        uint256 packed = _shares[batchId][k];
+        return (uint32(packed >> 224), packed & type(uint224).max);
     }
 
     /// @notice When the dispute window of `batchId` closes (and release becomes possible).
@@ -727,10 +831,26 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         return _disputeClosesAt(batch);
     }
 
-    /// @notice Stored record of the dispute of row `index` of `batchId`.
-    function disputeInfo(bytes32 batchId, uint256 index) external view returns (DisputeInfo memory) {
-        return _disputes[batchId][index];
+    /// @notice Stored record of dispute `disputeId`.
+    function disputeInfo(bytes32 disputeId) external view returns (DisputeInfo memory) {
+        return _disputes[disputeId];
     }
+
+    /// @notice Dispute state of `payer`'s usage of `provider` and `model` in the bucket starting at `callsFrom`.
+    function intervalInfo(address payer, uint32 provider, uint32 model, uint64 callsFrom)
+        external
+        view
+        returns (IntervalInfo memory)
+    {
+        return _intervals[_intervalKey(payer, provider, model, callsFrom)];
+    }
+
+    /// @notice The dispute that holds (or held) the funds of row `index` of `batchId`; zero if none.
+    function rowDispute(bytes32 batchId, uint256 index) external view returns (bytes32) {
+        return _rowDisputes[batchId][index];
+    }
+
+
 
     /// @notice The bond a dispute of a row charging `amount` requires.
     function disputeBondFor(uint256 amount) public view returns (uint256) {
@@ -744,10 +864,34 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
 
     // ============================================================ internal
 
-    function _settle(bytes32 batchId, Charge[] calldata charges, bytes32 receiptsRoot, string calldata dataCid)
+    /// @dev The checks both settlement functions make before charging: caller, pause, batch, root and CID.
+    function _checkBatch(bytes32 batchId, uint256 rows, bytes32 receiptsRoot, string calldata dataCid)
         internal
+        view
     {
+        _checkRole(RELAYER_ROLE);
+        _requireNotPaused();
+        if (batchId == bytes32(0)) revert AutoPayLLMInvalidBatch(batchId);
+        if (_batches[batchId].status != BatchStatus.None) revert AutoPayLLMBatchAlreadySettled(batchId);
+        if (rows == 0) revert AutoPayLLMEmptyBatch();
+        if (rows > MAX_BATCH_ROWS) revert AutoPayLLMTooManyRows(rows, MAX_BATCH_ROWS);
+        if (receiptsRoot == bytes32(0)) revert AutoPayLLMInvalidReceiptsRoot();
+        bytes32 settledAs = _receiptsRoots[receiptsRoot];
+        if (settledAs != bytes32(0)) revert AutoPayLLMReceiptsRootUsed(receiptsRoot, settledAs);
+        if (bytes(dataCid).length == 0 || bytes(dataCid).length > MAX_CID_LENGTH) {
+            revert AutoPayLLMInvalidCid(bytes(dataCid).length);
+        }
+    }
+
+    function _settle(
+        bytes32 batchId,
+        Charge[] calldata charges,
+        bytes32 receiptsRoot,
+        string calldata dataCid,
+        uint256 callsFrom
+    ) internal {
         uint256 rows = charges.length;
+        _checkBatch(batchId, rows, receiptsRoot, dataCid);
         SettleContext memory ctx;
         ctx.today = _today();
         ctx.providerCount = _providerCount;
@@ -779,7 +923,9 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         }
         _storeAccount(ctx);
         _storeModelUsage(ctx);
-        _recordBatch(ctx, batchId, receiptsRoot, dataCid, rows, ChargeMerkle.root(leaves, accepted), accepted);
+        _recordBatch(
+            ctx, batchId, receiptsRoot, dataCid, callsFrom, rows, ChargeMerkle.root(leaves, accepted), accepted
+        );
     }
 
     function _recordBatch(
@@ -787,26 +933,42 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         bytes32 batchId,
         bytes32 receiptsRoot,
         string calldata dataCid,
+        uint256 callsFrom,
         uint256 rows,
         bytes32 rowsRoot,
         uint256 accepted
     ) internal {
         uint64 releaseAt = uint64(block.timestamp) + disputeWindow;
+        if (!_bucketLocked) _bucketLocked = true;
+        _receiptsRoots[receiptsRoot] = batchId;
+        // Cannot truncate: timestamps < 2^40 (year 36812); rows, accepted and shares <= MAX_BATCH_ROWS < 2^16.
         _batches[batchId] = BatchInfo({
             rowsRoot: rowsRoot,
             receiptsRoot: receiptsRoot,
-            settledAt: uint64(block.timestamp),
-            releaseAt: releaseAt,
-            rowCount: uint32(rows),
-            acceptedCount: uint32(accepted),
-            shareCount: _storeShares(ctx, batchId),
-            status: BatchStatus.Escrowed
+            settledAt: uint40(block.timestamp),
+            releaseAt: uint40(releaseAt),
+            callsFrom: uint40(callsFrom),
+            rowCount: uint16(rows),
+            acceptedCount: uint16(accepted),
+            shareCount: uint16(_storeShares(ctx, batchId)),
+            status: BatchStatus.Escrowed,
+            sequencerRound: _sequencerRoundNow()
         });
         // What was pulled arrived in deposits; what was charged moved from deposits to escrow.
         uint256 charged = ctx.charged;
         totalDeposits = totalDeposits + ctx.pulled - charged;
         totalEscrow += charged;
-        emit BatchSettled(batchId, rowsRoot, receiptsRoot, accepted, rows - accepted, charged, releaseAt, dataCid);
+        emit BatchSettled(
+            batchId, rowsRoot, receiptsRoot, accepted, rows - accepted, charged, releaseAt, uint64(callsFrom), dataCid
+        );
+    }
+
+    /// @dev The sequencer feed's latest round (0: no feed; SequencerWindow.UNKNOWN_ROUND: the feed did not answer).
+    function _sequencerRoundNow() internal view returns (uint80) {
+        AggregatorV3Interface feed = sequencerUptimeFeed;
+        if (address(feed) == address(0)) return 0;
+        (bool ok, uint80 roundId,,) = SequencerWindow.latest(feed);
+        return ok && roundId != 0 ? roundId : SequencerWindow.UNKNOWN_ROUND;
     }
 
     /// @dev Checks one row against every rule and charges it in memory. Returns why it was rejected, or None.
@@ -935,25 +1097,95 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         revert AutoPayLLMUnknownProvider(provider);
     }
 
-    function _resolve(bytes32 batchId, uint256 index, DisputeInfo storage record, uint128 refund) internal {
-        uint128 amount = record.amount;
+    /**
+     * @dev Proves and counts every named row into `record` (billed tokens; held tokens and amount) and holds the
+     * rows still in an open window whose funds no dispute held before.
+     */
+    function _nameRows(DisputeInfo storage record, bytes32 disputeId, RowRef[] calldata rows, uint40 callsFrom)
+        internal
+    {
+        Charge calldata first = rows[0].charge;
+        uint256 billed;
+        uint256 heldTokens;
+        uint256 heldAmount;
+        bytes32 lastBatch;
+        uint256 lastIndex;
+        bool open; // whether the window of `lastBatch` is open (cached across its rows)
+        for (uint256 i; i < rows.length; ++i) {
+            RowRef calldata ref = rows[i];
+            bytes32 batchId = ref.batchId;
+            uint256 index = ref.index;
+            Charge calldata charge = ref.charge;
+            bool sameBatch = i != 0 && batchId == lastBatch;
+            if (i != 0 && !(sameBatch ? index > lastIndex : uint256(batchId) > uint256(lastBatch))) {
+                revert AutoPayLLMRowsNotOrdered(i);
+            }
+            BatchInfo storage batch = _batches[batchId];
+            if (batch.status == BatchStatus.None) revert AutoPayLLMUnknownBatch(batchId);
+            if (
+                batch.callsFrom != callsFrom || charge.user != first.user || charge.provider != first.provider
+                    || charge.model != first.model
+            ) revert AutoPayLLMRowOutsideInterval(i);
+            bytes32 leaf = ChargeMerkle.leaf(index, charge.user, charge.provider, charge.model, charge.tokens, charge.amount);
+            if (!MerkleProof.verifyCalldata(ref.proof, batch.rowsRoot, leaf)) revert AutoPayLLMInvalidProof(batchId, index);
+            billed += charge.tokens;
+            if (!sameBatch) {
+                open = batch.status == BatchStatus.Escrowed && block.timestamp < _disputeClosesAt(batch);
+            }
+            lastBatch = batchId;
+            lastIndex = index;
+            if (!open || _rowDisputes[batchId][index] != bytes32(0)) continue;
+            _rowDisputes[batchId][index] = disputeId;
+            _takeShare(batchId, batch.shareCount, charge.provider, charge.amount);
+            heldTokens += charge.tokens;
+            heldAmount += charge.amount;
+            emit DisputeRowHeld(disputeId, batchId, index, charge.amount);
+        }
+        // Cannot truncate: at most MAX_DISPUTE_ROWS rows of < 2^64 tokens and < 2^128 amounts held in escrow.
+        record.billedTokens = uint128(billed);
+        record.heldTokens = uint128(heldTokens);
+        record.heldAmount = uint128(heldAmount);
+    }
+
+    /// @dev Pays out a dispute: `refund` (+ the bond when returned) to the payer, the rest to the provider.
+    function _close(
+        bytes32 disputeId,
+        DisputeInfo storage record,
+        uint128 refund,
+        uint128 overbilledTokens,
+        bool bondReturned
+    ) internal {
+        delete _intervals[_keyOf(record)].openDispute;
+        uint128 amount = record.heldAmount;
         uint128 bond = record.bond;
         uint128 toProvider = amount - refund;
-        bool bondReturned = refund != 0;
-        record.status = DisputeStatus.Resolved;
-
-        Account storage account = _accounts[record.payer];
+        address payer = record.payer;
+        Account storage account = _accounts[payer];
         uint256 toPayer = uint256(refund) + (bondReturned ? bond : 0);
         uint256 providerGets = uint256(toProvider) + (bondReturned ? 0 : bond);
         uint256 newDeposit = account.deposit + toPayer;
-        if (newDeposit > type(uint128).max) revert AutoPayLLMDepositTooLarge(record.payer, newDeposit);
+        if (newDeposit > type(uint128).max) revert AutoPayLLMDepositTooLarge(payer, newDeposit);
         account.deposit = uint128(newDeposit);
         _credits[record.provider] += providerGets;
         totalEscrow -= amount;
         totalBonds -= bond;
         totalDeposits += toPayer;
         totalCredits += providerGets;
-        emit DisputeResolved(batchId, index, msg.sender, refund, toProvider, bondReturned);
+        emit DisputeResolved(disputeId, msg.sender, overbilledTokens, refund, toProvider, bondReturned);
+    }
+
+    /// @dev The key of an interval's dispute state: `keccak256(abi.encode(payer, provider, model, callsFrom))`; a
+    /// dispute's id is `keccak256(abi.encode(key, n))`, n counting the interval's disputes from 0.
+    function _intervalKey(address payer, uint32 provider, uint32 model, uint256 callsFrom)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(payer, provider, model, callsFrom));
+    }
+
+    function _keyOf(DisputeInfo storage record) internal view returns (bytes32) {
+        return _intervalKey(record.payer, record.provider, record.model, record.callsFrom);
     }
 
     function _deposit(address user, address from, uint256 amount) internal {
@@ -1037,9 +1269,9 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         _setAt(ctx.modelLimit, model, config.dailyLimit);
     }
 
-    function _openDispute(bytes32 batchId, uint256 index) internal view returns (DisputeInfo storage record) {
-        record = _disputes[batchId][index];
-        if (record.status != DisputeStatus.Open) revert AutoPayLLMDisputeNotOpen(batchId, index);
+    function _openDispute(bytes32 disputeId) internal view returns (DisputeInfo storage record) {
+        record = _disputes[disputeId];
+        if (record.status != DisputeStatus.Open) revert AutoPayLLMDisputeNotOpen(disputeId);
     }
 
     /**
@@ -1050,7 +1282,11 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         uint256 releaseAt = batch.releaseAt;
         AggregatorV3Interface feed = sequencerUptimeFeed;
         if (address(feed) == address(0)) return releaseAt;
-        return SequencerWindow.closesAt(feed, sequencerGracePeriod, batch.settledAt, releaseAt);
+        uint256 settledAt = batch.settledAt;
+        uint80 round = batch.sequencerRound;
+        // Settled before this feed was set (no feed then, or another one): its history is read from where it started.
+        if (round == 0 || settledAt < _feedSince) round = _feedStartRound;
+        return SequencerWindow.closesAt(feed, sequencerGracePeriod, settledAt, releaseAt, round);
     }
 
     function _today() internal view returns (uint32) {

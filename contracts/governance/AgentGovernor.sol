@@ -31,7 +31,8 @@ import {IDisputeWindow} from "./IDisputeWindow.sol";
  * 2 s. The timelock delay is in seconds.
  *
  * Invariant, checked at deployment and after every executed proposal: the timelock delay is strictly longer than the
- * settlement contract's dispute window. A governance change therefore always takes effect after the dispute window
+ * settlement contract's dispute window plus its sequencer grace period (the longest a window lasts once an L2
+ * sequencer outage that overlapped it is over). A governance change therefore always takes effect after the dispute window
  * of every batch settled before it was queued has closed: users never see rules change under an open window. A
  * proposal that would break the invariant (a longer window, a shorter delay) reverts on execution; raise the delay
  * first, or in the same proposal.
@@ -116,12 +117,13 @@ contract AgentGovernor is
     }
 
     /**
-     * @notice Whether the timelock delay is currently longer than the dispute window, with both values (seconds).
-     * Clients check a proposal against this before submitting it.
+     * @notice Whether the timelock delay is currently longer than the longest dispute window a batch settled now can
+     * have once the sequencer is up (the window plus the sequencer grace period that an outage overlapping it adds),
+     * with both values (seconds). Clients check a proposal against this before submitting it.
      */
     function disputeWindowCovered() public view returns (bool covered, uint256 timelockDelay, uint256 disputeWindow) {
         timelockDelay = TimelockController(payable(timelock())).getMinDelay();
-        disputeWindow = settlement.disputeWindow();
+        disputeWindow = uint256(settlement.disputeWindow()) + settlement.sequencerGracePeriod();
         covered = timelockDelay > disputeWindow;
     }
 

@@ -15,46 +15,62 @@ import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interf
  *   `grace` after the sequencer came back up (a new outage within that grace extends it again);
  * - an outage that starts at or after the moment the window closed does not reopen it.
  *
- * @dev The feed's history is walked backwards from the latest round, at most MAX_ROUNDS rounds, and only as far as
- * rounds that started after `releaseAt` (earlier history cannot change the answer). When history that matters is
- * unavailable (a round that reverts, has `startedAt == 0`, an answer other than 0 or 1, or timestamps going
- * backwards) or beyond MAX_ROUNDS, the answer is the earliest close found in the history that was read, or
- * NEVER: never earlier than the exact rule, so payers never lose dispute time to a broken or phase-changed feed.
+ * @dev The feed's history is read forwards, from the round that was the latest when the batch settled (stored with
+ * the batch), until the first stretch in which the window closes. Rounds that come later cannot change that answer,
+ * so a window that closed stays closed however many status changes follow (reading backwards from the latest round
+ * could not promise that: the round that proved the close falls out of reach). At most MAX_ROUNDS rounds are read;
+ * when the history that matters is unavailable (a round that reverts, has `startedAt == 0`, an answer other than 0
+ * or 1, timestamps going backwards) or longer than that, the answer is NEVER: payers never lose dispute time to a
+ * broken feed, and governance can remove the feed to let the windows close at `releaseAt`.
  */
 library SequencerWindow {
     /// @notice "The window cannot close (yet)": the sequencer is down, or its history is unknown.
     uint256 internal constant NEVER = type(uint256).max;
-    /// @notice Rounds read at most per call (the latest included).
-    uint256 internal constant MAX_ROUNDS = 8;
+    /// @notice Rounds read at most per call.
+    uint256 internal constant MAX_ROUNDS = 64;
+    /// @notice Stored instead of a round id when the feed did not answer at settlement: the history is unknown.
+    uint80 internal constant UNKNOWN_ROUND = type(uint80).max;
 
     /**
-     * @notice When the window `[settledAt, releaseAt)` closes given the sequencer's history (see the rule above).
-     * @return closes A timestamp >= `releaseAt`, or NEVER.
+     * @notice When the window `[settledAt, releaseAt)` closes given the sequencer's history (see the rule above),
+     * reading the feed from `startRound` (a round that started at or before `settledAt`).
+     * @return A timestamp >= `releaseAt`, or NEVER.
      */
-    function closesAt(AggregatorV3Interface feed, uint256 grace, uint256 settledAt, uint256 releaseAt)
-        internal
-        view
-        returns (uint256 closes)
-    {
-        closes = NEVER;
-        uint256 next = NEVER; // start of the round after the one being read (NEVER: it is the latest)
-        (bool ok, uint80 roundId, int256 answer, uint256 startedAt) = latest(feed);
+    function closesAt(
+        AggregatorV3Interface feed,
+        uint256 grace,
+        uint256 settledAt,
+        uint256 releaseAt,
+        uint80 startRound
+    ) internal view returns (uint256) {
+        if (startRound == 0 || startRound == UNKNOWN_ROUND) return NEVER;
+        (bool ok, uint80 latestId,,) = latest(feed);
+        if (!ok || startRound > latestId) return NEVER;
+        uint80 id = startRound;
+        int256 answer;
+        uint256 startedAt;
+        (ok, answer, startedAt) = _round(feed, id);
         for (uint256 k; k < MAX_ROUNDS; ++k) {
-            if (!ok || startedAt == 0 || startedAt > next || startedAt > type(uint64).max) break;
+            if (!ok || startedAt == 0 || (answer != 0 && answer != 1)) return NEVER;
+            uint256 next = NEVER; // start of the next round (NEVER: this is the latest)
+            uint80 nextId;
+            int256 nextAnswer;
+            uint256 nextStartedAt;
+            if (id != latestId) {
+                (ok, nextId, nextAnswer, nextStartedAt) = _next(feed, id, latestId);
+                if (!ok || nextStartedAt < startedAt) return NEVER;
+                next = nextStartedAt;
+            }
             if (answer == 0) {
                 // Up during [startedAt, next): the earliest close in this stretch, valid if the stretch lasts.
                 uint256 candidate = releaseAt;
                 if (startedAt > settledAt && startedAt + grace > releaseAt) candidate = startedAt + grace;
-                if (candidate < next) closes = candidate;
-            } else if (answer != 1) {
-                break;
+                if (candidate < next) return candidate;
             }
-            // Stretches before this round end at startedAt <= releaseAt <= any candidate: none can be valid.
-            if (startedAt <= releaseAt || roundId == 0) return closes;
-            next = startedAt;
-            --roundId;
-            (ok, answer, startedAt) = _round(feed, roundId);
+            if (next == NEVER) return NEVER; // down now
+            (id, answer, startedAt) = (nextId, nextAnswer, nextStartedAt);
         }
+        return NEVER;
     }
 
     /**
@@ -71,6 +87,21 @@ library SequencerWindow {
         } catch {
             return (false, 0, 0, 0);
         }
+    }
+
+    /// @dev The round after `id`: `id + 1`, or the first round of the next phase of a proxy (phase in bits 64+).
+    function _next(AggregatorV3Interface feed, uint80 id, uint80 latestId)
+        private
+        view
+        returns (bool ok, uint80 nextId, int256 answer, uint256 startedAt)
+    {
+        nextId = id + 1;
+        (ok, answer, startedAt) = _round(feed, nextId);
+        if (ok && startedAt != 0) return (ok, nextId, answer, startedAt);
+        nextId = uint80((((uint256(id) >> 64) + 1) << 64) | 1);
+        if (nextId > latestId) return (false, nextId, 0, 0);
+        (ok, answer, startedAt) = _round(feed, nextId);
+        ok = ok && startedAt != 0;
     }
 
     function _round(AggregatorV3Interface feed, uint80 roundId)

@@ -6,14 +6,12 @@ import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IER
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interfaces/AggregatorV3Interface.sol";
 import {FunctionsClient} from "@chainlink/contracts/src/v0.8/functions/v1_0_0/FunctionsClient.sol";
 import {FunctionsRequest} from "@chainlink/contracts/src/v0.8/functions/v1_0_0/libraries/FunctionsRequest.sol";
 
 import {AutoPayLLM} from "../AutoPayLLM.sol";
 import {IAutoPayLLM} from "../interfaces/IAutoPayLLM.sol";
-import {ChargeMerkle} from "../libraries/ChargeMerkle.sol";
 import {SequencerWindow} from "../libraries/SequencerWindow.sol";
 import {IUsageOracle} from "./interfaces/IUsageOracle.sol";
 
@@ -24,27 +22,27 @@ import {IUsageOracle} from "./interfaces/IUsageOracle.sol";
  *   heartbeat), zero/negative, incomplete-round and governed range checks, exact decimal scaling, and no price at
  *   all while the L2 sequencer is down or within its grace period (the sequencer-uptime feed set on the router).
  * - Dispute verification: for an open dispute, a Chainlink Functions request runs the repository's JavaScript
- *   source (`oracle/functions/provider-usage.js`), which asks the provider usage API how many tokens the row's
- *   payer used on the row's provider and model in the window before the batch settled. On fulfilment this
- *   contract, holding the router's ARBITER_ROLE, resolves the dispute: it refunds the overcharge (the share of the
- *   row's amount for tokens billed beyond what the provider reports, above a governed tolerance) and releases the
- *   rest to the provider. A rejected dispute (no overcharge) pays the row and the bond to the provider.
+ *   source (`oracle/functions/provider-usage.js`), which asks the provider usage API how many tokens the payer used
+ *   on the dispute's provider and model over the dispute's call interval (the usage bucket its rows committed when
+ *   they settled). On fulfilment this contract, holding the router's ARBITER_ROLE, resolves the dispute: the tokens
+ *   billed over every named row beyond what the provider reports (above a governed tolerance), less what earlier
+ *   disputes of the interval refunded, are refunded from the held rows; the rest goes to the provider. A rejected
+ *   dispute (no overcharge) pays the held rows and the bond to the provider.
  *
- * Nothing here can keep a payer's money: an answer that fails (source error, malformed response) leaves the dispute
- * open for a retry; an answer that comes after the router's arbiter deadline is dropped, and the dispute falls to
- * governance, then to the router's default refund.
+ * Anyone may start (or retry) a verification: the payer, the provider's payee, the relayer, a keeper; the router
+ * starts it itself when a dispute opens. Each dispute gets at most `maxAttempts` requests, one at a time, paid by
+ * the Functions subscription: the router's dispute bond should cover that cost. An answer that fails (source error,
+ * malformed response) leaves the dispute open for a retry; an answer that comes after the dispute's arbiter
+ * deadline is dropped, and the dispute falls to governance; past governance's deadline the charge stands.
  *
- * @dev Roles: DEFAULT_ADMIN_ROLE (governance: the timelock) configures everything; REQUESTER_ROLE (the relayer's
- * reconciler) may request verification of any open dispute, a row's payer of its own; SECRETS_ROLE (an operator)
- * may point requests at a new version of the DON-hosted secrets.
+ * @dev Roles: DEFAULT_ADMIN_ROLE (governance: the timelock) configures everything; SECRETS_ROLE (an operator) may
+ * point requests at a new version of the DON-hosted secrets.
  */
 contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, ReentrancyGuardTransient {
     using FunctionsRequest for FunctionsRequest.Request;
 
     // ------------------------------------------------------------ constants
 
-    /// @notice May request verification of any open dispute (the relayer's reconciler).
-    bytes32 public constant REQUESTER_ROLE = keccak256("REQUESTER_ROLE");
     /// @notice May change the DON-hosted secrets reference (slot and version) that requests carry.
     bytes32 public constant SECRETS_ROLE = keccak256("SECRETS_ROLE");
 
@@ -53,12 +51,11 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     uint8 public constant MAX_DECIMALS = 18;
     uint32 public constant MIN_HEARTBEAT = 60;
     uint32 public constant MAX_HEARTBEAT = 2 days;
+    /// @notice The measured worst-case fulfilment (test/contracts/UsageOracle.callback-gas.test.ts) plus 25 %.
     uint32 public constant MIN_CALLBACK_GAS = 100_000;
     /// @notice Chainlink Functions' maximum callback gas limit.
     uint32 public constant MAX_CALLBACK_GAS = 300_000;
     uint256 public constant MAX_URL_LENGTH = 256;
-    uint64 public constant MIN_LOOKBACK = 60;
-    uint64 public constant MAX_LOOKBACK = 7 days;
     /// @notice Not below the Functions coordinator's own request timeout (5 minutes).
     uint64 public constant MIN_REQUEST_TIMEOUT = 5 minutes;
     uint64 public constant MAX_REQUEST_TIMEOUT = 1 days;
@@ -84,7 +81,6 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     uint8 public secretsSlotId;
     uint64 public secretsVersion;
 
-    uint64 public usageLookback = 1 hours;
     uint64 public requestTimeout = 15 minutes;
     uint8 public maxAttempts = 3;
     uint16 public toleranceBps;
@@ -93,7 +89,7 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     string private _usageApiUrl;
 
     mapping(bytes32 requestId => Request) private _requests;
-    mapping(bytes32 batchId => mapping(uint256 index => Verification)) private _verifications;
+    mapping(bytes32 disputeId => Verification) private _verifications;
 
     // ---------------------------------------------------------- constructor
 
@@ -116,72 +112,46 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     // ======================================================= verification
 
     /**
-     * @notice Asks the Chainlink DON for the provider-side usage behind a disputed row; the answer resolves the
-     * dispute in the router. One request per dispute is in flight at a time; a failed or lost one may be retried,
-     * at most `maxAttempts` times per dispute.
-     * @param batchId The batch of the disputed row.
-     * @param index The row's index in the batch.
-     * @param charge The row exactly as settled (its model and tokens are what the request asks about).
-     * @param proof Merkle proof of the row against the batch's rows root (the same proof as for the dispute).
+     * @notice Asks the Chainlink DON for the provider-side usage behind an open dispute: the payer's tokens of the
+     * dispute's provider and model over its call interval; the answer resolves the dispute in the router. Anyone
+     * may call (the router does when the dispute opens). One request per dispute is in flight at a time; a failed
+     * or lost one may be retried, at most `maxAttempts` times per dispute.
+     * @param disputeId The router's dispute id.
      * @return requestId The Functions request id.
      *
      * Requirements:
-     * - the dispute is open and the router's arbiter deadline (`openedAt + arbiterTimeout`) has not passed;
-     * - the caller is the row's payer or has REQUESTER_ROLE;
-     * - `charge` and `proof` prove the disputed row;
+     * - the dispute is open and its arbiter deadline has not passed;
      * - no request for this dispute is in flight (answered, failed, or sent more than `requestTimeout` ago), and
      *   fewer than `maxAttempts` were sent;
      * - the Functions subscription, DON id, source and usage API are configured.
      *
      * Emits {VerificationRequested} (and FunctionsClient's `RequestSent`).
      */
-    function requestVerification(
-        bytes32 batchId,
-        uint256 index,
-        IAutoPayLLM.Charge calldata charge,
-        bytes32[] calldata proof
-    ) external nonReentrant returns (bytes32 requestId) {
-        IAutoPayLLM.DisputeInfo memory info = settlement.disputeInfo(batchId, index);
-        if (info.status != IAutoPayLLM.DisputeStatus.Open) revert UsageOracleDisputeNotOpen(batchId, index);
-        if (msg.sender != info.payer && !hasRole(REQUESTER_ROLE, msg.sender)) {
-            revert UsageOracleNotRequester(msg.sender, info.payer);
+    function requestVerification(bytes32 disputeId) external nonReentrant returns (bytes32 requestId) {
+        IAutoPayLLM.DisputeInfo memory info = settlement.disputeInfo(disputeId);
+        if (info.status != IAutoPayLLM.DisputeStatus.Open) revert UsageOracleDisputeNotOpen(disputeId);
+        if (block.timestamp >= info.arbiterDeadline) {
+            revert UsageOracleDeadlinePassed(disputeId, info.arbiterDeadline);
         }
-        uint256 deadline = uint256(info.openedAt) + settlement.arbiterTimeout();
-        if (block.timestamp >= deadline) revert UsageOracleDeadlinePassed(batchId, index, deadline);
-        IAutoPayLLM.BatchInfo memory batch = settlement.batchInfo(batchId);
-        bytes32 leaf =
-            ChargeMerkle.leaf(index, charge.user, charge.provider, charge.model, charge.tokens, charge.amount);
-        if (
-            charge.user != info.payer || charge.provider != info.provider || charge.amount != info.amount
-                || !MerkleProof.verifyCalldata(proof, batch.rowsRoot, leaf)
-        ) revert UsageOracleInvalidRow(batchId, index);
-
-        Verification storage verification = _verifications[batchId][index];
+        Verification storage verification = _verifications[disputeId];
         bytes32 previous = verification.requestId;
         if (previous != bytes32(0)) {
             uint256 retryAt = uint256(verification.sentAt) + requestTimeout;
-            if (block.timestamp < retryAt) revert UsageOracleRequestPending(batchId, index, previous, retryAt);
+            if (block.timestamp < retryAt) revert UsageOracleRequestPending(disputeId, previous, retryAt);
             // A lost request: its answer, should it still come, is refused as unknown.
             delete _requests[previous];
         }
         uint8 attempts = verification.attempts;
-        if (attempts >= maxAttempts) revert UsageOracleTooManyAttempts(batchId, index, attempts);
+        if (attempts >= maxAttempts) revert UsageOracleTooManyAttempts(disputeId, attempts);
 
-        requestId = _sendRequest(
-            _buildRequest(_args(batch.settledAt, charge)), subscriptionId, callbackGasLimit, donId
-        );
-        // Cannot overflow: the proof binds `index` to a row of the batch (< MAX_BATCH_ROWS); attempts < maxAttempts.
+        requestId = _sendRequest(_buildRequest(_args(info)), subscriptionId, callbackGasLimit, donId);
+        _requests[requestId] = Request({disputeId: disputeId, sentAt: uint64(block.timestamp)});
+        verification.requestId = requestId;
+        verification.sentAt = uint64(block.timestamp);
+        // Cannot overflow: attempts < maxAttempts <= MAX_ATTEMPTS.
         unchecked {
-            _requests[requestId] = Request({
-                batchId: batchId,
-                index: uint32(index),
-                billedTokens: charge.tokens,
-                sentAt: uint64(block.timestamp)
-            });
-            verification.requestId = requestId;
-            verification.sentAt = uint64(block.timestamp);
             verification.attempts = attempts + 1;
-            emit VerificationRequested(batchId, index, requestId, msg.sender, attempts + 1);
+            emit VerificationRequested(disputeId, requestId, msg.sender, attempts + 1);
         }
     }
 
@@ -285,24 +255,18 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     }
 
     /**
-     * @notice Sets how verification works: the usage window (`usageLookback` seconds before the batch settled; set
-     * it to at least the batcher's longest batch age, so every receipt of the batch is inside), how long a request
-     * may stay unanswered before a retry is allowed, the attempts per dispute, and the tolerance: a shortfall of at
-     * most `toleranceBps` of the billed tokens is not an overcharge.
+     * @notice Sets how verification works: how long a request may stay unanswered before a retry is allowed, the
+     * attempts per dispute, and the tolerance: an excess of at most `toleranceBps` of the billed tokens is not an
+     * overcharge (rounding and clock skew at the interval's edges between LiteLLM and the provider).
      *
      * Requirements: DEFAULT_ADMIN_ROLE; each value within its MIN/MAX constants; maxAttempts >= 1.
      *
      * Emits {VerificationParamsSet}.
      */
-    function setVerificationParams(
-        uint64 usageLookback_,
-        uint64 requestTimeout_,
-        uint8 maxAttempts_,
-        uint16 toleranceBps_
-    ) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (usageLookback_ < MIN_LOOKBACK || usageLookback_ > MAX_LOOKBACK) {
-            revert UsageOracleLookbackOutOfRange(usageLookback_, MIN_LOOKBACK, MAX_LOOKBACK);
-        }
+    function setVerificationParams(uint64 requestTimeout_, uint8 maxAttempts_, uint16 toleranceBps_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
         if (requestTimeout_ < MIN_REQUEST_TIMEOUT || requestTimeout_ > MAX_REQUEST_TIMEOUT) {
             revert UsageOracleRequestTimeoutOutOfRange(requestTimeout_, MIN_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT);
         }
@@ -310,11 +274,10 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
             revert UsageOracleMaxAttemptsOutOfRange(maxAttempts_, 1, MAX_ATTEMPTS);
         }
         if (toleranceBps_ > MAX_TOLERANCE_BPS) revert UsageOracleToleranceTooLarge(toleranceBps_, MAX_TOLERANCE_BPS);
-        usageLookback = usageLookback_;
         requestTimeout = requestTimeout_;
         maxAttempts = maxAttempts_;
         toleranceBps = toleranceBps_;
-        emit VerificationParamsSet(usageLookback_, requestTimeout_, maxAttempts_, toleranceBps_);
+        emit VerificationParamsSet(requestTimeout_, maxAttempts_, toleranceBps_);
     }
 
     // =============================================================== views
@@ -340,9 +303,9 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
         );
     }
 
-    /// @notice The verification state of the dispute of row `index` of `batchId`.
-    function verificationOf(bytes32 batchId, uint256 index) external view returns (Verification memory) {
-        return _verifications[batchId][index];
+    /// @notice The verification state of dispute `disputeId`.
+    function verificationOf(bytes32 disputeId) external view returns (Verification memory) {
+        return _verifications[disputeId];
     }
 
     /// @notice The request in flight under `requestId` (all zero when unknown or answered).
@@ -351,16 +314,13 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     }
 
     /**
-     * @notice The string arguments a verification request of this row carries, in order: usage API base URL,
-     * provider name, model name, payer (lowercase hex), window start and end (unix seconds, end exclusive).
-     * Run `oracle/functions/provider-usage.js` with them to see what the DON will answer.
+     * @notice The string arguments a verification request of this dispute carries, in order: usage API base URL,
+     * provider name, model name, payer (lowercase hex), interval start and end (unix seconds, end exclusive: the
+     * calls' own interval as their batches committed it). Run `oracle/functions/provider-usage.js` with them to see
+     * what the DON will answer.
      */
-    function requestArgs(bytes32 batchId, uint256, IAutoPayLLM.Charge calldata charge)
-        external
-        view
-        returns (string[] memory)
-    {
-        return _args(settlement.batchInfo(batchId).settledAt, charge);
+    function requestArgs(bytes32 disputeId) external view returns (string[] memory) {
+        return _args(settlement.disputeInfo(disputeId));
     }
 
     /// @notice The JavaScript source requests run.
@@ -400,21 +360,24 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     }
 
     /**
-     * @notice The refund an answer of `reportedTokens` gives a disputed row of `amount` for `billedTokens`: zero when
-     * the provider reports at least the billed tokens less the tolerance, else the amount beyond the fair share
-     * `ceil(amount * reportedTokens / billedTokens)`.
+     * @notice The over-billed tokens an answer of `reportedTokens` gives dispute `disputeId`: zero when the billed
+     * tokens (over every row the dispute named) exceed the report by at most `toleranceBps` of them; else the excess
+     * less what earlier disputes of the interval refunded, at most the tokens the dispute holds.
      */
-    function refundFor(uint128 amount, uint64 billedTokens, uint256 reportedTokens) public view returns (uint128) {
-        if (reportedTokens >= billedTokens) return 0;
-        // Cannot underflow or overflow: reportedTokens < billedTokens < 2^64; amount < 2^128; fair <= amount.
+    function overbilledFor(bytes32 disputeId, uint256 reportedTokens) public view returns (uint128) {
+        IAutoPayLLM.DisputeInfo memory info = settlement.disputeInfo(disputeId);
+        uint256 billed = info.billedTokens;
+        if (billed <= reportedTokens) return 0;
+        // Cannot underflow: billed > reportedTokens. Cannot overflow: billed < 2^138 (MAX_DISPUTE_ROWS rows of
+        // < 2^64 tokens); toleranceBps <= MAX_TOLERANCE_BPS.
         unchecked {
-            uint256 missing = billedTokens - reportedTokens;
-            if (missing * 10_000 <= uint256(billedTokens) * toleranceBps) return 0;
-            uint256 fair = Math.mulDiv(amount, reportedTokens, billedTokens, Math.Rounding.Ceil);
-            return uint128(amount - fair);
+            uint256 excess = billed - reportedTokens;
+            if (excess * 10_000 <= billed * toleranceBps) return 0;
+            uint256 prior = info.priorRefundedTokens;
+            uint256 remaining = excess > prior ? excess - prior : 0;
+            return uint128(remaining < info.heldTokens ? remaining : info.heldTokens);
         }
     }
-
     // ============================================================ internal
 
     /// @dev Handles the DON's answer to a verification request (FunctionsClient checked the caller is the router).
@@ -423,26 +386,23 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
         Request memory request = _requests[requestId];
         if (request.sentAt == 0) revert UsageOracleUnknownRequest(requestId);
         delete _requests[requestId];
-        bytes32 batchId = request.batchId;
-        uint256 index = request.index;
-        delete _verifications[batchId][index].requestId;
+        bytes32 disputeId = request.disputeId;
+        delete _verifications[disputeId].requestId;
 
-        IAutoPayLLM.DisputeInfo memory info = settlement.disputeInfo(batchId, index);
+        IAutoPayLLM.DisputeInfo memory info = settlement.disputeInfo(disputeId);
         FailureReason reason;
         if (err.length != 0) reason = FailureReason.FunctionsError;
         else if (response.length != 32) reason = FailureReason.MalformedResponse;
         else if (info.status != IAutoPayLLM.DisputeStatus.Open) reason = FailureReason.DisputeClosed;
-        else if (block.timestamp >= uint256(info.openedAt) + settlement.arbiterTimeout()) {
-            reason = FailureReason.DeadlinePassed;
-        }
+        else if (block.timestamp >= info.arbiterDeadline) reason = FailureReason.DeadlinePassed;
         if (reason != FailureReason.None) {
-            emit VerificationFailed(batchId, index, requestId, reason, err);
+            emit VerificationFailed(disputeId, requestId, reason, err);
             return;
         }
         uint256 reported = uint256(bytes32(response));
-        uint128 refund = refundFor(info.amount, request.billedTokens, reported);
-        emit UsageVerified(batchId, index, requestId, request.billedTokens, reported, refund);
-        settlement.resolveDispute(batchId, index, refund);
+        uint128 overbilled = overbilledFor(disputeId, reported);
+        emit UsageVerified(disputeId, requestId, info.billedTokens, reported, overbilled);
+        settlement.resolveDispute(disputeId, overbilled);
     }
 
     /// @dev No price while the router's sequencer-uptime feed reports the sequencer down or within its grace period.
@@ -469,22 +429,16 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
         return req.encodeCBOR();
     }
 
-    /// @dev [usage API URL, provider name, model name, payer, window start, window end].
-    function _args(uint64 settledAt, IAutoPayLLM.Charge calldata charge)
-        internal
-        view
-        returns (string[] memory args)
-    {
-        (string memory providerName,) = settlement.providerInfo(charge.provider);
-        (string memory modelName,,,) = settlement.modelInfo(charge.model);
-        uint256 lookback = usageLookback;
-        uint256 start = settledAt > lookback ? settledAt - lookback : 0;
+    /// @dev [usage API URL, provider name, model name, payer, interval start, interval end].
+    function _args(IAutoPayLLM.DisputeInfo memory info) internal view returns (string[] memory args) {
+        (string memory providerName,) = settlement.providerInfo(info.provider);
+        (string memory modelName,,,) = settlement.modelInfo(info.model);
         args = new string[](6);
         args[0] = _usageApiUrl;
         args[1] = providerName;
         args[2] = modelName;
-        args[3] = Strings.toHexString(charge.user);
-        args[4] = Strings.toString(start);
-        args[5] = Strings.toString(settledAt);
+        args[3] = Strings.toHexString(info.payer);
+        args[4] = Strings.toString(info.callsFrom);
+        args[5] = Strings.toString(info.callsTo);
     }
 }

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {IAutoPayLLM} from "../../interfaces/IAutoPayLLM.sol";
-
 /**
  * @title IUsageOracle
  * @notice Public surface of the Chainlink-backed oracle of the settlement router: a USD price feed for pricing in
@@ -21,9 +19,7 @@ interface IUsageOracle {
 
     /// @notice An oracle request in flight, keyed by its Functions request id.
     struct Request {
-        bytes32 batchId;
-        uint32 index; // row index in the batch (< MAX_BATCH_ROWS)
-        uint64 billedTokens; // the row's `tokens`, proven against the batch's rows root
+        bytes32 disputeId;
         uint64 sentAt;
     }
 
@@ -34,26 +30,21 @@ interface IUsageOracle {
         uint8 attempts; // requests sent for this dispute
     }
 
-    event VerificationRequested(
-        bytes32 indexed batchId, uint256 indexed index, bytes32 indexed requestId, address requester, uint8 attempt
-    );
+    event VerificationRequested(bytes32 indexed disputeId, bytes32 indexed requestId, address requester, uint8 attempt);
     event UsageVerified(
-        bytes32 indexed batchId,
-        uint256 indexed index,
+        bytes32 indexed disputeId,
         bytes32 indexed requestId,
-        uint64 billedTokens,
+        uint256 billedTokens,
         uint256 reportedTokens,
-        uint128 refund
+        uint128 overbilledTokens
     );
-    event VerificationFailed(
-        bytes32 indexed batchId, uint256 indexed index, bytes32 indexed requestId, FailureReason reason, bytes err
-    );
+    event VerificationFailed(bytes32 indexed disputeId, bytes32 indexed requestId, FailureReason reason, bytes err);
     event PriceFeedSet(address indexed feed, uint8 decimals, uint32 heartbeat, uint256 minPrice, uint256 maxPrice);
     event FunctionsConfigSet(uint64 subscriptionId, bytes32 donId, uint32 callbackGasLimit);
     event SecretsReferenceSet(uint8 slotId, uint64 version);
     event SourceSet(bytes32 sourceHash, uint256 length);
     event UsageApiSet(string url);
-    event VerificationParamsSet(uint64 usageLookback, uint64 requestTimeout, uint8 maxAttempts, uint16 toleranceBps);
+    event VerificationParamsSet(uint64 requestTimeout, uint8 maxAttempts, uint16 toleranceBps);
 
     error UsageOracleZeroAddress();
     error UsageOracleUnsupportedDecimals(uint8 decimals, uint8 max);
@@ -71,40 +62,28 @@ interface IUsageOracle {
     error UsageOracleInvalidFunctionsConfig(uint64 subscriptionId, bytes32 donId);
     error UsageOracleEmptySource();
     error UsageOracleInvalidUrl(uint256 length, uint256 max);
-    error UsageOracleLookbackOutOfRange(uint64 seconds_, uint64 min, uint64 max);
     error UsageOracleRequestTimeoutOutOfRange(uint64 seconds_, uint64 min, uint64 max);
     error UsageOracleMaxAttemptsOutOfRange(uint8 attempts, uint8 min, uint8 max);
     error UsageOracleToleranceTooLarge(uint16 bps, uint16 max);
     error UsageOracleNotConfigured();
-    error UsageOracleDisputeNotOpen(bytes32 batchId, uint256 index);
-    error UsageOracleNotRequester(address caller, address payer);
-    error UsageOracleInvalidRow(bytes32 batchId, uint256 index);
-    error UsageOracleDeadlinePassed(bytes32 batchId, uint256 index, uint256 deadline);
-    error UsageOracleRequestPending(bytes32 batchId, uint256 index, bytes32 requestId, uint256 retryAt);
-    error UsageOracleTooManyAttempts(bytes32 batchId, uint256 index, uint8 attempts);
+    error UsageOracleDisputeNotOpen(bytes32 disputeId);
+    error UsageOracleDeadlinePassed(bytes32 disputeId, uint256 deadline);
+    error UsageOracleRequestPending(bytes32 disputeId, bytes32 requestId, uint256 retryAt);
+    error UsageOracleTooManyAttempts(bytes32 disputeId, uint8 attempts);
     error UsageOracleUnknownRequest(bytes32 requestId);
 
-    function requestVerification(
-        bytes32 batchId,
-        uint256 index,
-        IAutoPayLLM.Charge calldata charge,
-        bytes32[] calldata proof
-    ) external returns (bytes32 requestId);
+    function requestVerification(bytes32 disputeId) external returns (bytes32 requestId);
     function setPriceFeed(address feed, uint32 heartbeat, uint256 minPrice, uint256 maxPrice) external;
     function setFunctionsConfig(uint64 subscriptionId, bytes32 donId, uint32 callbackGasLimit) external;
     function setSecretsReference(uint8 slotId, uint64 version) external;
     function setSource(string calldata source) external;
     function setUsageApi(string calldata url) external;
-    function setVerificationParams(uint64 usageLookback, uint64 requestTimeout, uint8 maxAttempts, uint16 toleranceBps)
-        external;
+    function setVerificationParams(uint64 requestTimeout, uint8 maxAttempts, uint16 toleranceBps) external;
     function latestPrice() external view returns (uint256 price, uint8 decimals, uint256 updatedAt);
     function usdToTokens(uint256 usdAmount) external view returns (uint256);
     function tokensToUsd(uint256 tokenAmount) external view returns (uint256);
-    function refundFor(uint128 amount, uint64 billedTokens, uint256 reportedTokens) external view returns (uint128);
-    function verificationOf(bytes32 batchId, uint256 index) external view returns (Verification memory);
+    function overbilledFor(bytes32 disputeId, uint256 reportedTokens) external view returns (uint128);
+    function verificationOf(bytes32 disputeId) external view returns (Verification memory);
     function requestOf(bytes32 requestId) external view returns (Request memory);
-    function requestArgs(bytes32 batchId, uint256 index, IAutoPayLLM.Charge calldata charge)
-        external
-        view
-        returns (string[] memory);
+    function requestArgs(bytes32 disputeId) external view returns (string[] memory);
 }
