@@ -9,9 +9,8 @@ import type { HardhatEthers, HardhatEthersSigner } from "@nomicfoundation/hardha
 import type { ContractTransactionResponse } from "ethers";
 
 import { simulateRequest, toFulfillment, type RunResult, type FunctionsRequestData } from "../../oracle/functions/simulator.js";
-import type { Charge } from "../../relayer/batcher/rows-tree.js";
 import type { ChainlinkMockV3Aggregator, MockFunctionsRouter, UsageOracle } from "../../typechain-types/index.js";
-import { deploySuite, type Settlement, type Suite } from "./suite.js";
+import { deploySuite, nextDisputeId, rowRefs, type Settlement, type Suite } from "./suite.js";
 
 export const SOURCE_PATH = new URL("../../oracle/functions/provider-usage.js", import.meta.url);
 export const SOURCE = readFileSync(SOURCE_PATH, "utf8");
@@ -29,12 +28,21 @@ export interface OracleSuite extends Suite {
   oracle: UsageOracle;
   functionsRouter: MockFunctionsRouter;
   priceFeed: ChainlinkMockV3Aggregator;
-  reconciler: HardhatEthersSigner;
+  /** anyone: verification needs no role */
+  keeper: HardhatEthersSigner;
 }
 
-export async function deployOracleSuite(ethers: HardhatEthers, usageApiUrl: string): Promise<OracleSuite> {
+/**
+ * @param options.verifier make the oracle the router's verifier, so opening a dispute sends its request (default
+ * true, as the deploy does)
+ */
+export async function deployOracleSuite(
+  ethers: HardhatEthers,
+  usageApiUrl: string,
+  options: { verifier?: boolean } = {},
+): Promise<OracleSuite> {
   const suite = await deploySuite(ethers);
-  const reconciler = (await ethers.getSigners())[11]!;
+  const keeper = (await ethers.getSigners())[11]!;
   const functionsRouter = await ethers.deployContract("MockFunctionsRouter");
   const oracle = await ethers.deployContract("UsageOracle", [
     suite.routerAddress,
@@ -42,14 +50,14 @@ export async function deployOracleSuite(ethers: HardhatEthers, usageApiUrl: stri
     suite.admin.address,
   ]);
   await suite.router.grantRole(await suite.router.ARBITER_ROLE(), await oracle.getAddress());
-  await oracle.grantRole(await oracle.REQUESTER_ROLE(), reconciler.address);
+  if (options.verifier ?? true) await suite.router.setVerifier(await oracle.getAddress());
   await oracle.setSource(SOURCE);
   await oracle.setUsageApi(usageApiUrl);
   await oracle.setFunctionsConfig(SUBSCRIPTION_ID, DON_ID, CALLBACK_GAS);
   await oracle.setSecretsReference(SECRETS_SLOT, SECRETS_VERSION);
   const priceFeed = await ethers.deployContract("ChainlinkMockV3Aggregator", [8, PRICE]);
   await oracle.setPriceFeed(await priceFeed.getAddress(), HEARTBEAT, 1_000_000n, 1_000_000_000_000n);
-  return { ...suite, oracle, functionsRouter, priceFeed, reconciler };
+  return { ...suite, oracle, functionsRouter, priceFeed, keeper };
 }
 
 export interface SentRequest {
@@ -92,9 +100,16 @@ export function deliver(s: OracleSuite, request: SentRequest, result: RunResult)
   return s.functionsRouter.fulfill(request.requestId, response, err);
 }
 
-/** Opens a dispute of row `index` of `batch` as its payer. */
-export async function openDispute(s: Suite, batch: Settlement, rows: Charge[], index: number) {
-  const charge = rows[index]!;
-  const payer = s.payers.find((p) => p.address === charge.user)!;
-  return s.router.connect(payer).dispute(batch.batchId, index, charge, batch.tree.proof(index));
+/**
+ * Opens a dispute naming `rows` (each `[batch, index]`) as their payer; resolves to the dispute id and the
+ * transaction. Without a verifier set on the router, nothing else happens.
+ */
+export async function openDispute(s: Suite, rows: Array<[Settlement, number]>) {
+  const refs = rowRefs(rows);
+  const first = refs[0]!.charge;
+  const payer = s.payers.find((p) => p.address === first.user)!;
+  const callsFrom = rows[0]![0].callsFrom;
+  const disputeId = await nextDisputeId(s, first.user, first.provider, first.model, callsFrom);
+  const tx = await s.router.connect(payer).dispute(refs);
+  return { disputeId, tx };
 }

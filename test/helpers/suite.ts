@@ -3,7 +3,7 @@
  * two priced models and funded payers, plus small helpers to build rows and settle them.
  */
 import type { HardhatEthers, HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
-import type { ContractTransactionReceipt } from "ethers";
+import { AbiCoder, keccak256, type ContractTransactionReceipt } from "ethers";
 
 import { buildRowsTree, type Charge, type RowsTree } from "../../relayer/batcher/rows-tree.js";
 import type { AGPTToken, AutoPayLLM } from "../../typechain-types/index.js";
@@ -37,6 +37,7 @@ export enum DisputeStatus {
   None,
   Open,
   Resolved,
+  Expired,
 }
 
 export interface Suite {
@@ -115,24 +116,37 @@ export interface Settlement {
   rowsRoot: string;
   escrowed: bigint;
   releaseAt: bigint;
+  /** start of the usage bucket the batch committed */
+  callsFrom: bigint;
+  /** the rows as submitted */
+  charges: Charge[];
 }
 
-/** Settles `charges` as the relayer and decodes what happened. */
+export const CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+
+/**
+ * Settles `charges` as the relayer and decodes what happened: with `callsFrom`, through `settleBatchAt` (the calls'
+ * usage bucket), else through `settleBatch` (the bucket of the settlement time).
+ */
 export async function settle(
   suite: Suite,
   charges: Charge[],
-  options: { batchId?: string; signer?: HardhatEthersSigner } = {},
+  options: { batchId?: string; signer?: HardhatEthersSigner; callsFrom?: bigint; receiptsRoot?: string } = {},
 ): Promise<Settlement> {
   const batchId = options.batchId ?? `0x${(++batchCounter).toString(16).padStart(64, "0")}`;
   const signer = options.signer ?? suite.relayer;
-  const tx = await suite.router
-    .connect(signer)
-    .settleBatch(batchId, charges, receiptsRootOf(batchId), "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy");
+  const root = options.receiptsRoot ?? receiptsRootOf(batchId);
+  const router = suite.router.connect(signer);
+  const tx =
+    options.callsFrom === undefined
+      ? await router.settleBatch(batchId, charges, root, CID)
+      : await router.settleBatchAt(batchId, charges, root, CID, options.callsFrom);
   const receipt = (await tx.wait())!;
   const rejected = new Map<number, RejectReason>();
   let rowsRoot = "";
   let escrowed = 0n;
   let releaseAt = 0n;
+  let callsFrom = 0n;
   for (const log of receipt.logs) {
     const parsed = suite.router.interface.parseLog(log);
     if (parsed?.name === "RowRejected") rejected.set(Number(parsed.args.index), Number(parsed.args.reason));
@@ -140,14 +154,52 @@ export async function settle(
       rowsRoot = parsed.args.rowsRoot as string;
       escrowed = parsed.args.escrowed as bigint;
       releaseAt = parsed.args.releaseAt as bigint;
+      callsFrom = parsed.args.callsFrom as bigint;
     }
   }
-  return { batchId, receipt, rejected, tree: buildRowsTree(charges, new Set(rejected.keys())), rowsRoot, escrowed, releaseAt };
+  const tree = buildRowsTree(charges, new Set(rejected.keys()));
+  return { batchId, receipt, rejected, tree, rowsRoot, escrowed, releaseAt, callsFrom, charges };
 }
 
 export function receiptsRootOf(batchId: string): string {
-  // Any non-zero value: the receipts tree is the relayer's (see relayer/batcher); the contract stores it as given.
-  return `0x${"ab".repeat(31)}${batchId.slice(-2)}`;
+  // Any non-zero value unique to the batch (a receipts root settles once): the receipts tree is the relayer's.
+  return keccak256(AbiCoder.defaultAbiCoder().encode(["string", "bytes32"], ["receipts", batchId]));
+}
+
+/** A settled row named in a dispute. */
+export interface RowRef {
+  batchId: string;
+  index: number;
+  charge: Charge;
+  proof: string[];
+}
+
+/** The rows `[batch, index]` as a dispute names them: with their proofs, ordered by (batchId, index). */
+export function rowRefs(rows: Array<[Settlement, number]>): RowRef[] {
+  return rows
+    .map(([batch, index]) => ({ batchId: batch.batchId, index, charge: batch.charges[index]!, proof: batch.tree.proof(index) }))
+    .sort((a, b) => {
+      const x = BigInt(a.batchId);
+      const y = BigInt(b.batchId);
+      return x === y ? a.index - b.index : x < y ? -1 : 1;
+    });
+}
+
+/** keccak256(abi.encode(payer, provider, model, callsFrom)): the key of an interval's dispute state. */
+export function intervalKey(payer: string, provider: number | bigint, model: number | bigint, callsFrom: bigint): string {
+  return keccak256(AbiCoder.defaultAbiCoder().encode(["address", "uint32", "uint32", "uint256"], [payer, provider, model, callsFrom]));
+}
+
+/** The id the next dispute of that interval gets. */
+export async function nextDisputeId(
+  suite: Pick<Suite, "router">,
+  payer: string,
+  provider: number | bigint,
+  model: number | bigint,
+  callsFrom: bigint,
+): Promise<string> {
+  const { disputes } = await suite.router.intervalInfo(payer, provider, model, callsFrom);
+  return keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "uint256"], [intervalKey(payer, provider, model, callsFrom), disputes]));
 }
 
 /** token balance of the router == deposits + escrow + credits + bonds (and the contract's own totals agree). */
