@@ -1,59 +1,72 @@
 /**
- * Dispute states as lines for people: what happened, what is pending, until when, and the next command.
+ * Dispute states as lines for people: the interval, what is billed and held, what the oracle did, until when each
+ * party may act, the outcome, and the next command.
  */
 import { formatTokenAmount, type TokenUnit } from "../config/amount.js";
-import type { DisputeStatus } from "./dispute-client.js";
+import { nextAction, type DisputeStatus } from "./dispute-client.js";
 import { isoTime } from "./reverts.js";
 
-export function describeDispute(status: DisputeStatus, unit: TokenUnit, providerName?: string): string[] {
-  const { batchId, index } = status.target;
+export interface DisputeNames {
+  readonly provider?: string | undefined;
+  readonly model?: string | undefined;
+}
+
+export function describeDispute(status: DisputeStatus, unit: TokenUnit, names: DisputeNames = {}): string[] {
   const fmt = (n: bigint) => formatTokenAmount(n, unit);
-  const follow = `agentgpt dispute status --batch ${batchId} --row ${index}`;
-  if (status.state === "none") return [`Row ${index} of batch ${batchId} is not disputed.`];
+  const id = status.disputeId;
+  const follow = `agentgpt dispute status --id ${id}`;
+  if (status.state === "none") return [`Dispute ${id} does not exist on this router.`];
   const lines = [
-    `Dispute of row ${index} of batch ${batchId}: ${status.state.toUpperCase()}`,
+    `Dispute ${id}: ${status.state.toUpperCase()}`,
     `  payer      ${status.payer}`,
-    `  provider   ${providerName ?? `#${status.provider}`}`,
-    `  disputed   ${fmt(status.amount)} (bond ${fmt(status.bond)})`,
+    `  usage      ${names.provider ?? `provider #${status.provider}`}/${names.model ?? `model #${status.model}`}, calls started in [${isoTime(status.callsFrom)}, ${isoTime(status.callsTo)})`,
+    `  billed     ${status.billedTokens} tokens over ${status.rows} settled row${status.rows === 1 ? "" : "s"}` +
+      (status.priorRefundedTokens > 0n ? ` (${status.priorRefundedTokens} already refunded by earlier disputes)` : ""),
+    `  held       ${status.heldTokens} tokens, ${fmt(status.heldAmount)} (the most this dispute can refund); bond ${fmt(status.bond)}`,
     `  opened     ${isoTime(status.openedAt)}`,
+    `  deadlines  oracle until ${isoTime(status.arbiterDeadline)}; governance until ${isoTime(status.governanceDeadline)}; then the charge stands`,
   ];
   for (const event of status.history) {
-    if (event.kind === "requested") lines.push(`  oracle     request ${event.requestId.slice(0, 10)}… (attempt ${event.attempt}) in block ${event.block}`);
+    if (event.kind === "requested") lines.push(`  oracle     request ${event.requestId.slice(0, 10)}… (attempt ${event.attempt}, by ${event.requester}) in block ${event.block}`);
     if (event.kind === "verified") {
-      lines.push(
-        `  oracle     provider reports ${event.reportedTokens} tokens against ${event.billedTokens} billed: refund ${fmt(event.refund)}`,
-      );
+      lines.push(`  oracle     provider reports ${event.reportedTokens} tokens against ${event.billedTokens} billed: ${event.overbilledTokens} tokens overbilled`);
     }
     if (event.kind === "failed") lines.push(`  oracle     request ${event.requestId.slice(0, 10)}… failed: ${event.reason}${event.message === "" ? "" : ` (${event.message})`}`);
   }
-  if (status.state === "resolved") {
+  if (status.state === "resolved" || status.state === "expired") {
     const r = status.resolution;
+    if (status.state === "expired") lines.push("  outcome    nobody judged it in time: the charge stands, the bond went back to the payer");
+    else lines.push(`  outcome    ${status.overbilledTokens} tokens overbilled: refund ${fmt(status.refund)} to the payer, the rest of the held amount to the provider`);
     if (r !== undefined) {
       lines.push(
-        `  outcome    refund ${fmt(r.refund)} to the payer, ${fmt(r.toProvider)} to the provider; bond ${r.bondReturned ? "returned to the payer" : "paid to the provider"}`,
-        `  resolved   by ${r.resolver} in ${r.txHash} (block ${r.block})`,
+        `  paid       refund ${fmt(r.refund)}, ${fmt(r.toProvider)} to the provider; bond ${r.bondReturned ? "returned to the payer" : "paid to the provider"}`,
+        `  closed     by ${r.resolver} in ${r.txHash} (block ${r.block})`,
       );
     }
     return lines;
   }
   const v = status.verification;
-  if (status.now < status.arbiterDeadline) {
-    lines.push(`  deadline   the oracle may resolve until ${isoTime(status.arbiterDeadline)}`);
-    if (v !== undefined) {
-      if (v.pending !== null) {
-        lines.push(`  waiting    for the oracle's answer to ${v.pending.slice(0, 10)}… (attempt ${v.attempts} of ${v.maxAttempts}; retry allowed from ${isoTime(v.retryAt)})`);
-      } else if (v.attempts < v.maxAttempts) {
-        lines.push(`  next       ask the oracle${v.attempts === 0 ? "" : " again"}: agentgpt dispute verify --batch ${batchId} --row ${index}`);
-      } else {
-        lines.push(`  next       the oracle was asked ${v.attempts} times (its limit): governance resolves after ${isoTime(status.arbiterDeadline)}`);
-      }
-    } else {
-      lines.push("  next       no oracle: governance resolves (resolveDispute)");
-    }
-  } else if (status.now < status.governanceDeadline) {
-    lines.push(`  deadline   the oracle's time is over; governance may resolve until ${isoTime(status.governanceDeadline)}`);
-  } else {
-    lines.push(`  next       nobody resolved it in time: anyone may refund it in full (AutoPayLLM.refundExpiredDispute)`);
+  switch (nextAction(status)) {
+    case "request":
+      lines.push(`  next       ask the oracle${v !== undefined && v.attempts > 0 ? " again" : ""} (anyone may): agentgpt dispute verify --id ${id}`);
+      break;
+    case "wait-oracle":
+      lines.push(`  waiting    for the oracle's answer to ${v!.pending!.slice(0, 10)}… (attempt ${v!.attempts} of ${v!.maxAttempts}; retry allowed from ${isoTime(v!.retryAt)})`);
+      break;
+    case "wait-governance":
+      lines.push(
+        v === undefined
+          ? "  next       no oracle: governance resolves (agentgpt dispute resolve-call prints the call)"
+          : status.now < status.arbiterDeadline
+            ? `  next       the oracle was asked ${v.attempts} times (its limit): governance resolves (agentgpt dispute resolve-call)`
+            : "  next       the oracle's time is over: governance resolves (agentgpt dispute resolve-call)",
+      );
+      break;
+    case "settle-expired":
+      lines.push(`  next       its governance deadline passed: anyone closes it (the charge stands): agentgpt dispute settle-expired --id ${id}`);
+      break;
+    case "none":
+      break;
   }
   lines.push(`  follow     ${follow}`);
   return lines;

@@ -1,23 +1,29 @@
 /**
- * The payer's side of a dispute, for any payer: find the batch file (archive, else IPFS by CID), prove the row
- * against the rows root on-chain, check the window, the bond and what covers it, send `AutoPayLLM.dispute`, ask the
- * `UsageOracle` to verify, and follow the dispute until it is resolved. Every check happens before anything is sent;
- * each send is simulated first so a revert is explained instead of paid for.
+ * A dispute over one interval, for any party: the payer opens it naming EVERY settled row of (payer, provider,
+ * model, usage bucket) with its proof (`AutoPayLLM.dispute(rows)`, rows sorted by (uint256(batchId), index));
+ * anyone starts or retries the oracle's verification (`UsageOracle.requestVerification(disputeId)`); anyone closes a
+ * dispute nobody judged by its governance deadline (`settleExpiredDispute`); governance gets the calls to resolve.
+ * Every check happens before anything is sent; each send is simulated first so a revert is explained instead of
+ * paid for.
  */
-import { MaxUint256, getAddress, isError, type JsonRpcApiProvider, type Signer, type TransactionReceipt } from "ethers";
+import { MaxUint256, getAddress, isError, type JsonRpcApiProvider, type Log, type Signer, type TransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 
 import { formatTokenAmount, type TokenUnit } from "../config/amount.js";
 import type { SettlementStore } from "../settler/settlement-store.js";
 import { ARBITER_ROLE } from "../chain/roles.js";
-import { loadBatchFile, type BatchFileSources, type LoadedBatchFile } from "./batch-source.js";
+import type { BatchFileSources } from "./batch-source.js";
 import { BlockClock } from "./block-clock.js";
 import type { DisputeChain } from "./dispute-chain.js";
 import { DisputeError } from "./errors.js";
+import { disputeIdOf, isDisputeId, type IntervalKey } from "./interval.js";
+import { batchRows, intervalRowsOf, scanSettledBatches, type IntervalRow } from "./interval-rows.js";
 import { DEFAULT_LOG_CHUNK_BLOCKS, getLogsChunked } from "./logs.js";
 import { explainRevert, failureReasonName } from "./reverts.js";
-import { proveRow, type ProvenRow } from "./row-proof.js";
 import { isBatchId, readSettledBatch, type SettledBatch } from "./settled-batch.js";
+
+/** The most rows one dispute may name (AutoPayLLM.MAX_DISPUTE_ROWS). */
+export const MAX_DISPUTE_ROWS = 1024;
 
 export interface DisputeTarget {
   readonly batchId: string;
@@ -46,23 +52,40 @@ export interface BondCover {
   readonly covered: boolean;
 }
 
-export interface PreparedDispute {
-  readonly target: DisputeTarget;
-  readonly batch: SettledBatch;
-  readonly batchFile: LoadedBatchFile;
-  readonly proven: ProvenRow;
-  readonly payer: string;
-  /** unix seconds: when the window closes (huge while the L2 sequencer is down) */
-  readonly closesAt: bigint;
+/** Every settled row of an interval, as a dispute opened now would name them. */
+export interface IntervalRows {
+  readonly key: IntervalKey;
+  /** callsFrom + the router's usage bucket */
+  readonly callsTo: number;
+  readonly rows: readonly IntervalRow[];
+  readonly billedTokens: bigint;
+  /** of the rows a dispute opened now would hold */
+  readonly heldTokens: bigint;
+  readonly heldAmount: bigint;
+  /** the interval's dispute state on-chain */
+  readonly openDispute: string | null;
+  readonly refundedTokens: bigint;
+  readonly disputes: number;
+  /** the id the next dispute of this interval gets */
+  readonly nextDisputeId: string;
   /** the chain's latest block time */
   readonly now: number;
+}
+
+export interface PreparedDispute {
+  readonly interval: IntervalRows;
+  readonly payer: string;
   readonly bond: BondCover;
 }
 
 export interface OpenedDispute {
+  readonly disputeId: string;
   readonly txHash: string;
   readonly block: number;
   readonly bond: bigint;
+  readonly heldRows: number;
+  /** the request the router's verifier sent when the dispute opened (null: none was sent) */
+  readonly requestId: string | null;
   /** the approval sent first, when the bond needed one */
   readonly approveTx?: string | undefined;
 }
@@ -73,7 +96,7 @@ export interface RequestedVerification {
   readonly attempt: number;
 }
 
-export type DisputeState = "none" | "open" | "resolved";
+export type DisputeState = "none" | "open" | "resolved" | "expired";
 
 export type OracleEvent =
   | { readonly kind: "requested"; readonly requestId: string; readonly attempt: number; readonly requester: string; readonly block: number; readonly txHash: string }
@@ -82,33 +105,55 @@ export type OracleEvent =
       readonly requestId: string;
       readonly billedTokens: bigint;
       readonly reportedTokens: bigint;
-      readonly refund: bigint;
+      readonly overbilledTokens: bigint;
       readonly block: number;
       readonly txHash: string;
     }
   | { readonly kind: "failed"; readonly requestId: string; readonly reason: string; readonly message: string; readonly block: number; readonly txHash: string };
 
+export interface VerificationState {
+  readonly attempts: number;
+  readonly pending: string | null;
+  readonly sentAt: number;
+  /** a pending request may be replaced from then */
+  readonly retryAt: number;
+  readonly maxAttempts: number;
+}
+
 export interface DisputeStatus {
-  readonly target: DisputeTarget;
+  readonly disputeId: string;
   readonly state: DisputeState;
   readonly payer: string;
   readonly provider: number;
-  readonly amount: bigint;
-  readonly bond: bigint;
+  readonly model: number;
+  readonly callsFrom: number;
+  readonly callsTo: number;
   readonly openedAt: number;
   /** until then the oracle may resolve */
   readonly arbiterDeadline: number;
-  /** until then governance may resolve; after it anyone may `refundExpiredDispute` */
+  /** until then governance may resolve; from then anyone may `settleExpiredDispute` (the charge stands) */
   readonly governanceDeadline: number;
+  readonly rows: number;
+  readonly billedTokens: bigint;
+  readonly heldTokens: bigint;
+  readonly heldAmount: bigint;
+  readonly bond: bigint;
+  readonly priorRefundedTokens: bigint;
+  readonly overbilledTokens: bigint;
+  readonly refund: bigint;
   readonly now: number;
-  readonly verification?: { readonly attempts: number; readonly pending: string | null; readonly sentAt: number; readonly retryAt: number; readonly maxAttempts: number } | undefined;
+  /** undefined without an oracle serving the router */
+  readonly verification?: VerificationState | undefined;
   readonly history: readonly OracleEvent[];
   readonly resolution?:
     | { readonly refund: bigint; readonly toProvider: bigint; readonly bondReturned: boolean; readonly resolver: string; readonly txHash: string; readonly block: number }
     | undefined;
 }
 
-const STATES: Record<number, DisputeState> = { 0: "none", 1: "open", 2: "resolved" };
+/** What a keeper should do for an open dispute now (see `nextAction`). */
+export type KeeperAction = "request" | "wait-oracle" | "settle-expired" | "wait-governance" | "none";
+
+const STATES: Record<number, DisputeState> = { 0: "none", 1: "open", 2: "resolved", 3: "expired" };
 
 export class DisputeClient {
   readonly clock: BlockClock;
@@ -132,65 +177,94 @@ export class DisputeClient {
     return readSettledBatch(this.chain, batchId.toLowerCase(), this.clock, record?.outcome, record?.txHash, record?.block);
   }
 
+  /** The interval of a settled row: its payer, provider, model and its batch's committed bucket. */
+  async intervalOfRow(target: DisputeTarget): Promise<IntervalKey> {
+    checkTarget(target);
+    const batch = await this.settledBatch(target.batchId);
+    const rows = await batchRows(this.chain, this.options.sources, batch);
+    if (rows.charges === null) throw new DisputeError("BATCH_FILE_MISSING", rows.problem ?? `the rows of batch ${batch.batchId} are unknown`);
+    const charge = rows.charges[target.index];
+    if (charge === undefined) throw new DisputeError("NO_ROW", `--row ${target.index}: batch ${batch.batchId} has rows 0 to ${rows.charges.length - 1}`);
+    const reason = batch.rejected.get(target.index);
+    if (reason !== undefined) {
+      throw new DisputeError("ROW_REJECTED", `--row ${target.index}: the contract rejected this row (${reason}) and charged nothing for it: there is nothing to dispute`);
+    }
+    return { payer: getAddress(charge.user), provider: charge.provider, model: charge.model, callsFrom: batch.callsFrom };
+  }
+
   /**
-   * Everything a dispute needs, checked: the batch is escrowed and its window open, the file matches the chain, the
-   * row was charged and is not disputed yet, the payer is `payer` (when given), and how the bond is covered.
+   * Every settled row of `key` (whatever batch, released ones included), proven, sorted as `dispute` wants, with
+   * what a dispute opened now would hold and the interval's state on-chain.
+   *
+   * @throws DisputeError when a batch of that bucket has rows this client cannot read (no calldata, no file).
+   */
+  async intervalRows(key: IntervalKey): Promise<IntervalRows> {
+    const [bucket, info, now] = await Promise.all([this.chain.router.usageBucket(), this.chain.router.intervalInfo(key.payer, key.provider, key.model, key.callsFrom), this.now()]);
+    if (key.callsFrom % Number(bucket) !== 0) {
+      throw new DisputeError(
+        "INVALID_INPUT",
+        `--calls-from ${key.callsFrom}: not the start of a usage bucket (the router's buckets are ${bucket} s; try ${key.callsFrom - (key.callsFrom % Number(bucket))})`,
+      );
+    }
+    const batches = await scanSettledBatches(this.chain, this.clock, key.callsFrom, new Set([key.callsFrom]), { logChunkBlocks: this.chunk });
+    const withRows = [];
+    for (const batch of batches) withRows.push(await batchRows(this.chain, this.options.sources, batch));
+    const rows = await intervalRowsOf(this.chain, withRows, key, now);
+    const held = rows.filter((r) => r.holdable);
+    const openDispute = /^0x0+$/.test(info.openDispute) ? null : info.openDispute.toLowerCase();
+    return {
+      key,
+      callsTo: key.callsFrom + Number(bucket),
+      rows,
+      billedTokens: sum(rows.map((r) => r.charge.tokens)),
+      heldTokens: sum(held.map((r) => r.charge.tokens)),
+      heldAmount: sum(held.map((r) => r.charge.amount)),
+      openDispute,
+      refundedTokens: info.refundedTokens,
+      disputes: Number(info.disputes),
+      nextDisputeId: disputeIdOf(key, info.disputes),
+      now,
+    };
+  }
+
+  /**
+   * Everything a dispute of `key` needs, checked: no dispute of the interval is open, at least one row can be held,
+   * the rows fit one dispute, the signer is the payer (when given), and how the bond is covered.
    *
    * @throws DisputeError naming what is wrong and the fix.
    */
-  async prepare(target: DisputeTarget, payer?: string): Promise<PreparedDispute> {
-    checkTarget(target);
-    const batch = await this.settledBatch(target.batchId);
-    if (batch.state === "released") {
-      throw new DisputeError("BATCH_RELEASED", `batch ${batch.batchId} was released to its providers after its window: too late to dispute`);
+  async prepare(key: IntervalKey, signerAddress?: string): Promise<PreparedDispute> {
+    const payer = getAddress(key.payer);
+    if (signerAddress !== undefined && getAddress(signerAddress) !== payer) {
+      throw new DisputeError("NOT_PAYER", `only the payer ${payer} may dispute its usage; the signer is ${getAddress(signerAddress)}: sign with the payer's key`);
     }
-    const batchFile = await loadBatchFile(this.options.sources, {
-      batchId: batch.batchId,
-      dataCid: batch.dataCid,
-      chainId: this.chain.chainId,
-      router: this.chain.routerAddress,
-    });
-    const proven = proveRow(batchFile.file, batch, target.index);
-    const rowPayer = getAddress(proven.charge.user);
-    if (payer !== undefined && getAddress(payer) !== rowPayer) {
-      throw new DisputeError("NOT_PAYER", `only the row's payer ${rowPayer} may dispute row ${target.index}; the signer is ${getAddress(payer)}: sign with the payer's key`);
-    }
-    const existing = await this.chain.router.disputeInfo(batch.batchId, target.index);
-    if (Number(existing.status) !== 0) {
+    const interval = await this.intervalRows({ ...key, payer });
+    if (interval.openDispute !== null) {
       throw new DisputeError(
         "ALREADY_DISPUTED",
-        `row ${target.index} of batch ${batch.batchId} was already disputed (${STATES[Number(existing.status)]}): ` +
-          `follow it with \`agentgpt dispute status --batch ${batch.batchId} --row ${target.index}\``,
+        `this interval already has an open dispute ${interval.openDispute}: follow it with \`agentgpt dispute status --id ${interval.openDispute}\``,
       );
     }
-    const [closesAt, now] = await Promise.all([this.chain.router.disputeClosesAt(batch.batchId), this.now()]);
-    if (BigInt(now) >= closesAt) {
-      throw new DisputeError(
-        "WINDOW_CLOSED",
-        `the dispute window of batch ${batch.batchId} closed at ${new Date(Number(closesAt) * 1000).toISOString()}: it can no longer be disputed`,
-      );
+    if (interval.rows.length === 0) {
+      throw new DisputeError("NO_ROW", `nothing was settled for ${payer} on provider #${key.provider}, model #${key.model} in the bucket from ${isoSeconds(key.callsFrom)}`);
     }
-    const bond = await this.bondCover(rowPayer, proven.charge.amount);
-    return { target, batch, batchFile, proven, payer: rowPayer, closesAt, now, bond };
+    if (interval.rows.length > MAX_DISPUTE_ROWS) {
+      throw new DisputeError("INVALID_INPUT", `the interval has ${interval.rows.length} settled rows; one dispute names at most ${MAX_DISPUTE_ROWS}`);
+    }
+    if (interval.heldAmount === 0n) {
+      const reasons = interval.rows.map((r) =>
+        r.heldBy !== null ? `row ${r.index} of ${r.batchId} was held by dispute ${r.heldBy}` : r.batchState === "released" ? `batch ${r.batchId} was released` : `the window of batch ${r.batchId} closed`,
+      );
+      throw new DisputeError("WINDOW_CLOSED", `no row of this interval can be held any more (${[...new Set(reasons)].join("; ")}): it can no longer be disputed`);
+    }
+    const bond = await this.bondCover(payer, interval.heldAmount);
+    return { interval, payer, bond };
   }
 
-  /** The row's charge and proof, checked against the chain, whatever its dispute state (for a verification retry). */
-  async prove(target: DisputeTarget): Promise<ProvenRow> {
-    checkTarget(target);
-    const batch = await this.settledBatch(target.batchId);
-    const batchFile = await loadBatchFile(this.options.sources, {
-      batchId: batch.batchId,
-      dataCid: batch.dataCid,
-      chainId: this.chain.chainId,
-      router: this.chain.routerAddress,
-    });
-    return proveRow(batchFile.file, batch, target.index);
-  }
-
-  /** The bond of a row charging `amount` and what the payer has to cover it. */
-  async bondCover(payer: string, amount: bigint): Promise<BondCover> {
+  /** The bond of a dispute holding `heldAmount` and what the payer has to cover it. */
+  async bondCover(payer: string, heldAmount: bigint): Promise<BondCover> {
     const [bond, deposit, allowance, wallet] = await Promise.all([
-      this.chain.router.disputeBondFor(amount),
+      this.chain.router.disputeBondFor(heldAmount),
       this.chain.router.balanceOf(payer),
       this.chain.token.contract.getFunction("allowance")(payer, this.chain.routerAddress) as Promise<bigint>,
       this.chain.token.contract.getFunction("balanceOf")(payer) as Promise<bigint>,
@@ -206,67 +280,104 @@ export class DisputeClient {
   async open(prepared: PreparedDispute, signer: Signer, options: { approveBond?: boolean; reason?: string } = {}): Promise<OpenedDispute> {
     const from = getAddress(await signer.getAddress());
     if (from !== prepared.payer) {
-      throw new DisputeError("NOT_PAYER", `only the row's payer ${prepared.payer} may dispute it; the signer is ${from}: sign with the payer's key`);
+      throw new DisputeError("NOT_PAYER", `only the payer ${prepared.payer} may dispute its usage; the signer is ${from}: sign with the payer's key`);
     }
     const unit = this.chain.token.unit;
-    const cover = await this.bondCover(from, prepared.proven.charge.amount);
+    const cover = await this.bondCover(from, prepared.interval.heldAmount);
     let approveTx: string | undefined;
     if (!cover.covered) {
-      if (cover.wallet < cover.shortfall || options.approveBond !== true) {
-        throw new DisputeError("BOND_NOT_COVERED", bondMessage(cover, unit));
-      }
+      if (cover.wallet < cover.shortfall || options.approveBond !== true) throw new DisputeError("BOND_NOT_COVERED", bondMessage(cover, unit));
       const token = this.chain.token.contract.connect(signer);
       const nonce = await this.nonceOf(from);
-      const receipt = await this.send(() => token.getFunction("approve")(this.chain.routerAddress, cover.shortfall, { nonce }));
-      approveTx = receipt.hash;
+      approveTx = (await this.send(() => token.getFunction("approve")(this.chain.routerAddress, cover.shortfall, { nonce }))).hash;
     }
-    const { batchId, index } = prepared.target;
+    const refs = prepared.interval.rows.map((r) => ({ batchId: r.batchId, index: r.index, charge: r.charge, proof: r.proof }));
     const router = this.chain.router.connect(signer);
     try {
-      await router.dispute.staticCall(batchId, index, prepared.proven.charge, prepared.proven.proof);
+      await router.dispute.staticCall(refs);
     } catch (error) {
       throw explainRevert(error, unit);
     }
     const nonce = await this.nonceOf(from);
-    const receipt = await this.send(() => router.dispute(batchId, index, prepared.proven.charge, prepared.proven.proof, { nonce }));
+    const receipt = await this.send(() => router.dispute(refs, { nonce }));
+    let disputeId: string | null = null;
     let bond = cover.bond;
+    let heldRows = 0;
+    let requestId: string | null = null;
     for (const log of receipt.logs) {
       const parsed = this.parseRouterLog(log);
-      if (parsed?.name === "DisputeOpened") bond = parsed.args.getValue("bond") as bigint;
+      if (parsed?.name === "DisputeOpened") {
+        disputeId = (parsed.args.getValue("disputeId") as string).toLowerCase();
+        bond = parsed.args.getValue("bond") as bigint;
+      }
+      if (parsed?.name === "DisputeRowHeld") heldRows += 1;
+      const oracleLog = this.parseOracleLog(log);
+      if (oracleLog?.name === "VerificationRequested") requestId = oracleLog.args.getValue("requestId") as string;
     }
+    if (disputeId === null) throw new DisputeError("REVERTED", `the dispute ${receipt.hash} emitted no DisputeOpened event`);
     this.options.logger?.info(
-      { batchId, index, payer: from, amount: prepared.proven.charge.amount.toString(), bond: bond.toString(), tx: receipt.hash, reason: options.reason },
+      { disputeId, payer: from, rows: refs.length, heldRows, held: prepared.interval.heldAmount.toString(), bond: bond.toString(), tx: receipt.hash, requestId, reason: options.reason },
       "dispute opened",
     );
-    return { txHash: receipt.hash, block: receipt.blockNumber, bond, approveTx };
+    return { disputeId, txHash: receipt.hash, block: receipt.blockNumber, bond, heldRows, requestId, approveTx };
   }
 
   /**
-   * Asks the UsageOracle to verify the disputed row (as its payer, or as a REQUESTER_ROLE account). Refused with a
-   * reason when there is no oracle, it is not the router's arbiter, or it cannot take a request now.
+   * Asks the UsageOracle to verify an open dispute (anyone may: starts it, or retries after a failed or lost
+   * answer). Refused with a reason when there is no oracle, it is not the router's arbiter, or it cannot take a
+   * request now.
    */
-  async requestVerification(target: DisputeTarget, proven: Pick<ProvenRow, "charge" | "proof">, signer: Signer): Promise<RequestedVerification> {
+  async requestVerification(disputeId: string, signer: Signer): Promise<RequestedVerification> {
+    checkDisputeId(disputeId);
     const oracle = await this.arbiterOracle();
-    const { batchId, index } = target;
     const connected = oracle.connect(signer);
     try {
-      await connected.requestVerification.staticCall(batchId, index, proven.charge, proven.proof);
+      await connected.requestVerification.staticCall(disputeId);
     } catch (error) {
       throw explainRevert(error, this.chain.token.unit);
     }
     const nonce = await this.nonceOf(await signer.getAddress());
-    const receipt = await this.send(() => connected.requestVerification(batchId, index, proven.charge, proven.proof, { nonce }));
+    const receipt = await this.send(() => connected.requestVerification(disputeId, { nonce }));
     for (const log of receipt.logs) {
-      if (getAddress(log.address) !== this.chain.oracleAddress) continue;
-      const parsed = oracle.interface.parseLog({ topics: [...log.topics], data: log.data });
+      const parsed = this.parseOracleLog(log);
       if (parsed?.name === "VerificationRequested") {
         const requestId = parsed.args.getValue("requestId") as string;
         const attempt = Number(parsed.args.getValue("attempt"));
-        this.options.logger?.info({ batchId, index, requestId, attempt, tx: receipt.hash }, "oracle verification requested");
+        this.options.logger?.info({ disputeId, requestId, attempt, tx: receipt.hash }, "oracle verification requested");
         return { txHash: receipt.hash, requestId, attempt };
       }
     }
     throw new DisputeError("REVERTED", `the verification request ${receipt.hash} emitted no VerificationRequested event`);
+  }
+
+  /** Closes a dispute nobody judged by its governance deadline (anyone may): the charge stands, the bond goes back. */
+  async settleExpired(disputeId: string, signer: Signer): Promise<{ txHash: string; block: number }> {
+    checkDisputeId(disputeId);
+    const router = this.chain.router.connect(signer);
+    try {
+      await router.settleExpiredDispute.staticCall(disputeId);
+    } catch (error) {
+      throw explainRevert(error, this.chain.token.unit);
+    }
+    const nonce = await this.nonceOf(await signer.getAddress());
+    const receipt = await this.send(() => router.settleExpiredDispute(disputeId, { nonce }));
+    this.options.logger?.info({ disputeId, tx: receipt.hash }, "expired dispute settled: the charge stands, the bond went back to the payer");
+    return { txHash: receipt.hash, block: receipt.blockNumber };
+  }
+
+  /** The calldata governance sends (through its proposal) to resolve a dispute with `overbilledTokens`. */
+  resolveCall(disputeId: string, overbilledTokens: bigint): { to: string; data: string; signature: string } {
+    checkDisputeId(disputeId);
+    return {
+      to: this.chain.routerAddress,
+      data: this.chain.router.interface.encodeFunctionData("resolveDispute", [disputeId, overbilledTokens]),
+      signature: "resolveDispute(bytes32,uint128)",
+    };
+  }
+
+  /** The refund a resolution with `overbilledTokens` gives, as the router computes it (floor). */
+  static refundFor(heldAmount: bigint, heldTokens: bigint, overbilledTokens: bigint): bigint {
+    return heldTokens === 0n ? 0n : (heldAmount * overbilledTokens) / heldTokens;
   }
 
   /** The oracle, checked to be the router's arbiter (else its answer could not resolve anything). */
@@ -275,79 +386,55 @@ export class DisputeClient {
     if (oracle === undefined || this.chain.oracleAddress === undefined) {
       throw new DisputeError(
         "NO_ORACLE",
-        "this deployment has no UsageOracle (or none was given with --oracle): governance resolves the dispute (resolveDispute), " +
-          "and if it does not in time anyone may refund it with refundExpiredDispute",
+        "this deployment has no UsageOracle (or none was given with --oracle): governance resolves the dispute (resolveDispute) " +
+          "until its governance deadline; after it anyone may settle it as expired and the charge stands",
       );
     }
     if (!(await this.chain.router.hasRole(ARBITER_ROLE, this.chain.oracleAddress))) {
-      throw new DisputeError(
-        "NO_ORACLE",
-        `the UsageOracle ${this.chain.oracleAddress} is not the router's arbiter (no ARBITER_ROLE): governance resolves the dispute`,
-      );
+      throw new DisputeError("NO_ORACLE", `the UsageOracle ${this.chain.oracleAddress} is not the router's arbiter (no ARBITER_ROLE): governance resolves the dispute`);
     }
     return oracle;
   }
 
-  /** Where the dispute of a row stands: deadlines, the oracle's requests and answers, the resolution. */
-  async status(target: DisputeTarget): Promise<DisputeStatus> {
-    checkTarget(target);
-    const batchId = target.batchId.toLowerCase();
-    const [info, arbiterTimeout, governanceTimeout, now] = await Promise.all([
-      this.chain.router.disputeInfo(batchId, target.index),
-      this.chain.router.arbiterTimeout(),
-      this.chain.router.governanceTimeout(),
-      this.now(),
-    ]);
+  /** Where a dispute stands: its totals, deadlines, the oracle's requests and answers, the outcome. */
+  async status(disputeId: string): Promise<DisputeStatus> {
+    checkDisputeId(disputeId);
+    const id = disputeId.toLowerCase();
+    const [info, now] = await Promise.all([this.chain.router.disputeInfo(id), this.now()]);
     const state = STATES[Number(info.status)] ?? "none";
-    const openedAt = Number(info.openedAt);
     const base = {
-      target: { batchId, index: target.index },
+      disputeId: id,
       state,
       payer: info.payer,
       provider: Number(info.provider),
-      amount: info.amount,
+      model: Number(info.model),
+      callsFrom: Number(info.callsFrom),
+      callsTo: Number(info.callsTo),
+      openedAt: Number(info.openedAt),
+      arbiterDeadline: Number(info.arbiterDeadline),
+      governanceDeadline: Number(info.governanceDeadline),
+      rows: Number(info.rows),
+      billedTokens: info.billedTokens,
+      heldTokens: info.heldTokens,
+      heldAmount: info.heldAmount,
       bond: info.bond,
-      openedAt,
-      arbiterDeadline: openedAt + Number(arbiterTimeout),
-      governanceDeadline: openedAt + Number(arbiterTimeout) + Number(governanceTimeout),
+      priorRefundedTokens: info.priorRefundedTokens,
+      overbilledTokens: info.overbilledTokens,
+      refund: info.refund,
       now,
     };
     if (state === "none") return { ...base, history: [] };
-
     const head = await this.chain.provider.getBlockNumber();
-    const opened = await this.clock.blocksBetween(openedAt, openedAt + 1, head);
-    const fromBlock = opened?.fromBlock ?? head;
+    const fromBlock = await this.clock.firstBlockAtOrAfter(base.openedAt, 0, head);
     const history: OracleEvent[] = [];
-    let verification: DisputeStatus["verification"];
+    let verification: VerificationState | undefined;
     const oracle = this.chain.oracle;
     if (oracle !== undefined && this.chain.oracleAddress !== undefined) {
-      const [v, requestTimeout, maxAttempts] = await Promise.all([
-        oracle.verificationOf(batchId, target.index),
-        oracle.requestTimeout(),
-        oracle.maxAttempts(),
-      ]);
-      const pending = /^0x0+$/.test(v.requestId) ? null : v.requestId;
-      verification = {
-        attempts: Number(v.attempts),
-        pending,
-        sentAt: Number(v.sentAt),
-        retryAt: Number(v.sentAt) + Number(requestTimeout),
-        maxAttempts: Number(maxAttempts),
-      };
-      const events = [
-        oracle.interface.getEvent("VerificationRequested").topicHash,
-        oracle.interface.getEvent("UsageVerified").topicHash,
-        oracle.interface.getEvent("VerificationFailed").topicHash,
-      ];
-      const logs = await getLogsChunked(
-        this.chain.provider,
-        { address: this.chain.oracleAddress, topics: [events, batchId, indexTopic(target.index)] },
-        fromBlock,
-        head,
-        this.chunk,
-      );
+      verification = await this.verificationState(id);
+      const events = ["VerificationRequested", "UsageVerified", "VerificationFailed"].map((name) => oracle.interface.getEvent(name as "UsageVerified").topicHash);
+      const logs = await getLogsChunked(this.chain.provider, { address: this.chain.oracleAddress, topics: [events, id] }, fromBlock, head, this.chunk);
       for (const log of logs) {
-        const parsed = oracle.interface.parseLog({ topics: [...log.topics], data: log.data });
+        const parsed = this.parseOracleLog(log);
         if (parsed === null) continue;
         const at = { block: log.blockNumber, txHash: log.transactionHash, requestId: parsed.args.getValue("requestId") as string };
         if (parsed.name === "VerificationRequested") {
@@ -358,24 +445,17 @@ export class DisputeClient {
             ...at,
             billedTokens: parsed.args.getValue("billedTokens") as bigint,
             reportedTokens: parsed.args.getValue("reportedTokens") as bigint,
-            refund: parsed.args.getValue("refund") as bigint,
+            overbilledTokens: parsed.args.getValue("overbilledTokens") as bigint,
           });
         } else if (parsed.name === "VerificationFailed") {
-          const err = parsed.args.getValue("err") as string;
-          history.push({ kind: "failed", ...at, reason: failureReasonName(parsed.args.getValue("reason") as bigint), message: utf8(err) });
+          history.push({ kind: "failed", ...at, reason: failureReasonName(parsed.args.getValue("reason") as bigint), message: utf8(parsed.args.getValue("err") as string) });
         }
       }
     }
     let resolution: DisputeStatus["resolution"];
-    if (state === "resolved") {
+    if (state === "resolved" || state === "expired") {
       const topic = this.chain.router.interface.getEvent("DisputeResolved").topicHash;
-      const logs = await getLogsChunked(
-        this.chain.provider,
-        { address: this.chain.routerAddress, topics: [topic, batchId, indexTopic(target.index)] },
-        fromBlock,
-        head,
-        this.chunk,
-      );
+      const logs = await getLogsChunked(this.chain.provider, { address: this.chain.routerAddress, topics: [topic, id] }, fromBlock, head, this.chunk);
       const log = logs.at(-1);
       const parsed = log === undefined ? null : this.parseRouterLog(log);
       if (log !== undefined && parsed !== null) {
@@ -392,18 +472,55 @@ export class DisputeClient {
     return { ...base, verification, history, resolution };
   }
 
-  /** Polls until the dispute is resolved or `timeoutMs` passes; returns the latest status either way. */
-  async waitForResolution(target: DisputeTarget, options: { timeoutMs: number; signal?: AbortSignal }): Promise<DisputeStatus> {
+  /** The oracle's verification state of a dispute (undefined without an oracle). */
+  async verificationState(disputeId: string): Promise<VerificationState | undefined> {
+    const oracle = this.chain.oracle;
+    if (oracle === undefined) return undefined;
+    const [v, requestTimeout, maxAttempts] = await Promise.all([oracle.verificationOf(disputeId), oracle.requestTimeout(), oracle.maxAttempts()]);
+    return {
+      attempts: Number(v.attempts),
+      pending: /^0x0+$/.test(v.requestId) ? null : v.requestId,
+      sentAt: Number(v.sentAt),
+      retryAt: Number(v.sentAt) + Number(requestTimeout),
+      maxAttempts: Number(maxAttempts),
+    };
+  }
+
+  /** Polls until the dispute is closed (resolved or expired) or `timeoutMs` passes; returns the latest status. */
+  async waitForResolution(disputeId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<DisputeStatus> {
+    checkDisputeId(disputeId);
     const deadline = Date.now() + options.timeoutMs;
     for (;;) {
-      const info = await this.chain.router.disputeInfo(target.batchId, target.index);
-      if (Number(info.status) === 2 || Date.now() >= deadline || options.signal?.aborted === true) return this.status(target);
+      const info = await this.chain.router.disputeInfo(disputeId);
+      if (Number(info.status) >= 2 || Date.now() >= deadline || options.signal?.aborted === true) return this.status(disputeId);
       await new Promise((resolve) => setTimeout(resolve, Math.min(this.pollMs, Math.max(deadline - Date.now(), 0))));
     }
   }
 
+  /**
+   * The disputes open on the router now: DisputeOpened logs from the first block at or after `sinceTime`, less those
+   * closed since (read from `disputeInfo`, the truth).
+   */
+  async openDisputes(sinceTime: number): Promise<string[]> {
+    const head = await this.chain.provider.getBlockNumber();
+    const fromBlock = await this.clock.firstBlockAtOrAfter(sinceTime, 0, head);
+    if (fromBlock > head) return [];
+    const topic = this.chain.router.interface.getEvent("DisputeOpened").topicHash;
+    const logs = await getLogsChunked(this.chain.provider, { address: this.chain.routerAddress, topics: [topic] }, fromBlock, head, this.chunk);
+    const ids = [...new Set(logs.map((log) => log.topics[1]!.toLowerCase()))];
+    const open: string[] = [];
+    for (const id of ids) if (Number((await this.chain.router.disputeInfo(id)).status) === 1) open.push(id);
+    return open;
+  }
+
   /** The latest block's timestamp (the chain's clock, not this machine's). */
   async now(): Promise<number> {
+    const provider = this.chain.provider as Partial<JsonRpcApiProvider>;
+    if (typeof provider.send === "function") {
+      // Straight from the node: ethers may answer from a cache older than the transaction just mined.
+      const block = (await provider.send("eth_getBlockByNumber", ["latest", false])) as { timestamp: string } | null;
+      if (block !== null) return Number(BigInt(block.timestamp));
+    }
     const block = await this.chain.provider.getBlock("latest");
     return block?.timestamp ?? Math.floor(Date.now() / 1000);
   }
@@ -418,10 +535,19 @@ export class DisputeClient {
     return Number(BigInt((await provider.send("eth_getTransactionCount", [address, "pending"])) as string));
   }
 
-  private parseRouterLog(log: { address: string; topics: readonly string[]; data: string }) {
+  private parseRouterLog(log: Pick<Log, "address" | "topics" | "data">) {
     if (getAddress(log.address) !== this.chain.routerAddress) return null;
     try {
       return this.chain.router.interface.parseLog({ topics: [...log.topics], data: log.data });
+    } catch {
+      return null;
+    }
+  }
+
+  private parseOracleLog(log: Pick<Log, "address" | "topics" | "data">) {
+    if (this.chain.oracle === undefined || this.chain.oracleAddress === undefined || getAddress(log.address) !== this.chain.oracleAddress) return null;
+    try {
+      return this.chain.oracle.interface.parseLog({ topics: [...log.topics], data: log.data });
     } catch {
       return null;
     }
@@ -443,6 +569,18 @@ export class DisputeClient {
     if (receipt === null) throw new DisputeError("REVERTED", "the transaction was dropped before it was mined: run the command again");
     return receipt;
   }
+}
+
+/** What a keeper does for an open dispute now: ask the oracle, close it as expired, or wait. */
+export function nextAction(status: Pick<DisputeStatus, "state" | "now" | "arbiterDeadline" | "governanceDeadline" | "verification">): KeeperAction {
+  if (status.state !== "open") return "none";
+  if (status.now >= status.governanceDeadline) return "settle-expired";
+  if (status.now >= status.arbiterDeadline) return "wait-governance";
+  const v = status.verification;
+  if (v === undefined) return "wait-governance";
+  if (v.pending !== null && status.now < v.retryAt) return "wait-oracle";
+  if (v.attempts >= v.maxAttempts) return "wait-governance";
+  return "request";
 }
 
 export function bondMessage(cover: BondCover, unit: TokenUnit): string {
@@ -471,8 +609,16 @@ function checkTarget(target: DisputeTarget): void {
   }
 }
 
-function indexTopic(index: number): string {
-  return `0x${index.toString(16).padStart(64, "0")}`;
+function checkDisputeId(disputeId: string): void {
+  if (!isDisputeId(disputeId)) throw new DisputeError("INVALID_INPUT", `--id "${disputeId}": a dispute id is 0x and 64 hex digits (printed when it opened)`);
+}
+
+function sum(values: readonly bigint[]): bigint {
+  return values.reduce((a, b) => a + b, 0n);
+}
+
+function isoSeconds(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
 }
 
 function utf8(hex: string): string {

@@ -20,6 +20,9 @@ export type DisputeErrorCode =
   | "BOND_NOT_COVERED"
   | "NO_ORACLE"
   | "VERIFICATION_REFUSED"
+  | "DISPUTE_CLOSED"
+  | "NOT_EXPIRED"
+  | "NOT_RESOLVER"
   | "REVERTED";
 
 export class DisputeError extends Error {

@@ -4,6 +4,8 @@ export * from "./describe.js";
 export * from "./dispute-chain.js";
 export * from "./dispute-client.js";
 export * from "./errors.js";
+export * from "./interval.js";
+export * from "./interval-rows.js";
 export * from "./ipfs.js";
 export * from "./logs.js";
 export * from "./reverts.js";

@@ -26,7 +26,10 @@ export function revertOf(error: unknown): { name: string; args: readonly unknown
   return { name: error.revert.name, args: [...error.revert.args] };
 }
 
-/** Turns a revert of `dispute`, `requestVerification` or `approve` into a DisputeError (else returns the error). */
+/**
+ * Turns a revert of `dispute`, `settleExpiredDispute`, `resolveDispute`, `requestVerification` or `approve` into a
+ * DisputeError (else returns the error).
+ */
 export function explainRevert(error: unknown, unit: TokenUnit): unknown {
   const revert = revertOf(error);
   if (revert === null) {
@@ -38,16 +41,37 @@ export function explainRevert(error: unknown, unit: TokenUnit): unknown {
   const [a, b, c] = revert.args;
   const fail = (code: DisputeErrorCode, message: string) => new DisputeError(code, message, { cause: error });
   switch (revert.name) {
-    case "AutoPayLLMWindowClosed":
-      return fail("WINDOW_CLOSED", `the dispute window of batch ${String(a)} closed at ${isoTime(b as bigint)}: it can no longer be disputed`);
     case "AutoPayLLMBatchNotEscrowed":
-      return fail("BATCH_RELEASED", `batch ${String(a)} is not in escrow any more (released): too late to dispute`);
+      return fail("BATCH_RELEASED", `batch ${String(a)} is not in escrow any more (released): too late to hold its rows`);
     case "AutoPayLLMNotRowPayer":
-      return fail("NOT_PAYER", `only the row's payer ${String(b)} may dispute it; the signer is ${String(a)}: sign with the payer's key`);
-    case "AutoPayLLMAlreadyDisputed":
-      return fail("ALREADY_DISPUTED", `row ${String(b)} of batch ${String(a)} was already disputed: see \`agentgpt dispute status\``);
+      return fail("NOT_PAYER", `only the payer ${String(b)} may dispute its usage; the signer is ${String(a)}: sign with the payer's key`);
     case "AutoPayLLMInvalidProof":
-      return fail("BATCH_FILE_MISMATCH", `the chain refused the row's Merkle proof: the batch file does not match batch ${String(a)}`);
+      return fail("BATCH_FILE_MISMATCH", `the chain refused the Merkle proof of row ${String(b)} of batch ${String(a)}: the rows read do not match the batch`);
+    case "AutoPayLLMUnknownBatch":
+      return fail("UNKNOWN_BATCH", `batch ${String(a)} is not settled on this router: check the network and the router address`);
+    case "AutoPayLLMNoDisputeRows":
+      return fail("NO_ROW", "a dispute names at least one settled row");
+    case "AutoPayLLMTooManyDisputeRows":
+      return fail("INVALID_INPUT", `the interval has ${String(a)} settled rows; one dispute names at most ${String(b)}`);
+    case "AutoPayLLMRowsNotOrdered":
+      return fail("INVALID_INPUT", `row ${String(a)} of the dispute is out of order (rows must be sorted by batch id as a number, then index): nothing was sent`);
+    case "AutoPayLLMRowOutsideInterval":
+      return fail("INVALID_INPUT", `row ${String(a)} of the dispute is not of the same payer, provider, model and usage bucket as the first: nothing was sent`);
+    case "AutoPayLLMNothingToHold":
+      return fail("WINDOW_CLOSED", "no named row can be held (every batch released, its window closed, or its rows held by an earlier dispute): it can no longer be disputed");
+    case "AutoPayLLMIntervalDisputeOpen":
+      return fail("ALREADY_DISPUTED", `this interval already has an open dispute ${String(a)}: follow it with \`agentgpt dispute status --id ${String(a)}\``);
+    case "AutoPayLLMDisputeNotOpen":
+      return fail("DISPUTE_CLOSED", `dispute ${String(a)} is not open (never opened, or resolved or expired already): see \`agentgpt dispute status --id ${String(a)}\``);
+    case "AutoPayLLMDisputeNotExpired":
+      return fail("NOT_EXPIRED", `dispute ${String(a)} may be settled as expired only from ${isoTime(b as bigint)} (its governance deadline)`);
+    case "AutoPayLLMNotResolver":
+      return fail(
+        "NOT_RESOLVER",
+        `${String(a)} may not resolve this dispute: the oracle (ARBITER_ROLE) until ${isoTime(b as bigint)}, governance (DEFAULT_ADMIN_ROLE, through its proposal) until ${isoTime(c as bigint)}`,
+      );
+    case "AutoPayLLMOverbilledTooLarge":
+      return fail("INVALID_INPUT", `overbilled tokens ${String(a)} exceed the ${String(b)} tokens the dispute holds`);
     case "SafeERC20FailedOperation":
     case "ERC20InsufficientAllowance":
     case "ERC20InsufficientBalance":
@@ -65,20 +89,13 @@ export function explainRevert(error: unknown, unit: TokenUnit): unknown {
           "until then governance resolves the dispute",
       );
     case "UsageOracleDisputeNotOpen":
-      return fail("VERIFICATION_REFUSED", `row ${String(b)} of batch ${String(a)} has no open dispute to verify`);
-    case "UsageOracleNotRequester":
-      return fail("VERIFICATION_REFUSED", `only the row's payer ${String(b)} or a REQUESTER_ROLE account may request verification; the signer is ${String(a)}`);
+      return fail("VERIFICATION_REFUSED", `dispute ${String(a)} is not open: nothing to verify`);
     case "UsageOracleDeadlinePassed":
-      return fail("VERIFICATION_REFUSED", `the oracle's deadline for this dispute passed at ${isoTime(c as bigint)}: governance resolves it now`);
+      return fail("VERIFICATION_REFUSED", `the oracle's deadline for dispute ${String(a)} passed at ${isoTime(b as bigint)}: governance resolves it now`);
     case "UsageOracleRequestPending":
-      return fail(
-        "VERIFICATION_REFUSED",
-        `a verification request (${String(c)}) is still in flight; a retry is allowed from ${isoTime(revert.args[3] as bigint)}`,
-      );
+      return fail("VERIFICATION_REFUSED", `a verification request (${String(b)}) is still in flight; a retry is allowed from ${isoTime(c as bigint)}`);
     case "UsageOracleTooManyAttempts":
-      return fail("VERIFICATION_REFUSED", `the oracle was asked ${String(c)} times for this dispute (the most it allows): governance resolves it`);
-    case "UsageOracleInvalidRow":
-      return fail("BATCH_FILE_MISMATCH", `the oracle refused the row (${String(a)}, ${String(b)}): its charge or proof does not match the dispute`);
+      return fail("VERIFICATION_REFUSED", `the oracle was asked ${String(b)} times for dispute ${String(a)} (the most it allows): governance resolves it`);
     case "AutoPayLLMInsufficientDeposit":
       return fail("BOND_NOT_COVERED", `the deposit of ${String(a)} holds ${formatTokenAmount(b as bigint, unit)}, short of ${formatTokenAmount(c as bigint, unit)}`);
     default:

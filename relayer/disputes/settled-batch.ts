@@ -23,6 +23,8 @@ export interface SettledBatch {
   readonly settledAt: number;
   /** end of the dispute window as settled (the sequencer feed may extend it: see `disputeClosesAt`) */
   readonly releaseAt: number;
+  /** unix seconds: start of the usage bucket in which every call of the batch started (committed on-chain) */
+  readonly callsFrom: number;
   readonly state: BatchState;
   readonly rowCount: number;
   readonly acceptedCount: number;
@@ -73,6 +75,7 @@ export async function readSettledBatch(
     batchId,
     settledAt,
     releaseAt: Number(info.releaseAt),
+    callsFrom: Number(info.callsFrom),
     state,
     rowCount: Number(info.rowCount),
     acceptedCount: Number(info.acceptedCount),
@@ -132,6 +135,7 @@ export function decodeSettlementLogs(
         receiptsRoot: parsed.args.getValue("receiptsRoot") as string,
         dataCid: parsed.args.getValue("dataCid") as string,
         escrowed: parsed.args.getValue("escrowed") as bigint,
+        callsFrom: Number(parsed.args.getValue("callsFrom") as bigint),
         block: log.blockNumber,
         txHash: log.transactionHash,
       };
@@ -142,14 +146,14 @@ export function decodeSettlementLogs(
 
 /**
  * The rows exactly as submitted, decoded from the settlement transaction's calldata; null when the transaction is
- * not a direct `settleBatch` call to the router (e.g. sent through a multisig), so the caller falls back to the
+ * not a direct `settleBatch`/`settleBatchAt` call to the router (e.g. sent through a multisig), so the caller falls back to the
  * batch file checked against the rows root.
  */
 export async function submittedCharges(chain: DisputeChain, batchId: string, txHash: string): Promise<Charge[] | null> {
   const tx = await chain.provider.getTransaction(txHash);
   if (tx === null || tx.to === null || getAddress(tx.to) !== chain.routerAddress) return null;
   const parsed = chain.router.interface.parseTransaction({ data: tx.data });
-  if (parsed === null || parsed.name !== "settleBatch") return null;
+  if (parsed === null || (parsed.name !== "settleBatch" && parsed.name !== "settleBatchAt")) return null;
   if ((parsed.args.getValue("batchId") as string).toLowerCase() !== batchId.toLowerCase()) return null;
   const charges = parsed.args.getValue("charges") as readonly { user: string; provider: bigint; model: bigint; tokens: bigint; amount: bigint }[];
   return charges.map((c) => ({

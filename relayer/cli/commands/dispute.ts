@@ -1,10 +1,15 @@
 /**
- * `agentgpt dispute ...`: a payer disputes one row of a settled batch and follows it. Logic lives in
+ * `agentgpt dispute ...`: a payer disputes its billed usage of one provider and model over one usage bucket (every
+ * settled row of that interval, whatever batch), and anyone follows, verifies or closes a dispute. Logic lives in
  * relayer/disputes; this file parses options, connects and prints.
  *
- *   agentgpt dispute --batch 0x… --row 3 [--reason "…"] [--approve-bond] [--no-wait] [--timeout 10m]
- *   agentgpt dispute status --batch 0x… --row 3
- *   agentgpt dispute verify --batch 0x… --row 3     # ask the oracle (again) after a failed or lost answer
+ *   agentgpt dispute --batch 0x… --row 3 [--approve-bond] [--no-wait] [--timeout 10m]   # the row's interval
+ *   agentgpt dispute --payer 0x… --provider openai --model gpt-4o --calls-from 2026-12-03T14:00Z
+ *   agentgpt dispute status --id 0x…  (or --batch 0x… --row 3: the dispute that held that row)
+ *   agentgpt dispute verify --id 0x…            # start or retry the oracle's verification (anyone may)
+ *   agentgpt dispute wait --id 0x… --timeout 10m  # exit 3 when still open at the timeout
+ *   agentgpt dispute settle-expired --id 0x…    # after the governance deadline (anyone may): the charge stands
+ *   agentgpt dispute resolve-call --id 0x… --reported 1200   # the call governance sends to resolve
  *
  * Where things come from: the chain from --rpc/--network (else the config's chain, else localhost); the router and
  * oracle from the deployment file (or --router/--oracle, or chains.<name>.router); the batch file from --archive
@@ -35,10 +40,12 @@ import {
   DisputeError,
   IpfsClient,
   describeDispute,
+  isDisputeId,
   isoTime,
   openDisputeChain,
   type DisputeChain,
   type DisputeTarget,
+  type IntervalKey,
 } from "../../disputes/index.js";
 import { createProducerRedis } from "../../queue/index.js";
 import { archiveDir } from "../../settler/runtime.js";
@@ -236,76 +243,150 @@ async function signerFor(session: Session, options: SignerOptions): Promise<Load
   return loadSigner(session.connection.provider, session.connection.network, { account, keystore: options.keystore, keyVariable: options.keyEnv });
 }
 
-async function providerName(chain: DisputeChain, id: number): Promise<string> {
-  try {
-    return (await chain.router.providerInfo(id)).name;
-  } catch {
-    return `#${id}`;
-  }
+/** The names of a dispute's provider and model (ids when the router does not answer). */
+async function namesOf(chain: DisputeChain, provider: number, model: number): Promise<{ provider: string; model: string }> {
+  const [p, m] = await Promise.all([
+    chain.router.providerInfo(provider).then((i) => i.name, () => `#${provider}`),
+    chain.router.modelInfo(model).then((i) => i.name, () => `#${model}`),
+  ]);
+  return { provider: p, model: m };
 }
 
-interface OpenOptions extends ChainOptions, SignerOptions {
-  batch: string;
-  row: string;
+interface IntervalOptions {
+  batch?: string;
+  row?: string;
+  payer?: string;
+  provider?: string;
+  model?: string;
+  callsFrom?: string;
+}
+
+/** The interval named by --batch/--row (its row's interval) or by --payer/--provider/--model/--calls-from. */
+async function intervalOf(session: Session, options: IntervalOptions): Promise<IntervalKey> {
+  const byRow = options.batch !== undefined || options.row !== undefined;
+  const byKey = [options.payer, options.provider, options.model, options.callsFrom].some((v) => v !== undefined);
+  if (byRow === byKey) {
+    throw new UserError("name the interval either by a settled row (--batch and --row) or by --payer, --provider, --model and --calls-from");
+  }
+  if (byRow) {
+    if (options.batch === undefined || options.row === undefined) throw new UserError("--batch and --row go together");
+    return session.client.intervalOfRow(parseTarget({ batch: options.batch, row: options.row }));
+  }
+  if (options.payer === undefined || options.provider === undefined || options.model === undefined || options.callsFrom === undefined) {
+    throw new UserError("--payer, --provider, --model and --calls-from go together");
+  }
+  const { router } = session.chain;
+  const provider = await idOf("--provider", options.provider, (name) => router.providerId(name), await router.providerCount());
+  const model = await idOf("--model", options.model, (name) => router.modelId(name), await router.modelCount());
+  return { payer: parseAddress("--payer", options.payer), provider, model, callsFrom: parseInstant(options.callsFrom) };
+}
+
+async function idOf(option: string, text: string, byName: (name: string) => Promise<bigint>, count: bigint): Promise<number> {
+  const value = text.trim();
+  const id = /^\d{1,10}$/.test(value) ? BigInt(value) : await byName(value);
+  if (id === 0n || id > count) throw new UserError(`${option} "${text}": not registered on this router (a name as registered, or an id from 1 to ${count})`);
+  return Number(id);
+}
+
+/** Unix seconds, or an ISO time with a zone. */
+export function parseInstant(text: string): number {
+  const value = text.trim();
+  if (/^\d{1,12}$/.test(value)) return Number(value);
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(value)) {
+    const ms = Date.parse(value);
+    if (!Number.isNaN(ms)) return Math.floor(ms / 1000);
+  }
+  throw new UserError(`--calls-from "${text}": unix seconds or an ISO time with a zone (e.g. 2026-12-03T14:00Z), the start of a usage bucket`);
+}
+
+function parseId(text: string | undefined): string {
+  if (text === undefined || !isDisputeId(text.trim())) throw new UserError(`--id "${text ?? ""}": a dispute id is 0x and 64 hex digits (printed when it opened)`);
+  return text.trim().toLowerCase();
+}
+
+/** --id, or the dispute that held row --row of batch --batch. */
+async function disputeIdFrom(session: Session, options: { id?: string; batch?: string; row?: string }): Promise<string> {
+  if (options.id !== undefined) return parseId(options.id);
+  if (options.batch === undefined || options.row === undefined) throw new UserError("name the dispute by --id, or by a row it held (--batch and --row)");
+  const target = parseTarget({ batch: options.batch, row: options.row });
+  const id = await session.chain.router.rowDispute(target.batchId, target.index);
+  if (/^0x0+$/.test(id)) throw new UserError(`row ${target.index} of batch ${target.batchId} was never held by a dispute`);
+  return id.toLowerCase();
+}
+
+interface OpenOptions extends ChainOptions, SignerOptions, IntervalOptions {
   reason?: string;
   approveBond?: boolean;
+  dryRun?: boolean;
   wait: boolean;
   timeout: string;
 }
 
 async function openCommand(options: OpenOptions): Promise<void> {
-  const target = parseTarget(options);
   const timeoutMs = parseTimeout(options.timeout);
   const session = await openSession(options);
   try {
     const { client, chain } = session;
     const unit = chain.token.unit;
     const fmt = (n: bigint) => formatTokenAmount(n, unit);
-    const signer = await signerFor(session, options);
-    print([`${session.connection.network.name} (chain ${chain.chainId}) via ${session.connection.rpcLabel}; payer ${signer.address} (${signer.source})`]);
-    const prepared = await client.prepare(target, signer.address);
-    const { batch, proven, bond } = prepared;
-    const left = Number(prepared.closesAt) - prepared.now;
+    const key = await intervalOf(session, options);
+    const signer = options.dryRun === true ? undefined : await signerFor(session, options);
+    print([`${session.connection.network.name} (chain ${chain.chainId}) via ${session.connection.rpcLabel}${signer === undefined ? "" : `; payer ${signer.address} (${signer.source})`}`]);
+    const prepared = await client.prepare(key, signer?.address);
+    const { interval, bond } = prepared;
+    const names = await namesOf(chain, key.provider, key.model);
     print([
-      `Batch ${batch.batchId}: settled ${isoTime(batch.settledAt)}${batch.block === null ? "" : ` in block ${batch.block}`}, ` +
-        `${batch.acceptedCount} of ${batch.rowCount} rows charged; file ${prepared.batchFile.location} (CID ${batch.dataCid} verified, rows root matches)`,
-      `Row ${target.index}: ${proven.row.providerName}/${proven.row.modelName}, ${proven.charge.tokens} tokens, ${fmt(proven.charge.amount)} ` +
-        `(${proven.row.receipts} receipt${proven.row.receipts === 1 ? "" : "s"})`,
-      `Window: open until ${isoTime(prepared.closesAt)}${left < 86_400 * 365 ? ` (${Math.floor(left / 60)} min left)` : ""}`,
+      `Interval: ${key.payer} on ${names.provider}/${names.model}, calls started in [${isoTime(key.callsFrom)}, ${isoTime(interval.callsTo)})`,
+      `Settled rows (every one is named; leaving one out could only lower the refund):`,
+      ...interval.rows.map(
+        (r) =>
+          `  batch ${r.batchId} row ${r.index}: ${r.charge.tokens} tokens, ${fmt(r.charge.amount)}; ` +
+          (r.holdable ? `held (window open until ${isoTime(r.closesAt!)})` : r.heldBy !== null ? `named only (held by dispute ${r.heldBy})` : r.batchState === "released" ? "named only (released)" : "named only (window closed)"),
+      ),
+      `Billed ${interval.billedTokens} tokens; held ${interval.heldTokens} tokens, ${fmt(interval.heldAmount)} (the most this dispute can refund)` +
+        (interval.refundedTokens > 0n ? `; ${interval.refundedTokens} tokens of this interval were refunded before` : ""),
       `Bond: ${fmt(bond.bond)} (deposit ${fmt(bond.deposit)}${bond.shortfall > 0n ? `; ${fmt(bond.shortfall)} pulled from the wallet by allowance` : ""}); ` +
-        "returned on any refund, paid to the provider if the dispute is rejected",
+        "returned when tokens are found overbilled or nobody judges in time, paid to the provider otherwise",
       ...(options.reason === undefined ? [] : [`Reason: ${options.reason} (kept in this output only: the contract records no reason)`]),
     ]);
-    if (left < 120) print([`Warning: the window closes in ${left} s; the transaction may land too late.`]);
+    if (signer === undefined) {
+      print([`Dry run: nothing sent. The dispute would get id ${interval.nextDisputeId}.`]);
+      return;
+    }
     const opened = await client.open(prepared, signer.signer, { approveBond: options.approveBond === true, reason: options.reason });
     print([
       ...(opened.approveTx === undefined ? [] : [`Approved the router for the bond's shortfall in ${opened.approveTx}.`]),
-      `Disputed in ${opened.txHash} (block ${opened.block}); bond ${fmt(opened.bond)} posted.`,
+      `Dispute ${opened.disputeId} opened in ${opened.txHash} (block ${opened.block}): ${interval.rows.length} rows named, ${opened.heldRows} held; bond ${fmt(opened.bond)} posted.`,
     ]);
-    try {
-      const requested = await client.requestVerification(target, proven, signer.signer);
-      print([`Oracle verification requested in ${requested.txHash} (request ${requested.requestId}, attempt ${requested.attempt}).`]);
-    } catch (error) {
-      if (!(error instanceof DisputeError)) throw error;
-      print([`Oracle not asked: ${error.message}`]);
+    if (opened.requestId !== null) {
+      print([`The router's verifier asked the oracle (request ${opened.requestId}).`]);
+    } else {
+      try {
+        const requested = await client.requestVerification(opened.disputeId, signer.signer);
+        print([`Oracle verification requested in ${requested.txHash} (request ${requested.requestId}, attempt ${requested.attempt}).`]);
+      } catch (error) {
+        if (!(error instanceof DisputeError)) throw error;
+        print([`Oracle not asked: ${error.message}`]);
+      }
     }
-    await follow(session, target, options.wait, timeoutMs);
+    await follow(session, opened.disputeId, options.wait, timeoutMs);
   } finally {
     await session.close();
   }
 }
 
-async function follow(session: Session, target: DisputeTarget, wait: boolean, timeoutMs: number): Promise<void> {
+/** Waits (when asked) and prints; exit code 3 when the dispute is still open at the timeout. */
+async function follow(session: Session, disputeId: string, wait: boolean, timeoutMs: number): Promise<void> {
   const { client, chain } = session;
-  const follow = `agentgpt dispute status --batch ${target.batchId} --row ${target.index}`;
+  const command = `agentgpt dispute status --id ${disputeId}`;
   if (!wait) {
-    print([`Follow it with: ${follow}`]);
+    print([`Follow it with: ${command}`]);
     return;
   }
-  print([`Waiting up to ${Math.round(timeoutMs / 1000)} s for the resolution...`]);
-  const status = await client.waitForResolution(target, { timeoutMs });
-  print(describeDispute(status, chain.token.unit, await providerName(chain, status.provider)));
-  if (status.state !== "resolved") print([`Not resolved yet. Follow it with: ${follow}`]);
+  print([`Waiting up to ${Math.round(timeoutMs / 1000)} s for the dispute to close...`]);
+  const status = await client.waitForResolution(disputeId, { timeoutMs });
+  print(describeDispute(status, chain.token.unit, await namesOf(chain, status.provider, status.model)));
+  if (status.state === "open") throw new UserError(`dispute ${disputeId} is still open after ${Math.round(timeoutMs / 1000)} s; follow it with: ${command}`, 3);
 }
 
 function parseTimeout(text: string): number {
@@ -316,55 +397,144 @@ function parseTimeout(text: string): number {
   }
 }
 
+function withIntervalOptions(command: Command): Command {
+  return command
+    .option("--batch <id>", "a settled batch (0x + 64 hex digits): with --row, the interval of that row")
+    .option("--row <n>", "row index in --batch")
+    .option("--payer <address>", "the payer (with --provider, --model, --calls-from)")
+    .option("--provider <name|id>", "provider as registered on the router")
+    .option("--model <name|id>", "model as registered on the router")
+    .option("--calls-from <time>", "start of the usage bucket: unix seconds or an ISO time with a zone");
+}
+
+function withWaitOptions(command: Command, wait: boolean): Command {
+  const out = wait ? command.option("--no-wait", "do not wait for the dispute to close") : command;
+  return out.option("--timeout <duration>", "how long to wait for the dispute to close (exit 3 when still open)", "10m");
+}
+
+type IdOptions = ChainOptions & { id?: string; batch?: string; row?: string };
+
 export function register(program: Command): void {
   const dispute = program
     .command("dispute")
-    .description("dispute a row of a settled batch as its payer (with a bond), have the UsageOracle verify it, and follow it");
+    .description("dispute a payer's billed usage of one provider and model over one usage bucket (every settled row of it), and follow, verify or close disputes");
 
-  withSignerOptions(withChainOptions(dispute.command("open", { isDefault: true })))
-    .description("dispute row --row of batch --batch (the default: `agentgpt dispute --batch … --row …`)")
-    .requiredOption("--batch <id>", "batch id (0x + 64 hex digits)")
-    .requiredOption("--row <n>", "row index in the batch")
+  withWaitOptions(withIntervalOptions(withSignerOptions(withChainOptions(dispute.command("open", { isDefault: true })))), true)
+    .description("open a dispute as the payer: the interval of --batch/--row, or --payer/--provider/--model/--calls-from (the default command)")
     .option("--reason <text>", "why (printed with the dispute; the contract stores no reason)")
     .option("--approve-bond", "approve the router for the part of the bond the deposit does not cover")
-    .option("--no-wait", "do not wait for the resolution")
-    .option("--timeout <duration>", "how long to wait for the resolution", "10m")
+    .option("--dry-run", "list the interval's rows, what would be held and the bond; send nothing (no key needed)")
     .action(run((options: OpenOptions) => openCommand(options)));
 
   withChainOptions(dispute.command("status"))
-    .description("where a dispute stands: oracle requests and answers, deadlines, outcome")
-    .requiredOption("--batch <id>", "batch id")
-    .requiredOption("--row <n>", "row index")
+    .description("where a dispute stands: billed, held, oracle requests and answers, deadlines, outcome")
+    .option("--id <disputeId>", "dispute id")
+    .option("--batch <id>", "or a batch with --row: the dispute that held that row")
+    .option("--row <n>", "row index")
     .action(
-      run(async (options: ChainOptions & { batch: string; row: string }) => {
-        const target = parseTarget(options);
+      run(async (options: IdOptions) => {
         const session = await openSession(options);
         try {
-          const status = await session.client.status(target);
-          print(describeDispute(status, session.chain.token.unit, await providerName(session.chain, status.provider)));
+          const status = await session.client.status(await disputeIdFrom(session, options));
+          print(describeDispute(status, session.chain.token.unit, await namesOf(session.chain, status.provider, status.model)));
         } finally {
           await session.close();
         }
       }),
     );
 
-  withSignerOptions(withChainOptions(dispute.command("verify")))
-    .description("ask the UsageOracle to verify an open dispute (again, after a failed or lost answer)")
-    .requiredOption("--batch <id>", "batch id")
-    .requiredOption("--row <n>", "row index")
-    .option("--no-wait", "do not wait for the resolution")
-    .option("--timeout <duration>", "how long to wait for the resolution", "10m")
+  withWaitOptions(withSignerOptions(withChainOptions(dispute.command("verify"))), true)
+    .description("start or retry the UsageOracle's verification of an open dispute (anyone may)")
+    .requiredOption("--id <disputeId>", "dispute id")
     .action(
-      run(async (options: ChainOptions & SignerOptions & { batch: string; row: string; wait: boolean; timeout: string }) => {
-        const target = parseTarget(options);
+      run(async (options: IdOptions & SignerOptions & { wait: boolean; timeout: string }) => {
         const timeoutMs = parseTimeout(options.timeout);
+        const id = parseId(options.id);
         const session = await openSession(options);
         try {
           const signer = await signerFor(session, options);
-          const proven = await session.client.prove(target);
-          const requested = await session.client.requestVerification(target, proven, signer.signer);
+          const requested = await session.client.requestVerification(id, signer.signer);
           print([`Oracle verification requested in ${requested.txHash} (request ${requested.requestId}, attempt ${requested.attempt}).`]);
-          await follow(session, target, options.wait, timeoutMs);
+          await follow(session, id, options.wait, timeoutMs);
+        } finally {
+          await session.close();
+        }
+      }),
+    );
+
+  withWaitOptions(withChainOptions(dispute.command("wait")), false)
+    .description("wait until a dispute closes; exit 3 when it is still open at --timeout")
+    .requiredOption("--id <disputeId>", "dispute id")
+    .action(
+      run(async (options: IdOptions & { timeout: string }) => {
+        const timeoutMs = parseTimeout(options.timeout);
+        const id = parseId(options.id);
+        const session = await openSession(options);
+        try {
+          await follow(session, id, true, timeoutMs);
+        } finally {
+          await session.close();
+        }
+      }),
+    );
+
+  withSignerOptions(withChainOptions(dispute.command("settle-expired")))
+    .description("close a dispute nobody judged by its governance deadline (anyone may): the charge stands, the bond goes back to the payer")
+    .requiredOption("--id <disputeId>", "dispute id")
+    .action(
+      run(async (options: IdOptions & SignerOptions) => {
+        const id = parseId(options.id);
+        const session = await openSession(options);
+        try {
+          const signer = await signerFor(session, options);
+          const settled = await session.client.settleExpired(id, signer.signer);
+          print([`Dispute ${id} settled as expired in ${settled.txHash} (block ${settled.block}).`]);
+          const status = await session.client.status(id);
+          print(describeDispute(status, session.chain.token.unit, await namesOf(session.chain, status.provider, status.model)));
+        } finally {
+          await session.close();
+        }
+      }),
+    );
+
+  withChainOptions(dispute.command("resolve-call"))
+    .description("print the call governance sends (through its proposal) to resolve a dispute, and what it pays out")
+    .requiredOption("--id <disputeId>", "dispute id")
+    .option("--reported <tokens>", "the provider's reported tokens for the interval: overbilled computed as the oracle does")
+    .option("--overbilled <tokens>", "or the overbilled tokens directly (at most the held tokens)")
+    .action(
+      run(async (options: IdOptions & { reported?: string; overbilled?: string }) => {
+        const id = parseId(options.id);
+        if ((options.reported === undefined) === (options.overbilled === undefined)) throw new UserError("give --reported <tokens> or --overbilled <tokens>");
+        const tokens = (text: string, option: string) => {
+          if (!/^\d{1,30}$/.test(text.trim())) throw new UserError(`${option} "${text}": a whole number of tokens`);
+          return BigInt(text.trim());
+        };
+        const session = await openSession(options);
+        try {
+          const { client, chain } = session;
+          const status = await client.status(id);
+          if (status.state !== "open") throw new UserError(`dispute ${id} is ${status.state}: there is nothing to resolve`);
+          let overbilled: bigint;
+          if (options.reported !== undefined) {
+            const oracle = chain.oracle;
+            if (oracle === undefined) throw new UserError("--reported needs the UsageOracle (its tolerance): give --oracle, or use --overbilled");
+            overbilled = await oracle.overbilledFor(id, tokens(options.reported, "--reported"));
+          } else {
+            overbilled = tokens(options.overbilled!, "--overbilled");
+            if (overbilled > status.heldTokens) throw new UserError(`--overbilled ${overbilled}: the dispute holds ${status.heldTokens} tokens, the most it can find overbilled`);
+          }
+          const call = client.resolveCall(id, overbilled);
+          const refund = DisputeClient.refundFor(status.heldAmount, status.heldTokens, overbilled);
+          const fmt = (n: bigint) => formatTokenAmount(n, chain.token.unit);
+          print([
+            `Governance (DEFAULT_ADMIN_ROLE: the timelock, through a proposal) may resolve until ${isoTime(status.governanceDeadline)}` +
+              (status.now < status.arbiterDeadline ? ` (the oracle may until ${isoTime(status.arbiterDeadline)})` : ""),
+            `  target     ${call.to} (AutoPayLLM)`,
+            `  function   ${call.signature} with (${id}, ${overbilled})`,
+            `  calldata   ${call.data}`,
+            `  pays       refund ${fmt(refund)} to the payer, ${fmt(status.heldAmount - refund)} to the provider; bond ${overbilled > 0n ? "back to the payer" : "to the provider"}`,
+          ]);
         } finally {
           await session.close();
         }
