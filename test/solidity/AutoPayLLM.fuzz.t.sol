@@ -29,7 +29,8 @@ contract AutoPayLLMFuzzTest is TestBase {
         IAutoPayLLM.Charge[] memory charges = new IAutoPayLLM.Charge[](1);
         charges[0] = charge;
         uint256 before = router.totalEscrow();
-        router.settleBatch(keccak256(abi.encode(nonce++)), charges, bytes32(uint256(1)), "cid");
+        bytes32 batchId = keccak256(abi.encode(nonce++));
+        router.settleBatch(batchId, charges, keccak256(abi.encode("receipts", batchId)), "cid");
         return router.totalEscrow() - before;
     }
 

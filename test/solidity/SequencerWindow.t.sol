@@ -31,7 +31,7 @@ contract SequencerWindowTest is TestBase {
             feed.updateRoundData(uint80(i + 1), down[i] ? int256(1) : int256(0), t, t);
         }
         uint256 expected = ReferenceSequencerWindow.closesAt(down, starts, grace, SETTLED_AT, releaseAt);
-        uint256 actual = SequencerWindow.closesAt(AggregatorV3Interface(address(feed)), grace, SETTLED_AT, releaseAt);
+        uint256 actual = SequencerWindow.closesAt(AggregatorV3Interface(address(feed)), grace, SETTLED_AT, releaseAt, 1);
         assertEq(actual, expected, "closesAt");
         assertTrue(actual >= releaseAt, "never before releaseAt");
     }
@@ -56,7 +56,7 @@ contract SequencerWindowTest is TestBase {
         }
         feed.updateRoundData(uint80(n), down[n - 1] ? int256(1) : int256(0), starts[n - 1], starts[n - 1]);
         uint256 expected = ReferenceSequencerWindow.closesAt(down, starts, grace, SETTLED_AT, releaseAt);
-        uint256 actual = SequencerWindow.closesAt(AggregatorV3Interface(address(feed)), grace, SETTLED_AT, releaseAt);
+        uint256 actual = SequencerWindow.closesAt(AggregatorV3Interface(address(feed)), grace, SETTLED_AT, releaseAt, 1);
         assertTrue(actual >= expected, "not earlier than the rule");
     }
 }
