@@ -70,6 +70,17 @@ contract MockFunctionsRouter {
         _deliver(client, requestId, response, err, request.callbackGasLimit);
     }
 
+    /// @notice Delivers a recorded request's answer, once, with `gas` instead of its callback gas limit (to measure
+    /// what a callback needs).
+    function fulfillWithGas(bytes32 requestId, bytes calldata response, bytes calldata err, uint32 gas) external {
+        Recorded storage request = _requests[requestId];
+        address client = request.client;
+        if (client == address(0)) revert MockFunctionsRouterUnknownRequest(requestId);
+        if (request.fulfilled) revert MockFunctionsRouterAlreadyFulfilled(requestId);
+        request.fulfilled = true;
+        _deliver(client, requestId, response, err, gas);
+    }
+
     /// @notice Delivers an answer for any request id to any client, as a faulty or replaying router would.
     function fulfillUnchecked(address client, bytes32 requestId, bytes calldata response, bytes calldata err)
         external

@@ -233,16 +233,16 @@ describe("UsageOracle: USD price feed", function () {
       await expect(s.oracle.setFunctionsConfig(1, ethers.ZeroHash, 300_000))
         .to.be.revertedWithCustomError(s.oracle, "UsageOracleInvalidFunctionsConfig")
         .withArgs(1, ethers.ZeroHash);
-      for (const gas of [99_999, 300_001]) {
+      for (const gas of [236_999, 300_001]) {
         await expect(s.oracle.setFunctionsConfig(1, DON_ID, gas))
           .to.be.revertedWithCustomError(s.oracle, "UsageOracleCallbackGasOutOfRange")
-          .withArgs(gas, 100_000, 300_000);
+          .withArgs(gas, 237_000, 300_000);
       }
-      await expect(s.oracle.setFunctionsConfig(SUBSCRIPTION_ID + 1n, DON_ID, 100_000))
+      await expect(s.oracle.setFunctionsConfig(SUBSCRIPTION_ID + 1n, DON_ID, 237_000))
         .to.emit(s.oracle, "FunctionsConfigSet")
-        .withArgs(SUBSCRIPTION_ID + 1n, DON_ID, 100_000);
+        .withArgs(SUBSCRIPTION_ID + 1n, DON_ID, 237_000);
       expect(await s.oracle.subscriptionId()).to.equal(SUBSCRIPTION_ID + 1n);
-      expect(await s.oracle.callbackGasLimit()).to.equal(100_000n);
+      expect(await s.oracle.callbackGasLimit()).to.equal(237_000n);
     });
 
     it("setSecretsReference: governance or SECRETS_ROLE", async function () {
@@ -282,29 +282,27 @@ describe("UsageOracle: USD price feed", function () {
 
     it("setVerificationParams: governance only; each value in range", async function () {
       const s = await loadFixture(oracleFixture);
-      await expect(s.oracle.connect(s.stranger).setVerificationParams(3600, 900, 3, 0)).to.be.revertedWithCustomError(
+      await expect(s.oracle.connect(s.stranger).setVerificationParams(900, 3, 0)).to.be.revertedWithCustomError(
         s.oracle,
         "AccessControlUnauthorizedAccount",
       );
       const DAY = 86_400;
-      const cases: [number, number, number, number, string, unknown[]][] = [
-        [59, 900, 3, 0, "UsageOracleLookbackOutOfRange", [59, 60, 7 * DAY]],
-        [7 * DAY + 1, 900, 3, 0, "UsageOracleLookbackOutOfRange", [7 * DAY + 1, 60, 7 * DAY]],
-        [3600, 299, 3, 0, "UsageOracleRequestTimeoutOutOfRange", [299, 300, DAY]],
-        [3600, DAY + 1, 3, 0, "UsageOracleRequestTimeoutOutOfRange", [DAY + 1, 300, DAY]],
-        [3600, 900, 0, 0, "UsageOracleMaxAttemptsOutOfRange", [0, 1, 10]],
-        [3600, 900, 11, 0, "UsageOracleMaxAttemptsOutOfRange", [11, 1, 10]],
-        [3600, 900, 3, 1001, "UsageOracleToleranceTooLarge", [1001, 1000]],
+      const cases: [number, number, number, string, unknown[]][] = [
+        [299, 3, 0, "UsageOracleRequestTimeoutOutOfRange", [299, 300, DAY]],
+        [DAY + 1, 3, 0, "UsageOracleRequestTimeoutOutOfRange", [DAY + 1, 300, DAY]],
+        [900, 0, 0, "UsageOracleMaxAttemptsOutOfRange", [0, 1, 10]],
+        [900, 11, 0, "UsageOracleMaxAttemptsOutOfRange", [11, 1, 10]],
+        [900, 3, 1001, "UsageOracleToleranceTooLarge", [1001, 1000]],
       ];
-      for (const [lookback, timeout, attempts, bps, error, args] of cases) {
-        await expect(s.oracle.setVerificationParams(lookback, timeout, attempts, bps))
+      for (const [timeout, attempts, bps, error, args] of cases) {
+        await expect(s.oracle.setVerificationParams(timeout, attempts, bps))
           .to.be.revertedWithCustomError(s.oracle, error)
           .withArgs(...args);
       }
-      await expect(s.oracle.setVerificationParams(7 * DAY, DAY, 10, 1000))
+      await expect(s.oracle.setVerificationParams(DAY, 10, 1000))
         .to.emit(s.oracle, "VerificationParamsSet")
-        .withArgs(7 * DAY, DAY, 10, 1000);
-      expect(await s.oracle.usageLookback()).to.equal(BigInt(7 * DAY));
+        .withArgs(DAY, 10, 1000);
+      expect(await s.oracle.requestTimeout()).to.equal(BigInt(DAY));
       expect(await s.oracle.toleranceBps()).to.equal(1000n);
     });
   });

@@ -15,8 +15,9 @@ import {
   SOURCE,
   SUBSCRIPTION_ID,
   type OracleSuite,
+  type SentRequest,
 } from "../helpers/oracle.js";
-import { AGPT, DisputeStatus, expectSolvent, GPT4_PRICE, MIXTRAL_PRICE, row, settle, type Settlement } from "../helpers/suite.js";
+import { AGPT, DisputeStatus, expectSolvent, GPT4_PRICE, row, settle, type Settlement } from "../helpers/suite.js";
 import { send, UsageServer } from "../oracle/usage-server.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -36,52 +37,61 @@ enum FailureReason {
 const server = new UsageServer("test-usage-key-0123456789");
 
 interface Disputed extends OracleSuite {
-  rows: Charge[];
+  /** payer A's gpt-4-turbo row on openai: 100,000 tokens, 12 AGPT */
+  charge: Charge;
   batch: Settlement;
-  settledAt: bigint;
+  /** the usage bucket [bucket, bucket + 1 h) the batch committed */
+  bucket: bigint;
+  disputeId: string;
+  /** the request the dispute sent itself */
+  sent: SentRequest;
+}
+
+/** The start of the usage bucket two hours before the chain's time: the calls of the fixture's batches. */
+async function pastBucket(): Promise<bigint> {
+  const now = BigInt(await time.latest());
+  return now - (now % HOUR) - 2n * HOUR;
 }
 
 /**
- * A settled batch: payer A 100,000 gpt-4-turbo tokens on openai (12 AGPT), payer B 50,000 (6 AGPT), payer A
- * 1,000,000 mixtral tokens on groq (8.5 AGPT). Bond 5 AGPT. Row 0 is disputed by payer A.
+ * One batch with payer A's 100,000 gpt-4-turbo tokens (12 AGPT), its calls in a bucket two hours back, disputed by
+ * payer A; the oracle is the router's verifier, so the dispute sent its request.
  */
 async function disputedFixture(): Promise<Disputed> {
   const s = await deployOracleSuite(ethers, server.url);
   await s.router.setDisputeBond(BOND);
-  const [a, b] = s.payers;
-  const rows = [
-    row(a!.address, s.openai, s.gpt4, 100_000n, GPT4_PRICE),
-    row(b!.address, s.openai, s.gpt4, 50_000n, GPT4_PRICE),
-    row(a!.address, s.groq, s.mixtral, 1_000_000n, MIXTRAL_PRICE),
-  ];
-  const batch = await settle(s, rows);
-  const settledAt = (await s.router.batchInfo(batch.batchId)).settledAt;
-  await openDispute(s, batch, rows, 0);
-  return { ...s, rows, batch, settledAt };
+  const bucket = await pastBucket();
+  const charge = row(s.payers[0]!.address, s.openai, s.gpt4, 100_000n, GPT4_PRICE);
+  const batch = await settle(s, [charge], { callsFrom: bucket });
+  const { disputeId, tx } = await openDispute(s, [[batch, 0]]);
+  return { ...s, charge, batch, bucket, disputeId, sent: await sentRequest(s, tx) };
 }
 
-/** Records provider-side usage for row `index`, inside the usage window, and asks for verification. */
-function usage(s: Disputed, index: number, tokens: bigint, at = s.settledAt - 60n) {
-  const r = s.rows[index]!;
-  server.add({
-    provider: r.provider === s.openai ? "openai" : "groq",
-    model: r.model === s.gpt4 ? "gpt-4-turbo" : "mixtral-8x22b",
-    payer: r.user,
-    at: Number(at),
-    tokens,
-  });
+/** Records provider-side usage of payer A (or `payer`) for gpt-4-turbo on openai at `at`. */
+function usage(s: OracleSuite, tokens: bigint, at: bigint, payer = s.payers[0]!.address) {
+  server.add({ provider: "openai", model: "gpt-4-turbo", payer, at: Number(at), tokens });
 }
 
-async function request(s: Disputed, index = 0, signer = s.reconciler) {
-  const tx = await s.oracle.connect(signer).requestVerification(s.batch.batchId, index, s.rows[index]!, s.batch.tree.proof(index));
-  return sentRequest(s, tx);
+async function request(s: Disputed, signer = s.keeper): Promise<SentRequest> {
+  return sentRequest(s, await s.oracle.connect(signer).requestVerification(s.disputeId));
 }
 
-/** The whole loop: request, Node run of the source against the usage server, delivery through the router. */
-async function verify(s: Disputed, index = 0) {
-  const sent = await request(s, index);
+/** The DON's loop for a sent request: run the source in Node against the usage server, deliver the answer. */
+async function answer(s: OracleSuite, sent: SentRequest) {
   const result = await runRequest(sent);
-  return { sent, result, tx: await deliver(s, sent, result) };
+  return { result, tx: await deliver(s, sent, result) };
+}
+
+/** Settles `charges` of payer A in `bucket` (a batch of its own). */
+function settleIn(s: OracleSuite, bucket: bigint, charges: Charge[]) {
+  return settle(s, charges, { callsFrom: bucket });
+}
+
+/** Opens a dispute naming `rows` and runs the request it sent to its answer. */
+async function disputeAndAnswer(s: OracleSuite, rows: Array<[Settlement, number]>) {
+  const { disputeId, tx } = await openDispute(s, rows);
+  const { tx: answered } = await answer(s, await sentRequest(s, tx));
+  return { disputeId, answered };
 }
 
 describe("UsageOracle: dispute verification through Chainlink Functions", function () {
@@ -98,353 +108,373 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
   });
 
   describe("requestVerification", function () {
-    it("sends the repository's source with the row's provider, model, payer and window, and the secrets reference", async function () {
+    it("P1: opening a dispute sends the request itself: the source, the dispute's provider, model, payer and interval, the secrets", async function () {
       const s = await loadFixture(disputedFixture);
-      const tx = s.oracle.connect(s.payers[0]!).requestVerification(s.batch.batchId, 0, s.rows[0]!, s.batch.tree.proof(0));
-      await expect(tx).to.emit(s.oracle, "VerificationRequested").and.to.emit(s.oracle, "RequestSent");
-      const sent = await sentRequest(s, await tx);
-      expect(sent.subscriptionId).to.equal(SUBSCRIPTION_ID);
-      expect(sent.donId).to.equal(DON_ID);
-      expect(sent.callbackGasLimit).to.equal(BigInt(CALLBACK_GAS));
-      const decoded = decodeRequest(sent.data);
+      expect(s.sent.subscriptionId).to.equal(SUBSCRIPTION_ID);
+      expect(s.sent.donId).to.equal(DON_ID);
+      expect(s.sent.callbackGasLimit).to.equal(BigInt(CALLBACK_GAS));
+      const decoded = decodeRequest(s.sent.data);
       expect(decoded.source).to.equal(SOURCE);
       expect(decoded.codeLocation).to.equal(0);
       expect(decoded.secretsLocation).to.equal(2); // DON-hosted
-      const lookback = await s.oracle.usageLookback();
       expect(decoded.args).to.deep.equal([
         server.url,
         "openai",
         "gpt-4-turbo",
-        s.rows[0]!.user.toLowerCase(),
-        (s.settledAt - lookback).toString(),
-        s.settledAt.toString(),
+        s.charge.user.toLowerCase(),
+        s.bucket.toString(),
+        (s.bucket + HOUR).toString(),
       ]);
-      expect(await s.oracle.requestArgs(s.batch.batchId, 0, s.rows[0]!)).to.deep.equal(decoded.args);
-      const v = await s.oracle.verificationOf(s.batch.batchId, 0);
-      expect(v.requestId).to.equal(sent.requestId);
-      expect(v.attempts).to.equal(1n);
-      const stored = await s.oracle.requestOf(sent.requestId);
-      expect(stored.batchId).to.equal(s.batch.batchId);
-      expect(stored.billedTokens).to.equal(s.rows[0]!.tokens);
+      expect(await s.oracle.requestArgs(s.disputeId)).to.deep.equal(decoded.args);
+      const v = await s.oracle.verificationOf(s.disputeId);
+      expect([v.requestId, v.attempts]).to.deep.equal([s.sent.requestId, 1n]);
+      expect((await s.oracle.requestOf(s.sent.requestId)).disputeId).to.equal(s.disputeId);
+      void SECRETS_VERSION;
     });
 
-    it("sends no secrets reference while its version is zero", async function () {
+    it("P1: anyone may start or retry a verification: the provider's payee, the relayer, a keeper (fails on the previous code: only the payer or REQUESTER_ROLE)", async function () {
       const s = await loadFixture(disputedFixture);
-      await s.oracle.setSecretsReference(0, 0);
-      const decoded = decodeRequest((await request(s)).data);
-      expect(decoded.secrets).to.equal(undefined);
-      expect(decoded.secretsLocation).to.equal(undefined);
-    });
-
-    it("lets the row's payer and REQUESTER_ROLE request; refuses anyone else", async function () {
-      const s = await loadFixture(disputedFixture);
-      for (const signer of [s.stranger, s.payers[1]!, s.relayer, s.arbiter]) {
-        await expect(s.oracle.connect(signer).requestVerification(s.batch.batchId, 0, s.rows[0]!, s.batch.tree.proof(0)))
-          .to.be.revertedWithCustomError(s.oracle, "UsageOracleNotRequester")
-          .withArgs(signer.address, s.rows[0]!.user);
+      server.override = (_query, res) => (send(res, 503, { error: "maintenance" }), true);
+      await expect((await answer(s, s.sent)).tx).to.emit(s.oracle, "VerificationFailed");
+      for (const signer of [s.payees[0]!, s.relayer]) {
+        const sent = await request(s, signer);
+        await expect((await answer(s, sent)).tx).to.emit(s.oracle, "VerificationFailed");
       }
-      await request(s, 0, s.payers[0]!);
+      expect((await s.oracle.verificationOf(s.disputeId)).attempts).to.equal(3n);
+      server.override = undefined;
+      usage(s, 100_000n, s.bucket);
+      await s.oracle.setVerificationParams(900, 4, 0);
+      await expect((await answer(s, await request(s, s.stranger))).tx).to.emit(s.router, "DisputeResolved");
+    });
+    it("opens the dispute even when the verification cannot start, and it can be started later", async function () {
+      const s = await deployOracleSuite(ethers, server.url);
+      const bare = await ethers.deployContract("UsageOracle", [s.routerAddress, await s.functionsRouter.getAddress(), s.admin.address]);
+      await s.router.grantRole(await s.router.ARBITER_ROLE(), await bare.getAddress());
+      await s.router.setVerifier(await bare.getAddress()); // not configured: its request reverts
+      const batch = await settleIn(s, await pastBucket(), [row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE)]);
+      const { disputeId, tx } = await openDispute(s, [[batch, 0]]);
+      await expect(tx).to.emit(s.router, "DisputeOpened").and.not.to.emit(bare, "VerificationRequested");
+      await expect(bare.requestVerification(disputeId)).to.be.revertedWithCustomError(bare, "UsageOracleNotConfigured");
+      await bare.setSource(SOURCE);
+      await expect(bare.requestVerification(disputeId)).to.be.revertedWithCustomError(bare, "UsageOracleNotConfigured");
+      await bare.setUsageApi(server.url);
+      await expect(bare.requestVerification(disputeId)).to.be.revertedWithCustomError(bare, "UsageOracleNotConfigured");
+      await bare.setFunctionsConfig(SUBSCRIPTION_ID, DON_ID, CALLBACK_GAS);
+      await expect(bare.connect(s.payees[0]!).requestVerification(disputeId)).to.emit(bare, "VerificationRequested");
     });
 
-    it("refuses a row that is not disputed or no longer open", async function () {
+    it("refuses a dispute that is unknown or no longer open", async function () {
       const s = await loadFixture(disputedFixture);
-      await expect(s.oracle.connect(s.reconciler).requestVerification(s.batch.batchId, 1, s.rows[1]!, s.batch.tree.proof(1)))
+      await expect(s.oracle.requestVerification(ethers.id("nope")))
         .to.be.revertedWithCustomError(s.oracle, "UsageOracleDisputeNotOpen")
-        .withArgs(s.batch.batchId, 1n);
-      await s.router.connect(s.admin).resolveDispute(s.batch.batchId, 0, 0n);
+        .withArgs(ethers.id("nope"));
+      await s.router.connect(s.admin).resolveDispute(s.disputeId, 0n);
       await expect(request(s)).to.be.revertedWithCustomError(s.oracle, "UsageOracleDisputeNotOpen");
     });
 
-    it("refuses a charge or proof that is not the disputed row", async function () {
+    it("refuses once the dispute's arbiter deadline has passed", async function () {
       const s = await loadFixture(disputedFixture);
-      const r = s.rows[0]!;
-      const ask = (charge: Charge, proof: string[]) =>
-        s.oracle.connect(s.reconciler).requestVerification(s.batch.batchId, 0, charge, proof);
-      const forged: [Charge, string[]][] = [
-        [{ ...r, tokens: r.tokens * 2n }, s.batch.tree.proof(0)], // more billed tokens: a bigger refund
-        [{ ...r, model: s.mixtral }, s.batch.tree.proof(0)],
-        [{ ...r, amount: r.amount - 1n }, s.batch.tree.proof(0)],
-        [{ ...r, provider: s.groq }, s.batch.tree.proof(0)],
-        [{ ...r, user: s.payers[1]!.address }, s.batch.tree.proof(0)],
-        [s.rows[2]!, s.batch.tree.proof(2)], // the same payer's other row
-        [r, []],
-      ];
-      for (const [charge, proof] of forged) {
-        await expect(ask(charge, proof))
-          .to.be.revertedWithCustomError(s.oracle, "UsageOracleInvalidRow")
-          .withArgs(s.batch.batchId, 0n);
-      }
-    });
-
-    it("refuses once the router's arbiter deadline has passed", async function () {
-      const s = await loadFixture(disputedFixture);
-      const deadline = (await s.router.disputeInfo(s.batch.batchId, 0)).openedAt + (await s.router.arbiterTimeout());
+      const deadline = (await s.router.disputeInfo(s.disputeId)).arbiterDeadline;
       await time.increaseTo(deadline);
-      await expect(request(s))
-        .to.be.revertedWithCustomError(s.oracle, "UsageOracleDeadlinePassed")
-        .withArgs(s.batch.batchId, 0n, deadline);
+      await expect(request(s)).to.be.revertedWithCustomError(s.oracle, "UsageOracleDeadlinePassed").withArgs(s.disputeId, deadline);
     });
 
     it("keeps one request in flight; allows a retry after requestTimeout; refuses the lost request's late answer", async function () {
       const s = await loadFixture(disputedFixture);
-      usage(s, 0, 10_000n);
-      const first = await request(s);
-      const retryAt = (await s.oracle.verificationOf(s.batch.batchId, 0)).sentAt + (await s.oracle.requestTimeout());
+      usage(s, 100_000n, s.bucket);
+      const retryAt = (await s.oracle.verificationOf(s.disputeId)).sentAt + (await s.oracle.requestTimeout());
       await expect(request(s))
         .to.be.revertedWithCustomError(s.oracle, "UsageOracleRequestPending")
-        .withArgs(s.batch.batchId, 0n, first.requestId, retryAt);
+        .withArgs(s.disputeId, s.sent.requestId, retryAt);
       await time.increaseTo(retryAt);
       const second = await request(s);
-      expect((await s.oracle.verificationOf(s.batch.batchId, 0)).attempts).to.equal(2n);
-      const late = await runRequest(first);
-      await expect(deliver(s, first, late))
+      expect((await s.oracle.verificationOf(s.disputeId)).attempts).to.equal(2n);
+      await expect(deliver(s, s.sent, await runRequest(s.sent)))
         .to.be.revertedWithCustomError(s.oracle, "UsageOracleUnknownRequest")
-        .withArgs(first.requestId);
-      await expect(deliver(s, second, await runRequest(second))).to.emit(s.oracle, "UsageVerified");
+        .withArgs(s.sent.requestId);
+      await expect((await answer(s, second)).tx).to.emit(s.oracle, "UsageVerified");
     });
 
     it("stops after maxAttempts requests for one dispute", async function () {
       const s = await loadFixture(disputedFixture);
-      await s.oracle.setVerificationParams(3600, 300, 2, 0);
+      await s.oracle.setVerificationParams(300, 2, 0);
       server.override = (_query, res) => (send(res, 503, { error: "maintenance" }), true);
-      for (let i = 0; i < 2; i++) {
-        const sent = await request(s);
-        await expect(deliver(s, sent, await runRequest(sent))).to.emit(s.oracle, "VerificationFailed");
-      }
-      await expect(request(s))
-        .to.be.revertedWithCustomError(s.oracle, "UsageOracleTooManyAttempts")
-        .withArgs(s.batch.batchId, 0n, 2);
-    });
-
-    it("refuses until the subscription, DON, source and usage API are configured", async function () {
-      const s = await loadFixture(disputedFixture);
-      const bare = await ethers.deployContract("UsageOracle", [s.routerAddress, await s.functionsRouter.getAddress(), s.admin.address]);
-      await s.router.grantRole(await s.router.ARBITER_ROLE(), await bare.getAddress());
-      const ask = () => bare.connect(s.payers[0]!).requestVerification(s.batch.batchId, 0, s.rows[0]!, s.batch.tree.proof(0));
-      await expect(ask()).to.be.revertedWithCustomError(bare, "UsageOracleNotConfigured");
-      await bare.setSource(SOURCE);
-      await expect(ask()).to.be.revertedWithCustomError(bare, "UsageOracleNotConfigured");
-      await bare.setUsageApi(server.url);
-      await expect(ask()).to.be.revertedWithCustomError(bare, "UsageOracleNotConfigured");
-      await bare.setFunctionsConfig(SUBSCRIPTION_ID, DON_ID, CALLBACK_GAS);
-      await expect(ask()).to.emit(bare, "VerificationRequested");
+      await expect((await answer(s, s.sent)).tx).to.emit(s.oracle, "VerificationFailed");
+      await expect((await answer(s, await request(s))).tx).to.emit(s.oracle, "VerificationFailed");
+      await expect(request(s)).to.be.revertedWithCustomError(s.oracle, "UsageOracleTooManyAttempts").withArgs(s.disputeId, 2);
     });
   });
 
   describe("fulfilment", function () {
-    it("refunds the overcharge computed from the provider's report, returns the bond, releases the rest", async function () {
+    it("refunds the tokens billed beyond the provider's report for the interval; returns the bond; the rest to the provider", async function () {
       const s = await loadFixture(disputedFixture);
-      const r = s.rows[0]!;
-      usage(s, 0, 60_000n); // billed 100,000: 40% overcharged
-      usage(s, 0, 999_999n, s.settledAt); // at the end of the window: outside it
-      usage(s, 0, 999_999n, s.settledAt - 3601n); // before the window
-      const before = await s.router.balanceOf(r.user);
-      const { sent, result, tx } = await verify(s);
+      usage(s, 60_000n, s.bucket); // first second of the interval: inside
+      usage(s, 999_999n, s.bucket + HOUR); // the interval's end: outside
+      usage(s, 999_999n, s.bucket - 1n); // before it
+      const before = await s.router.balanceOf(s.charge.user);
+      const { result, tx } = await answer(s, s.sent);
       expect(result.error).to.equal(undefined);
-      expect(BigInt("0x" + Buffer.from(result.response!).toString("hex"))).to.equal(60_000n);
-      const refund = r.amount - (r.amount * 60_000n + 99_999n) / 100_000n;
-      expect(refund).to.equal((r.amount * 2n) / 5n);
+      const refund = (s.charge.amount * 40_000n) / 100_000n;
       await expect(tx)
         .to.emit(s.oracle, "UsageVerified")
-        .withArgs(s.batch.batchId, 0n, sent.requestId, r.tokens, 60_000n, refund)
+        .withArgs(s.disputeId, s.sent.requestId, 100_000n, 60_000n, 40_000n)
         .and.to.emit(s.router, "DisputeResolved")
-        .withArgs(s.batch.batchId, 0n, await s.oracle.getAddress(), refund, r.amount - refund, true)
-        .and.to.emit(s.oracle, "RequestFulfilled");
-      expect(await s.router.balanceOf(r.user)).to.equal(before + refund + BOND);
-      expect(await s.router.credits(s.openai)).to.equal(r.amount - refund);
-      expect((await s.router.disputeInfo(s.batch.batchId, 0)).status).to.equal(DisputeStatus.Resolved);
-      expect((await s.oracle.verificationOf(s.batch.batchId, 0)).requestId).to.equal(ethers.ZeroHash);
+        .withArgs(s.disputeId, await s.oracle.getAddress(), 40_000n, refund, s.charge.amount - refund, true);
+      expect(await s.router.balanceOf(s.charge.user)).to.equal(before + refund + BOND);
+      expect(await s.router.credits(s.openai)).to.equal(s.charge.amount - refund);
+      expect((await s.router.disputeInfo(s.disputeId)).status).to.equal(DisputeStatus.Resolved);
+      expect((await s.oracle.verificationOf(s.disputeId)).requestId).to.equal(ethers.ZeroHash);
       expect(server.queries).to.have.length(1);
       await expectSolvent(s);
     });
 
     it("refunds the whole row when the provider reports no usage", async function () {
       const s = await loadFixture(disputedFixture);
-      const { tx } = await verify(s);
-      await expect(tx)
+      await expect((await answer(s, s.sent)).tx)
         .to.emit(s.router, "DisputeResolved")
-        .withArgs(s.batch.batchId, 0n, await s.oracle.getAddress(), s.rows[0]!.amount, 0n, true);
+        .withArgs(s.disputeId, await s.oracle.getAddress(), 100_000n, s.charge.amount, 0n, true);
       await expectSolvent(s);
     });
 
-    it("rejects the dispute when the provider reports at least the billed tokens: row and bond to the provider", async function () {
+    it("rejects the dispute when the provider reports at least the billed tokens: the row and the bond to the provider", async function () {
       const s = await loadFixture(disputedFixture);
-      const r = s.rows[0]!;
-      usage(s, 0, 70_000n);
-      usage(s, 0, 30_000n, s.settledAt - 3600n); // first second of the window
-      const before = await s.router.balanceOf(r.user);
-      const { tx } = await verify(s);
-      await expect(tx)
+      usage(s, 70_000n, s.bucket + 10n);
+      usage(s, 30_000n, s.bucket + HOUR - 1n); // last second of the interval
+      const before = await s.router.balanceOf(s.charge.user);
+      await expect((await answer(s, s.sent)).tx)
         .to.emit(s.router, "DisputeResolved")
-        .withArgs(s.batch.batchId, 0n, await s.oracle.getAddress(), 0n, r.amount, false);
-      expect(await s.router.balanceOf(r.user)).to.equal(before);
-      expect(await s.router.credits(s.openai)).to.equal(r.amount + BOND);
+        .withArgs(s.disputeId, await s.oracle.getAddress(), 0n, 0n, s.charge.amount, false);
+      expect(await s.router.balanceOf(s.charge.user)).to.equal(before);
+      expect(await s.router.credits(s.openai)).to.equal(s.charge.amount + BOND);
       await expectSolvent(s);
     });
 
-    it("treats a shortfall within the governed tolerance as no overcharge", async function () {
+    it("treats an excess within the governed tolerance as no overcharge, and refunds one just beyond it", async function () {
       const s = await loadFixture(disputedFixture);
-      await s.oracle.setVerificationParams(3600, 900, 3, 100); // 1%
-      usage(s, 0, 99_000n); // exactly 1% short
-      await expect((await verify(s)).tx).to.emit(s.router, "DisputeResolved").withArgs(s.batch.batchId, 0n, await s.oracle.getAddress(), 0n, s.rows[0]!.amount, false);
+      await s.oracle.setVerificationParams(900, 3, 100); // 1%
+      expect(await s.oracle.overbilledFor(s.disputeId, 99_000n)).to.equal(0n);
+      expect(await s.oracle.overbilledFor(s.disputeId, 98_999n)).to.equal(1001n);
+      usage(s, 99_000n, s.bucket);
+      await expect((await answer(s, s.sent)).tx)
+        .to.emit(s.router, "DisputeResolved")
+        .withArgs(s.disputeId, await s.oracle.getAddress(), 0n, 0n, s.charge.amount, false);
     });
 
-    it("refunds a shortfall just beyond the tolerance", async function () {
+    it("refuses an answer from anyone but the Functions router, for an unknown request, or replayed", async function () {
       const s = await loadFixture(disputedFixture);
-      await s.oracle.setVerificationParams(3600, 900, 3, 100);
-      usage(s, 0, 98_999n);
-      const r = s.rows[0]!;
-      const refund = r.amount - (r.amount * 98_999n + 99_999n) / 100_000n;
-      await expect((await verify(s)).tx).to.emit(s.router, "DisputeResolved").withArgs(s.batch.batchId, 0n, await s.oracle.getAddress(), refund, r.amount - refund, true);
-    });
-
-    it("refuses an answer from anyone but the Functions router", async function () {
-      const s = await loadFixture(disputedFixture);
-      const sent = await request(s);
       const word = ethers.zeroPadValue("0x00", 32);
       for (const signer of [s.stranger, s.admin, s.arbiter, s.payers[0]!]) {
-        await expect(s.oracle.connect(signer).handleOracleFulfillment(sent.requestId, word, "0x")).to.be.revertedWithCustomError(
+        await expect(s.oracle.connect(signer).handleOracleFulfillment(s.sent.requestId, word, "0x")).to.be.revertedWithCustomError(
           s.oracle,
           "OnlyRouterCanFulfill",
         );
       }
-      expect((await s.router.disputeInfo(s.batch.batchId, 0)).status).to.equal(DisputeStatus.Open);
-    });
-
-    it("refuses an answer for an unknown request, and a replayed answer", async function () {
-      const s = await loadFixture(disputedFixture);
-      const word = ethers.zeroPadValue("0x00", 32);
       const unknown = ethers.id("never sent");
       await expect(s.functionsRouter.fulfillUnchecked(await s.oracle.getAddress(), unknown, word, "0x"))
         .to.be.revertedWithCustomError(s.oracle, "UsageOracleUnknownRequest")
         .withArgs(unknown);
-      const { sent } = await verify(s);
-      await expect(s.functionsRouter.fulfillUnchecked(await s.oracle.getAddress(), sent.requestId, word, "0x"))
+      await answer(s, s.sent);
+      await expect(s.functionsRouter.fulfillUnchecked(await s.oracle.getAddress(), s.sent.requestId, word, "0x"))
         .to.be.revertedWithCustomError(s.oracle, "UsageOracleUnknownRequest")
-        .withArgs(sent.requestId);
+        .withArgs(s.sent.requestId);
     });
 
-    it("keeps the dispute open on a Functions error (the usage API refused) and succeeds on a retry", async function () {
+    it("keeps the dispute open on a Functions error or a malformed response, and succeeds on a retry", async function () {
       const s = await loadFixture(disputedFixture);
-      const sent = await request(s);
-      const failed = await runRequest(sent, { usageApiKey: "wrong-key" });
+      await s.oracle.setVerificationParams(900, 10, 0);
+      const failed = await runRequest(s.sent, { usageApiKey: "wrong-key" });
       expect(failed.error).to.equal("usage API answered HTTP 401");
-      await expect(deliver(s, sent, failed))
+      await expect(deliver(s, s.sent, failed))
         .to.emit(s.oracle, "VerificationFailed")
-        .withArgs(s.batch.batchId, 0n, sent.requestId, FailureReason.FunctionsError, ethers.toUtf8Bytes(failed.error!));
-      expect((await s.router.disputeInfo(s.batch.batchId, 0)).status).to.equal(DisputeStatus.Open);
-      usage(s, 0, 100_000n);
-      await expect((await verify(s)).tx).to.emit(s.router, "DisputeResolved");
-    });
-
-    it("keeps the dispute open on a response that is not one 32-byte word", async function () {
-      const s = await loadFixture(disputedFixture);
+        .withArgs(s.disputeId, s.sent.requestId, FailureReason.FunctionsError, ethers.toUtf8Bytes(failed.error!));
       for (const response of ["0x", "0x01", ethers.concat([ethers.zeroPadValue("0x01", 32), ethers.zeroPadValue("0x01", 32)])]) {
         const sent = await request(s);
         await expect(s.functionsRouter.fulfill(sent.requestId, response, "0x"))
           .to.emit(s.oracle, "VerificationFailed")
-          .withArgs(s.batch.batchId, 0n, sent.requestId, FailureReason.MalformedResponse, "0x");
+          .withArgs(s.disputeId, sent.requestId, FailureReason.MalformedResponse, "0x");
       }
-      expect((await s.router.disputeInfo(s.batch.batchId, 0)).status).to.equal(DisputeStatus.Open);
+      expect((await s.router.disputeInfo(s.disputeId)).status).to.equal(DisputeStatus.Open);
+      usage(s, 100_000n, s.bucket);
+      await expect((await answer(s, await request(s))).tx).to.emit(s.router, "DisputeResolved");
     });
 
     it("drops an answer for a dispute governance resolved meanwhile", async function () {
       const s = await loadFixture(disputedFixture);
-      const sent = await request(s);
-      await s.router.connect(s.admin).resolveDispute(s.batch.batchId, 0, 1n);
-      await expect(deliver(s, sent, await runRequest(sent)))
+      await s.router.connect(s.admin).resolveDispute(s.disputeId, 1n);
+      await expect(deliver(s, s.sent, await runRequest(s.sent)))
         .to.emit(s.oracle, "VerificationFailed")
-        .withArgs(s.batch.batchId, 0n, sent.requestId, FailureReason.DisputeClosed, "0x");
+        .withArgs(s.disputeId, s.sent.requestId, FailureReason.DisputeClosed, "0x");
       await expectSolvent(s);
     });
 
-    it("cannot resolve after the arbiter deadline: the late answer is dropped and governance decides", async function () {
+    it("P1: after the arbiter deadline the late answer is dropped and governance judges; past governance's deadline the charge stands", async function () {
       const s = await loadFixture(disputedFixture);
-      usage(s, 0, 1n);
-      const sent = await request(s);
-      const result = await runRequest(sent);
-      const deadline = (await s.router.disputeInfo(s.batch.batchId, 0)).openedAt + (await s.router.arbiterTimeout());
-      await time.increaseTo(deadline);
-      await expect(deliver(s, sent, result))
+      server.override = (_query, res) => (res.destroy(), true); // the usage API hangs up
+      const result = await runRequest(s.sent);
+      expect(result.error).to.equal("usage API unreachable");
+      const d = await s.router.disputeInfo(s.disputeId);
+      await time.increaseTo(d.arbiterDeadline);
+      await expect(deliver(s, s.sent, result))
         .to.emit(s.oracle, "VerificationFailed")
-        .withArgs(s.batch.batchId, 0n, sent.requestId, FailureReason.DeadlinePassed, "0x");
-      expect((await s.router.disputeInfo(s.batch.batchId, 0)).status).to.equal(DisputeStatus.Open);
-      // the oracle's role does not reach past the deadline either
+        .withArgs(s.disputeId, s.sent.requestId, FailureReason.FunctionsError, ethers.toUtf8Bytes(result.error!));
       const oracleAsSigner = await ethers.getImpersonatedSigner(await s.oracle.getAddress());
       await networkHelpers.setBalance(oracleAsSigner.address, 10n ** 18n);
-      await expect(s.router.connect(oracleAsSigner).resolveDispute(s.batch.batchId, 0, 1n)).to.be.revertedWithCustomError(
+      await expect(s.router.connect(oracleAsSigner).resolveDispute(s.disputeId, 1n)).to.be.revertedWithCustomError(
         s.router,
         "AutoPayLLMNotResolver",
       );
-      // timed out to governance
-      await expect(s.router.connect(s.admin).resolveDispute(s.batch.batchId, 0, s.rows[0]!.amount / 2n))
+      await time.increaseTo(d.governanceDeadline);
+      const before = await s.router.balanceOf(s.charge.user);
+      await expect(s.router.connect(s.stranger).settleExpiredDispute(s.disputeId))
         .to.emit(s.router, "DisputeResolved")
-        .withArgs(s.batch.batchId, 0n, s.admin.address, s.rows[0]!.amount / 2n, s.rows[0]!.amount - s.rows[0]!.amount / 2n, true);
+        .withArgs(s.disputeId, s.stranger.address, 0n, 0n, s.charge.amount, true);
+      expect(await s.router.balanceOf(s.charge.user)).to.equal(before + BOND);
+      expect(await s.router.credits(s.openai)).to.equal(s.charge.amount);
       await expectSolvent(s);
-    });
-
-    it("when neither the oracle nor governance answers, the payer is refunded by default", async function () {
-      const s = await loadFixture(disputedFixture);
-      server.override = (_query, res) => (res.destroy(), true); // the usage API hangs up
-      const sent = await request(s);
-      const result = await runRequest(sent);
-      expect(result.error).to.equal("usage API unreachable");
-      await deliver(s, sent, result);
-      const info = await s.router.disputeInfo(s.batch.batchId, 0);
-      const expiresAt = info.openedAt + (await s.router.arbiterTimeout()) + (await s.router.governanceTimeout());
-      await time.increaseTo(expiresAt);
-      const before = await s.router.balanceOf(s.rows[0]!.user);
-      await expect(s.router.connect(s.stranger).refundExpiredDispute(s.batch.batchId, 0))
-        .to.emit(s.router, "DisputeResolved")
-        .withArgs(s.batch.batchId, 0n, s.stranger.address, s.rows[0]!.amount, 0n, true);
-      expect(await s.router.balanceOf(s.rows[0]!.user)).to.equal(before + s.rows[0]!.amount + BOND);
-      await expectSolvent(s);
-    });
-
-    it("a second dispute of the same row is refused, and so is a second request while one is in flight", async function () {
-      const s = await loadFixture(disputedFixture);
-      await expect(openDispute(s, s.batch, s.rows, 0))
-        .to.be.revertedWithCustomError(s.router, "AutoPayLLMAlreadyDisputed")
-        .withArgs(s.batch.batchId, 0n);
-      await request(s);
-      await expect(request(s, 0, s.payers[0]!)).to.be.revertedWithCustomError(s.oracle, "UsageOracleRequestPending");
-    });
-
-    it("verifies two disputed rows of one batch independently, then the batch releases the rest", async function () {
-      const s = await loadFixture(disputedFixture);
-      await openDispute(s, s.batch, s.rows, 2);
-      usage(s, 0, 100_000n);
-      usage(s, 2, 500_000n);
-      await verify(s, 0);
-      await verify(s, 2);
-      const groqRefund = s.rows[2]!.amount - (s.rows[2]!.amount * 500_000n + 999_999n) / 1_000_000n;
-      expect(await s.router.credits(s.groq)).to.equal(s.rows[2]!.amount - groqRefund);
-      await time.increaseTo(s.batch.releaseAt);
-      await s.router.release(s.batch.batchId);
-      expect(await s.router.credits(s.openai)).to.equal(s.rows[0]!.amount + BOND + s.rows[1]!.amount);
-      await expectSolvent(s);
-    });
-
-    it("fits the callback in the configured gas limit", async function () {
-      const s = await loadFixture(disputedFixture);
-      await s.oracle.setFunctionsConfig(SUBSCRIPTION_ID, DON_ID, 150_000);
-      usage(s, 0, 50_000n);
-      const { tx } = await verify(s);
-      await expect(tx).to.emit(s.router, "DisputeResolved");
     });
   });
 
-  describe("refundFor", function () {
-    it("refunds amount - ceil(amount * reported / billed) below the billed tokens, nothing at or above", async function () {
-      const s = await loadFixture(disputedFixture);
-      expect(await s.oracle.refundFor(1000n, 100n, 100n)).to.equal(0n);
-      expect(await s.oracle.refundFor(1000n, 100n, 10n ** 30n)).to.equal(0n);
-      expect(await s.oracle.refundFor(1000n, 100n, 0n)).to.equal(1000n);
-      expect(await s.oracle.refundFor(1000n, 3n, 1n)).to.equal(666n); // fair share 333.3 rounds up to 334
-      expect(await s.oracle.refundFor(1n, 100n, 99n)).to.equal(0n);
-      expect(await s.oracle.refundFor(2n ** 128n - 1n, 2n ** 64n - 1n, 2n ** 64n - 2n)).to.equal(
-        2n ** 128n - 1n - ((2n ** 128n - 1n) * (2n ** 64n - 2n) + 2n ** 64n - 2n) / (2n ** 64n - 1n),
-      );
+  describe("P2: an overcharge is refunded whatever else was billed (each case fails on the previous code, which compared one row with the payer's whole usage)", function () {
+    /** Payer A's honest 100,000 tokens in one bucket, reported by the provider, settled in batch 1. */
+    async function honestFixture() {
+      const s = await deployOracleSuite(ethers, server.url);
+      await s.router.setDisputeBond(BOND);
+      const bucket = await pastBucket();
+      const honest = row(s.payers[0]!.address, s.openai, s.gpt4, 100_000n, GPT4_PRICE);
+      const first = await settleIn(s, bucket, [honest]);
+      return { ...s, bucket, honest, first };
+    }
+
+    it("the same receipts settled again under another batch id: the copy is refunded to the token unit", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      const copy = await settleIn(s, s.bucket, [s.honest]);
+      const before = await s.router.balanceOf(s.honest.user);
+      const { answered } = await disputeAndAnswer(s, [[s.first, 0], [copy, 0]]);
+      await expect(answered).to.emit(s.router, "DisputeResolved");
+      expect(await s.router.balanceOf(s.honest.user)).to.equal(before - BOND + s.honest.amount + BOND);
+      expect(await s.router.credits(s.openai)).to.equal(s.honest.amount);
+      await expectSolvent(s);
+    });
+
+    it("a duplicated row within one batch: one copy is refunded", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 200_000n, s.bucket + 5n); // the payer's honest usage: batch 1 plus one of the two rows below
+      const dup = await settleIn(s, s.bucket, [s.honest, s.honest]);
+      const { disputeId } = await disputeAndAnswer(s, [[s.first, 0], [dup, 0], [dup, 1]]);
+      const d = await s.router.disputeInfo(disputeId);
+      expect([d.billedTokens, d.heldTokens, d.overbilledTokens, d.refund]).to.deep.equal([300_000n, 300_000n, 100_000n, s.honest.amount]);
+      await expectSolvent(s);
+    });
+
+    it("a 10x inflated row next to honest usage: exactly the inflation is refunded", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      usage(s, 20_000n, s.bucket + 1800n);
+      const inflated = row(s.payers[0]!.address, s.openai, s.gpt4, 200_000n, GPT4_PRICE); // 20,000 real tokens x 10
+      const second = await settleIn(s, s.bucket, [inflated]);
+      const { disputeId } = await disputeAndAnswer(s, [[s.first, 0], [second, 0]]);
+      const d = await s.router.disputeInfo(disputeId);
+      expect(d.overbilledTokens).to.equal(180_000n);
+      // GPT4_PRICE is 0.12 AGPT per 1k tokens exactly: the refund is the inflated tokens' price to the unit
+      expect(d.refund).to.equal((180_000n * GPT4_PRICE) / 1000n);
+      await expectSolvent(s);
+    });
+
+    it("a row billed for calls that never happened, beside honest usage in the same interval", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      const fake = row(s.payers[0]!.address, s.openai, s.gpt4, 30_000n, GPT4_PRICE);
+      const second = await settleIn(s, s.bucket, [fake]);
+      const { disputeId } = await disputeAndAnswer(s, [[s.first, 0], [second, 0]]);
+      expect((await s.router.disputeInfo(disputeId)).refund).to.equal(fake.amount);
+      // the honest row went to the provider
+      expect(await s.router.credits(s.openai)).to.equal(s.honest.amount);
+    });
+
+    it("counts released rows: a copy settled after the honest batch was paid out is still refunded", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      await time.increaseTo((await s.router.batchInfo(s.first.batchId)).releaseAt);
+      await s.router.release(s.first.batchId);
+      const copy = await settleIn(s, s.bucket, [s.honest]);
+      const { disputeId } = await disputeAndAnswer(s, [[s.first, 0], [copy, 0]]);
+      const d = await s.router.disputeInfo(disputeId);
+      expect([d.billedTokens, d.heldTokens, d.refund]).to.deep.equal([200_000n, 100_000n, s.honest.amount]);
+    });
+
+    it("a copy settled after an earlier dispute of the interval: a second dispute refunds it, never the first refund again", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      const copy1 = await settleIn(s, s.bucket, [s.honest]);
+      const first = await disputeAndAnswer(s, [[s.first, 0], [copy1, 0]]);
+      expect((await s.router.disputeInfo(first.disputeId)).refund).to.equal(s.honest.amount);
+      const copy2 = await settleIn(s, s.bucket, [s.honest]);
+      const second = await disputeAndAnswer(s, [[s.first, 0], [copy1, 0], [copy2, 0]]);
+      const d = await s.router.disputeInfo(second.disputeId);
+      expect([d.billedTokens, d.priorRefundedTokens, d.heldTokens, d.overbilledTokens, d.refund]).to.deep.equal([
+        300_000n,
+        100_000n,
+        100_000n,
+        100_000n,
+        s.honest.amount,
+      ]);
+      const info = await s.router.intervalInfo(s.honest.user, s.openai, s.gpt4, s.bucket);
+      expect(info.refundedTokens).to.equal(200_000n);
+      // nothing more to take: an honest third dispute finds nothing held
+      await expect(s.router.connect(s.payers[0]!).dispute((await import("../helpers/suite.js")).rowRefs([[s.first, 0], [copy1, 0], [copy2, 0]])))
+        .to.be.revertedWithCustomError(s.router, "AutoPayLLMNothingToHold");
+      await expectSolvent(s);
+    });
+
+    it("a payer gains nothing by leaving rows out: naming only the copy is judged honest and costs the bond", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      const copy = await settleIn(s, s.bucket, [s.honest]);
+      const before = await s.router.balanceOf(s.honest.user);
+      const { disputeId } = await disputeAndAnswer(s, [[copy, 0]]);
+      expect((await s.router.disputeInfo(disputeId)).refund).to.equal(0n);
+      expect(await s.router.balanceOf(s.honest.user)).to.equal(before - BOND);
+    });
+
+    it("a dispute of honest usage costs the disputer its bond", async function () {
+      const s = await loadFixture(honestFixture);
+      usage(s, 100_000n, s.bucket + 5n);
+      const before = await s.router.balanceOf(s.honest.user);
+      await disputeAndAnswer(s, [[s.first, 0]]);
+      expect(await s.router.balanceOf(s.honest.user)).to.equal(before - BOND);
+      expect(await s.router.credits(s.openai)).to.equal(s.honest.amount + BOND);
+    });
+  });
+
+  describe("P3: time is the calls' time", function () {
+    it("a batch settled hours late, after a pause, is judged exactly like one settled on time (fails on the previous code: every late row was refunded in full)", async function () {
+      const s = await deployOracleSuite(ethers, server.url);
+      await s.router.setDisputeBond(BOND);
+      const bucket = await pastBucket();
+      const honest = row(s.payers[0]!.address, s.openai, s.gpt4, 100_000n, GPT4_PRICE);
+      usage(s, 100_000n, bucket + 10n);
+      await s.router.connect(s.pauser).pause();
+      await time.increase(6n * HOUR);
+      await s.router.connect(s.pauser).unpause();
+      const late = await settleIn(s, bucket, [honest]);
+      expect((await s.router.batchInfo(late.batchId)).settledAt - bucket).to.be.greaterThan(6n * HOUR);
+      const before = await s.router.balanceOf(honest.user);
+      const { disputeId } = await disputeAndAnswer(s, [[late, 0]]);
+      expect(await s.oracle.requestArgs(disputeId)).to.include(bucket.toString());
+      expect((await s.router.disputeInfo(disputeId)).refund).to.equal(0n);
+      expect(await s.router.balanceOf(honest.user)).to.equal(before - BOND);
+    });
+
+    it("refuses a bucket that is not aligned or lies in the future", async function () {
+      const s = await deployOracleSuite(ethers, server.url);
+      const charge = row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE);
+      const now = BigInt(await time.latest());
+      const next = now - (now % HOUR) + HOUR;
+      await expect(settle(s, [charge], { callsFrom: next }))
+        .to.be.revertedWithCustomError(s.router, "AutoPayLLMInvalidInterval")
+        .withArgs(next, HOUR);
+      await expect(settle(s, [charge], { callsFrom: next - HOUR + 1n })).to.be.revertedWithCustomError(s.router, "AutoPayLLMInvalidInterval");
     });
   });
 });
