@@ -46,6 +46,8 @@ export interface IntervalRow {
 }
 
 export interface ScanOptions {
+  /** only blocks whose time is < toTime (default: to the head) */
+  readonly toTime?: number | undefined;
   readonly logChunkBlocks?: number | undefined;
   readonly concurrency?: number | undefined;
 }
@@ -53,7 +55,7 @@ export interface ScanOptions {
 const ZERO = `0x${"00".repeat(32)}`;
 
 /**
- * The batches settled in blocks whose time is >= `fromTime` (to the head), with their committed `callsFrom`;
+ * The batches settled in blocks whose time is >= `fromTime` (and < `options.toTime`, default to the head), with their committed `callsFrom`;
  * `callsFrom` filters them (undefined: all).
  */
 export async function scanSettledBatches(
@@ -65,13 +67,14 @@ export async function scanSettledBatches(
 ): Promise<SettledBatch[]> {
   const head = await chain.provider.getBlockNumber();
   const fromBlock = await clock.firstBlockAtOrAfter(fromTime, 0, head);
-  if (fromBlock > head) return [];
+  const toBlock = options.toTime === undefined ? head : (await clock.firstBlockAtOrAfter(options.toTime, fromBlock, head)) - 1;
+  if (fromBlock > head || toBlock < fromBlock) return [];
   const topics = settlementTopics(chain);
   const logs = await getLogsChunked(
     chain.provider,
     { address: chain.routerAddress, topics: [[topics.batchSettled, topics.rowRejected]] },
     fromBlock,
-    head,
+    toBlock,
     options.logChunkBlocks ?? DEFAULT_LOG_CHUNK_BLOCKS,
   );
   const byBatch = new Map<string, Log[]>();

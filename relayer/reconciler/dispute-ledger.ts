@@ -1,30 +1,34 @@
 /**
- * The reconciler's own record of the disputes it opened, so it follows each one until it is resolved (asking the
- * oracle again after a failed or lost answer) across restarts. The chain stays the truth: this only lists what to
- * look at. Redis keys share the hash tag `{<prefix>:reconciler:<chain>}`:
+ * The reconciler's list of the disputes open on the router (its own and everyone else's), so it follows each one
+ * until it closes (starting or retrying the oracle's verification, settling it once expired) across restarts. The
+ * chain stays the truth: this only lists what to look at. Redis keys share the hash tag `{<prefix>:reconciler:<chain>}`:
  *
- *   <tag>:disputes   hash "<batchId>:<index>" -> JSON LedgerEntry
- *   <tag>:cursor     chain time (unix seconds) up to which settled batches were checked
- *   <tag>:epoch      start of the last epoch reported
+ *   <tag>:disputes     hash "<disputeId>" -> JSON LedgerEntry
+ *   <tag>:cursor       chain time (unix seconds) up to which settled batches were checked
+ *   <tag>:epoch        start of the last epoch reported
+ *   <tag>:disputeBlock the last block whose DisputeOpened logs were read
  */
 import type { Redis } from "ioredis";
 
 export interface LedgerEntry {
-  readonly batchId: string;
-  readonly index: number;
+  readonly disputeId: string;
   readonly payer: string;
-  readonly openedTx: string;
-  /** epoch ms */
-  readonly openedAt: number;
-  readonly reason: string;
+  /** opened by this reconciler (for one of its payers) */
+  readonly mine: boolean;
+  readonly openedTx?: string | undefined;
+  /** epoch ms when it was listed */
+  readonly listedAt: number;
+  readonly reason?: string | undefined;
 }
+
+export type LedgerNumber = "cursor" | "epoch" | "disputeBlock";
 
 export interface DisputeLedger {
   add(entry: LedgerEntry): Promise<void>;
-  remove(batchId: string, index: number): Promise<void>;
+  remove(disputeId: string): Promise<void>;
   list(): Promise<LedgerEntry[]>;
-  getNumber(name: "cursor" | "epoch"): Promise<number | null>;
-  setNumber(name: "cursor" | "epoch", value: number): Promise<void>;
+  getNumber(name: LedgerNumber): Promise<number | null>;
+  setNumber(name: LedgerNumber, value: number): Promise<void>;
 }
 
 export class RedisDisputeLedger implements DisputeLedger {
@@ -39,11 +43,11 @@ export class RedisDisputeLedger implements DisputeLedger {
   }
 
   async add(entry: LedgerEntry): Promise<void> {
-    await this.redis.hset(`${this.tag}:disputes`, fieldOf(entry.batchId, entry.index), JSON.stringify(entry));
+    await this.redis.hset(`${this.tag}:disputes`, entry.disputeId.toLowerCase(), JSON.stringify(entry));
   }
 
-  async remove(batchId: string, index: number): Promise<void> {
-    await this.redis.hdel(`${this.tag}:disputes`, fieldOf(batchId, index));
+  async remove(disputeId: string): Promise<void> {
+    await this.redis.hdel(`${this.tag}:disputes`, disputeId.toLowerCase());
   }
 
   async list(): Promise<LedgerEntry[]> {
@@ -51,12 +55,12 @@ export class RedisDisputeLedger implements DisputeLedger {
     return Object.values(all).map((text) => JSON.parse(text) as LedgerEntry);
   }
 
-  async getNumber(name: "cursor" | "epoch"): Promise<number | null> {
+  async getNumber(name: LedgerNumber): Promise<number | null> {
     const value = await this.redis.get(`${this.tag}:${name}`);
     return value === null ? null : Number(value);
   }
 
-  async setNumber(name: "cursor" | "epoch", value: number): Promise<void> {
+  async setNumber(name: LedgerNumber, value: number): Promise<void> {
     await this.redis.set(`${this.tag}:${name}`, String(value));
   }
 }
@@ -67,26 +71,23 @@ export class MemoryDisputeLedger implements DisputeLedger {
   private readonly numbers = new Map<string, number>();
 
   async add(entry: LedgerEntry): Promise<void> {
-    this.entries.set(fieldOf(entry.batchId, entry.index), entry);
+    this.entries.set(entry.disputeId.toLowerCase(), entry);
   }
 
-  async remove(batchId: string, index: number): Promise<void> {
-    this.entries.delete(fieldOf(batchId, index));
+  async remove(disputeId: string): Promise<void> {
+    this.entries.delete(disputeId.toLowerCase());
   }
 
   async list(): Promise<LedgerEntry[]> {
     return [...this.entries.values()];
   }
 
-  async getNumber(name: "cursor" | "epoch"): Promise<number | null> {
+  async getNumber(name: LedgerNumber): Promise<number | null> {
     return this.numbers.get(name) ?? null;
   }
 
-  async setNumber(name: "cursor" | "epoch", value: number): Promise<void> {
+  async setNumber(name: LedgerNumber, value: number): Promise<void> {
     this.numbers.set(name, value);
   }
 }
 
-function fieldOf(batchId: string, index: number): string {
-  return `${batchId.toLowerCase()}:${index}`;
-}

@@ -1,5 +1,5 @@
 /**
- * An epoch report as people read it (a table per provider, then the findings and the rows worth a dispute) and as
+ * An epoch report as people read it (a table per provider, then the findings and the intervals worth a dispute) and as
  * JSON (amounts and tokens as exact decimal strings, amounts also formatted in the token).
  */
 import { formatTokenAmount } from "../config/amount.js";
@@ -13,18 +13,19 @@ export function formatReport(report: EpochReport): string[] {
   const rejected = report.batches.reduce((n, b) => n + b.rejected.length, 0);
   const out = [
     `Reconciliation of ${report.chain.name} (chain ${report.chain.chainId}), epoch ${formatEpoch(report.epoch)}`,
-    `router ${report.chain.router}, oracle ${report.chain.oracle ?? "none"}; tolerance ${report.toleranceBps} bps; ` +
-      `provider usage over the ${report.usageLookback} s before each settlement (the oracle's window)`,
-    `${report.batches.length} batch(es) (${escrowed} escrowed, ${report.batches.length - escrowed} released), ` +
-      `${report.rows.length} row(s) charged, ${rejected} rejected`,
+    `router ${report.chain.router}, oracle ${report.chain.oracle ?? "none"} (tolerance ${report.oracleToleranceBps} bps); report tolerance ${report.toleranceBps} bps; ` +
+      `provider usage per usage bucket of ${report.usageBucket} s committed by each batch (the oracle's window), every batch of that bucket counted`,
+    `${report.batches.length} batch(es) settled in the epoch (${escrowed} escrowed, ${report.batches.length - escrowed} released), ${rejected} row(s) rejected; ` +
+      `${report.intervals.length} interval(s) billed, ${report.intervals.reduce((n, i) => n + i.rows.length, 0)} row(s) in them`,
     "",
   ];
   if (report.providers.length === 0) {
     out.push("No charged rows settled in this epoch.");
   } else {
-    const header = ["provider", "rows", "tokens", "amount", "archive tokens", "archive amount", "provider tokens", "diff tokens", "diff", "overcharged", "refund due", "disputed", "refunded", "status"];
+    const header = ["provider", "intervals", "rows", "tokens", "amount", "archive tokens", "archive amount", "provider tokens", "diff tokens", "diff", "overcharged", "refund due", "disputed", "refunded tokens", "status"];
     const body = report.providers.map((p) => [
       p.provider,
+      num(p.intervals),
       num(p.rows),
       num(p.tokens),
       fmt(p.amount),
@@ -33,10 +34,10 @@ export function formatReport(report: EpochReport): string[] {
       num(p.reported),
       p.diffTokens === null ? "n/a" : `${p.diffTokens > 0n ? "+" : ""}${p.diffTokens}`,
       p.diffBps === null ? "n/a" : `${p.diffBps > 0 ? "+" : ""}${(p.diffBps / 100).toFixed(2)}%`,
-      num(p.overchargedRows),
+      num(p.overchargedIntervals),
       fmt(p.predictedRefund),
       num(p.disputed),
-      fmt(p.refunded),
+      num(p.refundedTokens),
       p.status,
     ]);
     out.push(...table([header, ...body]));
@@ -45,10 +46,14 @@ export function formatReport(report: EpochReport): string[] {
     out.push("", "Findings:");
     for (const finding of report.findings) out.push(`  - ${finding}`);
   }
-  const actionable = report.rows.filter((r) => r.status === "overcharged" && r.dispute === "none" && r.disputable);
+  const actionable = report.intervals.filter((i) => i.status === "overcharged" && i.openDispute === null && i.heldAmount > 0n);
   if (actionable.length > 0) {
-    out.push("", "Rows worth a dispute (the payer runs these, or the relayer does for payers it holds keys of):");
-    for (const r of actionable) out.push(`  agentgpt dispute --batch ${r.batchId} --row ${r.index}   # ${r.payer}, refund ${fmt(r.predictedRefund)}`);
+    out.push("", "Intervals worth a dispute (the payer runs these, or the relayer does for payers it holds keys of):");
+    for (const i of actionable) {
+      out.push(
+        `  agentgpt dispute --payer ${i.payer} --provider ${i.provider} --model ${i.model} --calls-from ${i.callsFrom}   # ${i.rows.length} row(s), refund ${fmt(i.predictedRefund)}`,
+      );
+    }
   }
   return out;
 }

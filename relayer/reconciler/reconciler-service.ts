@@ -1,10 +1,12 @@
 /**
  * The reconciler of one chain as a running loop. Each pass, by the chain's clock:
  * 1. checks the batches settled since the last pass, once `report_delay` has passed since their settlement (so the
- *    providers' reports have caught up) and while their dispute windows are still open, and disputes the overcharged
- *    rows of the payers the operator controls; a batch whose provider report failed is checked again next pass, as
- *    long as its window is open;
- * 2. follows every dispute it opened (resolution logged; a failed or lost oracle answer asked again);
+ *    providers' reports have caught up), with every interval they bill (all settled rows of that payer, provider,
+ *    model and usage bucket, whatever batch), and disputes the overcharged intervals of the payers the operator
+ *    controls; an interval whose provider report failed is checked again next pass while a row of it can be held;
+ * 2. follows EVERY dispute open on the router as a keeper: starts or retries the oracle's verification, settles
+ *    those past their governance deadline as expired (found from DisputeOpened logs; on the first pass from the
+ *    disputes that can still be open under the current timeouts);
  * 3. when an epoch has closed (plus `report_delay`), reconciles it as a whole and logs the per-provider summary.
  * The cursor and the open disputes live in Redis (or memory), so a restart resumes where the last pass stopped.
  */
@@ -86,18 +88,19 @@ export class ReconcilerService {
       window = { start: cursor, end: due };
       report = await reconciler.reconcile(window);
       for (const finding of report.findings) logger?.warn({ window: formatEpoch(window) }, finding);
-      disputes = await disputer.act(report.rows);
+      disputes = await disputer.act(report.intervals);
       for (const outcome of disputes) {
         if (outcome.result === "disputed") {
-          logger?.info({ ...outcome.target, tx: outcome.txHash, request: outcome.verification?.requestId, note: outcome.note }, "overcharged row disputed");
+          logger?.info({ ...outcome.key, disputeId: outcome.disputeId, tx: outcome.txHash, request: outcome.requestId, note: outcome.note }, "overcharged interval disputed");
         }
       }
-      // Rows whose provider report failed are checked again next pass while their window is open.
-      const retry = report.rows.filter((r) => r.status === "report-failed" && r.disputable).map((r) => r.settledAt);
+      // Intervals whose provider report failed are checked again next pass while a row of them can be held.
+      const retry = report.intervals.filter((i) => i.status === "report-failed" && i.heldAmount > 0n).map((i) => i.settledAt);
       await ledger.setNumber("cursor", retry.length === 0 ? due : Math.min(...retry));
     }
 
-    const followUps = await disputer.followUp();
+    const [arbiter, governance] = await Promise.all([chain.router.arbiterTimeout(), chain.router.governanceTimeout()]);
+    const followUps = await disputer.followUp(now - Number(arbiter + governance) - 86_400);
 
     let epochReport: EpochReport | null = null;
     const last = epochOf(due, this.options.epochSeconds);

@@ -1,14 +1,35 @@
 /**
- * The refund the UsageOracle gives a disputed row (`UsageOracle.refundFor`, written out): nothing when the provider
- * reports at least the billed tokens, or falls short by at most `toleranceBps` of them; otherwise the amount beyond
- * the fair share `ceil(amount * reported / billed)`.
+ * The verdict of a dispute over an interval, computed exactly as the contracts do:
+ *
+ *   UsageOracle.overbilledFor:  excess = max(0, billed - reported); 0 when excess * 10000 <= billed * toleranceBps;
+ *                               overbilled = min(max(0, excess - priorRefunded), heldTokens)
+ *   AutoPayLLM.resolveDispute:  refund = floor(heldAmount * overbilled / heldTokens)
  */
-export function oracleRefund(amount: bigint, billedTokens: bigint, reportedTokens: bigint, toleranceBps: bigint): bigint {
-  if (reportedTokens >= billedTokens) return 0n;
-  const missing = billedTokens - reportedTokens;
-  if (missing * 10_000n <= billedTokens * toleranceBps) return 0n;
-  const fair = (amount * reportedTokens + billedTokens - 1n) / billedTokens;
-  return amount - fair;
+export interface IntervalTotals {
+  readonly billedTokens: bigint;
+  readonly heldTokens: bigint;
+  readonly heldAmount: bigint;
+  /** tokens of this interval refunded by earlier disputes */
+  readonly priorRefundedTokens: bigint;
+}
+
+export function oracleOverbilled(totals: IntervalTotals, reportedTokens: bigint, toleranceBps: bigint): bigint {
+  const { billedTokens: billed } = totals;
+  if (billed <= reportedTokens) return 0n;
+  const excess = billed - reportedTokens;
+  if (excess * 10_000n <= billed * toleranceBps) return 0n;
+  const remaining = excess > totals.priorRefundedTokens ? excess - totals.priorRefundedTokens : 0n;
+  return remaining < totals.heldTokens ? remaining : totals.heldTokens;
+}
+
+export function disputeRefund(heldAmount: bigint, heldTokens: bigint, overbilledTokens: bigint): bigint {
+  return heldTokens === 0n ? 0n : (heldAmount * overbilledTokens) / heldTokens;
+}
+
+/** The refund a dispute opened now gets for the provider's figure. */
+export function predictedRefund(totals: IntervalTotals, reportedTokens: bigint, toleranceBps: bigint): { overbilled: bigint; refund: bigint } {
+  const overbilled = oracleOverbilled(totals, reportedTokens, toleranceBps);
+  return { overbilled, refund: disputeRefund(totals.heldAmount, totals.heldTokens, overbilled) };
 }
 
 /** Whether `shortfall` of `billed` tokens is more than `toleranceBps` of them. */

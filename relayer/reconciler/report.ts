@@ -1,57 +1,73 @@
 /**
- * What a reconciliation finds, per epoch: every settled batch checked against the archive, every charged row
- * against the provider's report over the oracle's window for it, and one line per provider comparing the sums.
+ * What a reconciliation finds, per epoch: every batch settled in it checked against the archive; every interval
+ * those batches bill (payer, provider, model, usage bucket) with ALL its settled rows, whatever batch settled them,
+ * against the provider's report for that bucket (the comparison the UsageOracle makes); one line per provider.
  */
 import type { TokenUnit } from "../config/amount.js";
 import type { ArchivedRow } from "./archive-check.js";
 import type { Epoch } from "./epoch.js";
 
-export type RowStatus =
+export type IntervalStatus =
   /** the provider reports the billed tokens (within the tolerance) */
   | "ok"
-  /** the provider reports fewer tokens than billed, beyond the tolerance, and the oracle would refund */
+  /** billed beyond the report and the tolerance, and a dispute opened now would refund at least min_refund */
   | "overcharged"
-  /** the provider reports fewer tokens beyond the tolerance, but the oracle's refund would be below min_refund */
+  /** billed beyond the report and the tolerance, but a dispute now would refund less than min_refund (or nothing) */
   | "short"
   /** no adapter for this provider */
   | "no-report"
   | "report-failed";
 
-export type DisputeMark = "none" | "open" | "resolved";
-
-export interface RowCheck {
+export interface IntervalRowCheck {
   readonly batchId: string;
   readonly index: number;
-  readonly settledAt: number;
+  readonly tokens: bigint;
+  readonly amount: bigint;
+  /** settled in the epoch reported (else in another epoch, billing the same bucket) */
+  readonly inEpoch: boolean;
+  /** a dispute opened now would hold its funds */
+  readonly holdable: boolean;
+  readonly heldBy: string | null;
+  /** the archived receipts of the row (null without a matching file) */
+  readonly archive: ArchivedRow | null;
+}
+
+export interface IntervalCheck {
   readonly payer: string;
   readonly provider: string;
   readonly providerId: number;
   readonly model: string;
   readonly modelId: number;
-  readonly tokens: bigint;
-  readonly amount: bigint;
-  /** the archived receipts of the row (null without a matching file) */
-  readonly archive: ArchivedRow | null;
-  /** the usage window the oracle asks about: [settledAt - usageLookback, settledAt) */
-  readonly window: Epoch;
+  /** the usage bucket [callsFrom, callsTo), unix seconds: the window the provider is asked about */
+  readonly callsFrom: number;
+  readonly callsTo: number;
+  readonly rows: readonly IntervalRowCheck[];
+  readonly billedTokens: bigint;
+  readonly billedAmount: bigint;
+  /** what a dispute opened now would hold */
+  readonly heldTokens: bigint;
+  readonly heldAmount: bigint;
   readonly reported: bigint | null;
   readonly reportError?: string | undefined;
   /** billed - reported when positive */
-  readonly shortfall: bigint;
-  /** what UsageOracle.refundFor gives for the provider's figure */
+  readonly excess: bigint;
+  /** over-billed tokens of this interval already refunded by resolved disputes */
+  readonly refundedTokens: bigint;
+  /** the oracle's verdict for a dispute opened now (UsageOracle.overbilledFor) and the router's refund */
+  readonly predictedOverbilled: bigint;
   readonly predictedRefund: bigint;
-  readonly status: RowStatus;
-  readonly dispute: DisputeMark;
-  readonly refunded: bigint;
-  /** the batch is escrowed and its dispute window still open (by the chain's clock) */
-  readonly disputable: boolean;
-  /** unix seconds; null when the batch was released */
-  readonly closesAt: number | null;
+  readonly status: IntervalStatus;
+  /** the open dispute of this interval (null: none) */
+  readonly openDispute: string | null;
+  readonly disputes: number;
+  /** the earliest settlement time of its rows in the epoch (for retries) */
+  readonly settledAt: number;
 }
 
 export interface BatchCheck {
   readonly batchId: string;
   readonly settledAt: number;
+  readonly callsFrom: number;
   readonly block: number | null;
   readonly txHash: string | null;
   readonly rows: number;
@@ -68,24 +84,25 @@ export type ProviderStatus = "ok" | "overcharged" | "undercharged" | "archive-mi
 
 export interface ProviderLine {
   readonly provider: string;
+  readonly intervals: number;
   readonly rows: number;
-  /** settled on-chain (accepted rows) */
+  /** billed in those intervals (every settled row of them) */
   readonly tokens: bigint;
   readonly amount: bigint;
   /** from the archived receipts of the same rows (null when a file is missing or does not match) */
   readonly archiveReceipts: number | null;
   readonly archiveTokens: bigint | null;
   readonly archiveAmount: bigint | null;
-  /** the provider's report over each (payer, model)'s window (null without a report) */
+  /** the provider's reports over those intervals (null without a report) */
   readonly reported: bigint | null;
   /** tokens - reported */
   readonly diffTokens: bigint | null;
-  /** diffTokens in basis points of the settled tokens */
+  /** diffTokens in basis points of the billed tokens */
   readonly diffBps: number | null;
-  readonly overchargedRows: number;
+  readonly overchargedIntervals: number;
   readonly predictedRefund: bigint;
   readonly disputed: number;
-  readonly refunded: bigint;
+  readonly refundedTokens: bigint;
   readonly status: ProviderStatus;
 }
 
@@ -96,9 +113,12 @@ export interface EpochReport {
   readonly at: number;
   readonly token: TokenUnit;
   readonly toleranceBps: number;
-  readonly usageLookback: number;
+  /** the oracle's tolerance (its verdicts are predicted with it) */
+  readonly oracleToleranceBps: number;
+  /** the router's usage bucket, seconds */
+  readonly usageBucket: number;
   readonly batches: readonly BatchCheck[];
-  readonly rows: readonly RowCheck[];
+  readonly intervals: readonly IntervalCheck[];
   readonly providers: readonly ProviderLine[];
   /** differences above the tolerance and archive problems, one sentence each */
   readonly findings: readonly string[];

@@ -84,8 +84,11 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
   const chains = reconciledChains(config, settings);
   const adapters = usageAdapters(settings, env);
   const payerKeys = await loadPayerKeys(settings.payers, { env, baseDir });
-  const requesterKey = settings.requester === undefined ? undefined : await loadKey(settings.requester, "reconciler.requester", { env, baseDir });
-  for (const key of [...payerKeys, ...(requesterKey ? [requesterKey] : [])]) {
+  const keeperKey = settings.keeper === undefined ? payerKeys[0] : await loadKey(settings.keeper, "reconciler.keeper", { env, baseDir });
+  if (keeperKey === undefined) {
+    logger?.warn("no reconciler.keeper and no payer keys: open disputes are watched, but nobody here starts their verification or settles them when expired");
+  }
+  for (const key of [...payerKeys, ...(keeperKey !== undefined && settings.keeper !== undefined ? [keeperKey] : [])]) {
     if (key.development) logger?.warn({ account: key.wallet.address, source: key.source }, "the reconciler signs with a raw key from the environment: development only");
   }
   const archive = new Archive(archiveDir(config));
@@ -124,7 +127,6 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
         adapterFor: (provider) => adapters.get(provider),
         toleranceBps: settings.toleranceBps,
         minRefund: settings.minRefund,
-        usageLookback: Math.round(settings.usageLookbackMs / 1000),
         logChunkBlocks: settings.logChunkBlocks,
         concurrency: settings.concurrency,
         logger: chainLogger,
@@ -133,7 +135,12 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
         payerKeys.map((key) => [key.wallet.address, { address: key.wallet.address, signer: key.wallet.connect(provider), source: key.source }]),
       );
       const ledger = new RedisDisputeLedger(redis, config.redis.prefix, chain.name);
-      const disputer = new AutoDisputer({ client, payers, requester: requesterKey?.wallet.connect(provider), approveBond: settings.approveBond, ledger, logger: chainLogger });
+      const disputer = new AutoDisputer({ client, payers, keeper: keeperKey?.wallet.connect(provider),
+        approveBond: settings.approveBond,
+        ledger,
+        logChunkBlocks: settings.logChunkBlocks,
+        logger: chainLogger,
+      });
       const service = new ReconcilerService({
         chainName: chain.name,
         reconciler,

@@ -1,7 +1,8 @@
 /**
- * `agentgpt reconcile --epoch …`: what was settled on-chain in an epoch, per provider, against the receipts archive
- * and the providers' own usage reports; differences above the tolerance are listed with the rows worth a dispute.
- * Read-only. Logic lives in relayer/reconciler.
+ * `agentgpt reconcile --epoch …`: what was settled on-chain in an epoch against the receipts archive, and every
+ * interval it bills (payer, provider, model, usage bucket: all its settled rows, whatever batch) against the
+ * providers' own usage reports for that bucket; differences above the tolerance are listed with the intervals worth
+ * a dispute and the refund a dispute would get. Read-only. Logic lives in relayer/reconciler.
  *
  *   agentgpt reconcile --epoch 2025-06-01 --config config/relayer.yaml [--chain arbitrum] [--json]
  *   agentgpt reconcile --epoch 2025-06-01T14 --rpc http://127.0.0.1:8545 --archive .archive --usage-url http://usage:9000
@@ -73,7 +74,6 @@ async function reconcile(options: ReconcileOptions): Promise<void> {
       adapterFor,
       toleranceBps: tolerance ?? settings?.toleranceBps ?? 100,
       minRefund,
-      usageLookback: settings === undefined ? undefined : Math.round(settings.usageLookbackMs / 1000),
       logChunkBlocks: settings?.logChunkBlocks,
       concurrency: settings?.concurrency,
     });
@@ -123,6 +123,6 @@ export function register(program: Command): void {
     .option("--usage-url <url>", "ask this HTTP JSON usage API for every provider (instead of reconciler.providers)")
     .option("--usage-key-env <name>", "environment variable holding the bearer key for --usage-url")
     .option("--tolerance-bps <n>", "differences up to this many basis points of the billed tokens are not reported (default 100)")
-    .option("--min-refund <amount>", 'smallest oracle refund worth a dispute, e.g. "0.01 AGPT"')
+    .option("--min-refund <amount>", 'smallest dispute refund worth a dispute, e.g. "0.01 AGPT"')
     .action(run((options: ReconcileOptions) => reconcile(options)));
 }

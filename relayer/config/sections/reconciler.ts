@@ -11,7 +11,6 @@
  *   epoch: 1d                     # length of the epoch summaries: 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d (default 1d)
  *   tolerance_bps: 100            # differences up to 1% of the billed tokens are not reported (default 100)
  *   min_refund: "0.01 AGPT"       # smallest oracle refund worth a dispute (default: any refund)
- *   usage_lookback: 1h            # usage window before each settlement; only without a UsageOracle (default 1h)
  *   approve_bond: false           # approve the router for a bond the payer's deposit does not cover (default false)
  *   log_chunk_blocks: 10000       # blocks per eth_getLogs (default 10000)
  *   concurrency: 4                # provider queries and chain reads in flight (default 4)
@@ -24,14 +23,18 @@
  *       url: https://usage.example.com/openai
  *       api_key_env: OPENAI_USAGE_API_KEY   # variable holding the bearer key (never the key itself here)
  *       timeout: 10s
- *   payers:                       # payers the operator controls: their overcharged rows are disputed automatically
+ *   payers:                       # payers the operator controls: their overcharged intervals are disputed automatically
  *     - address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"   # optional: checked against the key
  *       keystore: ./keys/payer-research.json                      # relative to this file
  *       password_env: PAYER_RESEARCH_PASSWORD                     # default AGENTGPT_KEYSTORE_PASSWORD
  *     - key_env: PAYER_DEV_KEY    # development only: a raw key in the environment
- *   requester:                    # optional: a key holding the UsageOracle's REQUESTER_ROLE; default: each payer asks
- *     keystore: ./keys/reconciler.json
+ *   keeper:                       # optional: the account that starts/retries verifications and settles expired
+ *     keystore: ./keys/keeper.json  # disputes (anyone may; it pays gas only); default: the first payer's key
  * ```
+ *
+ * The provider usage compared is the payer's usage bucket [callsFrom, callsFrom + usageBucket) that each batch
+ * commits on-chain, the same window the UsageOracle asks about: `usage_lookback` and `requester` (REQUESTER_ROLE)
+ * no longer exist and are refused with the fix.
  */
 import { getAddress } from "ethers";
 import { z } from "zod";
@@ -69,7 +72,6 @@ export interface ReconcilerConfig {
   readonly epochMs: number;
   readonly toleranceBps: number;
   readonly minRefund: bigint;
-  readonly usageLookbackMs: number;
   readonly approveBond: boolean;
   readonly logChunkBlocks: number;
   readonly concurrency: number;
@@ -77,8 +79,12 @@ export interface ReconcilerConfig {
   /** by on-chain provider name (lowercase) */
   readonly providers: Readonly<Record<string, UsageAdapterConfig>>;
   readonly payers: readonly ReconcilerPayer[];
-  readonly requester?: KeySource | undefined;
+  /** signs keeper calls (requestVerification, settleExpiredDispute); default: the first payer's key */
+  readonly keeper?: KeySource | undefined;
 }
+
+/** A key that no longer exists: any value is refused with `message` (the fix). */
+const obsolete = (message: string) => z.undefined({ message }).optional();
 
 const envName = () => z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name (e.g. OPENAI_USAGE_API_KEY)");
 const httpUrl = () => z.string().regex(/^https?:\/\/\S+$/, "an http:// or https:// URL");
@@ -140,7 +146,9 @@ export const reconcilerSection = (ctx: SectionContext) =>
         .refine((ms) => ms >= 3_600_000 && ms % 3_600_000 === 0 && 86_400_000 % ms === 0, "1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d (epochs tile UTC days)"),
       tolerance_bps: z.int().min(0).max(10_000).default(100),
       min_refund: tokenAmount(ctx).optional(),
-      usage_lookback: durationMs().default(3_600_000),
+      usage_lookback: obsolete(
+        "reconciler.usage_lookback is obsolete: usage is compared over the usage bucket each batch commits on-chain (the oracle's window); delete the line",
+      ),
       approve_bond: z.boolean().default(false),
       log_chunk_blocks: z.int().min(1).max(1_000_000).default(10_000),
       concurrency: z.int().min(1).max(64).default(4),
@@ -149,7 +157,10 @@ export const reconcilerSection = (ctx: SectionContext) =>
         .optional(),
       providers: z.record(providerName(), adapter()).default({}),
       payers: z.array(payer()).default([]),
-      requester: keySource().optional(),
+      requester: obsolete(
+        "reconciler.requester is obsolete: anyone may ask the UsageOracle to verify a dispute (REQUESTER_ROLE is gone); rename it to keeper: (the account that starts verifications and settles expired disputes) or delete it",
+      ),
+      keeper: keySource().optional(),
     })
     .transform(
       (r): ReconcilerConfig => ({
@@ -159,14 +170,13 @@ export const reconcilerSection = (ctx: SectionContext) =>
         epochMs: r.epoch,
         toleranceBps: r.tolerance_bps,
         minRefund: r.min_refund ?? 1n,
-        usageLookbackMs: r.usage_lookback,
         approveBond: r.approve_bond,
         logChunkBlocks: r.log_chunk_blocks,
         concurrency: r.concurrency,
         ipfs: r.ipfs,
         providers: r.providers,
         payers: r.payers,
-        requester: r.requester,
+        keeper: r.keeper,
       }),
     )
     .optional();
