@@ -3,7 +3,7 @@ import { network } from "hardhat";
 
 import type { Charge } from "../../relayer/batcher/rows-tree.js";
 import type { ChainlinkMockV3Aggregator } from "../../typechain-types/index.js";
-import { AGPT, deploySuite, expectSolvent, GPT4_PRICE, row, settle, type Settlement, type Suite } from "../helpers/suite.js";
+import { AGPT, deploySuite, expectSolvent, GPT4_PRICE, row, rowRefs, settle, type Settlement, type Suite } from "../helpers/suite.js";
 
 const { ethers, networkHelpers } = await network.create();
 const { loadFixture, time } = networkHelpers;
@@ -44,7 +44,7 @@ async function status(s: Sequenced, answer: number, at: bigint) {
 }
 
 function dispute(s: Sequenced) {
-  return s.router.connect(s.payers[0]!).dispute(s.batch.batchId, 0, s.rows[0]!, s.batch.tree.proof(0));
+  return s.router.connect(s.payers[0]!).dispute(rowRefs([[s.batch, 0]]));
 }
 
 function closesAt(s: Sequenced) {
@@ -106,7 +106,7 @@ describe("AutoPayLLM: dispute window over L2 sequencer outages", function () {
       const s = await loadFixture(sequencedFixture);
       expect(await closesAt(s)).to.equal(s.releaseAt);
       await time.increaseTo(s.releaseAt);
-      await expect(dispute(s)).to.be.revertedWithCustomError(s.router, "AutoPayLLMWindowClosed").withArgs(s.batch.batchId, s.releaseAt);
+      await expect(dispute(s)).to.be.revertedWithCustomError(s.router, "AutoPayLLMNothingToHold");
       await expect(s.router.release(s.batch.batchId)).to.emit(s.router, "BatchReleased");
     });
 
@@ -163,7 +163,7 @@ describe("AutoPayLLM: dispute window over L2 sequencer outages", function () {
       await time.increaseTo(s.releaseAt + 100n);
       await status(s, DOWN, s.releaseAt + 100n);
       expect(await closesAt(s)).to.equal(s.releaseAt);
-      await expect(dispute(s)).to.be.revertedWithCustomError(s.router, "AutoPayLLMWindowClosed").withArgs(s.batch.batchId, s.releaseAt);
+      await expect(dispute(s)).to.be.revertedWithCustomError(s.router, "AutoPayLLMNothingToHold");
       await status(s, UP, s.releaseAt + 5000n);
       expect(await closesAt(s)).to.equal(s.releaseAt);
       await expect(s.router.release(s.batch.batchId)).to.emit(s.router, "BatchReleased");
@@ -199,23 +199,41 @@ describe("AutoPayLLM: dispute window over L2 sequencer outages", function () {
       expect(await closesAt(s)).to.equal(up1 + GRACE);
     });
 
-    it("when the previous round is unavailable, never closes earlier than the exact rule", async function () {
+    it("a batch settled before the feed was set reads its history from the round that was latest then; unreadable history never closes", async function () {
       const s = await loadFixture(sequencedFixture);
       const feed = await ethers.deployContract("MockAggregator", [0]);
-      // A round id whose predecessor is not in the feed (a proxy's first round of a new phase): startedAt 0.
+      // the new feed's latest round when it is set: a proxy's first round of a new phase, down since after releaseAt
       await feed.setRound(2n ** 64n + 1n, DOWN, s.releaseAt + 100n, s.releaseAt + 100n, 2n ** 64n + 1n);
       await s.router.setSequencerUptimeFeed(await feed.getAddress(), GRACE);
-      expect(await closesAt(s)).to.equal(NEVER); // down now, and whether it was up at releaseAt is unknown
+      expect(await closesAt(s)).to.equal(NEVER); // down now
       await feed.setRound(2n ** 64n + 2n, UP, s.releaseAt + 200n, s.releaseAt + 200n, 2n ** 64n + 2n);
       expect(await closesAt(s)).to.equal(s.releaseAt + 200n + GRACE);
-      await feed.setReverts(false, true); // history reverts instead
-      expect(await closesAt(s)).to.equal(s.releaseAt + 200n + GRACE);
-      // with the history readable again, the exact answer
+      await feed.setReverts(false, true); // the history reverts: unknown, so never closes
+      expect(await closesAt(s)).to.equal(NEVER);
       await feed.setReverts(false, false);
-      await feed.setRound(2n ** 64n + 1n, DOWN, s.releaseAt + 100n, s.releaseAt + 100n, 2n ** 64n + 1n);
-      await feed.setRound(2n ** 64n, UP, s.settledAt - 10n, s.settledAt - 10n, 2n ** 64n);
-      await feed.setRound(2n ** 64n + 2n, UP, s.releaseAt + 200n, s.releaseAt + 200n, 2n ** 64n + 2n);
-      expect(await closesAt(s)).to.equal(s.releaseAt);
+      expect(await closesAt(s)).to.equal(s.releaseAt + 200n + GRACE);
+      // a batch settled now reads from the round of its own settlement
+      const later = await settle(s, s.rows, { callsFrom: s.batch.callsFrom });
+      const info = await s.router.batchInfo(later.batchId);
+      expect(info.sequencerRound).to.equal(2n ** 64n + 2n);
+      // (that round's start lies after this batch's settlement in this made-up history: it gets the grace)
+      const expected = info.releaseAt > s.releaseAt + 200n + GRACE ? info.releaseAt : s.releaseAt + 200n + GRACE;
+      expect(await s.router.disputeClosesAt(later.batchId)).to.equal(expected);
+    });
+
+    it("follows a proxy's phase change: from the last round of one phase to the first of the next", async function () {
+      const s = await loadFixture(sequencedFixture);
+      const feed = await ethers.deployContract("MockAggregator", [0]);
+      const last = (1n << 64n) | 5n; // round 5 of phase 1
+      await feed.setRound(last, UP, s.settledAt - 10n, s.settledAt - 10n, last);
+      await s.router.setSequencerUptimeFeed(await feed.getAddress(), GRACE);
+      const batch = await settle(s, s.rows, { callsFrom: s.batch.callsFrom });
+      const info = await s.router.batchInfo(batch.batchId);
+      // phase 2 starts with an outage inside the window, then up again
+      await feed.setRound((2n << 64n) | 1n, DOWN, info.settledAt + 100n, info.settledAt + 100n, (2n << 64n) | 1n);
+      expect(await s.router.disputeClosesAt(batch.batchId)).to.equal(NEVER);
+      await feed.setRound((2n << 64n) | 2n, UP, info.settledAt + 200n, info.settledAt + 200n, (2n << 64n) | 2n);
+      expect(await s.router.disputeClosesAt(batch.batchId)).to.equal(info.releaseAt);
     });
 
     it("a latest round that reverts or answers no status blocks release until governance replaces the feed", async function () {
@@ -233,15 +251,28 @@ describe("AutoPayLLM: dispute window over L2 sequencer outages", function () {
       await expect(s.router.release(s.batch.batchId)).to.emit(s.router, "BatchReleased");
     });
 
-    it("reads at most 8 rounds: a longer history after releaseAt counts as unknown", async function () {
+    it("P4: a closed window stays closed however many status changes follow (fails on the previous code, which read 8 rounds back from the latest)", async function () {
       const s = await loadFixture(sequencedFixture);
+      await time.increaseTo(s.releaseAt + 5n);
       let at = s.releaseAt + 10n;
-      for (let i = 0; i < 8; i++) {
+      for (let i = 0; i < 20; i++) {
         await status(s, i % 2 === 0 ? DOWN : UP, at);
         at += 10n;
       }
-      // eight changes after releaseAt, the last one back up: the round up at settlement is the 9th from the latest
-      expect(await closesAt(s)).to.equal(at - 10n + GRACE); // exact: releaseAt
+      expect(await closesAt(s)).to.equal(s.releaseAt);
+      await expect(dispute(s)).to.be.revertedWithCustomError(s.router, "AutoPayLLMNothingToHold");
+      await expect(s.router.release(s.batch.batchId)).to.emit(s.router, "BatchReleased");
+    });
+
+    it("walks many status changes inside the window forward to the exact close", async function () {
+      const s = await loadFixture(sequencedFixture);
+      let at = s.settledAt + 10n;
+      for (let i = 0; i < 12; i++) {
+        await status(s, i % 2 === 0 ? DOWN : UP, at);
+        at += 10n;
+      }
+      // the last outage ended at `at - 10`: its grace ends before releaseAt
+      expect(await closesAt(s)).to.equal(s.releaseAt);
     });
 
     it("reads the whole history when it is within 8 rounds", async function () {
