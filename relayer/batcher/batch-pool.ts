@@ -7,39 +7,66 @@
  *                            dedupe window, so a receipt re-delivered by ingest is never batched twice)
  *   <tag>:pool               hash receipt id -> receipt JSON
  *   <tag>:order              zset receipt id -> ms when it entered the pool (oldest first)
- *   <tag>:sealing            JSON {sealedAt, ids} of the batch being sealed (survives a crash: resealed as is)
- *   <tag>:batch:<batchId>    hash: cid, path, receipts, rows, amount, sealedAt, handedOff
+ *   <tag>:buckets            zset receipt id -> callsFrom: start (unix s) of the usage bucket in which its call started
+ *   <tag>:sealing            JSON {sealedAt, callsFrom, ids} of the batch being sealed (survives a crash: resealed
+ *                            as is)
+ *   <tag>:batch:<batchId>    hash: cid, path, receipts, rows, amount, callsFrom, sealedAt, handedOff
  *   <tag>:batches            zset batch id -> sealedAt
  *   <tag>:unhanded           set of registered batch ids not yet handed to the settler
+ *
+ * A batch holds the receipts of one usage bucket only: sealing takes the bucket of the receipt that has waited
+ * longest and up to `max` receipts of that bucket. Receipts of other buckets (a backfill, a late delivery, the next
+ * hour) stay in the pool and are sealed as batches of their own bucket, each in turn.
  */
 import type { Redis, Result } from "ioredis";
 
 import type { Receipt } from "../queue/index.js";
+import { callsFromOf } from "./usage-bucket.js";
 
+// KEYS: pool, order, buckets, known:<id>...; ARGV: knownTtlMs, now, n, then id, receipt JSON, callsFrom per receipt
 const TAKE = `
 local added = 0
 local n = tonumber(ARGV[3])
 for i = 1, n do
-  local known = KEYS[2 + i]
-  local id = ARGV[2 + 2 * i]
+  local known = KEYS[3 + i]
+  local id = ARGV[1 + 3 * i]
   if redis.call('SET', known, 'pool', 'NX', 'PX', ARGV[1]) then
-    redis.call('HSET', KEYS[1], id, ARGV[3 + 2 * i])
+    redis.call('HSET', KEYS[1], id, ARGV[2 + 3 * i])
     redis.call('ZADD', KEYS[2], ARGV[2], id)
+    redis.call('ZADD', KEYS[3], ARGV[3 + 3 * i], id)
     added = added + 1
   end
 end
 return added
 `;
 
+// KEYS: sealing, order, buckets, pool; ARGV: now, max, usageBucket (s)
+// Receipts pooled by a batcher older than usage buckets have no bucket yet: they get one from their startTime.
 const SEAL = `
 local current = redis.call('GET', KEYS[1])
 if current then return current end
-local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-if #ids == 0 then return false end
-for i = 1, #ids, 500 do
-  redis.call('ZREM', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)
+if #oldest == 0 then return false end
+local from = redis.call('ZSCORE', KEYS[3], oldest[1])
+if not from then
+  local bucket = tonumber(ARGV[3])
+  local all = redis.call('ZRANGE', KEYS[2], 0, -1)
+  for _, id in ipairs(all) do
+    if not redis.call('ZSCORE', KEYS[3], id) then
+      local receipt = cjson.decode(redis.call('HGET', KEYS[4], id))
+      local s = math.floor(receipt.startTime / 1000)
+      redis.call('ZADD', KEYS[3], s - (s % bucket), id)
+    end
+  end
+  from = redis.call('ZSCORE', KEYS[3], oldest[1])
 end
-local sealing = cjson.encode({ sealedAt = tonumber(ARGV[1]), ids = ids })
+local ids = redis.call('ZRANGEBYSCORE', KEYS[3], from, from, 'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #ids, 500 do
+  local last = math.min(i + 499, #ids)
+  redis.call('ZREM', KEYS[2], unpack(ids, i, last))
+  redis.call('ZREM', KEYS[3], unpack(ids, i, last))
+end
+local sealing = cjson.encode({ sealedAt = tonumber(ARGV[1]), callsFrom = tonumber(from), ids = ids })
 redis.call('SET', KEYS[1], sealing)
 return sealing
 `;
@@ -68,6 +95,8 @@ declare module "ioredis" {
 }
 export interface Sealing {
   sealedAt: number;
+  /** start (unix s) of the usage bucket in which every call of the batch started */
+  callsFrom: number;
   ids: string[];
 }
 
@@ -78,6 +107,8 @@ export interface RegisteredBatch {
   receipts: number;
   rows: number;
   amount: string;
+  /** start (unix s) of the batch's usage bucket */
+  callsFrom: number;
   sealedAt: number;
   handedOff: boolean;
 }
@@ -101,7 +132,7 @@ export class BatchPool {
     this.knownTtlMs = options.knownTtlMs ?? 40 * 86_400_000;
     if (typeof redis.agentgptBatcherTake !== "function") {
       redis.defineCommand("agentgptBatcherTake", { lua: TAKE });
-      redis.defineCommand("agentgptBatcherSeal", { lua: SEAL, numberOfKeys: 2 });
+      redis.defineCommand("agentgptBatcherSeal", { lua: SEAL, numberOfKeys: 4 });
       redis.defineCommand("agentgptBatcherRegister", { lua: REGISTER });
     }
   }
@@ -110,12 +141,16 @@ export class BatchPool {
     return `${this.tag}:${name}`;
   }
 
-  /** Adds receipts not seen before to the pool; returns how many were new. Idempotent by receipt id. */
-  async take(receipts: readonly Receipt[], now = Date.now()): Promise<number> {
+  /**
+   * Adds receipts not seen before to the pool, each under the usage bucket (`usageBucket` seconds long) in which its
+   * call started; returns how many were new. Idempotent by receipt id.
+   */
+  async take(receipts: readonly Receipt[], usageBucket: number, now = Date.now()): Promise<number> {
     if (receipts.length === 0) return 0;
-    const keys = [this.key("pool"), this.key("order"), ...receipts.map((r) => this.key(`known:${r.id}`))];
+    const buckets = receipts.map((receipt) => callsFromOf(receipt.startTime, usageBucket)); // throws before any write
+    const keys = [this.key("pool"), this.key("order"), this.key("buckets"), ...receipts.map((r) => this.key(`known:${r.id}`))];
     const args: (string | number)[] = [this.knownTtlMs, now, receipts.length];
-    for (const receipt of receipts) args.push(receipt.id, JSON.stringify(receipt));
+    receipts.forEach((receipt, i) => args.push(receipt.id, JSON.stringify(receipt), buckets[i]!));
     return this.redis.agentgptBatcherTake(keys.length, ...keys, ...args);
   }
 
@@ -129,15 +164,19 @@ export class BatchPool {
   }
 
   /**
-   * Takes up to `max` of the oldest receipts out of the pool into the batch being sealed, or returns the batch
-   * already being sealed (after a crash) unchanged. Null when there is nothing to seal.
+   * Takes up to `max` receipts of one usage bucket out of the pool into the batch being sealed: the bucket of the
+   * receipt that has waited longest. Returns the batch already being sealed (after a crash) unchanged. Null when
+   * there is nothing to seal. `usageBucket` (s) only places receipts pooled before buckets existed.
    */
-  async seal(max: number, now = Date.now()): Promise<Sealing | null> {
-    const raw = await this.redis.agentgptBatcherSeal(this.key("sealing"), this.key("order"), now, max);
+  async seal(max: number, usageBucket: number, now = Date.now()): Promise<Sealing | null> {
+    const raw = await this.redis.agentgptBatcherSeal(this.key("sealing"), this.key("order"), this.key("buckets"), this.key("pool"), now, max, usageBucket);
     if (raw === null) return null;
-    const parsed = JSON.parse(raw) as { sealedAt: number; ids: string[] | Record<string, never> };
+    const parsed = JSON.parse(raw) as { sealedAt: number; callsFrom?: number; ids: string[] | Record<string, never> };
+    if (typeof parsed.callsFrom !== "number") {
+      throw new Error(`the batch being sealed (since ${parsed.sealedAt}) was sealed by a batcher without usage buckets: finish it with that version`);
+    }
     // cjson encodes an empty table as an object; a sealing always has ids, but stay strict.
-    return { sealedAt: parsed.sealedAt, ids: Array.isArray(parsed.ids) ? parsed.ids : [] };
+    return { sealedAt: parsed.sealedAt, callsFrom: parsed.callsFrom, ids: Array.isArray(parsed.ids) ? parsed.ids : [] };
   }
 
   /** Every receipt in the pool (the batch being sealed included: its receipts stay here until registered). */
@@ -169,7 +208,7 @@ export class BatchPool {
   }
 
   /** Records the sealed batch: its receipts now belong to `batch.batchId`; it waits to be handed to the settler. */
-  async register(sealing: Sealing, batch: Omit<RegisteredBatch, "handedOff" | "sealedAt">): Promise<void> {
+  async register(sealing: Sealing, batch: Omit<RegisteredBatch, "handedOff" | "sealedAt" | "callsFrom">): Promise<void> {
     const keys = [
       this.key("sealing"),
       this.key("pool"),
@@ -184,6 +223,7 @@ export class BatchPool {
       receipts: batch.receipts,
       rows: batch.rows,
       amount: batch.amount,
+      callsFrom: sealing.callsFrom,
       sealedAt: sealing.sealedAt,
       handedOff: 0,
     };
@@ -214,6 +254,7 @@ export class BatchPool {
       receipts: Number(fields.receipts),
       rows: Number(fields.rows),
       amount: fields.amount ?? "0",
+      callsFrom: Number(fields.callsFrom),
       sealedAt: Number(fields.sealedAt),
       handedOff: fields.handedOff === "1",
     };

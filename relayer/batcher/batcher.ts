@@ -3,6 +3,10 @@
  * receipts or when the oldest has waited `maxWaitMs`, aggregates it into charge rows, builds both Merkle trees,
  * writes the batch file to the archive, and only then hands it to the settler.
  *
+ * Batches are cut at usage-bucket boundaries of the calls' start time (`router.usageBucket()` seconds): every batch
+ * holds the receipts of one bucket and commits its start (`callsFrom`) on-chain. Receipts of several buckets in the
+ * pool (a backfill, late deliveries, an hour boundary) become batches of their own bucket, oldest waiting first.
+ *
  * Exactly once: a receipt enters the pool once (by id, see batch-pool.ts); a sealed batch is rebuilt from the same
  * receipts after a crash (same rows, same receipts root, same batch id, same file); the settler refuses a batch id
  * it knows and the contract one it has settled.
@@ -22,6 +26,8 @@ export interface BatchSink {
     path: string;
     cid: string;
     receiptsRoot: string;
+    /** start (unix s) of the usage bucket of the batch's calls */
+    callsFrom: number;
     rows: number;
     receipts: number;
     amount: string;
@@ -33,8 +39,10 @@ export interface BatcherOptions {
   pool: BatchPool;
   archive: Archive;
   sink: BatchSink;
+  /** the router's usage bucket length (seconds), read once at start (readUsageBucket) */
+  usageBucket: number;
   /** chain id, router and the on-chain ids of the receipts' provider and model names (asked before each batch) */
-  context: (receipts: readonly Receipt[]) => Promise<BatchContext>;
+  context: (receipts: readonly Receipt[]) => Promise<Omit<BatchContext, "usageBucket">>;
   /** close a batch at this many receipts (default 2,000) */
   maxReceipts?: number;
   /** close a batch when its oldest receipt has waited this long (ms, default 5,000) */
@@ -55,6 +63,9 @@ export class Batcher {
     this.maxReceipts = options.maxReceipts ?? 2000;
     this.maxWaitMs = options.maxWaitMs ?? 5000;
     this.tickMs = options.tickMs ?? 250;
+    if (!Number.isInteger(options.usageBucket) || options.usageBucket <= 0) {
+      throw new RangeError(`batcher ${options.chain}: usage bucket must be a positive number of seconds, got ${options.usageBucket}`);
+    }
   }
 
   /** The chunk handler for ingest's receipt worker: durable in the pool when it resolves. */
@@ -63,7 +74,7 @@ export class Batcher {
     if (chainReceipts.length !== receipts.length) {
       throw new Error(`receipts for another chain reached the ${this.options.chain} batcher`);
     }
-    await this.options.pool.take(chainReceipts);
+    await this.options.pool.take(chainReceipts, this.options.usageBucket);
   }
 
   start(): void {
@@ -101,17 +112,18 @@ export class Batcher {
   /** Seals one batch (or resumes the one being sealed), archives it, registers it and hands it to the settler. */
   private async sealAndArchive(now: number): Promise<void> {
     const { pool, archive, chain } = this.options;
-    const sealing = await pool.seal(this.maxReceipts, now);
+    const sealing = await pool.seal(this.maxReceipts, this.options.usageBucket, now);
     if (sealing === null) return;
     const receipts = await pool.receiptsOf(sealing);
-    const built = await buildBatch(receipts, sealing.sealedAt, await this.options.context(receipts));
+    const context = { ...(await this.options.context(receipts)), usageBucket: this.options.usageBucket };
+    const built = await buildBatch(receipts, sealing.sealedAt, sealing.callsFrom, context);
     const { batchId } = built.file;
     const path = await archive.write(chain, batchId, built.bytes);
     failpoint("after-archive");
     const amount = built.charges.reduce((sum, charge) => sum + charge.amount, 0n).toString();
     await pool.register(sealing, { batchId, cid: built.cid, path, receipts: receipts.length, rows: built.charges.length, amount });
     this.options.logger?.info(
-      { batchId, cid: built.cid, receipts: receipts.length, rows: built.charges.length, amount },
+      { batchId, cid: built.cid, callsFrom: sealing.callsFrom, receipts: receipts.length, rows: built.charges.length, amount },
       "batch sealed and archived",
     );
     await this.handOver(batchId);
@@ -131,6 +143,7 @@ export class Batcher {
       path: batch.path,
       cid: batch.cid,
       receiptsRoot: file.receiptsRoot,
+      callsFrom: file.callsFrom,
       rows: batch.rows,
       receipts: batch.receipts,
       amount: batch.amount,

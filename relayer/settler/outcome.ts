@@ -34,6 +34,8 @@ export interface SettlementOutcome {
   rejectedRows: number;
   escrowed: string;
   releaseAt: number;
+  /** start (unix s) of the usage bucket of the batch's calls, as committed on-chain */
+  callsFrom: number;
   dataCid: string;
   /** [row index, reason] for each rejected row, by index */
   rejected: [number, RejectReasonName][];
@@ -57,6 +59,7 @@ export function decodeOutcome(batchId: string, logs: readonly RpcLog[], router: 
         rejectedRows: Number(parsed.args.rejectedRows),
         escrowed: (parsed.args.escrowed as bigint).toString(),
         releaseAt: Number(parsed.args.releaseAt),
+        callsFrom: Number(parsed.args.callsFrom),
         dataCid: parsed.args.dataCid as string,
         rejected: [],
       };

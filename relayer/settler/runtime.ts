@@ -16,6 +16,7 @@ import { Archive } from "../batcher/archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { Batcher } from "../batcher/batcher.js";
 import { OnchainRegistry } from "../batcher/onchain-registry.js";
+import { readUsageBucket } from "../batcher/usage-bucket.js";
 import { loadDeployment } from "../chain/deployment.js";
 import { RELAYER_ROLE } from "../chain/roles.js";
 import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/index.js";
@@ -200,6 +201,9 @@ async function startChain(
     throw new SigningKeyError(`chains.${chain.name}: chain_id is ${chain.chainId} but its RPC serves chain ${chainId}: fix chain_id or rpc_urls`);
   }
   const router = chain.router ?? (await loadDeployment(chainId, { networkName: chain.name })).addresses.autoPayLLM;
+  // Read once: governance may change it only before the router's first batch. Without it no batch can be cut.
+  const usageBucket = await readUsageBucket(rpc, router);
+  logger?.info({ router, usageBucket }, "router usage bucket: batches are cut at its boundaries");
   const signerConfig = (chain.signer ?? config.settler.signer)!;
   const keys = await loadChainKeys(signerConfig, config, { ...options, ...(logger ? { logger } : {}) });
   if (!(await hasRelayerRole(rpc, router, keys.wallet.address))) {
@@ -230,6 +234,7 @@ async function startChain(
     pool,
     archive,
     sink: settler,
+    usageBucket,
     context: async (receipts) => ({ chain: chain.name, chainId, router, registry: await registry.resolve(receipts) }),
     maxReceipts: config.batcher.maxReceipts,
     maxWaitMs: config.batcher.maxWaitMs,

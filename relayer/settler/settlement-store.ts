@@ -6,6 +6,8 @@
  *   <tag>:batch:<batchId>   hash, see SettlementRecord
  *   <tag>:active            zset batch id -> submission sequence (every batch not yet final)
  *   <tag>:final             zset batch id -> final time (ms)
+ *   <tag>:refused           zset batch id -> refusal time (ms): batches the router refused for good (their
+ *                           receipts root was settled by another batch id); the record's note says by which
  *   <tag>:seq               submission counter
  *   <tag>:nonce:<signer>    next nonce to assign
  *   <tag>:stats             hash of counters
@@ -18,7 +20,7 @@ import type { Redis } from "ioredis";
 import type { Fees } from "./fees.js";
 import type { SettlementOutcome } from "./outcome.js";
 
-export type SettlementState = "queued" | "signed" | "sent" | "mined" | "final" | "blocked";
+export type SettlementState = "queued" | "signed" | "sent" | "mined" | "final" | "blocked" | "refused";
 
 export interface SentTransaction {
   hash: string;
@@ -35,6 +37,8 @@ export interface SettlementRecord {
   path: string;
   cid: string;
   receiptsRoot: string;
+  /** start (unix s) of the usage bucket of the batch's calls (the batch file's, which is what is sent) */
+  callsFrom: number;
   rows: number;
   receipts: number;
   amount: string;
@@ -70,13 +74,14 @@ export interface SubmitBatch {
   path: string;
   cid: string;
   receiptsRoot: string;
+  callsFrom: number;
   rows: number;
   receipts: number;
   amount: string;
 }
 
 const JSON_FIELDS = new Set(["txs", "outcome"]);
-const NUMBER_FIELDS = new Set(["rows", "receipts", "submittedAt", "submittedBlock", "nonce", "block", "finalAt"]);
+const NUMBER_FIELDS = new Set(["callsFrom", "rows", "receipts", "submittedAt", "submittedBlock", "nonce", "block", "finalAt"]);
 
 export class SettlementStore {
   readonly tag: string;
@@ -174,6 +179,22 @@ export class SettlementStore {
       .hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "final", finalAt: now }))
       .zrem(this.key("active"), record.batchId)
       .zadd(this.key("final"), now, record.batchId);
+    for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
+    await multi.exec();
+  }
+
+  /** Batch ids the router refused for good, most recent last. */
+  async refusedIds(from = 0, to = -1): Promise<string[]> {
+    return this.redis.zrange(this.key("refused"), from, to);
+  }
+
+  /** Takes a batch out of the active set for good (state "refused", with its note), counting it in the stats. */
+  async refuse(record: SettlementRecord, counters: Record<string, number>, now = Date.now()): Promise<void> {
+    const multi = this.redis
+      .multi()
+      .hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "refused", finalAt: now }))
+      .zrem(this.key("active"), record.batchId)
+      .zadd(this.key("refused"), now, record.batchId);
     for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
     await multi.exec();
   }

@@ -1,5 +1,7 @@
 /**
- * The settler of one chain: turns archived batches into `settleBatch` transactions, exactly once.
+ * The settler of one chain: turns archived batches into `settleBatchAt` transactions, exactly once. Each batch commits
+ * the usage bucket of its calls (`callsFrom`, from its batch file), so a batch settled late is judged by its calls'
+ * time.
  *
  * One process per chain holds the lease (lease.ts); it alone signs with the chain's key. Each batch moves through
  * queued -> signed -> sent -> mined -> final in the ledger (settlement-store.ts), and every step is recorded before
@@ -12,7 +14,10 @@
  * - every hash ever broadcast for a batch is watched; whichever is mined settles it (a replacement included);
  * - a nonce consumed by a transaction that is not ours sends the batch back to the queue for a new nonce;
  * - after `confirmations` blocks the block hash is checked again; a reorged or dropped transaction reopens the
- *   batch (rebroadcast), and only then is the batch final and its outcome (rejected rows) read from the logs.
+ *   batch (rebroadcast), and only then is the batch final and its outcome (rejected rows) read from the logs;
+ * - a batch whose receipts root another batch id already settled (`AutoPayLLMReceiptsRootUsed`: those receipts are
+ *   charged already) is refused for good: logged as an error, counted (`batches_refused`, `receipts_refused`) and
+ *   kept in the ledger's refused set with the id of the batch that settled them; it is never sent again.
  *
  * Key rotation (`agentgpt keys rotate`): besides its active key the settler may hold retiring keys. New batches are
  * always signed with the active key; a batch already signed keeps the key that signed it (read back from its signed
@@ -44,11 +49,13 @@ import {
 
 /** The part of AutoPayLLM's ABI the settler uses. */
 export const ROUTER_ABI = [
-  "function settleBatch(bytes32 batchId, (address user, uint32 provider, uint32 model, uint64 tokens, uint128 amount)[] charges, bytes32 receiptsRoot, string dataCid)",
-  "function batchInfo(bytes32 batchId) view returns ((bytes32 rowsRoot, bytes32 receiptsRoot, uint64 settledAt, uint64 releaseAt, uint32 rowCount, uint32 acceptedCount, uint32 shareCount, uint8 status))",
-  "event BatchSettled(bytes32 indexed batchId, bytes32 rowsRoot, bytes32 receiptsRoot, uint256 acceptedRows, uint256 rejectedRows, uint256 escrowed, uint64 releaseAt, string dataCid)",
+  "function settleBatchAt(bytes32 batchId, (address user, uint32 provider, uint32 model, uint64 tokens, uint128 amount)[] charges, bytes32 receiptsRoot, string dataCid, uint64 callsFrom)",
+  "function batchInfo(bytes32 batchId) view returns ((bytes32 rowsRoot, bytes32 receiptsRoot, uint40 settledAt, uint40 releaseAt, uint40 callsFrom, uint16 rowCount, uint16 acceptedCount, uint16 shareCount, uint8 status, uint80 sequencerRound))",
+  "event BatchSettled(bytes32 indexed batchId, bytes32 rowsRoot, bytes32 receiptsRoot, uint256 acceptedRows, uint256 rejectedRows, uint256 escrowed, uint64 releaseAt, uint64 callsFrom, string dataCid)",
   "event RowRejected(bytes32 indexed batchId, uint256 index, address indexed user, uint8 reason)",
   "error AutoPayLLMBatchAlreadySettled(bytes32 batchId)",
+  "error AutoPayLLMReceiptsRootUsed(bytes32 receiptsRoot, bytes32 batchId)",
+  "error AutoPayLLMInvalidInterval(uint256 callsFrom, uint256 usageBucket)",
   "error EnforcedPause()",
   "error AccessControlUnauthorizedAccount(address account, bytes32 neededRole)",
 ];
@@ -94,6 +101,11 @@ interface RpcReceipt {
   logs: RpcLog[];
 }
 
+interface SettleCall {
+  charges: Charge[];
+  callsFrom: number;
+}
+
 interface RpcBlock {
   number: string;
   hash: string;
@@ -117,7 +129,7 @@ export class Settler {
   private readonly maxInFlight: number;
   private readonly gasLimitPercent: bigint;
   private readonly lookback: number;
-  private readonly charges = new Map<string, Charge[]>();
+  private readonly calls = new Map<string, SettleCall>();
   private running = false;
   private stopped: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -249,6 +261,7 @@ export class Settler {
           await this.confirm(record, head);
           break;
         case "final":
+        case "refused":
           break;
       }
     }
@@ -260,8 +273,7 @@ export class Settler {
   private async prepare(record: SettlementRecord, latestNonce: number): Promise<boolean> {
     const { batchId } = record;
     if (await this.alreadySettled(record)) return false;
-    const charges = await this.chargesOf(record);
-    const data = this.contract.encodeFunctionData("settleBatch", [batchId, charges, record.receiptsRoot, record.cid]);
+    const data = await this.calldataOf(record);
     let estimate: bigint;
     try {
       estimate = BigInt(await this.rpc<string>("eth_estimateGas", [{ from: this.signer, to: this.router, data }]));
@@ -269,6 +281,10 @@ export class Settler {
       const revert = revertOf(error, this.contract);
       if (revert?.name === "AutoPayLLMBatchAlreadySettled") {
         await this.alreadySettled(record, true);
+        return false;
+      }
+      if (revert?.name === "AutoPayLLMReceiptsRootUsed") {
+        await this.refuse(record, String(revert.args[1]));
         return false;
       }
       if (revert !== null || error instanceof JsonRpcError) {
@@ -389,8 +405,7 @@ export class Settler {
       await this.store.update(record.batchId, { txs });
       return;
     }
-    const charges = await this.chargesOf(record);
-    const data = this.contract.encodeFunctionData("settleBatch", [record.batchId, charges, record.receiptsRoot, record.cid]);
+    const data = await this.calldataOf(record);
     const tx = await this.sign({ nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), data, fees }, key);
     const txs = [...record.txs, tx];
     await this.store.update(record.batchId, { txs });
@@ -460,12 +475,28 @@ export class Settler {
     counters.receipts_settled = rowReceipts.reduce((sum, n, i) => sum + (rejectedRows.has(i) ? 0 : n), 0);
     const final: SettlementRecord = { ...record, state: "final", outcome, note: null };
     await this.store.finalize(final, counters);
-    this.charges.delete(record.batchId);
+    this.calls.delete(record.batchId);
     this.options.logger?.info(
       { batchId: record.batchId, hash: record.txHash, block: record.block, accepted: outcome.acceptedRows, rejected: outcome.rejected },
       "batch final",
     );
     await this.options.onFinal?.(final);
+  }
+
+  /**
+   * The router refused the batch for good: its receipts root was settled by `settledBy` (another batch id), so its
+   * receipts are charged already and sending it again can only fail. Kept, counted and reported; never retried.
+   */
+  private async refuse(record: SettlementRecord, settledBy: string): Promise<void> {
+    const note = `receipts root ${record.receiptsRoot} already settled by batch ${settledBy}`;
+    const file = await this.options.archive.read(this.store.chain, record.batchId);
+    const receipts = file?.receipts.length ?? record.receipts;
+    await this.store.refuse({ ...record, state: "refused", note }, { batches_refused: 1, receipts_refused: receipts });
+    this.calls.delete(record.batchId);
+    this.options.logger?.error(
+      { batchId: record.batchId, receiptsRoot: record.receiptsRoot, settledBy, receipts, amount: record.amount },
+      "batch refused for good: its receipts root is already settled by another batch (its receipts are charged there); it is not sent again",
+    );
   }
 
   // ---------------------------------------------------------------- chain access
@@ -577,14 +608,17 @@ export class Settler {
     };
   }
 
-  private async chargesOf(record: SettlementRecord): Promise<Charge[]> {
-    const cached = this.charges.get(record.batchId);
-    if (cached !== undefined) return cached;
-    const file = await this.options.archive.read(this.store.chain, record.batchId);
-    if (file === null) throw new Error(`batch ${record.batchId}: archive file missing (${record.path})`);
-    const charges = chargesOf(file);
-    this.charges.set(record.batchId, charges);
-    return charges;
+  /** `settleBatchAt` calldata of a batch, from its archived file (the file's CID and call interval are what it commits). */
+  private async calldataOf(record: SettlementRecord): Promise<string> {
+    let call = this.calls.get(record.batchId);
+    if (call === undefined) {
+      const file = await this.options.archive.read(this.store.chain, record.batchId);
+      if (file === null) throw new Error(`batch ${record.batchId}: archive file missing (${record.path})`);
+      if (file.receiptsRoot !== record.receiptsRoot) throw new Error(`batch ${record.batchId}: archive file's receipts root differs from the ledger's`);
+      call = { charges: chargesOf(file), callsFrom: file.callsFrom };
+      this.calls.set(record.batchId, call);
+    }
+    return this.contract.encodeFunctionData("settleBatchAt", [record.batchId, call.charges, record.receiptsRoot, record.cid, call.callsFrom]);
   }
 }
 

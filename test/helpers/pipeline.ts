@@ -15,6 +15,9 @@ import { SettlementStore, type SettlementRecord } from "../../relayer/settler/se
 import { Settler, type SettlerOptions } from "../../relayer/settler/settler.js";
 import type { ChainSuite } from "./chain-suite.js";
 
+/** AutoPayLLM's default usageBucket (seconds), which deployChainSuite keeps. */
+export const DEFAULT_USAGE_BUCKET = 3600;
+
 export interface PipelineOptions {
   suite: ChainSuite;
   rpcUrls: string[];
@@ -25,6 +28,8 @@ export interface PipelineOptions {
   rpc?: RpcPoolOptions;
   settler?: Partial<SettlerOptions>;
   maxReceipts?: number;
+  /** the usage bucket (s) the batcher cuts at; default: read from the router */
+  usageBucket?: number;
 }
 
 export interface Pipeline {
@@ -37,6 +42,10 @@ export interface Pipeline {
   batcher: Batcher;
 }
 
+/**
+ * Builds the pipeline. `relayer start` reads the usage bucket from the router (readUsageBucket); here it is the
+ * contract's default unless given, so callers stay synchronous (the batcher tests check the chain's value).
+ */
 export function pipeline(options: PipelineOptions): Pipeline {
   const { suite, redis, prefix } = options;
   const chain = options.chain ?? "local";
@@ -63,6 +72,7 @@ export function pipeline(options: PipelineOptions): Pipeline {
     pool,
     archive,
     sink: settler,
+    usageBucket: options.usageBucket ?? DEFAULT_USAGE_BUCKET,
     context: async (receipts) => ({ chain, chainId: suite.chainId, router: suite.routerAddress, registry: await registry.resolve(receipts) }),
     maxReceipts: options.maxReceipts ?? 10_000,
     maxWaitMs: 0,
@@ -87,7 +97,7 @@ export async function settleAll(p: Pipeline, until?: () => Promise<boolean>, max
   throw new Error(`not done after ${maxPasses} settler passes: ${JSON.stringify(active)}`);
 }
 
-/** Takes `receipts`, seals them as one batch and settles it; returns the settler's final record. */
+/** Takes `receipts` (calls of one usage bucket), seals them as one batch and settles it; returns the settler's final record. */
 export async function settleReceipts(p: Pipeline, receipts: readonly Receipt[]): Promise<SettlementRecord> {
   const before = new Set(await p.store.finalIds());
   await p.batcher.take(receipts.map((r) => ({ ...r, chain: p.chain })));

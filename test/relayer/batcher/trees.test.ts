@@ -3,6 +3,7 @@ import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
 
 import { aggregate } from "../../../relayer/batcher/aggregate.js";
 import { buildBatch, deriveBatchId } from "../../../relayer/batcher/batch-file.js";
+import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
 import { contentId } from "../../../relayer/batcher/content-id.js";
 import { RECEIPT_LEAF_ENCODING, buildReceiptsTree, canonicalJson, receiptLeaf } from "../../../relayer/batcher/receipts-tree.js";
 import { receipt } from "../../helpers/receipts.js";
@@ -50,16 +51,18 @@ describe("batcher: receipts tree, aggregation, batch file", function () {
 
   it("is deterministic: the same receipts in any order give the same batch id, bytes and CID", async function () {
     const rs = receipts(25);
-    const context = { chain: "local", chainId: 31337, router: PAYERS[0]!, registry };
-    const a = await buildBatch(rs, 1000, context);
-    const b = await buildBatch([...rs].reverse(), 1000, context);
+    const context = { chain: "local", chainId: 31337, router: PAYERS[0]!, usageBucket: 3600, registry };
+    const from = callsFromOf(rs[0]!.startTime, 3600);
+    const a = await buildBatch(rs, 1000, from, context);
+    const b = await buildBatch([...rs].reverse(), 1000, from, context);
     expect(b.file.batchId).to.equal(a.file.batchId);
     expect(Buffer.from(b.bytes).equals(Buffer.from(a.bytes))).to.equal(true);
     expect(b.cid).to.equal(a.cid);
     expect(a.cid).to.equal(await contentId(a.bytes));
     expect(a.cid.startsWith("bafkrei")).to.equal(true);
-    expect(a.file.batchId).to.equal(deriveBatchId(31337, PAYERS[0]!, a.file.receiptsRoot));
-    const other = await buildBatch(rs.slice(1), 1000, context);
+    expect(a.file.callsFrom).to.equal(from);
+    expect(a.file.batchId).to.equal(deriveBatchId(31337, PAYERS[0]!, from, a.file.receiptsRoot));
+    const other = await buildBatch(rs.slice(1), 1000, from, context);
     expect(other.file.batchId).to.not.equal(a.file.batchId);
   });
 });

@@ -15,6 +15,7 @@ import { pino } from "pino";
 
 import { Archive } from "../../../relayer/batcher/archive.js";
 import { buildBatch } from "../../../relayer/batcher/batch-file.js";
+import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
 import { RELAYER_ROLE } from "../../../relayer/chain/roles.js";
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
 import { RpcPool } from "../../../relayer/settler/rpc-pool.js";
@@ -79,15 +80,16 @@ describe("settler: retiring key (rotation drain)", function () {
 
   /** Archives a batch of `receipts` and hands it to `s`; returns its id. */
   async function submit(s: Settler, receipts: Receipt[]): Promise<string> {
-    const built = await buildBatch(receipts, Date.now(), {
+    const built = await buildBatch(receipts, Date.now(), callsFromOf(receipts[0]!.startTime, 3600), {
       chain: "local",
       chainId: suite.chainId,
       router: suite.routerAddress,
-      registry: { providerId: (name) => ({ openai: 1, anthropic: 2, groq: 3 })[name] ?? 0, modelId: (name) => ({ "gpt-4-turbo": 1, "claude-3-opus": 2, "mixtral-8x22b": 3 })[name] ?? 0 },
+      usageBucket: 3600,
+      registry: { providerId: (name: string) => ({ openai: 1, anthropic: 2, groq: 3 })[name] ?? 0, modelId: (name: string) => ({ "gpt-4-turbo": 1, "claude-3-opus": 2, "mixtral-8x22b": 3 })[name] ?? 0 },
     });
     const path = await new Archive(archiveDir).write("local", built.file.batchId, built.bytes);
     const amount = built.charges.reduce((sum, c) => sum + c.amount, 0n).toString();
-    await s.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, rows: built.charges.length, receipts: receipts.length, amount });
+    await s.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, callsFrom: built.file.callsFrom, rows: built.charges.length, receipts: receipts.length, amount });
     return built.file.batchId;
   }
 

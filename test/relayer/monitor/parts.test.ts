@@ -254,8 +254,8 @@ describe("monitor: the relayer's state in Redis", function () {
     const queued = (await store.readChunk(result.chunks[0]!.chunkId))!;
 
     // The batcher took four (its chunk not acknowledged yet) and sealed two of them into a registered batch.
-    await pool.take(queued.slice(0, 4));
-    const sealing = (await pool.seal(2))!;
+    await pool.take(queued.slice(0, 4), 3600);
+    const sealing = (await pool.seal(2, 3600))!;
     await pool.register(sealing, { batchId: `0x${"cd".repeat(32)}`, cid: "bafy-test", path: "/x", receipts: 2, rows: 1, amount: "123" });
 
     const state = await readRelayerState("local", { redis, receipts: store, pool, settlement });
