@@ -181,7 +181,7 @@ describe("AutoPayLLM: attacks", function () {
         s.router,
         "AccessControlUnauthorizedAccount",
       );
-      await expect(relayer.resolveDispute(ethers.ZeroHash, 0, 0)).to.be.revertedWithCustomError(
+      await expect(relayer.resolveDispute(ethers.ZeroHash, 0)).to.be.revertedWithCustomError(
         s.router,
         "AutoPayLLMDisputeNotOpen",
       );

@@ -55,9 +55,12 @@ describe("AutoPayLLM: settleBatch", function () {
       expect(info.acceptedCount).to.equal(3n);
       expect(info.receiptsRoot).to.equal(receiptsRootOf(result.batchId));
       expect(info.releaseAt - info.settledAt).to.equal(3600n);
-      const [providers, amounts] = await s.router.batchShares(result.batchId);
-      expect(providers.map(Number)).to.deep.equal([s.openai, s.groq]);
-      expect(amounts).to.deep.equal([rows[0]!.amount + rows[2]!.amount, rows[1]!.amount]);
+      expect(info.shareCount).to.equal(2n);
+      const shares = await Promise.all([0, 1].map((k) => s.router.batchShare(result.batchId, k)));
+      expect(shares.map(([p, a]) => [Number(p), a])).to.deep.equal([
+        [s.openai, rows[0]!.amount + rows[2]!.amount],
+        [s.groq, rows[1]!.amount],
+      ]);
       await expectSolvent(s);
     });
 
@@ -67,10 +70,11 @@ describe("AutoPayLLM: settleBatch", function () {
       const batchId = ethers.id("batch-event");
       const tree = StandardMerkleTree.of([rowLeaf(0, rows[0]!)], [...ROW_LEAF_ENCODING], { sortLeaves: false });
       const tx = s.router.connect(s.relayer).settleBatch(batchId, rows, receiptsRootOf(batchId), CID);
-      const releaseAt = BigInt(await time.latest()) + 1n + 3600n;
+      const settledAt = BigInt(await time.latest()) + 1n;
+      const releaseAt = settledAt + 3600n;
       await expect(tx)
         .to.emit(s.router, "BatchSettled")
-        .withArgs(batchId, tree.root, receiptsRootOf(batchId), 1n, 0n, rows[0]!.amount, releaseAt, CID);
+        .withArgs(batchId, tree.root, receiptsRootOf(batchId), 1n, 0n, rows[0]!.amount, releaseAt, settledAt - (settledAt % 3600n), CID);
     });
 
     it("stores the root of OpenZeppelin's StandardMerkleTree over the accepted rows, indices kept", async function () {
@@ -259,7 +263,7 @@ describe("AutoPayLLM: settleBatch", function () {
     it("refuses malformed batches", async function () {
       const s = await loadFixture(fixture);
       const r = row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE);
-      const root = receiptsRootOf("0x01");
+      const root = receiptsRootOf(ethers.id("malformed"));
       const relayer = s.router.connect(s.relayer);
       await expect(relayer.settleBatch(ethers.ZeroHash, [r], root, CID))
         .to.be.revertedWithCustomError(s.router, "AutoPayLLMInvalidBatch")
@@ -304,6 +308,86 @@ describe("AutoPayLLM: settleBatch", function () {
       await expect(settle(s, rows)).to.be.revertedWithCustomError(s.router, "EnforcedPause");
       await s.router.connect(s.pauser).unpause();
       expect((await settle(s, rows)).rejected.size).to.equal(0);
+    });
+  });
+
+  describe("settleBatchAt: the usage bucket of the calls", function () {
+    it("commits the calls' bucket, stored and emitted; the 4-argument form commits the bucket of the settlement time", async function () {
+      const s = await loadFixture(fixture);
+      const r = row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE);
+      const now = BigInt(await time.latest());
+      const old = now - (now % 3600n) - 5n * 3600n;
+      const late = await settle(s, [r], { callsFrom: old });
+      expect(late.callsFrom).to.equal(old);
+      const info = await s.router.batchInfo(late.batchId);
+      expect([info.callsFrom, info.rowCount, info.acceptedCount, info.shareCount, info.sequencerRound]).to.deep.equal([old, 1n, 1n, 1n, 0n]);
+      expect(info.settledAt).to.be.greaterThan(old + 5n * 3600n - 1n);
+      const onTime = await settle(s, [r]);
+      const at = (await s.router.batchInfo(onTime.batchId)).settledAt;
+      expect(onTime.callsFrom).to.equal(at - (at % 3600n));
+    });
+
+    it("refuses a bucket not aligned to usageBucket, or in the future; only the relayer, not while paused", async function () {
+      const s = await loadFixture(fixture);
+      const r = row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE);
+      const now = BigInt(await time.latest());
+      const bucket = now - (now % 3600n);
+      const relayer = s.router.connect(s.relayer);
+      await expect(relayer.settleBatchAt(ethers.id("a"), [r], receiptsRootOf(ethers.id("a")), CID, bucket + 60n))
+        .to.be.revertedWithCustomError(s.router, "AutoPayLLMInvalidInterval")
+        .withArgs(bucket + 60n, 3600n);
+      await expect(relayer.settleBatchAt(ethers.id("a"), [r], receiptsRootOf(ethers.id("a")), CID, bucket + 3600n)).to.be.revertedWithCustomError(
+        s.router,
+        "AutoPayLLMInvalidInterval",
+      );
+      await expect(
+        s.router.connect(s.stranger).settleBatchAt(ethers.id("a"), [r], receiptsRootOf(ethers.id("a")), CID, bucket),
+      ).to.be.revertedWithCustomError(s.router, "AccessControlUnauthorizedAccount");
+      await s.router.connect(s.pauser).pause();
+      await expect(relayer.settleBatchAt(ethers.id("a"), [r], receiptsRootOf(ethers.id("a")), CID, bucket)).to.be.revertedWithCustomError(
+        s.router,
+        "EnforcedPause",
+      );
+    });
+
+    it("settles a receipts root once, under any batch id (fails on the previous code)", async function () {
+      const s = await loadFixture(fixture);
+      const r = row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE);
+      const root = receiptsRootOf(ethers.id("receipts"));
+      const first = await settle(s, [r], { batchId: ethers.id("first"), receiptsRoot: root });
+      await expect(settle(s, [r], { batchId: ethers.id("again"), receiptsRoot: root }))
+        .to.be.revertedWithCustomError(s.router, "AutoPayLLMReceiptsRootUsed")
+        .withArgs(root, first.batchId);
+    });
+
+    it("setUsageBucket: governance's, a divisor of a day within range, and only before the first batch", async function () {
+      const s = await deploySuite(ethers);
+      expect(await s.router.usageBucket()).to.equal(3600n);
+      await expect(s.router.connect(s.stranger).setUsageBucket(60)).to.be.revertedWithCustomError(
+        s.router,
+        "AccessControlUnauthorizedAccount",
+      );
+      for (const bad of [59, 7, 86_401, 3601]) {
+        await expect(s.router.setUsageBucket(bad))
+          .to.be.revertedWithCustomError(s.router, "AutoPayLLMUsageBucketOutOfRange")
+          .withArgs(bad, 60, 86_400);
+      }
+      await expect(s.router.setUsageBucket(900)).to.emit(s.router, "UsageBucketSet").withArgs(900);
+      const r = row(s.payers[0]!.address, s.openai, s.gpt4, 1000n, GPT4_PRICE);
+      const settled = await settle(s, [r]);
+      expect(settled.callsFrom % 900n).to.equal(0n);
+      await expect(s.router.setUsageBucket(60)).to.be.revertedWithCustomError(s.router, "AutoPayLLMUsageBucketLocked");
+    });
+
+    it("setVerifier: governance's; a contract or zero", async function () {
+      const s = await loadFixture(fixture);
+      await expect(s.router.connect(s.stranger).setVerifier(s.routerAddress)).to.be.revertedWithCustomError(
+        s.router,
+        "AccessControlUnauthorizedAccount",
+      );
+      await expect(s.router.setVerifier(s.stranger.address)).to.be.revertedWithCustomError(s.router, "AutoPayLLMZeroAddress");
+      await expect(s.router.setVerifier(s.routerAddress)).to.emit(s.router, "VerifierSet").withArgs(s.routerAddress);
+      await expect(s.router.setVerifier(ethers.ZeroAddress)).to.emit(s.router, "VerifierSet").withArgs(ethers.ZeroAddress);
     });
   });
 });
