@@ -116,14 +116,14 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
      * @notice Asks the Chainlink DON for the provider-side usage behind an open dispute: the payer's tokens of the
      * dispute's provider and model over its call interval; the answer resolves the dispute in the router. Anyone
      * may call (the router does when the dispute opens). One request per dispute is in flight at a time; a failed
-     * or lost one may be retried, at most `maxAttempts` times per dispute.
+     * or lost one may be retried `requestTimeout` after it was sent, at most `maxAttempts` requests per dispute.
      * @param disputeId The router's dispute id.
      * @return requestId The Functions request id.
      *
      * Requirements:
      * - the dispute is open and its arbiter deadline has not passed;
-     * - no request for this dispute is in flight (answered, failed, or sent more than `requestTimeout` ago), and
-     *   fewer than `maxAttempts` were sent;
+     * - the previous request of this dispute (answered or not) was sent at least `requestTimeout` ago, and fewer
+     *   than `maxAttempts` were sent;
      * - the Functions subscription, DON id, source and usage API are configured.
      *
      * Emits {VerificationRequested} (and FunctionsClient's `RequestSent`).
@@ -136,11 +136,13 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
         }
         Verification storage verification = _verifications[disputeId];
         bytes32 previous = verification.requestId;
-        if (previous != bytes32(0)) {
+        if (verification.sentAt != 0) {
+            // Retries are spaced by requestTimeout, answered or not: nobody can spend a dispute's attempts (and the
+            // subscription's LINK) in a burst while the usage API is briefly down.
             uint256 retryAt = uint256(verification.sentAt) + requestTimeout;
             if (block.timestamp < retryAt) revert UsageOracleRequestPending(disputeId, previous, retryAt);
             // A lost request: its answer, should it still come, is refused as unknown.
-            delete _requests[previous];
+            if (previous != bytes32(0)) delete _requests[previous];
         }
         uint8 attempts = verification.attempts;
         if (attempts >= maxAttempts) revert UsageOracleTooManyAttempts(disputeId, attempts);

@@ -72,6 +72,12 @@ function usage(s: OracleSuite, tokens: bigint, at: bigint, payer = s.payers[0]!.
   server.add({ provider: "openai", model: "gpt-4-turbo", payer, at: Number(at), tokens });
 }
 
+/** Moves the chain to when the dispute's next request may be sent. */
+async function retryTime(s: Disputed) {
+  const at = (await s.oracle.verificationOf(s.disputeId)).sentAt + (await s.oracle.requestTimeout());
+  if (BigInt(await time.latest()) < at) await time.increaseTo(at);
+}
+
 async function request(s: Disputed, signer = s.keeper): Promise<SentRequest> {
   return sentRequest(s, await s.oracle.connect(signer).requestVerification(s.disputeId));
 }
@@ -137,6 +143,7 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
       server.override = (_query, res) => (send(res, 503, { error: "maintenance" }), true);
       await expect((await answer(s, s.sent)).tx).to.emit(s.oracle, "VerificationFailed");
       for (const signer of [s.payees[0]!, s.relayer]) {
+        await retryTime(s);
         const sent = await request(s, signer);
         await expect((await answer(s, sent)).tx).to.emit(s.oracle, "VerificationFailed");
       }
@@ -144,6 +151,7 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
       server.override = undefined;
       usage(s, 100_000n, s.bucket);
       await s.oracle.setVerificationParams(900, 4, 0);
+      await retryTime(s);
       await expect((await answer(s, await request(s, s.stranger))).tx).to.emit(s.router, "DisputeResolved");
     });
     it("opens the dispute even when the verification cannot start, and it can be started later", async function () {
@@ -200,7 +208,14 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
       await s.oracle.setVerificationParams(300, 2, 0);
       server.override = (_query, res) => (send(res, 503, { error: "maintenance" }), true);
       await expect((await answer(s, s.sent)).tx).to.emit(s.oracle, "VerificationFailed");
+      // answered (failed) or not, the next request waits requestTimeout: attempts cannot be burnt in a burst
+      const retryAt = (await s.oracle.verificationOf(s.disputeId)).sentAt + 300n;
+      await expect(request(s))
+        .to.be.revertedWithCustomError(s.oracle, "UsageOracleRequestPending")
+        .withArgs(s.disputeId, ethers.ZeroHash, retryAt);
+      await retryTime(s);
       await expect((await answer(s, await request(s))).tx).to.emit(s.oracle, "VerificationFailed");
+      await retryTime(s);
       await expect(request(s)).to.be.revertedWithCustomError(s.oracle, "UsageOracleTooManyAttempts").withArgs(s.disputeId, 2);
     });
   });
@@ -288,6 +303,7 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
         .to.emit(s.oracle, "VerificationFailed")
         .withArgs(s.disputeId, s.sent.requestId, FailureReason.FunctionsError, ethers.toUtf8Bytes(failed.error!));
       for (const response of ["0x", "0x01", ethers.concat([ethers.zeroPadValue("0x01", 32), ethers.zeroPadValue("0x01", 32)])]) {
+        await retryTime(s);
         const sent = await request(s);
         await expect(s.functionsRouter.fulfill(sent.requestId, response, "0x"))
           .to.emit(s.oracle, "VerificationFailed")
@@ -295,6 +311,7 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
       }
       expect((await s.router.disputeInfo(s.disputeId)).status).to.equal(DisputeStatus.Open);
       usage(s, 100_000n, s.bucket);
+      await retryTime(s);
       await expect((await answer(s, await request(s))).tx).to.emit(s.router, "DisputeResolved");
     });
 
