@@ -104,6 +104,8 @@ export async function deploySuite(deployer: Signer, spec: SuiteSpec, onStep: (wh
     functionsRouter = await deployed("MockFunctionsRouter", new MockFunctionsRouter__factory(deployer).deploy());
     oracle = await deployed("UsageOracle", new UsageOracle__factory(deployer).deploy(routerAddress, await functionsRouter.getAddress(), from));
     await send("arbiter role", router.grantRole(ARBITER_ROLE, await oracle.getAddress()));
+    // opening a dispute then asks the oracle itself (anyone may still ask again)
+    await send("verifier", router.setVerifier(await oracle.getAddress()));
     await send("oracle source", oracle.setSource(spec.oracle.source));
     await send("oracle usage API", oracle.setUsageApi(spec.oracle.usageApiUrl));
     await send("oracle Functions config", oracle.setFunctionsConfig(spec.oracle.subscriptionId, spec.oracle.donId, 300_000));

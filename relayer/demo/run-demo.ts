@@ -9,15 +9,19 @@
  *  5. relayer   ingest, batcher, settler and reconciler in this process, from a generated configuration
  *  6. traffic   LiteLLM spend logs (built from LiteLLM's own payload examples) POSTed over HTTP as LiteLLM's generic
  *               API logger does, one body twice
- *  7. settle    the batch settles on-chain (escrowed for the dispute window)
- *  8. dispute   the reconciler compares the settled rows with the providers' usage API, finds the row OpenAI
- *               reports 10% fewer tokens for, and disputes it with that payer's key; the UsageOracle asks the
- *               provider's usage API through Chainlink Functions (the mock router and the Node simulator as the DON)
- *               and resolves it with a refund
- *  9. release   past the dispute window the batch is released; providers withdraw
- * 10. monitor   the seed's cost table (relayer/monitor)
- * Then the money is checked to the unit: solvency, every payer charged exactly its accepted rows less its refund,
- * every provider paid exactly its released rows. Everything started is stopped and every file and Redis key removed,
+ *  7. settle    the batch settles on-chain (escrowed for the dispute window), committing its calls' usage bucket
+ *  8. honest    one payer disputes an honest interval (all its settled rows of one provider, model and bucket): the
+ *               UsageOracle asks the provider's usage API through Chainlink Functions (the mock router and the Node
+ *               simulator as the DON), finds nothing overbilled, and the payer's bond goes to the provider
+ *  9. overbill  the first batches are released after their window (the honest bill stays paid); LiteLLM logs the
+ *               research-agents' openai/gpt-4-turbo calls of that bucket a second time under new ids, the relayer
+ *               settles them in a SECOND batch of the same payer, provider, model and bucket; the reconciler sees the
+ *               interval billed beyond the provider's report and disputes it with that payer's key (naming the rows
+ *               of both batches); the oracle refunds exactly the second bill, to the token unit, bond returned
+ * 10. release   past the dispute window the rest is released; providers withdraw
+ * 11. monitor   the seed's cost table (relayer/monitor)
+ * Then the money is checked to the unit: solvency, every payer charged exactly its accepted rows less its refund
+ * and lost bond, every provider paid exactly its released rows less refunds plus bonds won. Everything started is stopped and every file and Redis key removed,
  * on success, on failure and on Ctrl-C.
  */
 import { randomBytes } from "node:crypto";
@@ -33,7 +37,7 @@ import { Archive } from "../batcher/archive.js";
 import type { BatchFile } from "../batcher/batch-file.js";
 import { AGPT_UNIT, DEPLOYMENTS_DIR_VARIABLE, advanceLocalChain } from "../chain/index.js";
 import { formatTokenAmount, loadRelayerConfig } from "../config/index.js";
-import { DisputeClient, openDisputeChain, type DisputeStatus } from "../disputes/index.js";
+import { DisputeClient, disputeIdOf, openDisputeChain } from "../disputes/index.js";
 import { startIngest } from "../ingest/index.js";
 import { deleteKeysWithPrefix } from "../queue/index.js";
 import { MonitorCollector, buildReport, renderReport } from "../monitor/index.js";
@@ -44,6 +48,7 @@ import { REPO_ROOT } from "./build.js";
 import { Cleanup } from "./cleanup.js";
 import { DEMO_KEY_ENV, DEMO_PAYER_KEY_ENV, DEMO_USAGE_KEY_ENV, writeDemoConfig } from "./demo-config.js";
 import { deploySuite, writeDeployment, type DeployedSuite } from "./deploy-suite.js";
+import { checkResolution, pollUntil, type CheckedDispute } from "./dispute-check.js";
 import { DemoError } from "./errors.js";
 import { freePort, startHardhatNode, useExistingChain, type LocalChain } from "./local-chain.js";
 import { LocalDon } from "./local-don.js";
@@ -52,7 +57,7 @@ import { DEMO_MODELS, demoTraffic, type DemoCall } from "./traffic.js";
 import { DemoUsageServer } from "./usage-server.js";
 
 const AGPT = 10n ** 18n;
-const STEPS = 10;
+const STEPS = 11;
 const DISPUTE_WINDOW = 60;
 const BOND = AGPT / 2n;
 const USAGE_API_KEY = randomBytes(16).toString("hex");
@@ -67,6 +72,8 @@ const KEYS = [
   { alias: "batch-jobs", deposit: AGPT / 100n, short: true },
 ] as const;
 const DISPUTER = "research-agents";
+/** disputes an honest interval of its own (and loses its bond) */
+const HONEST_DISPUTER = "support-bot";
 const DEFAULT_CALLS = 600;
 
 /** A key's deposit for `calls` calls: scaled with the traffic, except the one meant to fall short. */
@@ -100,24 +107,38 @@ export interface DemoSummary extends DemoMoney {
   readonly rejectedRows: number;
   /** token units (decimal text) charged into escrow by the accepted rows */
   readonly escrowed: string;
-  readonly dispute: {
-    readonly batchId: string;
-    readonly index: number;
-    /** the payer's key alias */
-    readonly payer: string;
-    readonly billedTokens: string;
-    readonly reportedTokens: string;
-    readonly amount: string;
-    readonly refund: string;
-    readonly bond: string;
-    readonly bondReturned: boolean;
-  };
+  /** the overcharge planted in a second batch and refunded, then the honest interval whose dispute lost its bond */
+  readonly disputes: { readonly overcharge: DemoDispute; readonly honest: DemoDispute };
   readonly checks: string[];
   readonly timings: Record<string, number>;
   readonly totalMs: number;
   readonly tempDir: string;
   readonly redisPrefix: string;
   readonly nodeUrl: string;
+}
+
+/** A dispute of the demo as resolved on-chain (token units and tokens as decimal text). */
+export interface DemoDispute {
+  readonly disputeId: string;
+  /** the payer's key alias */
+  readonly payer: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly callsFrom: number;
+  readonly callsTo: number;
+  readonly rows: number;
+  readonly billedTokens: string;
+  readonly reportedTokens: string;
+  readonly heldTokens: string;
+  readonly heldAmount: string;
+  readonly overbilledTokens: string;
+  readonly refund: string;
+  readonly toProvider: string;
+  readonly bond: string;
+  readonly bondReturned: boolean;
+  /** overcharge only: the second batch's bill of the interval (what the refund must equal) */
+  readonly plantedTokens?: string;
+  readonly plantedAmount?: string;
 }
 
 /** Where the money ended, read from the chain after the providers withdrew (token units as decimal text). */
@@ -246,7 +267,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       const total = KEYS.reduce((sum, key) => sum + depositFor(key, count), 0n);
       await (await suite.agpt.connect(deployer).approve(routerAddress, total)).wait();
       for (const key of KEYS) await (await suite.router.connect(deployer).depositFor(payers.get(key.alias)!.address, depositFor(key, count))).wait();
-      await (await deployer.sendTransaction({ to: payers.get(DISPUTER)!.address, value: parseEther("1") })).wait();
+      for (const alias of [DISPUTER, HONEST_DISPUTER]) await (await deployer.sendTransaction({ to: payers.get(alias)!.address, value: parseEther("1") })).wait();
       const value = new Map<string, bigint>();
       for (const [alias, wallet] of payers) value.set(alias, await suite.router.balanceOf(wallet.address));
       return { value, detail: `deposits: ${KEYS.map((key) => `${key.alias} ${formatTokenAmount(depositFor(key, count), AGPT_UNIT)}`).join(", ")}` };
@@ -254,11 +275,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
 
     // the LiteLLM sample (what the providers served, too: their usage API reports it)
     const calls: DemoCall[] = demoTraffic({ count, keyAliases: KEYS.map((key) => key.alias), now: Math.floor(Date.now() / 1000) });
-    for (const call of calls) if (call.ok) usage.record(call.model.provider, call.model.model, payers.get(call.keyAlias)!.address, call.tokens);
-    // OpenAI's own count for the disputer's gpt-4-turbo calls is 10% lower than what LiteLLM reported: the
-    // overcharge the reconciler finds
+    for (const call of calls) if (call.ok) usage.record(call.model.provider, call.model.model, payers.get(call.keyAlias)!.address, call.tokens, startOf(call));
     const disputer = payers.get(DISPUTER)!;
-    usage.reportShare("openai", "gpt-4-turbo", disputer.address, 9n, 10n);
 
     // 5. relayer
     const ingestToken = randomBytes(24).toString("hex");
@@ -298,12 +316,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     });
 
     // 6. traffic
-    const posted = await step("traffic", `replaying ${count} LiteLLM calls over HTTP (generic API logger POSTs)`, async () => {
+    const postBodies = async (bodies: readonly (readonly DemoCall[])[]) => {
       const totals = { bodies: 0, queued: 0, unbillable: 0, duplicates: 0 };
-      const bodies: DemoCall[][] = [];
-      for (let i = 0; i < calls.length; i += 256) bodies.push(calls.slice(i, i + 256));
-      // LiteLLM re-sends the first body (its reply was lost): every call in it is a duplicate the second time
-      for (const body of [...bodies, bodies[0]!]) {
+      for (const body of bodies) {
         const response = await fetch(`${config.ingestUrl}/litellm/spend`, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${ingestToken}` },
@@ -317,6 +332,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         totals.unbillable += reply.unbillable ?? 0;
         totals.duplicates += reply.duplicates ?? 0;
       }
+      return totals;
+    };
+    const posted = await step("traffic", `replaying ${count} LiteLLM calls over HTTP (generic API logger POSTs)`, async () => {
+      const bodies: DemoCall[][] = [];
+      for (let i = 0; i < calls.length; i += 256) bodies.push(calls.slice(i, i + 256));
+      // LiteLLM re-sends the first body (its reply was lost): every call in it is a duplicate the second time
+      const totals = await postBodies([...bodies, bodies[0]!]);
       return {
         value: totals,
         detail: `${totals.bodies} POSTs: ${totals.queued} priced and queued, ${totals.unbillable} kept as unbillable (failed calls), ${totals.duplicates} duplicates (the re-sent body) ignored`,
@@ -326,17 +348,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     // 7. settle
     const store = new SettlementStore(redis, prefix, "local");
     const archive = new Archive(config.archiveDir);
-    const settled = await step("settle", "batching and settling on-chain", async () => {
+    /** Waits until `queued` receipts in all are settled or rejected and no batch is in flight; the final records. */
+    const settledRecords = async (queued: number): Promise<SettlementRecord[]> => {
       const deadline = Date.now() + 60_000;
       for (;;) {
         const stats = await store.stats();
-        if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= posted.queued && (await store.active()).length === 0) break;
+        if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= queued && (await store.active()).length === 0) break;
         if (abort.signal.aborted) throw new DemoError("interrupted", 130);
-        if (Date.now() > deadline) throw new DemoError(`the relayer did not settle the ${posted.queued} receipts within 60 s (${JSON.stringify(stats)})`);
+        if (Date.now() > deadline) throw new DemoError(`the relayer did not settle the ${queued} receipts within 60 s (${JSON.stringify(stats)})`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
       const records: SettlementRecord[] = [];
       for (const batchId of await store.finalIds()) records.push((await store.get(batchId))!);
+      return records;
+    };
+    const settled = await step("settle", "batching and settling on-chain", async () => {
+      const records = await settledRecords(posted.queued);
       const files = new Map<string, BatchFile>();
       for (const record of records) files.set(record.batchId, (await archive.read("local", record.batchId))!);
       const rows = records.reduce((sum, r) => sum + r.rows, 0);
@@ -350,67 +377,94 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       };
     });
 
-    // 8. dispute: the reconciler finds the overcharge and disputes it; the UsageOracle resolves it
-    const dispute = await step("dispute", "the reconciler checks the rows against the providers' usage reports", async () => {
-      const target = findRow(settled.records, settled.files, disputer.address, "openai", "gpt-4-turbo");
-      if (target === null) {
-        throw new DemoError(`no accepted openai/gpt-4-turbo row of ${DISPUTER} in the settled batches (see the rejected rows above): nothing for the reconciler to dispute`);
-      }
-      const disputeChain = await openDisputeChain(provider, { autoPayLLM: routerAddress, usageOracle: suite.addresses.usageOracle });
-      const client = new DisputeClient(disputeChain, { sources: { archive, archiveChain: "local" }, store, pollMs: 200 });
-      const don = new LocalDon(suite.functionsRouter!, deployer, { usageApiKey: USAGE_API_KEY });
-      const answers = [];
-      let status: DisputeStatus = await client.status(target);
-      let nextBlock = 0;
-      const deadline = Date.now() + 40_000;
-      while (status.state !== "resolved") {
-        if (abort.signal.aborted) throw new DemoError("interrupted", 130);
-        if (Date.now() > deadline) {
-          throw new DemoError(
-            `the overcharged row was not ${status.state === "none" ? "disputed by the reconciler" : "resolved by the oracle"} within 40 s ` +
-              `(DON: ${answers.map((a) => a.error ?? "answered").join(", ") || "no request seen"}; see the reconciler's lines in the relayer log)`,
-          );
-        }
-        // The reconciler reads time from the chain, which moves only with blocks: one empty block now and then lets
-        // it see the settlement as due (report_delay 0s)
-        if (status.state === "none" && Date.now() >= nextBlock) {
-          await advanceLocalChain(provider, { blocks: 1 });
-          nextBlock = Date.now() + 2000;
-        }
-        answers.push(...(await don.answerPending()));
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        status = await client.status(target);
-      }
-      const resolution = status.resolution!;
-      const verified = status.history.find((event) => event.kind === "verified");
-      const requested = status.history.find((event) => event.kind === "requested");
-      const row = settled.files.get(target.batchId)!.rows[target.index]!;
-      const billed = BigInt(row.tokens);
-      const reported = usage.reported("openai", "gpt-4-turbo", disputer.address);
-      const amount = status.amount;
-      const expectedRefund = reported >= billed ? 0n : amount - ceilDiv(amount * reported, billed);
-      if (verified === undefined || verified.reportedTokens !== reported || resolution.refund !== expectedRefund) {
-        throw new DemoError(
-          `the oracle refunded ${resolution.refund} units on ${verified?.reportedTokens ?? "no"} reported tokens; ` +
-            `the usage API reports ${reported} of ${billed} tokens, which gives ${expectedRefund}`,
-        );
+    const disputeChain = await openDisputeChain(provider, { autoPayLLM: routerAddress, usageOracle: suite.addresses.usageOracle });
+    const client = new DisputeClient(disputeChain, { sources: { archive, archiveChain: "local" }, store, pollMs: 200 });
+    const don = new LocalDon(suite.functionsRouter!, deployer, { usageApiKey: USAGE_API_KEY });
+    const poll = { provider, don, signal: abort.signal, timeoutMs: 40_000 };
+
+    // 8. an honest interval disputed: nothing overbilled, the bond goes to the provider
+    const honest = await step("honest", `${HONEST_DISPUTER} disputes an honest interval (every settled row of it)`, async () => {
+      const wallet = payers.get(HONEST_DISPUTER)!;
+      const row = findRow(settled.records, settled.files, wallet.address);
+      if (row === null) throw new DemoError(`no accepted row of ${HONEST_DISPUTER} in the settled batches: nothing for it to dispute`);
+      const key = await client.intervalOfRow(row);
+      const prepared = await client.prepare(key, wallet.address);
+      const opened = await client.open(prepared, wallet, { reason: "demo: an honest bill disputed" });
+      await pollUntil({ ...poll, what: `the oracle's answer to the dispute of ${HONEST_DISPUTER}` }, async () =>
+        Number((await suite.router.disputeInfo(opened.disputeId)).status) >= 2 ? true : null,
+      );
+      const checked = await checkResolution(client, usage, opened.disputeId);
+      if (checked.status.overbilledTokens !== 0n || checked.bondReturned) {
+        throw new DemoError(`the honest interval of ${HONEST_DISPUTER} was found ${checked.status.overbilledTokens} tokens overbilled: the provider's usage API and the bill disagree`);
       }
       return {
-        value: { ...target, billed, reported, amount, refund: resolution.refund, bondReturned: resolution.bondReturned, bond: status.bond },
+        value: demoDispute(checked, HONEST_DISPUTER),
         detail:
-          `row ${target.index} of batch ${target.batchId.slice(0, 12)}… (${DISPUTER}, openai/gpt-4-turbo): ${billed} tokens billed, ${formatTokenAmount(amount, AGPT_UNIT)}; ` +
-          `OpenAI's usage API reports ${reported}: overcharged\n` +
-          `        disputed by the reconciler with the key of ${DISPUTER}, bond ${formatTokenAmount(status.bond, AGPT_UNIT)}; ` +
-          `Functions request ${requested?.requestId.slice(0, 12) ?? "?"}… run by the local DON against the usage API: ${verified.reportedTokens} tokens\n` +
-          `        resolved by the UsageOracle: ${formatTokenAmount(resolution.refund, AGPT_UNIT)} refunded to the payer, ` +
-          `${formatTokenAmount(resolution.toProvider, AGPT_UNIT)} to the provider, bond ${resolution.bondReturned ? "returned" : "paid to the provider"} (tx ${resolution.txHash.slice(0, 12)}…)`,
+          `${HONEST_DISPUTER} on ${checked.providerName}/${checked.modelName}, calls from ${isoSeconds(key.callsFrom)}: ${checked.status.rows} row(s) named, ` +
+          `${checked.status.billedTokens} tokens billed, ${formatTokenAmount(checked.status.heldAmount, AGPT_UNIT)} held; dispute ${opened.disputeId.slice(0, 12)}… (bond ${formatTokenAmount(opened.bond, AGPT_UNIT)})\n` +
+          `        the local DON ran the Functions source against the usage API: ${checked.reported} tokens reported = billed: nothing overbilled; ` +
+          `${formatTokenAmount(checked.toProvider, AGPT_UNIT)} to the provider, the bond paid to the provider (tx ${checked.txHash.slice(0, 12)}…)`,
       };
     });
 
-    // 9. release and withdraw
+    // 9. an overcharge planted in a second batch of the same payer, provider, model and bucket: refunded exactly
+    const overcharge = await step("overbill", "the same calls billed twice: the reconciler disputes the interval, the oracle refunds the second bill", async () => {
+      const row = findRow(settled.records, settled.files, disputer.address, "openai", "gpt-4-turbo");
+      if (row === null) {
+        throw new DemoError(`no accepted openai/gpt-4-turbo row of ${DISPUTER} in the settled batches (see the rejected rows above): nothing to bill twice`);
+      }
+      const key = await client.intervalOfRow(row);
+      const bucket = Number(await suite.router.usageBucket());
+      // the honest bill: past its window it is released to the providers and stays paid
+      await advanceLocalChain(provider, { seconds: DISPUTE_WINDOW + 1 });
+      for (const record of settled.records) await releaseIfEscrowed(suite, deployer, record.batchId);
+      // LiteLLM logs the same calls again under new ids: the relayer bills them a second time
+      const twice = calls.filter(
+        (c) => c.ok && c.keyAlias === DISPUTER && c.model.provider === "openai" && c.model.model === "gpt-4-turbo" && startOf(c) >= key.callsFrom && startOf(c) < key.callsFrom + bucket,
+      );
+      const replayed = await postBodies([twice.map(relogged)]);
+      if (replayed.queued !== twice.length) throw new DemoError(`ingest queued ${replayed.queued} of the ${twice.length} re-logged calls`);
+      const records = await settledRecords(posted.queued + replayed.queued);
+      const firstIds = new Set(settled.records.map((r) => r.batchId));
+      const newRecords = records.filter((r) => !firstIds.has(r.batchId));
+      for (const record of newRecords) settled.files.set(record.batchId, (await archive.read("local", record.batchId))!);
+      settled.records.push(...newRecords);
+      // the reconciler finds the interval billed beyond the provider's report and disputes it
+      const disputeId = await pollUntil({ ...poll, what: `the reconciler's dispute of ${DISPUTER}'s openai/gpt-4-turbo interval` }, async () => {
+        const info = await suite.router.intervalInfo(key.payer, key.provider, key.model, key.callsFrom);
+        return info.disputes > 0n ? disputeIdOf(key, info.disputes - 1n) : null;
+      });
+      await pollUntil({ ...poll, what: "the oracle's answer to the reconciler's dispute" }, async () =>
+        Number((await suite.router.disputeInfo(disputeId)).status) >= 2 ? true : null,
+      );
+      const checked = await checkResolution(client, usage, disputeId);
+      const interval = await client.intervalRows(key);
+      const planted = interval.rows.filter((r) => !firstIds.has(r.batchId));
+      const honestRows = interval.rows.filter((r) => firstIds.has(r.batchId));
+      const plantedTokens = planted.reduce((sum, r) => sum + r.charge.tokens, 0n);
+      const plantedAmount = planted.reduce((sum, r) => sum + r.charge.amount, 0n);
+      if (planted.length === 0 || checked.status.refund !== plantedAmount || checked.status.overbilledTokens !== plantedTokens) {
+        throw new DemoError(
+          `the second bill of ${plantedTokens} tokens (${plantedAmount} units) came back as ${checked.status.overbilledTokens} tokens overbilled, ${checked.status.refund} units refunded`,
+        );
+      }
+      if (honestRows.some((r) => r.batchState !== "released" || r.heldBy !== null)) throw new DemoError("the honest first bill was held by the dispute: it should have stayed paid");
+      return {
+        value: { ...demoDispute(checked, DISPUTER), plantedTokens: plantedTokens.toString(), plantedAmount: plantedAmount.toString() },
+        detail:
+          `first bill released to the providers; ${twice.length} openai/gpt-4-turbo calls of ${DISPUTER} logged again under new ids, settled in ` +
+          `${newRecords.map((r) => `batch ${r.batchId.slice(0, 12)}…`).join(", ")} (same payer, provider, model, bucket from ${isoSeconds(key.callsFrom)})\n` +
+          `        the reconciler compared all ${interval.rows.length} settled rows of the interval (${checked.status.billedTokens} tokens billed) with the usage API (${checked.reported}) ` +
+          `and disputed it with ${DISPUTER}'s key: dispute ${disputeId.slice(0, 12)}…, ${honestRows.length} released row(s) named, ${planted.length} held\n` +
+          `        resolved by the UsageOracle: ${checked.status.overbilledTokens} tokens overbilled = the second bill; ${formatTokenAmount(checked.status.refund, AGPT_UNIT)} refunded ` +
+          `(exactly the second bill, ${plantedAmount} units), bond returned (tx ${checked.txHash.slice(0, 12)}…); the honest first bill stayed paid`,
+      };
+    });
+
+    // 10. release and withdraw
     const withdrawn = await step("release", "past the dispute window: release, providers withdraw", async () => {
       const moved = await advanceLocalChain(provider, { seconds: DISPUTE_WINDOW + 1 });
-      for (const record of settled.records) await (await suite.router.connect(deployer).release(record.batchId)).wait();
+      for (const record of settled.records) await releaseIfEscrowed(suite, deployer, record.batchId);
       const value = new Map<string, bigint>();
       for (const [name, id] of suite.providerIds) {
         const payee = payees.get(name)!;
@@ -429,7 +483,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       };
     });
 
-    // 10. the monitor's table
+    // 11. the monitor's table
     await step("monitor", "agentgpt monitor litellm --granularity provider", async () => {
       let table: string;
       try {
@@ -446,7 +500,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     });
 
     // the money, to the unit
-    const { checks, money } = await verifyMoney({ suite, settled, dispute, withdrawn, initial, payers, payees, bond: BOND });
+    const { checks, money } = await verifyMoney({ suite, settled, disputes: [overcharge, honest], withdrawn, initial, payers, payees });
     say(`checks: ${checks.join("; ")}`);
     const totalMs = Date.now() - started;
     const summary: DemoSummary = {
@@ -461,17 +515,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       rows: settled.records.reduce((sum, r) => sum + r.rows, 0),
       rejectedRows: settled.rejected.length,
       escrowed: settled.escrowed.toString(),
-      dispute: {
-        batchId: dispute.batchId,
-        index: dispute.index,
-        payer: DISPUTER,
-        billedTokens: dispute.billed.toString(),
-        reportedTokens: dispute.reported.toString(),
-        amount: dispute.amount.toString(),
-        refund: dispute.refund.toString(),
-        bond: dispute.bond.toString(),
-        bondReturned: dispute.bondReturned,
-      },
+      disputes: { overcharge, honest },
       ...money,
       checks,
       timings,
@@ -504,8 +548,50 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   }
 }
 
-function ceilDiv(a: bigint, b: bigint): bigint {
-  return (a + b - 1n) / b;
+/** A call's start time (unix seconds, fractional), as the spend log records it. */
+function startOf(call: DemoCall): number {
+  return Number(call.entry["startTime"]);
+}
+
+/** The same call logged again under new ids (as a LiteLLM retry of the logging callback might): billed twice. */
+function relogged(call: DemoCall): DemoCall {
+  const entry = structuredClone(call.entry);
+  const suffix = randomBytes(6).toString("hex");
+  entry["id"] = `${String(entry["id"])}-again-${suffix}`;
+  entry["litellm_call_id"] = `${String(entry["litellm_call_id"])}-again-${suffix}`;
+  const response = entry["response"] as Record<string, unknown> | undefined;
+  if (response !== undefined && typeof response === "object") response["id"] = entry["id"];
+  return { ...call, entry };
+}
+
+async function releaseIfEscrowed(suite: DeployedSuite, signer: JsonRpcSigner, batchId: string): Promise<void> {
+  if (Number((await suite.router.batchInfo(batchId)).status) === 1) await (await suite.router.connect(signer).release(batchId)).wait();
+}
+
+function isoSeconds(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
+}
+
+function demoDispute(checked: CheckedDispute, alias: string): DemoDispute {
+  const s = checked.status;
+  return {
+    disputeId: s.disputeId,
+    payer: alias,
+    provider: checked.providerName,
+    model: checked.modelName,
+    callsFrom: s.callsFrom,
+    callsTo: s.callsTo,
+    rows: s.rows,
+    billedTokens: s.billedTokens.toString(),
+    reportedTokens: checked.reported.toString(),
+    heldTokens: s.heldTokens.toString(),
+    heldAmount: s.heldAmount.toString(),
+    overbilledTokens: s.overbilledTokens.toString(),
+    refund: s.refund.toString(),
+    toProvider: checked.toProvider.toString(),
+    bond: s.bond.toString(),
+    bondReturned: checked.bondReturned,
+  };
 }
 
 function aliasOf(payers: ReadonlyMap<string, Wallet>, address: string): string {
@@ -513,13 +599,14 @@ function aliasOf(payers: ReadonlyMap<string, Wallet>, address: string): string {
   return address;
 }
 
-/** The payer's accepted row on provider/model with the most tokens, in any settled batch. */
-function findRow(records: readonly SettlementRecord[], files: ReadonlyMap<string, BatchFile>, payer: string, provider: string, model: string): { batchId: string; index: number } | null {
+/** The payer's accepted row (on provider/model when given) with the most tokens, in any settled batch. */
+function findRow(records: readonly SettlementRecord[], files: ReadonlyMap<string, BatchFile>, payer: string, provider?: string, model?: string): { batchId: string; index: number } | null {
   let best: { batchId: string; index: number; tokens: bigint } | null = null;
   for (const record of records) {
     const rejected = new Set(record.outcome!.rejected.map(([index]) => index));
     files.get(record.batchId)!.rows.forEach((row, index) => {
-      if (rejected.has(index) || row.user.toLowerCase() !== payer.toLowerCase() || row.providerName !== provider || row.modelName !== model) return;
+      if (rejected.has(index) || row.user.toLowerCase() !== payer.toLowerCase()) return;
+      if ((provider !== undefined && row.providerName !== provider) || (model !== undefined && row.modelName !== model)) return;
       if (best === null || BigInt(row.tokens) > best.tokens) best = { batchId: record.batchId, index, tokens: BigInt(row.tokens) };
     });
   }
@@ -530,12 +617,11 @@ function findRow(records: readonly SettlementRecord[], files: ReadonlyMap<string
 interface MoneyInputs {
   suite: DeployedSuite;
   settled: { records: SettlementRecord[]; files: Map<string, BatchFile> };
-  dispute: { batchId: string; index: number; refund: bigint; bondReturned: boolean; bond: bigint };
+  disputes: readonly DemoDispute[];
   withdrawn: ReadonlyMap<string, bigint>;
   initial: ReadonlyMap<string, bigint>;
   payers: ReadonlyMap<string, Wallet>;
   payees: ReadonlyMap<string, Wallet>;
-  bond: bigint;
 }
 
 /** Every unit accounted for; throws a DemoError naming the first mismatch. */
@@ -552,10 +638,13 @@ async function verifyMoney(inputs: MoneyInputs): Promise<{ checks: string[]; mon
       earned.set(row.providerName, (earned.get(row.providerName) ?? 0n) + BigInt(row.amount));
     });
   }
-  const disputed = inputs.settled.files.get(inputs.dispute.batchId)!.rows[inputs.dispute.index]!;
-  const disputedUser = disputed.user.toLowerCase();
-  charged.set(disputedUser, charged.get(disputedUser)! - inputs.dispute.refund + (inputs.dispute.bondReturned ? 0n : inputs.dispute.bond));
-  earned.set(disputed.providerName, earned.get(disputed.providerName)! - inputs.dispute.refund + (inputs.dispute.bondReturned ? 0n : inputs.dispute.bond));
+  // each dispute: the refund back to the payer; a lost bond from the payer to the provider
+  for (const d of inputs.disputes) {
+    const user = inputs.payers.get(d.payer)!.address.toLowerCase();
+    const lost = d.bondReturned ? 0n : BigInt(d.bond);
+    charged.set(user, (charged.get(user) ?? 0n) - BigInt(d.refund) + lost);
+    earned.set(d.provider, (earned.get(d.provider) ?? 0n) - BigInt(d.refund) + lost);
+  }
 
   const checks: string[] = [];
   const payers: DemoMoney["payers"] = {};
@@ -566,12 +655,12 @@ async function verifyMoney(inputs: MoneyInputs): Promise<{ checks: string[]; mon
     if (spent !== expected) throw new DemoError(`payer ${alias} was charged ${spent} units; its accepted rows less its refund come to ${expected}`);
     payers[alias] = { address: wallet.address, deposited: inputs.initial.get(alias)!.toString(), balance: balance.toString(), charged: spent.toString() };
   }
-  checks.push(`${inputs.payers.size} payers charged exactly their accepted rows less refunds`);
+  checks.push(`${inputs.payers.size} payers charged exactly their accepted rows less refunds, plus the bond lost on the honest dispute`);
   for (const [name, amount] of inputs.withdrawn) {
     const expected = earned.get(name) ?? 0n;
     if (amount !== expected) throw new DemoError(`provider ${name} withdrew ${amount} units; its released rows come to ${expected}`);
   }
-  checks.push(`${inputs.withdrawn.size} providers paid exactly their released rows`);
+  checks.push(`${inputs.withdrawn.size} providers paid exactly their rows less refunds, plus the bond won`);
   const [balance, liabilities, escrow] = await Promise.all([suite.agpt.balanceOf(await suite.router.getAddress()), suite.router.totalLiabilities(), suite.router.totalEscrow()]);
   if (balance !== liabilities) throw new DemoError(`the router holds ${balance} units but owes ${liabilities}`);
   if (escrow !== 0n) throw new DemoError(`${escrow} units are still escrowed after the release`);

@@ -1,16 +1,16 @@
 /**
- * The demo's provider usage API on 127.0.0.1: what the UsageOracle's Functions source asks when a row is disputed
- * (`GET /v1/usage?provider=&model=&payer=&start=&end=` with a bearer key, answered with the query echoed and
- * `tokens`). It reports the tokens the provider served each payer during the demo session (the session is shorter
- * than the oracle's lookback window, so the window is echoed and not applied); `reportShare` makes one payer's
- * provider-side count lower than what was billed, which is the overcharge the demo's dispute finds.
+ * The demo's provider usage API on 127.0.0.1: what the UsageOracle's Functions source (and the reconciler) asks when
+ * an interval is disputed (`GET /v1/usage?provider=&model=&payer=&start=&end=` with a bearer key, answered with the
+ * query echoed and `tokens`): the tokens the provider served that payer on that model in calls that STARTED in
+ * [start, end) (unix seconds), exactly as recorded with `record`. Calls billed twice are served once, so a second
+ * bill of the same calls shows as billed beyond this report.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export class DemoUsageServer {
-  private readonly tokens = new Map<string, bigint>();
-  private readonly shares = new Map<string, { numerator: bigint; denominator: bigint }>();
+  /** per provider|model|payer: each call's start time (unix seconds, fractional) and tokens */
+  private readonly calls = new Map<string, Array<{ start: number; tokens: bigint }>>();
   private server: Server | undefined;
   /** queries answered, for the demo's narrative */
   readonly queries: Array<{ provider: string; model: string; payer: string; tokens: string }> = [];
@@ -23,23 +23,17 @@ export class DemoUsageServer {
     return `http://127.0.0.1:${address.port}`;
   }
 
-  /** Records that `provider` served `payer` `tokens` tokens of `model`. */
-  record(provider: string, model: string, payer: string, tokens: number): void {
+  /** Records that `provider` served `payer` `tokens` tokens of `model` in a call started at `start` (unix seconds). */
+  record(provider: string, model: string, payer: string, tokens: number, start: number): void {
     const key = keyOf(provider, model, payer);
-    this.tokens.set(key, (this.tokens.get(key) ?? 0n) + BigInt(tokens));
+    this.calls.set(key, [...(this.calls.get(key) ?? []), { start, tokens: BigInt(tokens) }]);
   }
 
-  /** From now on the provider reports `numerator/denominator` of this payer's tokens (rounded down). */
-  reportShare(provider: string, model: string, payer: string, numerator: bigint, denominator: bigint): void {
-    this.shares.set(keyOf(provider, model, payer), { numerator, denominator });
-  }
-
-  /** What the API answers for this payer, provider and model. */
-  reported(provider: string, model: string, payer: string): bigint {
-    const key = keyOf(provider, model, payer);
-    const tokens = this.tokens.get(key) ?? 0n;
-    const share = this.shares.get(key);
-    return share === undefined ? tokens : (tokens * share.numerator) / share.denominator;
+  /** What the API answers for this payer, provider and model over calls started in [start, end). */
+  reported(provider: string, model: string, payer: string, start: number, end: number): bigint {
+    let tokens = 0n;
+    for (const call of this.calls.get(keyOf(provider, model, payer)) ?? []) if (call.start >= start && call.start < end) tokens += call.tokens;
+    return tokens;
   }
 
   async start(): Promise<this> {
@@ -62,7 +56,10 @@ export class DemoUsageServer {
     if (req.method !== "GET" || url.pathname !== "/v1/usage") return send(res, 404, { error: "not found" });
     if (req.headers.authorization !== `Bearer ${this.apiKey}`) return send(res, 401, { error: "unauthorized" });
     const query = Object.fromEntries(["provider", "model", "payer", "start", "end"].map((name) => [name, url.searchParams.get(name) ?? ""]));
-    const tokens = this.reported(query.provider!, query.model!, query.payer!).toString();
+    const start = Number(query.start);
+    const end = Number(query.end);
+    if (!/^\d+$/.test(query.start!) || !/^\d+$/.test(query.end!) || end <= start) return send(res, 400, { error: "start and end: unix seconds, start < end" });
+    const tokens = this.reported(query.provider!, query.model!, query.payer!, start, end).toString();
     this.queries.push({ provider: query.provider!, model: query.model!, payer: query.payer!, tokens });
     send(res, 200, { ...query, tokens });
   }
