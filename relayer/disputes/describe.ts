@@ -51,7 +51,11 @@ export function describeDispute(status: DisputeStatus, unit: TokenUnit, names: D
       lines.push(`  next       ask the oracle${v !== undefined && v.attempts > 0 ? " again" : ""} (anyone may): agentgpt dispute verify --id ${id}`);
       break;
     case "wait-oracle":
-      lines.push(`  waiting    for the oracle's answer to ${v!.pending!.slice(0, 10)}… (attempt ${v!.attempts} of ${v!.maxAttempts}; retry allowed from ${isoTime(v!.retryAt)})`);
+      lines.push(
+        v!.pending !== null
+          ? `  waiting    for the oracle's answer to ${v!.pending.slice(0, 10)}… (attempt ${v!.attempts} of ${v!.maxAttempts}; retry allowed from ${isoTime(v!.retryAt)})`
+          : `  waiting    the last answer did not resolve it (attempt ${v!.attempts} of ${v!.maxAttempts}); a retry is allowed from ${isoTime(v!.retryAt)}: agentgpt dispute verify --id ${id}`,
+      );
       break;
     case "wait-governance":
       lines.push(

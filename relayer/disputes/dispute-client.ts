@@ -115,7 +115,7 @@ export interface VerificationState {
   readonly attempts: number;
   readonly pending: string | null;
   readonly sentAt: number;
-  /** a pending request may be replaced from then */
+  /** the next request (a retry) is allowed from then, whether the last one was answered or not */
   readonly retryAt: number;
   readonly maxAttempts: number;
 }
@@ -578,8 +578,9 @@ export function nextAction(status: Pick<DisputeStatus, "state" | "now" | "arbite
   if (status.now >= status.arbiterDeadline) return "wait-governance";
   const v = status.verification;
   if (v === undefined) return "wait-governance";
-  if (v.pending !== null && status.now < v.retryAt) return "wait-oracle";
   if (v.attempts >= v.maxAttempts) return "wait-governance";
+  // retries are spaced by the oracle's requestTimeout, answered or not
+  if (v.sentAt !== 0 && status.now < v.retryAt) return "wait-oracle";
   return "request";
 }
 

@@ -93,7 +93,12 @@ export function explainRevert(error: unknown, unit: TokenUnit): unknown {
     case "UsageOracleDeadlinePassed":
       return fail("VERIFICATION_REFUSED", `the oracle's deadline for dispute ${String(a)} passed at ${isoTime(b as bigint)}: governance resolves it now`);
     case "UsageOracleRequestPending":
-      return fail("VERIFICATION_REFUSED", `a verification request (${String(b)}) is still in flight; a retry is allowed from ${isoTime(c as bigint)}`);
+      return fail(
+        "VERIFICATION_REFUSED",
+        /^0x0+$/.test(String(b))
+          ? `the oracle was asked for dispute ${String(a)} recently (retries are spaced by its request timeout); a retry is allowed from ${isoTime(c as bigint)}`
+          : `a verification request (${String(b)}) is still in flight; a retry is allowed from ${isoTime(c as bigint)}`,
+      );
     case "UsageOracleTooManyAttempts":
       return fail("VERIFICATION_REFUSED", `the oracle was asked ${String(b)} times for dispute ${String(a)} (the most it allows): governance resolves it`);
     case "AutoPayLLMInsufficientDeposit":

@@ -47,11 +47,18 @@ describe("disputes: batch files from the archive or IPFS", function () {
   let identity: { batchId: string; dataCid: string; chainId: number; router: string };
 
   before(async function () {
-    const receipts = [receipt(PAYER, "openai", "gpt-4-turbo", 1000, { chain: "local" }), receipt(PAYER, "groq", "mixtral-8x22b", 500, { chain: "local" })];
-    batch = await buildBatch(receipts, Date.now(), {
+    const bucket = 3600;
+    const callsFrom = Math.floor(Date.now() / 1000 / bucket) * bucket;
+    const startTime = callsFrom * 1000 + 1000;
+    const receipts = [
+      receipt(PAYER, "openai", "gpt-4-turbo", 1000, { chain: "local", startTime }),
+      receipt(PAYER, "groq", "mixtral-8x22b", 500, { chain: "local", startTime }),
+    ];
+    batch = await buildBatch(receipts, Date.now(), callsFrom, {
       chain: "local",
       chainId: 31337,
       router: ROUTER,
+      usageBucket: bucket,
       registry: { providerId: (name) => (name === "openai" ? 1 : 3), modelId: (name) => (name === "gpt-4-turbo" ? 1 : 3) },
     });
     identity = { batchId: batch.file.batchId, dataCid: batch.cid, chainId: 31337, router: ROUTER };
