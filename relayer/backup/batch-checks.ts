@@ -1,13 +1,14 @@
 /**
  * What a batch file proves about itself, recomputed from its bytes: the receipts root (from the receipts), the
- * batch id (from chain, router and that root), every row (from its receipts: tokens, count, amount rounded up once,
+ * batch id (from chain, router, call interval and that root), that every receipt's call started in the file's
+ * usage bucket (`callsFrom`), every row (from its receipts: tokens, count, amount rounded up once,
  * payer, provider and model names), the rows root the contract computes (rows minus the rejected ones) and the CID.
  * Pure functions: the chain is compared elsewhere.
  */
 import { getAddress } from "ethers";
 import { ZodError } from "zod";
 
-import { BatchFile, chargesOf, deriveBatchId } from "../batcher/batch-file.js";
+import { BatchFile, chargesOf, deriveBatchId, receiptsOutsideBucket } from "../batcher/batch-file.js";
 import { contentId } from "../batcher/content-id.js";
 import { buildReceiptsTree, receiptLeaf } from "../batcher/receipts-tree.js";
 import { buildRowsTree } from "../batcher/rows-tree.js";
@@ -29,7 +30,7 @@ export async function checkBatchBytes(bytes: Uint8Array, expected: { chain: stri
   try {
     file = BatchFile.parse(JSON.parse(new TextDecoder().decode(bytes)));
   } catch (error) {
-    const reason = error instanceof SyntaxError ? `not JSON (${error.message})` : `not an agentgpt-batch-v1 file (${firstLine(error)})`;
+    const reason = error instanceof SyntaxError ? `not JSON (${error.message})` : `not an agentgpt-batch-v2 file (${firstLine(error)})`;
     return { file: null, cid, receiptsRoot: null, problems: [reason] };
   }
   const problems: string[] = [];
@@ -45,11 +46,23 @@ export async function checkBatchBytes(bytes: Uint8Array, expected: { chain: stri
     if (receiptsRoot !== file.receiptsRoot) {
       problems.push(`receiptsRoot ${file.receiptsRoot} in the file, but its receipts rebuild ${receiptsRoot}`);
     }
-    const derived = deriveBatchId(file.chainId, file.router, receiptsRoot);
-    if (derived !== file.batchId) problems.push(`batchId ${file.batchId}, but chain, router and the receipts derive ${derived}`);
+    const derived = deriveBatchId(file.chainId, file.router, file.callsFrom, receiptsRoot);
+    if (derived !== file.batchId) problems.push(`batchId ${file.batchId}, but chain, router, callsFrom and the receipts derive ${derived}`);
   }
+  problems.push(...bucketProblems(file));
   problems.push(...rowProblems(file));
   return { file, cid, receiptsRoot, problems };
+}
+
+/** `callsFrom` must start a usage bucket, and every receipt's call must have started in it. */
+export function bucketProblems(file: BatchFile): string[] {
+  const problems: string[] = [];
+  if (file.callsFrom % file.usageBucket !== 0) problems.push(`callsFrom ${file.callsFrom} is not a multiple of usageBucket ${file.usageBucket}`);
+  const outside = receiptsOutsideBucket(file.receipts.map(({ receipt }) => receipt), file.callsFrom, file.usageBucket);
+  if (outside.length > 0) {
+    problems.push(`${outside.length} receipt(s) started outside [callsFrom ${file.callsFrom}, +${file.usageBucket} s): ${outside.slice(0, 5).join(", ")}`);
+  }
+  return problems;
 }
 
 /** Every row must be exactly the aggregate of the receipts that point at it. */

@@ -86,6 +86,8 @@ export const OnchainSettlement = z.strictObject({
   /** unix seconds */
   settledAt: z.int().min(0),
   releaseAt: z.int().min(0),
+  /** start (unix s) of the usage bucket of the batch's calls, as committed on-chain */
+  callsFrom: z.int().min(0),
   status: z.enum(["escrowed", "released"]),
   rowCount: z.int().min(0),
   acceptedRows: z.int().min(0),

@@ -131,6 +131,7 @@ async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined): P
       if (checked.receiptsRoot !== null && checked.receiptsRoot !== onchain.receiptsRoot) {
         problems.push(`receipts root rebuilt from the receipts ${checked.receiptsRoot} is not the receiptsRoot on-chain ${onchain.receiptsRoot}`);
       }
+      if (file !== null && file.callsFrom !== onchain.callsFrom) problems.push(`the file's callsFrom ${file.callsFrom} is not the callsFrom on-chain ${onchain.callsFrom}`);
       if (file !== null) {
         const rebuilt = rowsRootOf(file, onchain.rejected.map(([index]) => index));
         if (rebuilt !== onchain.rowsRoot) problems.push(`rows root rebuilt from the rows minus the rejected rows ${rebuilt} is not the rowsRoot on-chain ${onchain.rowsRoot}`);
@@ -167,6 +168,7 @@ function againstReference(reference: BatchReference, cid: string, receiptsRoot: 
     const rejected = settlement.rejected.map(([index]) => index);
     const rebuilt = rowsRootOf(batchFile, rejected);
     if (rebuilt !== settlement.rowsRoot) problems.push(`rows root rebuilt from the rows minus the rejected rows [${rejected.join(", ")}] ${rebuilt} is not the recorded rowsRoot ${settlement.rowsRoot}`);
+    if (settlement.callsFrom !== batchFile.callsFrom) problems.push(`the file's callsFrom ${batchFile.callsFrom} is not the recorded callsFrom ${settlement.callsFrom}`);
     const accepted = batchFile.rows.length - rejected.length;
     if (settlement.acceptedRows !== accepted) problems.push(`recorded acceptedRows ${settlement.acceptedRows}, but the file has ${batchFile.rows.length} rows and ${rejected.length} rejected`);
   }
@@ -176,7 +178,7 @@ function againstReference(reference: BatchReference, cid: string, receiptsRoot: 
 /** The recorded settlement against what the chain says now. */
 function recordedAgainstChain(recorded: OnchainSettlement, chain: OnchainSettlement): string[] {
   const problems: string[] = [];
-  const fields = ["txHash", "block", "blockHash", "dataCid", "rowsRoot", "receiptsRoot", "settledAt", "releaseAt", "rowCount", "acceptedRows", "escrowed"] as const;
+  const fields = ["txHash", "block", "blockHash", "dataCid", "rowsRoot", "receiptsRoot", "settledAt", "releaseAt", "callsFrom", "rowCount", "acceptedRows", "escrowed"] as const;
   for (const field of fields) {
     if (String(recorded[field]) !== String(chain[field])) problems.push(`recorded ${field} ${recorded[field]}, the chain says ${chain[field]}`);
   }

@@ -15,6 +15,7 @@ import type { Redis } from "ioredis";
 
 import { Archive } from "../../../relayer/batcher/archive.js";
 import { buildBatch } from "../../../relayer/batcher/batch-file.js";
+import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
 import { createBackup, LocalTarget, openTarget, restoreBackup, verifyBackup, type References } from "../../../relayer/backup/index.js";
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
 import { SettlementStore, type SettlementRecord } from "../../../relayer/settler/settlement-store.js";
@@ -59,10 +60,12 @@ describe("agentgpt litellm backup / verify / restore", function () {
     settled.push(await settleBatch(suite, node.url, redis, prefix, setup.archiveDir, [receipt(c!, "anthropic", "claude-3-opus", 900), receipt(a!, "openai", "gpt-3.5-unpriced", 500), receipt(b!, "openai", "gpt-4-turbo", 77)]));
     settled.push(await settleBatch(suite, node.url, redis, prefix, setup.archiveDir, Array.from({ length: 30 }, (_, i) => receipt([a!, b!, c!][i % 3]!, "groq", "mixtral-8x22b", 100 + i))));
     // sealed and archived, never sent: a batch the settler has not settled yet
-    const built = await buildBatch([{ ...receipt(c!, "openai", "gpt-4-turbo", 333), chain: "local" }], Date.now(), {
+    const unsent = { ...receipt(c!, "openai", "gpt-4-turbo", 333), chain: "local" };
+    const built = await buildBatch([unsent], Date.now(), callsFromOf(unsent.startTime, 3600), {
       chain: "local",
       chainId: suite.chainId,
       router: suite.routerAddress,
+      usageBucket: 3600,
       registry: { providerId: () => 1, modelId: () => 1 },
     });
     pending = built.file.batchId;
@@ -164,6 +167,7 @@ describe("agentgpt litellm backup / verify / restore", function () {
         dataCid: record.cid,
         settledAt: Number(info.settledAt),
         releaseAt: Number(info.releaseAt),
+        callsFrom: record.callsFrom,
         status: "escrowed",
         rowCount: record.rows,
         acceptedRows: record.outcome!.acceptedRows,
@@ -235,6 +239,25 @@ describe("agentgpt litellm backup / verify / restore", function () {
     expect(online.report.problems).to.deep.equal([]);
     expect(online.text).to.include(`${victim}: receipts root rebuilt from the receipts`);
     expect(online.text).to.include(`is not the receiptsRoot on-chain ${settled[0]!.receiptsRoot}`);
+  });
+
+  it("fails on a batch file whose call interval was moved: the id, the receipts' start times and the chain disagree", async function () {
+    const { name, path } = await copyOf(backupName);
+    const victim = settled[1]!;
+    const entries = await readArchive(path);
+    const entry = entries.find((e) => e.name === `batches/local/${victim.batchId}.json`)!;
+    const original = entry.bytes.toString();
+    const moved = victim.callsFrom - 3600;
+    entry.bytes = Buffer.from(original.replace(`"callsFrom":${victim.callsFrom},`, `"callsFrom":${moved},`));
+    expect(entry.bytes.toString()).to.not.equal(original);
+    await writeArchive(path, entries, { fixManifest: true });
+    await resealSidecar(path, name);
+    const online = await verify(name);
+    expect(online.failed).to.deep.equal([victim.batchId]);
+    expect(online.text).to.include("but chain, router, callsFrom and the receipts derive");
+    expect(online.text).to.include(`receipt(s) started outside [callsFrom ${moved}, +3600 s)`);
+    expect(online.text).to.include(`the file's callsFrom ${moved} is not the callsFrom on-chain ${victim.callsFrom}`);
+    expect(online.text).to.include(`the file's callsFrom ${moved} is not the recorded callsFrom ${victim.callsFrom}`);
   });
 
   it("fails on a wrong CID in the references, naming the batch and both CIDs", async function () {
