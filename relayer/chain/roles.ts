@@ -6,7 +6,7 @@ import { ZeroHash, id } from "ethers";
 /** `AutoPayLLM` and `TimelockController`: the role that administers every other role (every governance power). */
 export const DEFAULT_ADMIN_ROLE = ZeroHash;
 
-/** `AutoPayLLM`: may submit batches (`settleBatch`), nothing else. */
+/** `AutoPayLLM`: may submit batches (`settleBatchAt`, and the older `settleBatch`), nothing else. */
 export const RELAYER_ROLE = id("RELAYER_ROLE");
 /** `AutoPayLLM`: may resolve disputes until the arbiter deadline (the oracle adapter). */
 export const ARBITER_ROLE = id("ARBITER_ROLE");

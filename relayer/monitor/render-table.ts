@@ -69,6 +69,12 @@ export function renderReport(report: UsageReport, now = Date.now()): string {
         (oldest.length > 0 ? `; oldest waiting ${age(now - Math.min(...oldest))}` : ""),
     );
   }
+  if (q.refused.batches > 0) {
+    out.push(
+      `Refused: ${plural(q.refused.batches, "batch", "batches")} of ${formatCount(q.refused.receipts)} requests not settled: another batch had settled ` +
+        `the same receipts root (those requests are charged there); the settler's log names it`,
+    );
+  }
   const reasons = Object.entries(report.total.rejected.reasons).map(([reason, count]) => `${reason} ${count}`);
   if (reasons.length > 0) out.push(`Rejected rows by reason: ${reasons.join(", ")}`);
   const unbillable = Object.entries(report.unbillable).filter(([, count]) => count > 0);

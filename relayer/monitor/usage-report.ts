@@ -63,6 +63,11 @@ export interface QueueFigures {
   readonly oldestBatchAt: number | null;
   /** of those, batches the settler marked blocked */
   readonly blocked: number;
+  /**
+   * batches the router refused for good because another batch id had settled their receipts root (so their receipts
+   * are charged there), and their receipts; from the settlers' counters. Never pending, never settled by these ids.
+   */
+  readonly refused: { readonly batches: number; readonly receipts: number };
 }
 
 export interface RecentBatch {
@@ -429,6 +434,10 @@ function queueFigures(chains: readonly ChainSnapshot[], user: string | undefined
     batchRequests: batches.reduce((sum, batch) => sum + (batch.lines === null ? (user === undefined ? batch.candidate.receipts : 0) : count(batch.lines.rows)), 0),
     oldestBatchAt: oldest(batches.map((batch) => batch.candidate.since)),
     blocked: batches.filter((batch) => batch.candidate.state === "blocked").length,
+    refused: {
+      batches: chains.reduce((sum, chain) => sum + (chain.stats.batches_refused ?? 0), 0),
+      receipts: chains.reduce((sum, chain) => sum + (chain.stats.receipts_refused ?? 0), 0),
+    },
   };
 }
 

@@ -139,7 +139,7 @@ describe("e2e: agentgpt monitor litellm and the dashboard, on a known history", 
     const [deposit, spent1] = await router.accountOf(s.suite.payers[1]!.address);
     expect(PAYER1_CAP - spent1).to.equal(expected.payer1Left);
     expect(deposit > expected.payer1Left).to.equal(true); // the cap, not the deposit, limits payer 1
-    expect((await router.disputeInfo(s.batchId, s.openDispute.index)).bond).to.equal(DISPUTE_BOND);
+    expect((await router.disputeInfo(s.openDispute.disputeId)).bond).to.equal(DISPUTE_BOND);
   });
 
   it("prints the seed's table by provider with exact settled figures, and what is not settled apart", async function () {

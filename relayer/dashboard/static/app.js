@@ -167,6 +167,7 @@ function render(body) {
     ["batchRequests", "Requests in them", count(q.batchRequests)],
     ["batchAge", "Oldest unsettled batch", ago(q.oldestBatchAt)],
     ["blocked", "Blocked batches", count(q.blocked)],
+    ["refused", "Refused batches (receipts root settled by another batch)", `${count(q.refused.batches)} (${count(q.refused.receipts)} requests)`],
   ]);
 
   const models = budget.kind === "models" ? budget.models : [];

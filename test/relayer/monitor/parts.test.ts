@@ -26,6 +26,7 @@ import {
   parseUser,
   readRelayerState,
   receiptLines,
+  renderReport,
   RouterEvents,
   type BatchLines,
   type ChainSnapshot,
@@ -35,7 +36,8 @@ import {
 } from "../../../relayer/monitor/index.js";
 import { receipt } from "../../helpers/receipts.js";
 import { dropPrefix, testRedis, uniquePrefix } from "../../helpers/redis.js";
-import { deploySuite, GPT4_PRICE, row, settle } from "../../helpers/suite.js";
+import { splitRefund } from "../../../relayer/monitor/router-events.js";
+import { deploySuite, GPT4_PRICE, MIXTRAL_PRICE, nextDisputeId, row, rowRefs, settle } from "../../helpers/suite.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -143,6 +145,7 @@ describe("monitor: the report from a snapshot", function () {
     rejectedRows: 1,
     escrowed: 800n,
     releaseAt: 1_700_003_700,
+    callsFrom: 1_699_996_400,
     dataCid: "bafy",
     rejected: new Map(),
     disputes: new Map(),
@@ -154,8 +157,8 @@ describe("monitor: the report from a snapshot", function () {
     rejected: new Map([[3, "OverDailyCap"]]),
     escrowed: 840n,
     disputes: new Map([
-      [1, { index: 1, payer: ALICE, amount: 40n, bond: 1n, openedTx: "0x", resolved: { refund: 10n, toProvider: 30n, tx: "0x" } }],
-      [2, { index: 2, payer: BOB, amount: 500n, bond: 1n, openedTx: "0x", resolved: null }],
+      [1, { disputeId: "0xd1", index: 1, payer: ALICE, amount: 40n, bond: 1n, openedTx: "0x", resolved: { refund: 10n, toProvider: 30n, tx: "0x", expired: false } }],
+      [2, { disputeId: "0xd2", index: 2, payer: BOB, amount: 500n, bond: 1n, openedTx: "0x", resolved: null }],
     ]),
   });
   const orphan = settled("0xbb", { escrowed: 1000n, acceptedRows: 2, rejectedRows: 0, settledAt: 1_700_000_200, released: { amount: 1000n, tx: "0x", block: 12 } });
@@ -210,6 +213,17 @@ describe("monitor: the report from a snapshot", function () {
     expect(report.series.total.amount.reduce((sum, a) => sum + a, 0n)).to.equal(1330n);
     expect(report.batches.map((b) => b.batchId)).to.deep.equal(["0xbb", "0xaa"]);
     expect(report.batches[1]).to.deep.include({ state: "escrowed", inDispute: 500n, requests: 10 });
+  });
+
+  it("reports batches the router refused for good (receipts root already settled), apart from pending and settled", function () {
+    const refusedChain: ChainSnapshot = { ...chain, stats: { batches_refused: 2, receipts_refused: 7 } };
+    const report = buildReport({ ...snapshot, chains: [refusedChain] }, { granularity: "provider" });
+    expect(report.queue.refused).to.deep.equal({ batches: 2, receipts: 7 });
+    expect(report.total.settled.amount).to.equal(1330n); // nothing of them counted as settled
+    expect(report.total.pending.requests).to.equal(1); // nor as pending
+    expect(renderReport(report, snapshot.takenAt)).to.include("Refused: 2 batches of 7 requests not settled: another batch had settled the same receipts root");
+    expect(buildReport(snapshot, { granularity: "provider" }).queue.refused).to.deep.equal({ batches: 0, receipts: 0 });
+    expect(renderReport(buildReport(snapshot, { granularity: "provider" }), snapshot.takenAt)).to.not.include("Refused:");
   });
 
   it("groups by route (a row priced by two routes stays whole), and filters one payer", function () {
@@ -319,5 +333,70 @@ describe("monitor: the router's events, read incrementally", function () {
     window = await events.read(3_600_000);
     expect(window.batches.map((x) => x.batchId)).to.deep.equal([fourth.batchId]);
     expect(window.fromTime).to.equal(window.headTime - 3600);
+  });
+});
+
+describe("monitor: interval disputes from the router's events", function () {
+  it("splits a dispute's refund over its held rows exactly: each row's parts add up to it, the rows' to the refund", function () {
+    expect(splitRefund(0n, [5n, 7n])).to.deep.equal([0n, 0n]);
+    expect(splitRefund(12n, [5n, 7n])).to.deep.equal([5n, 7n]);
+    expect(splitRefund(10n, [3n, 3n, 3n, 1n])).to.deep.equal([3n, 3n, 3n, 1n]);
+    const shares = splitRefund(7n, [3n, 3n, 3n]); // floor 2 each, one unit left over: to the first row
+    expect(shares).to.deep.equal([3n, 2n, 2n]);
+    for (const [refund, amounts] of [[1n, [1n, 1n, 1n]], [999n, [1000n, 1n, 7n]], [5n, [2n, 9n]]] as const) {
+      const split = splitRefund(refund, amounts);
+      expect(split.reduce((x, y) => x + y, 0n)).to.equal(refund);
+      split.forEach((share, i) => expect(share <= amounts[i]! && share >= 0n).to.equal(true));
+    }
+    expect(() => splitRefund(13n, [5n, 7n])).to.throw(RangeError);
+  });
+
+  it("holds rows of two batches under one dispute id, splits its refund over them, and reads an expired dispute as a standing charge", async function () {
+    const suite = await networkHelpers.loadFixture(async function intervalSuite() {
+      return deploySuite(ethers);
+    });
+    const [a, b] = suite.payers;
+    const now = BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
+    const bucket = await suite.router.usageBucket();
+    const callsFrom = now - (now % bucket);
+    const first = await settle(suite, [row(a!.address, suite.openai, suite.gpt4, 1000n, GPT4_PRICE), row(b!.address, suite.openai, suite.gpt4, 2000n, GPT4_PRICE)], { callsFrom });
+    const second = await settle(suite, [row(a!.address, suite.groq, suite.mixtral, 900n, MIXTRAL_PRICE), row(a!.address, suite.openai, suite.gpt4, 3000n, GPT4_PRICE)], { callsFrom });
+    const events = new RouterEvents(ethers.provider, suite.routerAddress);
+
+    // payer a's gpt-4-turbo interval: row 0 of the first batch and row 1 of the second, one dispute
+    const gptId = await nextDisputeId(suite, a!.address, suite.openai, suite.gpt4, callsFrom);
+    await suite.router.connect(a!).dispute(rowRefs([[first, 0], [second, 1]]));
+    const mixtralId = await nextDisputeId(suite, a!.address, suite.groq, suite.mixtral, callsFrom);
+    await suite.router.connect(a!).dispute(rowRefs([[second, 0]]));
+    let window = await events.read(86_400_000);
+    const [one, two] = window.batches;
+    expect(one!.callsFrom).to.equal(Number(callsFrom));
+    expect(two!.callsFrom).to.equal(Number(callsFrom));
+    expect([...one!.disputes.keys()]).to.deep.equal([0]);
+    expect([...two!.disputes.keys()].sort()).to.deep.equal([0, 1]);
+    expect(one!.disputes.get(0)).to.include({ disputeId: gptId.toLowerCase(), amount: first.charges[0]!.amount, resolved: null });
+    expect(two!.disputes.get(1)).to.include({ disputeId: gptId.toLowerCase(), amount: second.charges[1]!.amount, resolved: null });
+    expect(two!.disputes.get(0)).to.include({ disputeId: mixtralId.toLowerCase(), amount: second.charges[0]!.amount });
+
+    // governance finds 1,234 of the 4,000 held tokens overbilled: the contract refunds held * 1234 / 4000
+    const held = first.charges[0]!.amount + second.charges[1]!.amount;
+    const refund = (held * 1234n) / 4000n;
+    await suite.router.connect(suite.admin).resolveDispute(gptId, 1234n);
+    window = await events.read(86_400_000);
+    const rows = [window.batches[0]!.disputes.get(0)!, window.batches[1]!.disputes.get(1)!];
+    expect(rows.reduce((sum, r) => sum + r.resolved!.refund, 0n)).to.equal(refund);
+    for (const r of rows) {
+      expect(r.resolved!.refund + r.resolved!.toProvider).to.equal(r.amount);
+      expect(r.resolved!.expired).to.equal(false);
+    }
+    expect(window.batches[1]!.disputes.get(0)!.resolved).to.equal(null); // the other interval is still open
+
+    // nobody judges the mixtral dispute: after its governance deadline anyone settles it, the charge stands
+    const info = await suite.router.disputeInfo(mixtralId);
+    await networkHelpers.time.increaseTo(info.governanceDeadline);
+    await suite.router.connect(suite.stranger).settleExpiredDispute(mixtralId);
+    window = await events.read(30 * 86_400_000);
+    const expired = window.batches[1]!.disputes.get(0)!;
+    expect(expired.resolved).to.deep.include({ refund: 0n, toProvider: second.charges[0]!.amount, expired: true });
   });
 });

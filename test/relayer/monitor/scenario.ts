@@ -7,7 +7,8 @@
  *   on chain "local"; payers 0 and 1 also call claude-3-opus (anthropic, claude_fast), paid on chain "polygon",
  *   which has no rpc_urls: those stay pending in ingest's queue. One failed call is kept unbillable.
  *   payer 3's daily cap is 1 unit: both its rows are rejected (OverDailyCap).
- *   payer 0 disputes its gpt-4-turbo row (left open) and its mixtral row (resolved with a quarter refunded).
+ *   payer 0 disputes its gpt-4-turbo interval (one row, left open) and its mixtral interval (one row, resolved by
+ *   governance with a quarter of its tokens found overbilled).
  *   payer 1's daily cap is 5,000 AGPT; gpt-4-turbo has a governed daily budget of 1,000 AGPT.
  *
  * Every price divides evenly (0.12 and 0.0085 AGPT per 1k tokens, 18 decimals), so a row charges exactly the sum of
@@ -67,10 +68,10 @@ export interface Scenario {
   calls: Call[];
   /** the settled batch (all local calls were sent in one POST: one chunk, one batch) */
   batchId: string;
-  /** payer 0's gpt-4-turbo row: disputed, still open */
-  openDispute: { index: number; amount: bigint };
-  /** payer 0's mixtral row: disputed, resolved with `refund` back to the payer */
-  resolvedDispute: { index: number; amount: bigint; refund: bigint };
+  /** payer 0's gpt-4-turbo row: its interval disputed, still open */
+  openDispute: { disputeId: string; index: number; amount: bigint };
+  /** payer 0's mixtral row: its interval disputed, resolved with `refund` back to the payer */
+  resolvedDispute: { disputeId: string; index: number; amount: bigint; refund: bigint };
   stop(): Promise<void>;
 }
 
@@ -234,11 +235,20 @@ export async function startScenario(): Promise<Scenario> {
 
     const open = rowOf(0, "gpt-4-turbo");
     const resolved = rowOf(0, "mixtral-8x22b");
-    const asCharge = (index: number) => ({ ...charges[index]! });
-    await (await payer(0).dispute(batchId, open.index, asCharge(open.index), tree.proof(open.index))).wait();
-    await (await payer(0).dispute(batchId, resolved.index, asCharge(resolved.index), tree.proof(resolved.index))).wait();
-    const refund = BigInt(resolved.amount) / 4n;
-    await (await suite.router.resolveDispute(batchId, resolved.index, refund)).wait();
+    // Each row is the only settled row of its (payer, provider, model, bucket): a dispute names just it.
+    const disputeRow = async (index: number): Promise<string> => {
+      const receipt = await (await payer(0).dispute([{ batchId, index, charge: { ...charges[index]! }, proof: tree.proof(index) }])).wait();
+      for (const log of receipt!.logs) {
+        const parsed = suite.router.interface.parseLog(log);
+        if (parsed?.name === "DisputeOpened") return parsed.args.getValue("disputeId") as string;
+      }
+      throw new Error("no DisputeOpened log");
+    };
+    const openId = await disputeRow(open.index);
+    const resolvedId = await disputeRow(resolved.index);
+    const overbilled = BigInt(resolved.tokens) / 4n;
+    const refund = (BigInt(resolved.amount) * overbilled) / BigInt(resolved.tokens); // the contract's rounding
+    await (await suite.router.resolveDispute(resolvedId, overbilled)).wait();
 
     const started = relayer;
     return {
@@ -253,8 +263,8 @@ export async function startScenario(): Promise<Scenario> {
       dashboardPort,
       calls,
       batchId,
-      openDispute: { index: open.index, amount: BigInt(open.amount) },
-      resolvedDispute: { index: resolved.index, amount: BigInt(resolved.amount), refund },
+      openDispute: { disputeId: openId, index: open.index, amount: BigInt(open.amount) },
+      resolvedDispute: { disputeId: resolvedId, index: resolved.index, amount: BigInt(resolved.amount), refund },
       async stop() {
         await started.stop();
         await node.stop();
