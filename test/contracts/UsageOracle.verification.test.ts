@@ -324,6 +324,20 @@ describe("UsageOracle: dispute verification through Chainlink Functions", functi
       await expectSolvent(s);
     });
 
+    it("drops a valid answer that arrives after the arbiter deadline: governance judges now", async function () {
+      const s = await loadFixture(disputedFixture);
+      usage(s, 1n, s.bucket);
+      const result = await runRequest(s.sent);
+      await time.increaseTo((await s.router.disputeInfo(s.disputeId)).arbiterDeadline);
+      await expect(deliver(s, s.sent, result))
+        .to.emit(s.oracle, "VerificationFailed")
+        .withArgs(s.disputeId, s.sent.requestId, FailureReason.DeadlinePassed, "0x");
+      await expect(s.router.connect(s.admin).resolveDispute(s.disputeId, 50_000n))
+        .to.emit(s.router, "DisputeResolved")
+        .withArgs(s.disputeId, s.admin.address, 50_000n, s.charge.amount / 2n, s.charge.amount / 2n, true);
+      await expectSolvent(s);
+    });
+
     it("P1: after the arbiter deadline the late answer is dropped and governance judges; past governance's deadline the charge stands", async function () {
       const s = await loadFixture(disputedFixture);
       server.override = (_query, res) => (res.destroy(), true); // the usage API hangs up
