@@ -20,8 +20,9 @@ import {TestBase, Vm} from "./utils/TestBase.sol";
  * receipts root); interval disputes that name every settled row of a (payer, provider, model, bucket), or a subset,
  * or a malformed list (a row named twice, rows out of order); oracle answers through the mock Functions router
  * (random reported usage, errors, malformed responses, forged and superseded answers), verification retries by
- * third parties, governance resolutions, expirations (`settleExpiredDispute`), releases, credit withdrawals, L2
- * sequencer outages and time jumps. The handler is the relayer and governance; the oracle is the only arbiter.
+ * third parties, governance resolutions, expirations (`settleExpiredDispute`), governance changes of the dispute
+ * timeouts and bond, releases, credit withdrawals, L2 sequencer outages and time jumps. The handler is the relayer
+ * and governance; the oracle is the only arbiter.
  *
  * Ghost records kept beside the contract: every batch's rows and which were accepted, each interval's accepted rows
  * and the tokens they billed, which dispute holds each row, every request sent to the Functions router. The
@@ -69,6 +70,8 @@ contract Handler is TestBase {
     mapping(bytes32 disputeId => bytes32 key) public disputeKey;
     mapping(bytes32 batchId => mapping(uint256 index => bytes32 disputeId)) public heldBy;
     mapping(bytes32 disputeId => uint256) public heldRowsTokens; // tokens of the rows the ghost saw it hold
+    mapping(bytes32 disputeId => uint256) public deadlinesAtOpening; // arbiterDeadline << 64 | governanceDeadline
+    mapping(bytes32 batchId => bytes32) public receiptsRootOf;
     bytes32[] public requests; // every Functions request id the oracle sent
     bool[] public sequencerDown; // status history, as recorded in the feed
     uint256[] public sequencerSince;
@@ -163,15 +166,16 @@ contract Handler is TestBase {
     // ========================================================== settlement
 
     /**
-     * @notice Settles 1-3 rows into a usage bucket: the current one, one or three hours back (a late batch), or the
-     * bucket of an earlier batch (then some rows duplicate that batch's rows: the same usage billed twice).
+     * @notice Settles 1-3 rows into a usage bucket through `settleBatchAt`: the current one, one or three hours back
+     * (a late batch), or the bucket of an earlier batch (then some rows duplicate that batch's rows: the same usage
+     * billed twice); or through the 4-argument `settleBatch` (the bucket of the settlement time).
      */
     function settle(uint256 seed, uint256 count, uint256 bucketSeed) external {
         calls++;
         uint256 n = bound(count, 1, 3);
         uint256 current = block.timestamp - (block.timestamp % BUCKET);
-        uint256 choice = bucketSeed % 4;
-        uint64 callsFrom = uint64(choice == 0 ? current : choice == 1 ? current - BUCKET : current - 3 * BUCKET);
+        uint256 choice = bucketSeed % 5;
+        uint64 callsFrom = uint64(choice == 1 ? current - BUCKET : choice == 2 ? current - 3 * BUCKET : current);
         bytes32 source;
         if (choice == 3 && batchIds.length != 0) {
             source = batchIds[(bucketSeed >> 8) % batchIds.length];
@@ -184,11 +188,22 @@ contract Handler is TestBase {
         bytes32 batchId = keccak256(abi.encode("batch", seed, batchIds.length));
         bytes32 receiptsRoot = keccak256(abi.encode("receipts", batchId));
         VM.recordLogs();
-        try router.settleBatchAt(batchId, charges, receiptsRoot, "bafkrei-invariant", callsFrom) {}
-        catch {
-            settleFailures++;
-            return;
+        if (choice == 4) {
+            // The 4-argument settleBatch commits the bucket of the settlement time.
+            try router.settleBatch(batchId, charges, receiptsRoot, "bafkrei-invariant") {}
+            catch {
+                settleFailures++;
+                return;
+            }
+        } else {
+            try router.settleBatchAt(batchId, charges, receiptsRoot, "bafkrei-invariant", callsFrom) {}
+            catch {
+                settleFailures++;
+                return;
+            }
         }
+        if (router.batchInfo(batchId).callsFrom != callsFrom) settleFailures++;
+        receiptsRootOf[batchId] = receiptsRoot;
         Vm.Log[] memory logs = VM.getRecordedLogs();
         _record(batchId, charges, logs, callsFrom);
 
@@ -285,6 +300,14 @@ contract Handler is TestBase {
         router.settleExpiredDispute(disputeId);
         _checkPayout(disputeId, info, depositBefore, creditsBefore);
         expirations++;
+    }
+
+    /// @notice Governance changes the dispute timeouts and the bond: disputes already open keep their deadlines.
+    function setDisputeParams(uint256 arbiter, uint256 governance, uint256 bond, uint256 bps) external {
+        calls++;
+        router.setDisputeTimeouts(uint64(bound(arbiter, 1 hours, 7 days)), uint64(bound(governance, 1 hours, 21 days)));
+        router.setDisputeBond(bound(bond, 0, 1e18));
+        router.setDisputeBondBps(uint16(bound(bps, 0, 5000)));
     }
 
     // ============================================================== oracle
@@ -556,6 +579,12 @@ contract Handler is TestBase {
             info.billedTokens != billed || info.heldTokens != heldTokens || info.heldAmount != heldAmount
                 || info.rows != named.length || info.priorRefundedTokens != refundedTokens[key]
         ) disputeMismatches++;
+        if (
+            info.arbiterDeadline != block.timestamp + router.arbiterTimeout()
+                || info.governanceDeadline != uint256(info.arbiterDeadline) + router.governanceTimeout()
+                || info.bond != router.disputeBondFor(heldAmount)
+        ) disputeMismatches++;
+        deadlinesAtOpening[disputeId] = (uint256(info.arbiterDeadline) << 64) | info.governanceDeadline;
         uint256 ghostHeld;
         for (uint256 i = 0; i < named.length; i++) {
             bytes32 holder = router.rowDispute(named[i].batchId, named[i].index);
@@ -711,6 +740,11 @@ contract AutoPayLLMInvariantTest is TestBase {
     /// @notice A batch id settles once, and a receipts root settles once.
     function invariant_batchSettlesOnce() public view {
         assertEq(handler.replaySuccesses(), 0, "batch id or receipts root settled twice");
+        AutoPayLLM router = handler.router();
+        for (uint256 b = 0; b < handler.batchCount(); b++) {
+            bytes32 batchId = handler.batchIds(b);
+            assertEq(router.batchInfo(batchId).receiptsRoot, handler.receiptsRootOf(batchId), "the first settlement stands");
+        }
     }
 
     /// @notice A row's funds are held by at most one dispute; a dispute counts every named row once and holds
@@ -742,6 +776,11 @@ contract AutoPayLLMInvariantTest is TestBase {
             assertLe(info.refund, info.heldAmount, "refund <= heldAmount");
             assertLe(info.overbilledTokens, info.heldTokens, "overbilled <= heldTokens");
             assertEq(info.heldTokens, handler.heldRowsTokens(disputeId), "heldTokens == tokens of the rows it holds");
+            assertEq(
+                (uint256(info.arbiterDeadline) << 64) | info.governanceDeadline,
+                handler.deadlinesAtOpening(disputeId),
+                "a dispute keeps the deadlines it was opened with"
+            );
             if (info.status == IAutoPayLLM.DisputeStatus.Resolved) {
                 assertEq(
                     info.refund, uint256(info.heldAmount) * info.overbilledTokens / info.heldTokens, "refund formula"
