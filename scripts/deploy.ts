@@ -3,8 +3,10 @@
  * that was interrupted, or (already deployed with these parameters) changes nothing.
  *
  * 1. Reads `deploy/parameters/<network>.json5` and refuses invalid parameters before sending anything: unknown
- *    keys, out-of-range values, a timelock delay not longer than the dispute window, a payment token that is not
- *    an ERC-20, an unfunded deployer.
+ *    keys, out-of-range values, a timelock delay not longer than the dispute window plus the sequencer grace period,
+ *    a governance timeout shorter than the proposal path plus its margin, an AGPT distribution that leaves the
+ *    deployer more than `maxDeployerShare` on a public network (or nobody able to propose or reach the quorum), a
+ *    payment token that is not an ERC-20, an unfunded deployer (scripts/deploy/parameters.ts).
  * 2. Runs the `AgentGPT` Ignition module (deploy/modules/AgentGPT.ts). Ignition's journal and the addresses land in
  *    `deploy/deployments/chain-<chainId>/` (`deployed_addresses.json` is what relayer/chain reads).
  * 3. Reads every role and setting back from the chain and fails loudly if the hand-over is incomplete.
@@ -47,7 +49,16 @@ import {
 import { formatTokenAmount } from "../relayer/config/amount.js";
 import { inspectSuite } from "./deploy/inspect-suite.js";
 import { forgetStaleLocalDeployment, missingContracts } from "./deploy/local-instance.js";
-import { ParameterError, checkParameters, toIgnition, type SuiteParameters } from "./deploy/parameters.js";
+import {
+  ParameterError,
+  checkDeployerShare,
+  checkParameters,
+  deployerKeeps,
+  governanceMargin,
+  proposalPathSeconds,
+  toIgnition,
+  type SuiteParameters,
+} from "./deploy/parameters.js";
 
 class DeployError extends Error {
   override readonly name = "DeployError";
@@ -76,7 +87,6 @@ async function main(): Promise<void> {
     );
   }
   const params = checkParameters(await readDeploymentParameters(parametersFile), show(parametersFile));
-  const { options, parameters } = toIgnition(params);
 
   // 2. The chain, the deployer, and what is already there.
   const localUrl = process.env.LOCALHOST_RPC_URL;
@@ -101,6 +111,8 @@ async function main(): Promise<void> {
     : join(hre.config.paths.ignition, "deployments");
   const deploymentDir = join(deploymentsDir, deploymentId(chainId));
   const local = LOCAL_CHAIN_IDS.has(chainId);
+  checkDeployerShare(params, deployer, local, show(parametersFile));
+  const { options, parameters } = toIgnition(params, deployer);
   if (local) {
     const instances = join(hre.config.paths.cache, "agentgpt-local-instances.json");
     if (await forgetStaleLocalDeployment(provider, deploymentDir, instances)) {
@@ -164,7 +176,13 @@ async function main(): Promise<void> {
 
   // 4. Read everything back.
   const suite = await connectSuite(await loadDeployment(chainId, { deploymentsDir, networkName }), ethers.provider);
-  const report = await inspectSuite(suite, { deployer, relayer: params.relayer, guardian: params.guardian });
+  const report = await inspectSuite(suite, {
+    deployer,
+    relayer: params.relayer,
+    guardian: params.guardian,
+    maxDeployerShareBps: local ? undefined : params.maxDeployerShareBps,
+    blockTime: params.blockTime,
+  });
   console.log("\nContracts");
   for (const [name, address] of Object.entries(suite.deployment.addresses)) console.log(`  ${name.padEnd(12)} ${address}`);
   console.log("Settings");
@@ -230,17 +248,39 @@ function printPlan(
   console.log(`  parameters      ${parametersFile}`);
   console.log(`  journal         ${deploymentDir}`);
   console.log(`  payment token   ${p.paymentToken ?? "a fresh AGPT"}`);
-  console.log(`  AGPT supply     ${formatTokenAmount(p.initialSupply, AGPT_UNIT)} to ${p.holder ?? "the deployer"}`);
+  console.log(`  AGPT supply     ${formatTokenAmount(p.initialSupply, AGPT_UNIT)}`);
+  for (const a of p.allocations) {
+    const to = a.to === "timelock" ? "the timelock (treasury)" : a.to === "deployer" ? "the deployer" : a.to;
+    console.log(`    to            ${to}: ${formatTokenAmount(a.amount, AGPT_UNIT)}`);
+  }
+  const kept = deployerKeeps(p, deployer);
   console.log(
-    `  governance      delay ${p.votingDelay} blocks, period ${p.votingPeriod} blocks, ` +
+    `    deployer keeps ${formatTokenAmount(kept, AGPT_UNIT)} (at most ${p.maxDeployerShareBps / 100} % on a public network)`,
+  );
+  console.log(
+    `  governance      delay ${p.votingDelay} blocks, period ${p.votingPeriod} blocks at ${p.blockTime} s, ` +
       `threshold ${formatTokenAmount(p.proposalThreshold, AGPT_UNIT)}, quorum ${p.quorumPercent}%`,
   );
-  console.log(`  timelock        ${p.timelockDelay} s > dispute window ${p.disputeWindow} s`);
+  const grace = p.sequencerGracePeriod > 0 ? ` + sequencer grace ${p.sequencerGracePeriod} s` : "";
+  console.log(`  timelock        ${p.timelockDelay} s > dispute window ${p.disputeWindow} s${grace}`);
+  const path = proposalPathSeconds(p);
+  console.log(
+    `  disputes        bucket ${p.usageBucket} s, bond ${p.paymentToken === undefined ? formatTokenAmount(p.disputeBond, AGPT_UNIT) : `${p.disputeBond} units`}, ` +
+      `arbiter ${p.arbiterTimeout} s, then governance ${p.governanceTimeout} s >= proposal path ${path} s + margin ` +
+      `${governanceMargin(p)} s; after that the charge stands`,
+  );
+  console.log(
+    `  sequencer feed  ${p.sequencerUptimeFeed === undefined ? "none" : `${p.sequencerUptimeFeed}, grace ${p.sequencerGracePeriod} s`}`,
+  );
   console.log(`  relayer         ${p.relayer ?? "none yet (grant RELAYER_ROLE by governance later)"}`);
   console.log(`  guardian        ${p.guardian ?? "none yet (grant PAUSER_ROLE by governance later)"}`);
   console.log(
-    `  oracle          ${p.functionsRouter === undefined ? "none (no UsageOracle.functionsRouter)" : `UsageOracle on Functions router ${p.functionsRouter}, arbiter`}`,
+    `  oracle          ${p.functionsRouter === undefined ? "none (no UsageOracle.functionsRouter): governance judges disputes" : `UsageOracle on Functions router ${p.functionsRouter}, arbiter and verifier`}`,
   );
+  if (p.functionsRouter !== undefined) {
+    const v = p.verification;
+    console.log(`                  ${v.maxAttempts} attempts, ${v.requestTimeout} s apart; tolerance ${v.toleranceBps} bps`);
+  }
   if (p.relayer === deployer || p.guardian === deployer) {
     console.log("  note            the deployer is also the relayer or guardian: use a separate key in production");
   }

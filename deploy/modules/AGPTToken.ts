@@ -3,7 +3,8 @@
  * existing ERC-20 (`AutoPayLLM.paymentToken`), its payment token.
  *
  * Parameters:
- * - `holder` (address, default: the deployer): receives the whole fixed supply.
+ * - `holder` (address, default: the deployer): receives the whole fixed supply. scripts/deploy.ts leaves it to the
+ *   deployer, which hands the supply out as `AGPTToken.allocations` says (module AGPTAllocations).
  * - `initialSupply` (token units, 18 decimals; default 100,000,000 AGPT).
  */
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";

@@ -1,16 +1,18 @@
 /**
- * Ignition module `AgentGPT`: the whole suite. Token, settlement router, timelock and governor; every role wired;
- * then the hand-over: the timelock receives `AutoPayLLM`'s DEFAULT_ADMIN_ROLE (every governance power) and the
+ * Ignition module `AgentGPT`: the whole suite. Token, settlement router (with its dispute settings), timelock and
+ * governor; every role wired; the AGPT supply handed to its holders (AGPTAllocations); then the hand-over: the timelock receives `AutoPayLLM`'s DEFAULT_ADMIN_ROLE (every governance power) and the
  * deployer renounces its admin role on `AutoPayLLM` and on the timelock, last, after every other grant.
  *
  * The graph depends on a few choices the parameters make (see scripts/deploy.ts, which derives them): the payment
  * token source, and whether a relayer or a guardian is named. An optional role is one more module here: add it to
- * `wiring` so the renounce waits for it (the oracle adapter's ARBITER_ROLE is one).
+ * `wiring` so the renounce waits for it (the oracle adapter's ARBITER_ROLE is one). With the oracle, the deployer also
+ * renounces its temporary admin role on `UsageOracle`.
  */
 import type { IgnitionModule } from "@nomicfoundation/ignition-core";
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 
 import { DEFAULT_ADMIN_ROLE } from "../../relayer/chain/roles.js";
+import { agptAllocationsModule, type AllocationTarget } from "./AGPTAllocations.js";
 import { autoPayLLMModule, type PaymentTokenSource } from "./AutoPayLLM.js";
 import { governanceModule } from "./Governance.js";
 import { guardianRoleModule } from "./GuardianRole.js";
@@ -27,12 +29,18 @@ export interface SuiteOptions {
   guardian: boolean;
   /** Deploy the oracle adapter on `UsageOracle.functionsRouter` and make it the arbiter. */
   oracle: boolean;
+  /** Set `AutoPayLLM.sequencerUptimeFeed` (and its grace period) before the governor checks the timelock delay. */
+  sequencerFeed?: boolean;
+  /** The AGPT transfers from the deployer, in order (AGPTAllocations); none: the deployer keeps the supply. */
+  allocations?: readonly AllocationTarget[];
 }
+
+export type { AllocationTarget };
 
 function build(options: SuiteOptions) {
   return buildModule("AgentGPT", (m) => {
     const deployer = m.getAccount(0);
-    const settlement = autoPayLLMModule(options.paymentToken);
+    const settlement = autoPayLLMModule(options.paymentToken, options.sequencerFeed ?? false);
     const governance = governanceModule(settlement);
     const { autoPayLLM } = m.useModule(settlement);
     const { agpt, timelock, governor } = m.useModule(governance);
@@ -54,6 +62,11 @@ function build(options: SuiteOptions) {
       optional.usageOracle = m.useModule(module).usageOracle;
       wiring.push(module);
     }
+    if ((options.allocations ?? []).length > 0) {
+      const module = agptAllocationsModule(governance, options.allocations ?? []);
+      m.useModule(module);
+      wiring.push(module);
+    }
 
     const adminToTimelock = m.call(autoPayLLM, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], {
       id: "grantAdminToTimelock",
@@ -61,6 +74,12 @@ function build(options: SuiteOptions) {
     const handOver = { after: [adminToTimelock, ...wiring] };
     m.call(autoPayLLM, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceSettlementAdmin", ...handOver });
     m.call(timelock, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceTimelockAdmin", ...handOver });
+    if (optional.usageOracle !== undefined) {
+      m.call(optional.usageOracle, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], {
+        id: "renounceOracleAdmin",
+        ...handOver,
+      });
+    }
 
     return { agpt, autoPayLLM, timelock, governor, ...optional };
   });
@@ -72,7 +91,14 @@ export type AgentGPTModule = ReturnType<typeof build>;
 
 /** The suite module for `options` (one module object per distinct options). */
 export function agentGptModule(options: SuiteOptions): AgentGPTModule {
-  const key = `${options.paymentToken}:${options.relayer}:${options.guardian}:${options.oracle}`;
+  const key = [
+    options.paymentToken,
+    options.relayer,
+    options.guardian,
+    options.oracle,
+    options.sequencerFeed ?? false,
+    (options.allocations ?? []).join(","),
+  ].join(":");
   let module = cache.get(key);
   if (module === undefined) {
     module = build(options);

@@ -12,7 +12,8 @@
  * - `votingPeriod` (blocks, default 50400: about 1 week of 12 s blocks).
  * - `proposalThreshold` (AGPT units, default 100,000 AGPT): votes needed to propose.
  * - `quorumPercent` (percent of supply, default 4): for + abstain votes needed.
- * - `timelockDelay` (seconds, default 172800: 2 days): must exceed `AutoPayLLM.disputeWindow`.
+ * - `timelockDelay` (seconds, default 172800: 2 days): must exceed `AutoPayLLM.disputeWindow` plus its
+ *   `sequencerGracePeriod` (the governor's constructor checks it, and re-checks after every execution).
  */
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 

@@ -1,7 +1,9 @@
 /**
  * Reads a deployed suite back from the chain: every setting and every role that matters, and the rules the
  * deployment must satisfy (the deployer holds no admin power; the timelock holds it all; the governor alone
- * proposes, cancels and executes; the timelock delay exceeds the dispute window).
+ * proposes, cancels and executes; the timelock delay exceeds the dispute window plus the sequencer grace period; the
+ * governance timeout exceeds the proposal path plus its margin; the oracle, if any, is the verifier; on a public
+ * network the deployer keeps at most its stated share of AGPT).
  */
 import { Contract } from "ethers";
 
@@ -16,6 +18,7 @@ import {
   type Suite,
 } from "../../relayer/chain/index.js";
 import { formatTokenAmount } from "../../relayer/config/amount.js";
+import { governanceMargin, proposalPathSeconds } from "./parameters.js";
 
 export interface SuiteReport {
   settings: Record<string, string>;
@@ -26,7 +29,15 @@ export interface SuiteReport {
 
 export async function inspectSuite(
   suite: Suite,
-  expected: { deployer: string; relayer?: string; guardian?: string },
+  expected: {
+    deployer: string;
+    relayer?: string;
+    guardian?: string;
+    /** The most of the AGPT supply (basis points) the deployer may hold; undefined: not checked (local nodes). */
+    maxDeployerShareBps?: number;
+    /** Seconds per governance-clock tick, to check the governance timeout against the proposal path. */
+    blockTime?: number;
+  },
 ): Promise<SuiteReport> {
   const { autoPayLLM, timelock, governor, agpt } = suite;
   const [timelockAddress, governorAddress] = [await timelock.getAddress(), await governor.getAddress()];
@@ -41,6 +52,17 @@ export async function inspectSuite(
       governor.CLOCK_MODE(),
       agpt.totalSupply(),
     ]);
+  const [bucket, bond, arbiterTimeout, governanceTimeout, grace, verifier, deployerBalance, deployerVotes] =
+    await Promise.all([
+      autoPayLLM.usageBucket(),
+      autoPayLLM.disputeBond(),
+      autoPayLLM.arbiterTimeout(),
+      autoPayLLM.governanceTimeout(),
+      autoPayLLM.sequencerGracePeriod(),
+      autoPayLLM.verifier(),
+      agpt.balanceOf(expected.deployer),
+      agpt.getVotes(expected.deployer),
+    ]);
   const settings: Record<string, string> = {
     "payment token": `${suite.paymentUnit.symbol} ${await suite.paymentToken.getAddress()}`,
     "AGPT supply": formatTokenAmount(supply, suite.votesUnit),
@@ -50,6 +72,14 @@ export async function inspectSuite(
     quorum: `${quorumPercent}% of supply`,
     "timelock delay": `${minDelay} s`,
     "dispute window": `${window} s`,
+    "sequencer grace": `${grace} s`,
+    "usage bucket": `${bucket} s`,
+    "dispute bond": formatTokenAmount(bond, suite.paymentUnit),
+    "arbiter timeout": `${arbiterTimeout} s`,
+    "governance timeout": `${governanceTimeout} s (then the charge stands)`,
+    verifier: verifier === `0x${"00".repeat(20)}` ? "none" : verifier,
+    "timelock AGPT": formatTokenAmount(await agpt.balanceOf(timelockAddress), suite.votesUnit),
+    "deployer AGPT": `${formatTokenAmount(deployerBalance, suite.votesUnit)} (votes ${formatTokenAmount(deployerVotes, suite.votesUnit)})`,
     clock: clockMode,
   };
 
@@ -75,6 +105,7 @@ export async function inspectSuite(
     checks.push(["AutoPayLLM ARBITER_ROLE: UsageOracle", autoPayLLM.hasRole(ARBITER_ROLE, oracle), true]);
     checks.push(["UsageOracle DEFAULT_ADMIN_ROLE: timelock", hasRole(DEFAULT_ADMIN_ROLE, timelockAddress), true]);
     checks.push(["UsageOracle DEFAULT_ADMIN_ROLE: deployer", hasRole(DEFAULT_ADMIN_ROLE, expected.deployer), false]);
+    checks.push(["AutoPayLLM verifier: UsageOracle", Promise.resolve(verifier.toLowerCase() === oracle.toLowerCase()), true]);
   }
   if (expected.guardian !== undefined) {
     checks.push(["AutoPayLLM PAUSER_ROLE: guardian", autoPayLLM.hasRole(PAUSER_ROLE, expected.guardian), true]);
@@ -86,7 +117,33 @@ export async function inspectSuite(
     roles.push(`${value ? "yes" : "no "}  ${label}`);
     if (value !== want) problems.push(`${label}: expected ${want ? "granted" : "not granted"}`);
   }
-  if (minDelay <= window) problems.push(`timelock delay ${minDelay} s does not exceed the dispute window ${window} s`);
+  if (minDelay <= window + grace) {
+    problems.push(
+      `timelock delay ${minDelay} s does not exceed the dispute window ${window} s + sequencer grace ${grace} s`,
+    );
+  }
+  if (expected.blockTime !== undefined) {
+    const timings = {
+      blockTime: expected.blockTime,
+      votingDelay: Number(votingDelay),
+      votingPeriod: Number(votingPeriod),
+      timelockDelay: Number(minDelay),
+    };
+    const needed = proposalPathSeconds(timings) + governanceMargin(timings);
+    if (Number(governanceTimeout) < needed) {
+      problems.push(`governance timeout ${governanceTimeout} s is shorter than the proposal path plus margin (${needed} s)`);
+    }
+  }
+  if (expected.maxDeployerShareBps !== undefined) {
+    const max = (supply * BigInt(expected.maxDeployerShareBps)) / 10_000n;
+    if (deployerBalance > max || deployerVotes > max) {
+      problems.push(
+        `the deployer holds ${formatTokenAmount(deployerBalance, suite.votesUnit)} AGPT ` +
+          `(${formatTokenAmount(deployerVotes, suite.votesUnit)} votes), more than its share ` +
+          `(${expected.maxDeployerShareBps / 100} % = ${formatTokenAmount(max, suite.votesUnit)})`,
+      );
+    }
+  }
   if (!(await governor.timelock()).toLowerCase().startsWith(timelockAddress.toLowerCase())) {
     problems.push("the governor does not execute through the deployed timelock");
   }
