@@ -76,6 +76,18 @@ describe("npm run deploy -- --network localhost (hardhat node over JSON-RPC)", f
     expect(await governor.CLOCK_MODE()).to.equal("mode=blocknumber&from=default");
     expect(await timelock.getMinDelay()).to.equal(BigInt(expected.timelockDelay));
     expect(expected.timelockDelay).to.be.greaterThan(expected.disputeWindow);
+    expect(await autoPay.usageBucket()).to.equal(BigInt(expected.usageBucket));
+    expect(await autoPay.disputeBond()).to.equal(expected.disputeBond);
+    expect(await autoPay.arbiterTimeout()).to.equal(BigInt(expected.arbiterTimeout));
+    expect(await autoPay.governanceTimeout()).to.equal(BigInt(expected.governanceTimeout));
+    expect([expected.usageBucket, expected.governanceTimeout]).to.deep.equal([60, 7200]);
+  });
+
+  it("prints what is live: settings, the supply's holders, and the default at the last deadline", function () {
+    expect(first.stdout).to.match(/usage bucket\s+60 s/);
+    expect(first.stdout).to.match(/governance timeout\s+7200 s \(then the charge stands\)/);
+    expect(first.stdout).to.match(/deployer AGPT\s+100000000 AGPT/);
+    expect(first.stdout).to.contain("proposal path 130 s + margin 3600 s");
   });
 
   it("wires every role, and the deployer keeps no admin power", async function () {
@@ -116,12 +128,24 @@ describe("npm run deploy -- --network localhost (hardhat node over JSON-RPC)", f
   it("refuses parameters that break the rules before sending anything", async function () {
     const block = await provider.getBlockNumber();
     const file = join(node.deploymentsDir, "unsafe.json5");
-    await writeFile(file, "{ AutoPayLLM: { disputeWindow: 600 }, Governance: { timelockDelay: 600 } }");
+    await writeFile(file, "{ AutoPayLLM: { disputeWindow: 600 }, Governance: { blockTime: 1, timelockDelay: 600 } }");
     const refused = await deployToNode(node, { ...node.env, AGENTGPT_DEPLOY_PARAMETERS: file });
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.contain(
       "Governance.timelockDelay (600 s) must be longer than AutoPayLLM.disputeWindow (600 s)",
     );
+    expect(await provider.getBlockNumber()).to.equal(block);
+
+    // Governance must have time to judge a dispute: a timeout shorter than the proposal path plus the margin.
+    await writeFile(
+      file,
+      "{ AutoPayLLM: { disputeTimeouts: { arbiter: 3600, governance: 3600 } }, " +
+        "Governance: { blockTime: 1, votingDelay: 0, votingPeriod: 10, timelockDelay: 7200 } }",
+    );
+    const late = await deployToNode(node, { ...node.env, AGENTGPT_DEPLOY_PARAMETERS: file });
+    expect(late.code).to.equal(1);
+    expect(late.stderr).to.contain("AutoPayLLM.disputeTimeouts.governance (3600 s) leaves governance no time");
+    expect(late.stderr).to.contain("raise disputeTimeouts.governance to at least 10810");
     expect(await provider.getBlockNumber()).to.equal(block);
   });
 });

@@ -17,7 +17,7 @@ describe("Ignition modules (deploy/modules)", function () {
       const usdc = await ethers.deployContract("MockERC20", ["USD Coin", "USDC", 6]);
       const g = await deployGovernedSuite(connection, { paymentToken: "existing" }, {
         ...PARAMETERS,
-        AutoPayLLM: { disputeWindow: 3600, paymentToken: await usdc.getAddress() },
+        AutoPayLLM: { disputeWindow: 3600, paymentToken: await usdc.getAddress(), disputeBond: 5_000_000n },
       });
       expect(await g.suite.autoPayLLM.paymentToken()).to.equal(await usdc.getAddress());
       expect(g.suite.paymentUnit).to.deep.equal({ symbol: "USDC", decimals: 6 });
@@ -25,20 +25,27 @@ describe("Ignition modules (deploy/modules)", function () {
       expect(await g.suite.agpt.symbol()).to.equal("AGPT");
       expect(await g.suite.autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
       expect(await g.suite.autoPayLLM.hasRole(DEFAULT_ADMIN_ROLE, await g.suite.timelock.getAddress())).to.equal(true);
+      expect(await g.suite.autoPayLLM.disputeBond()).to.equal(5_000_000n); // in USDC units: 5 USDC
     });
   });
 
   describe("AgentGPT with the oracle adapter", function () {
-    it("deploys UsageOracle under the timelock's admin and makes it AutoPayLLM's arbiter", async function () {
+    it("deploys UsageOracle under the timelock's admin, its verification set, as AutoPayLLM's arbiter and verifier", async function () {
       const router = await ethers.deployContract("MockFunctionsRouter");
       const g = await deployGovernedSuite(connection, { oracle: true }, {
         ...PARAMETERS,
-        UsageOracle: { functionsRouter: await router.getAddress() },
+        UsageOracle: { functionsRouter: await router.getAddress(), requestTimeout: 1800, maxAttempts: 4, toleranceBps: 50 },
       });
       const oracleAddress = g.suite.deployment.addresses.usageOracle!;
       const oracle = await ethers.getContractAt("UsageOracle", oracleAddress);
       expect(await oracle.settlement()).to.equal(await g.suite.autoPayLLM.getAddress());
       expect(await g.suite.autoPayLLM.hasRole(ARBITER_ROLE, oracleAddress)).to.equal(true);
+      expect(await g.suite.autoPayLLM.verifier()).to.equal(oracleAddress);
+      expect([await oracle.requestTimeout(), await oracle.maxAttempts(), await oracle.toleranceBps()]).to.deep.equal([
+        1800n,
+        4n,
+        50n,
+      ]);
       expect(await g.suite.autoPayLLM.hasRole(ARBITER_ROLE, g.deployer.address)).to.equal(false);
       expect(await oracle.hasRole(DEFAULT_ADMIN_ROLE, await g.suite.timelock.getAddress())).to.equal(true);
       expect(await oracle.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
