@@ -26,6 +26,7 @@ import { Redis } from "ioredis";
 
 import { prng } from "./workload.js";
 import { Archive } from "../relayer/batcher/archive.js";
+import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
 import { SettlementStore } from "../relayer/settler/settlement-store.js";
 import { deployChainSuite } from "../test/helpers/chain-suite.js";
 import { freePort, startHardhatNode } from "../test/helpers/hardhat-node.js";
@@ -135,11 +136,17 @@ try {
   // ---- check against chain state and the archive
   const archive = new Archive(setup.archiveDir);
   const batchesOf = new Map<string, number>();
+  let outsideBucket = 0;
+  let wrongInterval = 0;
+  const refusedBatches = (await store.refusedIds()).length;
   const rejectedIds = new Set<string>();
   const rejectedByReason: Record<string, number> = {};
   for (const batchId of await store.finalIds()) {
     const record = (await store.get(batchId))!;
     const file = (await archive.read("local", batchId))!;
+    // one usage bucket per batch, committed on-chain as the file says
+    outsideBucket += receiptsOutsideBucket(file.receipts.map((r) => r.receipt), file.callsFrom, file.usageBucket).length;
+    if (record.outcome!.callsFrom !== file.callsFrom) wrongInterval++;
     const rejectedRows = new Map(record.outcome!.rejected);
     for (const { rowIndex, receipt } of file.receipts) {
       const id = receipt.litellmCallId ?? receipt.id;
@@ -181,6 +188,9 @@ try {
     lost,
     doubleCharged,
     payerChargeMismatches: mismatches,
+    receiptsOutsideBucket: outsideBucket,
+    batchesWithWrongInterval: wrongInterval,
+    refusedBatches,
     measuredAt: new Date().toISOString(),
   };
   const table = new Table({ head: ["accepted", "settled", "rejected (reason)", "batches", "RPC faults", "lost", "double-charged"] });
@@ -197,8 +207,9 @@ try {
   const out = join(dirname(fileURLToPath(import.meta.url)), "results", "chaos.json");
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-  exitCode = lost === 0 && doubleCharged === 0 ? 0 : 1;
-  process.stdout.write(exitCode === 0 ? "nothing lost, nothing double-charged\n" : "FAILED: calls lost or double-charged\n");
+  process.stdout.write(`receipts outside their batch's usage bucket: ${outsideBucket}; batches settled with another interval: ${wrongInterval}; batches refused (receipts root reused): ${refusedBatches}\n`);
+  exitCode = lost === 0 && doubleCharged === 0 && outsideBucket === 0 && wrongInterval === 0 && refusedBatches === 0 ? 0 : 1;
+  process.stdout.write(exitCode === 0 ? "nothing lost, nothing double-charged, every batch in one usage bucket\n" : "FAILED: calls lost or double-charged, or a batch outside its usage bucket\n");
 } finally {
   await relayer?.stop();
   await proxy.close();

@@ -20,6 +20,7 @@ import Table from "cli-table3";
 import { Redis } from "ioredis";
 
 import { Archive } from "../relayer/batcher/archive.js";
+import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
 import { SettlementStore } from "../relayer/settler/settlement-store.js";
 import { deployChainSuite } from "../test/helpers/chain-suite.js";
 import { startHardhatNode } from "../test/helpers/hardhat-node.js";
@@ -102,11 +103,13 @@ try {
   const latencies: number[] = [];
   const seen = new Map<string, number>();
   let gasUsed = 0n;
+  let outsideBucket = 0;
   const finals = await store.finalIds();
   for (const batchId of finals) {
     const record = (await store.get(batchId))!;
     gasUsed += BigInt(record.gasUsed ?? 0);
     const file = (await archive.read("local", batchId))!;
+    outsideBucket += receiptsOutsideBucket(file.receipts.map((r) => r.receipt), file.callsFrom, file.usageBucket).length;
     for (const { receipt } of file.receipts) {
       const id = receipt.litellmCallId ?? receipt.id;
       seen.set(id, (seen.get(id) ?? 0) + 1);
@@ -144,6 +147,8 @@ try {
     lost,
     doubleCharged,
     payerChargeMismatches: chargeMismatches,
+    receiptsOutsideBucket: outsideBucket,
+    refusedBatches: (await store.refusedIds()).length,
     targetP99Ms: WINDOW_MS + 3000,
     machine: { cpus: availableParallelism(), loadavg: loadavg().map((l) => Number(l.toFixed(2))) },
     measuredAt: new Date().toISOString(),
@@ -161,7 +166,8 @@ try {
     results.doubleCharged,
   ]);
   process.stdout.write(`\n${table.toString()}\n`);
-  const ok = results.p99Ms <= results.targetP99Ms && lost === 0 && doubleCharged === 0 && chargeMismatches === 0;
+  const ok =
+    results.p99Ms <= results.targetP99Ms && lost === 0 && doubleCharged === 0 && chargeMismatches === 0 && outsideBucket === 0 && results.refusedBatches === 0;
   process.stdout.write(ok ? "targets met\n" : "TARGETS NOT MET\n");
   const out = join(dirname(fileURLToPath(import.meta.url)), "results", "e2e.json");
   mkdirSync(dirname(out), { recursive: true });
