@@ -29,8 +29,11 @@ export interface OracleDeployment {
   functionsRouter: MockFunctionsRouter;
 }
 
-/** Deploys the UsageOracle for `suite`'s router (admin: the suite's admin), configured to ask `usageApiUrl`. */
-export async function deployOracle(suite: ChainSuite, usageApiUrl: string): Promise<OracleDeployment> {
+/**
+ * Deploys the UsageOracle for `suite`'s router (admin: the suite's admin), configured to ask `usageApiUrl`; with
+ * `verifier`, also the router's verifier (opening a dispute then sends the oracle's first request, as deployed).
+ */
+export async function deployOracle(suite: ChainSuite, usageApiUrl: string, options: { verifier?: boolean } = {}): Promise<OracleDeployment> {
   const functionsRouter = await new MockFunctionsRouter__factory(suite.admin).deploy();
   await functionsRouter.waitForDeployment();
   const adminAddress = await suite.admin.getAddress();
@@ -42,6 +45,7 @@ export async function deployOracle(suite: ChainSuite, usageApiUrl: string): Prom
   await (await oracle.setUsageApi(usageApiUrl)).wait();
   await (await oracle.setFunctionsConfig(SUBSCRIPTION_ID, DON_ID, CALLBACK_GAS)).wait();
   await (await oracle.setSecretsReference(SECRETS_SLOT, SECRETS_VERSION)).wait();
+  if (options.verifier === true) await (await suite.router.setVerifier(oracleAddress)).wait();
   return { oracle, oracleAddress, functionsRouter };
 }
 

@@ -322,8 +322,16 @@ interface OpenOptions extends ChainOptions, SignerOptions, IntervalOptions {
   timeout: string;
 }
 
+/** Bad input fails before anything connects. */
+function checkIntervalOptions(options: IntervalOptions): void {
+  if (options.batch !== undefined && options.row !== undefined) parseTarget({ batch: options.batch, row: options.row });
+  if (options.payer !== undefined) parseAddress("--payer", options.payer);
+  if (options.callsFrom !== undefined) parseInstant(options.callsFrom);
+}
+
 async function openCommand(options: OpenOptions): Promise<void> {
   const timeoutMs = parseTimeout(options.timeout);
+  checkIntervalOptions(options);
   const session = await openSession(options);
   try {
     const { client, chain } = session;
@@ -433,6 +441,7 @@ export function register(program: Command): void {
     .option("--row <n>", "row index")
     .action(
       run(async (options: IdOptions) => {
+        if (options.id !== undefined) parseId(options.id);
         const session = await openSession(options);
         try {
           const status = await session.client.status(await disputeIdFrom(session, options));
