@@ -13,6 +13,7 @@ import { expect } from "chai";
 import { Wallet } from "ethers";
 import { Redis } from "ioredis";
 
+import { Archive } from "../../relayer/batcher/archive.js";
 import { SettlementStore } from "../../relayer/settler/settlement-store.js";
 import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
 import { freePort, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
@@ -124,6 +125,41 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
     await send(logs, 40, 2);
     await settled(logs.length);
     await expectExactTotals(logs);
+  });
+
+  it("settles calls of several usage buckets sent together as batches of one bucket each, a late call in its own old bucket", async function () {
+    await configure();
+    relayer = await startRelayer(setup, suite.relayerKey);
+    const now = Math.floor(Date.now() / 1000);
+    const current = now - (now % 3600);
+    const buckets = [current - 3 * 3600, current - 3600, current]; // a backfill of three hours ago, the last hour, now
+    const at = (bucket: number, i: number) => bucket + Math.min((i * 617) % 3600, now - bucket) + 0.25; // the current bucket: not after now (+0.25 s)
+    const logs = Array.from({ length: 60 }, (_, i) =>
+      spendLog(i % suite.payers.length, i % 2 === 0 ? "gpt-4-turbo" : "mixtral-8x22b", 100 + i * 13, prefix, { startTime: at(buckets[i % 3]!, i) }),
+    );
+    await send(logs, 60); // one POST: the pool holds the three buckets together
+    await settled(logs.length);
+    const late = spendLog(0, "gpt-4-turbo", 777, prefix, { startTime: buckets[0]! + 59.5 });
+    await send([late], 1);
+    await settled(logs.length + 1);
+    await expectExactTotals([...logs, late]);
+
+    const store = new SettlementStore(redis, prefix, "local");
+    const archive = new Archive(setup.archiveDir);
+    const byBucket = new Map<number, number>();
+    let lateBatch: string | null = null;
+    for (const batchId of await store.finalIds()) {
+      const file = (await archive.read("local", batchId))!;
+      const info = await suite.router.batchInfo(batchId);
+      expect(info.callsFrom, batchId).to.equal(BigInt(file.callsFrom));
+      for (const { receipt } of file.receipts) {
+        expect(Math.floor(receipt.startTime / 1000) - (Math.floor(receipt.startTime / 1000) % 3600), receipt.id).to.equal(file.callsFrom);
+        if (receipt.litellmCallId === late.entry.litellm_call_id) lateBatch = batchId;
+      }
+      byBucket.set(file.callsFrom, (byBucket.get(file.callsFrom) ?? 0) + file.receipts.length);
+    }
+    expect(Object.fromEntries(byBucket)).to.deep.equal({ [buckets[0]!]: 21, [buckets[1]!]: 20, [buckets[2]!]: 20 });
+    expect((await suite.router.batchInfo(lateBatch!)).callsFrom).to.equal(BigInt(buckets[0]!));
   });
 
   for (const point of ["after-archive", "after-send", "during-confirm"] as const) {

@@ -22,10 +22,18 @@ export interface SpendLog {
 
 let sequence = 0;
 
-/** A successful call by key alias `payer-<payerIndex>` with `tokens` total tokens. */
-export function spendLog(payerIndex: number, model: SpendLog["model"], tokens: number, runId: string): SpendLog {
+/**
+ * A successful call by key alias `payer-<payerIndex>` with `tokens` total tokens. `startTime` (unix seconds, as
+ * LiteLLM sends it) moves the call in time (endTime follows, 7.5 s later); default: the fixture's.
+ */
+export function spendLog(payerIndex: number, model: SpendLog["model"], tokens: number, runId: string, options: { startTime?: number } = {}): SpendLog {
   sequence += 1;
   const entry = structuredClone(template);
+  if (options.startTime !== undefined) {
+    entry.startTime = options.startTime;
+    entry.endTime = options.startTime + 7.5;
+    entry.completionStartTime = options.startTime + 7.5;
+  }
   const id = `${runId}-${sequence}`;
   entry.litellm_call_id = id;
   entry.id = `chatcmpl-${id}`;
