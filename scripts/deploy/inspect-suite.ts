@@ -138,7 +138,7 @@ export async function inspectSuite(
     const max = (supply * BigInt(expected.maxDeployerShareBps)) / 10_000n;
     if (deployerBalance > max || deployerVotes > max) {
       problems.push(
-        `the deployer holds ${formatTokenAmount(deployerBalance, suite.votesUnit)} AGPT ` +
+        `the deployer holds ${formatTokenAmount(deployerBalance, suite.votesUnit)} ` +
           `(${formatTokenAmount(deployerVotes, suite.votesUnit)} votes), more than its share ` +
           `(${expected.maxDeployerShareBps / 100} % = ${formatTokenAmount(max, suite.votesUnit)})`,
       );

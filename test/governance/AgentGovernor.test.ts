@@ -303,6 +303,43 @@ describe("AgentGovernor", function () {
       expect(await g.suite.autoPayLLM.disputeWindow()).to.equal(3600n);
     });
 
+    // P6 (issue #12): the check counts the window a sequencer outage makes (window + grace period). Fails on the
+    // previous code, whose governor compared the delay with the window alone and executed this proposal.
+    it("refuses to execute a sequencer grace period that makes window + grace as long as the delay", async function () {
+      const g = await loadFixture(fixture);
+      const client = await g.client(g.deployer);
+      await client.delegate();
+      const { governor, autoPayLLM } = g.suite;
+      const feed = await ethers.deployContract("MockAggregator", [0]);
+      const now = BigInt(await time.latest());
+      await feed.setRound(1, 0, now - 86_400n, now - 86_400n, 1); // the sequencer up for a day
+      const window = await autoPayLLM.disputeWindow();
+
+      const propose = async (grace: bigint) => {
+        const calldata = autoPayLLM.interface.encodeFunctionData("setSequencerUptimeFeed", [await feed.getAddress(), grace]);
+        const target = await autoPayLLM.getAddress();
+        const description = `sequencer feed, grace ${grace} s`;
+        await governor.propose([target], [0n], [calldata], description);
+        const id = await governor.getProposalId([target], [0n], [calldata], ethers.id(description));
+        await mine(VOTING_DELAY);
+        await client.vote(id, "for");
+        await mine(VOTING_PERIOD);
+        await client.queue(id);
+        await time.increase(TIMELOCK_DELAY);
+        return id;
+      };
+      const tooLong = await propose(BigInt(TIMELOCK_DELAY) - window); // window + grace == delay
+      await expect(governor["execute(uint256)"](tooLong))
+        .to.be.revertedWithCustomError(governor, "AgentGovernorDelayNotAboveDisputeWindow")
+        .withArgs(BigInt(TIMELOCK_DELAY), BigInt(TIMELOCK_DELAY));
+      expect(await autoPayLLM.sequencerGracePeriod()).to.equal(0n);
+
+      const justShorter = await propose(BigInt(TIMELOCK_DELAY) - window - 1n);
+      await governor["execute(uint256)"](justShorter);
+      expect(await autoPayLLM.sequencerGracePeriod()).to.equal(BigInt(TIMELOCK_DELAY) - window - 1n);
+      expect((await governor.disputeWindowCovered()).covered).to.equal(true);
+    });
+
     it("executes a longer window together with a longer delay", async function () {
       const g = await loadFixture(fixture);
       const client = await g.client(g.deployer);
