@@ -1,5 +1,5 @@
 /**
- * The reconciler's small parts: epochs, the oracle's refund rule, the HTTP JSON usage adapter against a real usage
+ * The reconciler's small parts: epochs, the dispute verdict (overbilled tokens and refund), the HTTP JSON usage adapter against a real usage
  * API on 127.0.0.1, and the `reconciler:` config section (errors at file:line).
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 
 import { ConfigError, loadRelayerConfig } from "../../../relayer/config/index.js";
-import { EpochError, HttpJsonAdapter, UsageReportError, epochOf, oracleRefund, parseEpoch } from "../../../relayer/reconciler/index.js";
+import { EpochError, HttpJsonAdapter, UsageReportError, disputeRefund, epochOf, oracleOverbilled, parseEpoch, predictedRefund } from "../../../relayer/reconciler/index.js";
 import { UsageServer, send } from "../../oracle/usage-server.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -44,15 +44,32 @@ describe("reconciler parts", function () {
     });
   });
 
-  describe("oracleRefund (UsageOracle.refundFor written out)", function () {
-    it("refunds the amount beyond the fair share, nothing within the tolerance or at/above the billed tokens", function () {
-      expect(oracleRefund(1000n, 100n, 100n, 0n)).to.equal(0n);
-      expect(oracleRefund(1000n, 100n, 10n ** 30n, 0n)).to.equal(0n);
-      expect(oracleRefund(1000n, 100n, 0n, 0n)).to.equal(1000n);
-      expect(oracleRefund(1000n, 3n, 1n, 0n)).to.equal(666n); // fair share 333.3 rounds up to 334
-      expect(oracleRefund(1n, 100n, 99n, 0n)).to.equal(0n);
-      expect(oracleRefund(3_600_000n, 100_000n, 99_000n, 100n)).to.equal(0n); // exactly 1%: within
-      expect(oracleRefund(3_600_000n, 100_000n, 98_999n, 100n)).to.equal(3_600_000n - (3_600_000n * 98_999n + 99_999n) / 100_000n);
+  describe("the dispute verdict (UsageOracle.overbilledFor and AutoPayLLM.resolveDispute written out)", function () {
+    const totals = (billedTokens: bigint, heldTokens: bigint, heldAmount: bigint, priorRefundedTokens = 0n) => ({ billedTokens, heldTokens, heldAmount, priorRefundedTokens });
+
+    it("finds the excess over the report, nothing within the tolerance or at/above the billed tokens", function () {
+      expect(oracleOverbilled(totals(100n, 100n, 1000n), 100n, 0n)).to.equal(0n);
+      expect(oracleOverbilled(totals(100n, 100n, 1000n), 10n ** 30n, 0n)).to.equal(0n);
+      expect(oracleOverbilled(totals(100n, 100n, 1000n), 0n, 0n)).to.equal(100n);
+      expect(oracleOverbilled(totals(100_000n, 100_000n, 1n), 99_000n, 100n)).to.equal(0n); // exactly 1%: within
+      expect(oracleOverbilled(totals(100_000n, 100_000n, 1n), 98_999n, 100n)).to.equal(1001n);
+    });
+
+    it("counts every billed row but caps at the held tokens, less what earlier disputes refunded", function () {
+      // the same 30,000 tokens billed twice; the first bill released (named, not held), the second held
+      expect(oracleOverbilled(totals(60_000n, 30_000n, 3_600n), 30_000n, 100n)).to.equal(30_000n);
+      // an earlier dispute refunded 10,000 of the 12,000 excess: 2,000 left
+      expect(oracleOverbilled(totals(42_000n, 42_000n, 5_040n, 10_000n), 30_000n, 0n)).to.equal(2_000n);
+      expect(oracleOverbilled(totals(42_000n, 42_000n, 5_040n, 20_000n), 30_000n, 0n)).to.equal(0n);
+      // only 5,000 tokens held: the excess of 12,000 is capped there
+      expect(oracleOverbilled(totals(42_000n, 5_000n, 600n), 30_000n, 0n)).to.equal(5_000n);
+    });
+
+    it("refunds the held amount's share of the overbilled tokens, rounded down", function () {
+      expect(disputeRefund(1000n, 3n, 1n)).to.equal(333n);
+      expect(disputeRefund(1000n, 3n, 3n)).to.equal(1000n);
+      expect(disputeRefund(1000n, 0n, 0n)).to.equal(0n);
+      expect(predictedRefund(totals(42_000n, 42_000n, 5_041n), 30_000n, 0n)).to.deep.equal({ overbilled: 12_000n, refund: (5_041n * 12_000n) / 42_000n });
     });
   });
 
@@ -155,6 +172,22 @@ describe("reconciler parts", function () {
         { address: undefined, keystore: undefined, passwordEnv: "AGENTGPT_KEYSTORE_PASSWORD", keyEnv: "PAYER_DEV_KEY" },
       ]);
       expect(load("").reconciler).to.equal(undefined);
+    });
+
+    it("refuses usage_lookback and requester, which no longer exist, with the fix; takes a keeper key", function () {
+      try {
+        load(["reconciler:", "  usage_lookback: 1h", "  requester:", "    key_env: REQ_KEY", ""].join("\n"));
+        expect.fail("loaded");
+      } catch (error) {
+        expect(error).to.be.instanceOf(ConfigError);
+        const text = (error as ConfigError).message;
+        expect(text).to.contain("reconciler.usage_lookback is obsolete: usage is compared over the usage bucket each batch commits on-chain");
+        expect(text).to.contain("delete the line");
+        expect(text).to.contain("reconciler.requester is obsolete: anyone may ask the UsageOracle to verify a dispute");
+        expect(text).to.contain("rename it to keeper:");
+      }
+      const config = load(["reconciler:", "  keeper: { key_env: KEEPER_KEY }", ""].join("\n"));
+      expect(config.reconciler!.keeper).to.deep.equal({ keystore: undefined, passwordEnv: "AGENTGPT_KEYSTORE_PASSWORD", keyEnv: "KEEPER_KEY" });
     });
 
     it("points at the file, line and field of each mistake", function () {
