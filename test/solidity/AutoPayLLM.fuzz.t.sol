@@ -7,6 +7,7 @@ import {ChargeMerkle} from "../../contracts/libraries/ChargeMerkle.sol";
 import {MockERC20} from "../../contracts/mocks/MockERC20.sol";
 import {MockFunctionsRouter} from "../../contracts/mocks/MockFunctionsRouter.sol";
 import {UsageOracle} from "../../contracts/oracle/UsageOracle.sol";
+import {HistoryFeed} from "./utils/HistoryFeed.sol";
 import {ReferenceMerkle} from "./utils/ReferenceMerkle.sol";
 import {TestBase} from "./utils/TestBase.sol";
 
@@ -279,6 +280,46 @@ contract AutoPayLLMFuzzTest is TestBase {
             uint256 reachable = over1 + info.heldTokens;
             assertEq(refunded, excess < reachable ? excess : reachable, "the excess refunded to the token");
         }
+    }
+
+    /**
+     * @notice P4 in the router: a batch stores the sequencer feed's latest round when it settles and reads the
+     * feed forward from there; once its window closed, 20 to 150 status changes (well beyond the walk's
+     * MAX_ROUNDS) leave disputeClosesAt where it was, a dispute holds nothing, and the batch releases.
+     */
+    function testFuzz_closedWindowStaysClosedInTheRouter(uint256 seed, uint8 changes) public {
+        router.setModelPrice("m", BIG_PRICE);
+        HistoryFeed feed = new HistoryFeed();
+        feed.push(7, 1, block.timestamp - 2 days); // history before settlement: never read
+        feed.push(8, 0, block.timestamp - 1 days);
+        router.setSequencerUptimeFeed(address(feed), 1800);
+        IAutoPayLLM.Charge[] memory rows = _randomRows(seed, 2);
+        bytes32 batchId = _settleRows(rows, _bucket());
+        IAutoPayLLM.BatchInfo memory info = router.batchInfo(batchId);
+        assertEq(info.sequencerRound, 8, "the round stored at settlement");
+        uint256 closes = router.disputeClosesAt(batchId);
+        assertEq(closes, info.releaseAt, "no outage: closes at releaseAt");
+        VM.warp(closes);
+        uint256 n = bound(changes, 20, 150);
+        for (uint256 i = 0; i < n; i++) {
+            VM.warp(block.timestamp + 1 + uint256(keccak256(abi.encode(seed, i))) % 600);
+            feed.push(uint80(9 + i), i % 2 == 0 ? int256(1) : int256(0), block.timestamp);
+            if (i % 10 == 9) assertEq(router.disputeClosesAt(batchId), closes, "stays closed");
+        }
+        assertEq(router.disputeClosesAt(batchId), closes, "a closed window stays closed");
+        VM.prank(PAYER);
+        try router.dispute(_refs(batchId, rows)) {
+            revert AssertionFailed("a row held after its window closed", 0, 1);
+        } catch (bytes memory reason) {
+            assertEq(
+                keccak256(reason),
+                keccak256(abi.encodeWithSelector(IAutoPayLLM.AutoPayLLMNothingToHold.selector)),
+                "AutoPayLLMNothingToHold"
+            );
+        }
+        uint256 creditsBefore = router.credits(1);
+        router.release(batchId);
+        assertEq(router.credits(1), creditsBefore + rows[0].amount + rows[1].amount, "released to the provider");
     }
 
     function _bucket() internal view returns (uint64) {
