@@ -255,6 +255,49 @@ describe("relayer: batcher + settler on a hardhat node", function () {
     await p.settler.lease.release();
   });
 
+  it("refuses for good a batch whose transaction reverted because another batch settled its receipts root first in the same block", async function () {
+    const p = build();
+    const [a] = suite.payers;
+    const receipts = [receipt(a!.address, "groq", "mixtral-8x22b", 4000), receipt(a!.address, "groq", "mixtral-8x22b", 10)];
+    await p.batcher.take(receipts);
+    await p.batcher.tick(Date.now() + 1);
+    const [queued] = await p.store.active();
+    const file = (await p.archive.read("local", queued!.batchId))!;
+    const rival = await suite.admin.getAddress();
+    await (await suite.router.grantRole(await suite.router.RELAYER_ROLE(), rival)).wait();
+    const before = await deposits();
+    await node.rpc("evm_setAutomine", [false]);
+    try {
+      await p.settler.lease.acquire();
+      (p.settler as unknown as { running: boolean }).running = true;
+      await p.settler.pass(); // simulated fine, signed and broadcast: pending
+      expect((await p.store.get(queued!.batchId))!.state).to.equal("sent");
+      // the same receipts under another id, with a higher tip: mined first in the same block
+      const otherId = keccakText("a rival relayer's batch of the same receipts");
+      const charges = file.rows.map((row) => ({ user: row.user, provider: row.provider, model: row.model, tokens: BigInt(row.tokens), amount: BigInt(row.amount) }));
+      await suite.router.settleBatchAt(otherId, charges, file.receiptsRoot, queued!.cid, file.callsFrom, {
+        gasLimit: 2_000_000n,
+        maxPriorityFeePerGas: 100n * 10n ** 9n,
+        maxFeePerGas: 400n * 10n ** 9n,
+      });
+      await node.rpc("evm_mine", []);
+    } finally {
+      await node.rpc("evm_setAutomine", [true]);
+    }
+    const ours = await suite.provider.getTransactionReceipt((await p.store.get(queued!.batchId))!.txs[0]!.hash);
+    expect(ours!.status).to.equal(0); // reverted: AutoPayLLMReceiptsRootUsed
+
+    await settleAll(p); // the revert sends it back to the queue; the next simulation tells why, and it is refused
+    const record = (await p.store.get(queued!.batchId))!;
+    expect(record.state).to.equal("refused");
+    expect(record.note).to.contain(keccakText("a rival relayer's batch of the same receipts"));
+    expect((await p.store.stats()).batches_refused).to.equal(1);
+    const after = await deposits();
+    const payer = a!.address.toLowerCase();
+    expect(before.get(payer)! - after.get(payer)!).to.equal(expectedCharges(receipts).byPayer.get(payer)); // charged once, by the rival
+    await p.settler.lease.release();
+  });
+
   it("fails clearly when the router cannot tell its usage bucket", async function () {
     const rpc = build().rpc;
     try {
