@@ -53,6 +53,30 @@ describe("Ignition modules (deploy/modules)", function () {
     });
   });
 
+  describe("AgentGPT with a sequencer-uptime feed", function () {
+    it("sets the feed before the governor checks the timelock against window + grace, and refuses a grace too long", async function () {
+      const feed = await ethers.deployContract("MockAggregator", [0]);
+      const now = BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
+      await feed.setRound(1, 0, now - 3600n, now - 3600n, 1);
+      const feedAddress = await feed.getAddress();
+      const withGrace = (grace: number) => ({
+        ...PARAMETERS,
+        AutoPayLLM: { disputeWindow: 3600, sequencerUptimeFeed: feedAddress, sequencerGracePeriod: grace },
+      });
+      // Fixture timings: window 3600 s, timelock 7200 s.
+      const g = await deployGovernedSuite(connection, { sequencerFeed: true }, withGrace(3599));
+      expect(await g.suite.autoPayLLM.sequencerUptimeFeed()).to.equal(feedAddress);
+      expect(await g.suite.autoPayLLM.sequencerGracePeriod()).to.equal(3599n);
+      let error: unknown;
+      try {
+        await deployGovernedSuite(connection, { sequencerFeed: true, relayer: false }, withGrace(3600));
+      } catch (caught) {
+        error = caught;
+      }
+      expect(String(error)).to.contain("AgentGovernorDelayNotAboveDisputeWindow");
+    });
+  });
+
   describe("AgentGPT without a relayer or guardian", function () {
     it("grants neither role to anyone at deployment", async function () {
       const g = await deployGovernedSuite(connection, { relayer: false, guardian: false });
