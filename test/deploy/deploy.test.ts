@@ -29,6 +29,7 @@ import { REPO, deployToNode, startLocalNode, type CommandResult, type LocalNode 
 const DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"; // hardhat node account #0
 
 describe("npm run deploy -- --network localhost (hardhat node over JSON-RPC)", function () {
+  this.timeout(600_000); // each run of the command may first rebuild (see deployToNode)
   let node: LocalNode;
   let first: CommandResult;
   let provider: JsonRpcProvider;

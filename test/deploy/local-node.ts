@@ -122,7 +122,10 @@ export async function runCommand(
   });
 }
 
-/** `npm run deploy -- --network localhost` against `node`. */
+/**
+ * `npm run deploy -- --network localhost` against `node`. Up to 5 minutes: `hardhat run` first brings the build up
+ * to date, which takes minutes on a busy machine after a contract changed.
+ */
 export async function deployToNode(node: LocalNode, env: NodeJS.ProcessEnv = node.env): Promise<CommandResult> {
-  return runCommand("npm", ["run", "deploy", "--", "--network", "localhost"], env);
+  return runCommand("npm", ["run", "deploy", "--", "--network", "localhost"], env, 300_000);
 }

@@ -15,6 +15,7 @@ const ACCOUNT_0_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7
 const AGPT = 10n ** 18n;
 
 describe("agentgpt governance (CLI against a hardhat node)", function () {
+  this.timeout(600_000); // the deploy in `before` may first rebuild (see deployToNode)
   let node: LocalNode;
 
   before(async function () {
