@@ -429,6 +429,10 @@ contract Handler is TestBase {
         return disputeIds.length;
     }
 
+    function requestCount() external view returns (uint256) {
+        return requests.length;
+    }
+
     function payerCount() external view returns (uint256) {
         return payers.length;
     }
@@ -811,11 +815,22 @@ contract AutoPayLLMInvariantTest is TestBase {
         }
     }
 
-    /// @notice Oracle answers follow the rule, arrive only for requests in flight, and never after the deadline.
+    /// @notice Oracle answers follow the rule, arrive only for requests in flight, and never after the deadline; a
+    /// dispute has at most maxAttempts requests and at most one in flight (its latest).
     function invariant_oracleAnswers() public view {
         assertEq(handler.oracleMismatches(), 0, "oracle outcome differs from the rule");
         assertEq(handler.forgedAnswersAccepted(), 0, "forged or superseded answer accepted");
         assertEq(handler.lateResolutions(), 0, "answer acted on after the arbiter deadline");
+        UsageOracle oracle = handler.oracle();
+        for (uint256 d = 0; d < handler.disputeCount(); d++) {
+            assertLe(oracle.verificationOf(handler.disputeIds(d)).attempts, oracle.maxAttempts(), "attempts");
+        }
+        for (uint256 r = 0; r < handler.requestCount(); r++) {
+            bytes32 requestId = handler.requests(r);
+            IUsageOracle.Request memory request = oracle.requestOf(requestId);
+            if (request.sentAt == 0) continue; // answered or superseded
+            assertEq(oracle.verificationOf(request.disputeId).requestId, requestId, "in flight: the latest only");
+        }
     }
 
     /// @notice No dispute window closes before the rule says, whatever the sequencer did; nothing released early.
