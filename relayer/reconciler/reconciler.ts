@@ -201,8 +201,10 @@ export class Reconciler {
       }
       const excess = totals.billedTokens > reported ? totals.billedTokens - reported : 0n;
       const verdict = predictedRefund(totals, reported, oracleTolerance);
+      // what earlier disputes refunded is settled: only the rest of the excess is still owed to the payer
+      const unrefunded = excess > info.refundedTokens ? excess - info.refundedTokens : 0n;
       let status: IntervalStatus = "ok";
-      if (excess > 0n && beyondTolerance(excess, totals.billedTokens, this.options.toleranceBps)) {
+      if (unrefunded > 0n && beyondTolerance(unrefunded, totals.billedTokens, this.options.toleranceBps)) {
         status = !rowsUnknown && verdict.refund > 0n && verdict.refund >= this.options.minRefund ? "overcharged" : "short";
       }
       return { ...base, reported, excess, predictedOverbilled: verdict.overbilled, predictedRefund: verdict.refund, status };

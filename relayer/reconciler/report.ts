@@ -10,7 +10,10 @@ import type { Epoch } from "./epoch.js";
 export type IntervalStatus =
   /** the provider reports the billed tokens (within the tolerance) */
   | "ok"
-  /** billed beyond the report and the tolerance, and a dispute opened now would refund at least min_refund */
+  /**
+   * billed beyond the report (less what earlier disputes refunded) and the tolerance, and a dispute opened now would
+   * refund at least min_refund
+   */
   | "overcharged"
   /** billed beyond the report and the tolerance, but a dispute now would refund less than min_refund (or nothing) */
   | "short"

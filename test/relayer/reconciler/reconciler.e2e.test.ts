@@ -1,7 +1,9 @@
 /**
  * The reconciler end to end on a real `hardhat node` over JSON-RPC, a real Redis and real HTTP: batches settled by
  * the Batcher and Settler, provider usage from a usage API on 127.0.0.1, the UsageOracle answered by the
- * MockFunctionsRouter with what the Node run of oracle/functions/provider-usage.js returns against that API.
+ * MockFunctionsRouter with what the Node run of oracle/functions/provider-usage.js returns against that API. Every
+ * interval (payer, provider, model, usage bucket) is compared whole, whatever batch billed it; every open dispute on
+ * the router is followed, the reconciler's or anyone's.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,6 +20,7 @@ import { OnchainRegistry } from "../../../relayer/batcher/onchain-registry.js";
 import { BlockClock } from "../../../relayer/disputes/block-clock.js";
 import { openDisputeChain, type DisputeChain } from "../../../relayer/disputes/dispute-chain.js";
 import { DisputeClient } from "../../../relayer/disputes/dispute-client.js";
+import { disputeIdOf } from "../../../relayer/disputes/interval.js";
 import {
   AutoDisputer,
   HttpJsonAdapter,
@@ -25,7 +28,6 @@ import {
   Reconciler,
   ReconcilerService,
   formatReport,
-  oracleRefund,
   startReconciler,
   type UsageAdapter,
 } from "../../../relayer/reconciler/index.js";
@@ -84,7 +86,7 @@ describe("reconciler: end to end on a hardhat node", function () {
     await rm(archiveDir, { recursive: true, force: true });
   });
 
-  function build(options: { controlled?: Wallet[]; adapters?: Map<string, UsageAdapter>; toleranceBps?: number; reportDelaySeconds?: number } = {}) {
+  function build(options: { controlled?: Wallet[]; keeper?: Wallet; adapters?: Map<string, UsageAdapter>; toleranceBps?: number; reportDelaySeconds?: number } = {}) {
     const client = new DisputeClient(chain, {
       sources: { archive: new Archive(archiveDir), archiveChain: CHAIN },
       store: new SettlementStore(redis, prefix, CHAIN),
@@ -104,7 +106,7 @@ describe("reconciler: end to end on a hardhat node", function () {
     });
     const ledger = new RedisDisputeLedger(redis, prefix, CHAIN);
     const payers = new Map((options.controlled ?? []).map((w) => [w.address, { address: w.address, signer: w.connect(provider), source: "test key" }]));
-    const disputer = new AutoDisputer({ client, payers, approveBond: false, ledger });
+    const disputer = new AutoDisputer({ client, payers, keeper: options.keeper?.connect(provider), approveBond: false, ledger });
     const service = new ReconcilerService({
       chainName: CHAIN,
       reconciler,
@@ -117,227 +119,187 @@ describe("reconciler: end to end on a hardhat node", function () {
     return { client, reconciler, ledger, disputer, service };
   }
 
-  it("finds a planted overcharge in a settled batch, disputes it for the payer it holds, and gets it refunded by the oracle", async function () {
+  /** The bucket of the chain's clock now and a call start inside it (ms), so every batch below commits that bucket. */
+  async function bucketNow(): Promise<{ callsFrom: number; startTime: number }> {
+    const bucket = Number(await suite.router.usageBucket());
+    const now = (await suite.provider.getBlock("latest"))!.timestamp;
+    const callsFrom = now - (now % bucket);
+    return { callsFrom, startTime: (callsFrom + 5) * 1000 };
+  }
+
+  it("compares an interval billed by two batches with the provider's report, disputes it for the payer it holds, and gets exactly the predicted refund", async function () {
     const [a, b, c] = suite.payers as [Wallet, Wallet, Wallet];
-    const receipts = [
-      receipt(a.address, "openai", "gpt-4-turbo", 10_000),
-      receipt(a.address, "openai", "gpt-4-turbo", 10_000),
-      receipt(a.address, "openai", "gpt-4-turbo", 10_000),
-      receipt(a.address, "anthropic", "claude-3-opus", 5_000),
-      receipt(b.address, "openai", "gpt-4-turbo", 8_000),
-      receipt(b.address, "openai", "gpt-4-turbo", 8_000),
-      receipt(c.address, "groq", "mixtral-8x22b", 4_000),
-    ];
-    const record = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, receipts);
-    const settledAt = Number((await suite.router.batchInfo(record.batchId)).settledAt);
-    // The providers' own books. A: one gpt-4-turbo call of 10,000 tokens the provider never served (the plant).
-    const at = settledAt - 120;
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at, tokens: 20_000n });
+    const { callsFrom, startTime } = await bucketNow();
+    const at = callsFrom + 5;
+    const first = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [
+      receipt(a.address, "openai", "gpt-4-turbo", 10_000, { startTime }),
+      receipt(a.address, "openai", "gpt-4-turbo", 10_000, { startTime }),
+      receipt(a.address, "openai", "gpt-4-turbo", 10_000, { startTime }),
+      receipt(a.address, "anthropic", "claude-3-opus", 5_000, { startTime }),
+      receipt(b.address, "openai", "gpt-4-turbo", 8_000, { startTime }),
+      receipt(b.address, "openai", "gpt-4-turbo", 8_000, { startTime }),
+      receipt(c.address, "groq", "mixtral-8x22b", 4_000, { startTime }),
+    ]);
+    // The plant: one of A's calls billed again in a second batch of the same bucket (and B's, whose key we lack).
+    const second = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [
+      receipt(a.address, "openai", "gpt-4-turbo", 10_000, { startTime }),
+      receipt(b.address, "openai", "gpt-4-turbo", 4_000, { startTime }),
+    ]);
+    // The providers' own books: exactly the calls served once.
+    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at, tokens: 30_000n });
     usage.add({ provider: "anthropic", model: "claude-3-opus", payer: a.address, at, tokens: 5_000n });
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: b.address, at, tokens: 12_000n }); // B is short too, but not ours
+    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: b.address, at, tokens: 16_000n });
     usage.add({ provider: "groq", model: "mixtral-8x22b", payer: c.address, at, tokens: 3_990n }); // 0.25%: within tolerance
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: settledAt, tokens: 99_999n }); // after the window
+    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: callsFrom + 3_600, tokens: 99_999n }); // the next bucket
     await advance(suite.provider, 10);
 
-    const { service, ledger } = build({ controlled: [a] });
+    const { service, ledger, client } = build({ controlled: [a], keeper: a });
     const depositBefore = await suite.router.balanceOf(a.address);
-    const first = await service.pass();
-
-    const report = first.report!;
-    expect(report.batches.map((x) => x.batchId)).to.deep.equal([record.batchId]);
-    expect(report.batches[0]!.archive.status).to.equal("ok");
-    const rowOf = (payer: string, provider: string) => report.rows.find((r) => r.payer === getAddress(payer) && r.provider === provider)!;
-    const planted = rowOf(a.address, "openai");
-    expect(planted.tokens).to.equal(30_000n);
-    expect(planted.reported).to.equal(20_000n);
-    expect(planted.archive).to.deep.equal({ receipts: 3, tokens: 30_000n, amount: planted.amount });
-    const expectedRefund = planted.amount - (planted.amount * 20_000n + 29_999n) / 30_000n;
+    const pass = await service.pass();
+    const report = pass.report!;
+    expect(report.batches.map((x) => x.batchId)).to.deep.equal([first.batchId, second.batchId]);
+    expect(report.batches.map((x) => [x.callsFrom, x.archive.status])).to.deep.equal([[callsFrom, "ok"], [callsFrom, "ok"]]);
+    const intervalOf = (payer: string, provider: string) => report.intervals.find((i) => i.payer === getAddress(payer) && i.provider === provider)!;
+    const planted = intervalOf(a.address, "openai");
+    expect(planted.rows.map((r) => [r.batchId, r.tokens, r.holdable])).to.deep.equal(
+      [
+        [first.batchId, 30_000n, true],
+        [second.batchId, 10_000n, true],
+      ].sort((x, y) => (BigInt(x[0] as string) < BigInt(y[0] as string) ? -1 : 1)),
+    );
+    expect(planted).to.include({ callsFrom, callsTo: callsFrom + 3600, billedTokens: 40_000n, heldTokens: 40_000n, reported: 30_000n, excess: 10_000n, predictedOverbilled: 10_000n, status: "overcharged" });
+    const expectedRefund = (planted.heldAmount * 10_000n) / 40_000n;
     expect(planted.predictedRefund).to.equal(expectedRefund);
-    expect(planted.predictedRefund).to.equal(await deployed.oracle.refundFor(planted.amount, 30_000n, 20_000n));
-    expect(planted.status).to.equal("overcharged");
-    expect(rowOf(b.address, "openai").status).to.equal("overcharged");
-    expect(rowOf(a.address, "anthropic").status).to.equal("ok");
-    expect(rowOf(c.address, "groq").status).to.equal("ok");
-
+    expect(intervalOf(b.address, "openai")).to.include({ billedTokens: 20_000n, reported: 16_000n, status: "overcharged" });
+    expect(intervalOf(a.address, "anthropic").status).to.equal("ok");
+    expect(intervalOf(c.address, "groq").status).to.equal("ok");
     const lines = new Map(report.providers.map((p) => [p.provider, p]));
-    expect(lines.get("openai")).to.include({ rows: 2, tokens: 46_000n, reported: 32_000n, diffTokens: 14_000n, status: "overcharged", overchargedRows: 2 });
-    expect(lines.get("openai")!.archiveTokens).to.equal(46_000n);
-    expect(lines.get("anthropic")).to.include({ tokens: 5_000n, reported: 5_000n, diffTokens: 0n, status: "ok" });
+    expect(lines.get("openai")).to.include({ intervals: 2, rows: 4, tokens: 60_000n, reported: 46_000n, diffTokens: 14_000n, status: "overcharged", overchargedIntervals: 2 });
+    expect(lines.get("openai")!.archiveTokens).to.equal(60_000n);
     expect(lines.get("groq")).to.include({ tokens: 4_000n, reported: 3_990n, diffBps: 25, status: "ok" });
-    expect(report.findings.some((f) => f.includes(`row ${planted.index}`) && f.includes("the provider reports 20000"))).to.equal(true);
-    const table = formatReport(report).join("\n");
-    expect(table).to.match(/openai\s+2\s+46000\s+/);
-    expect(table).to.contain(`agentgpt dispute --batch ${record.batchId} --row ${rowOf(b.address, "openai").index}`);
+    expect(report.findings.some((f) => f.includes(`${getAddress(a.address)} on openai/gpt-4-turbo`) && f.includes("the provider reports 30000"))).to.equal(true);
+    expect(formatReport(report).join("\n")).to.contain(`agentgpt dispute --payer ${getAddress(b.address)} --provider openai --model gpt-4-turbo --calls-from ${callsFrom}`);
 
-    // Only the row of the payer whose key the operator holds is disputed, and the oracle is asked to verify it.
-    expect(first.disputes).to.have.length(1);
-    const outcome = first.disputes[0]!;
-    expect(outcome.result).to.equal("disputed");
-    expect(outcome.target).to.deep.equal({ batchId: record.batchId, index: planted.index });
-    if (outcome.result !== "disputed") throw new Error("not disputed");
-    expect(outcome.verification?.attempt).to.equal(1);
-    expect(Number((await suite.router.disputeInfo(record.batchId, planted.index)).status)).to.equal(1);
-    expect(Number((await suite.router.disputeInfo(record.batchId, rowOf(b.address, "openai").index)).status)).to.equal(0);
+    // Only the interval of the payer whose key the operator holds is disputed; the rows of both batches are named.
+    expect(pass.disputes).to.have.length(1);
+    const outcome = pass.disputes[0]!;
+    if (outcome.result !== "disputed") throw new Error(`not disputed: ${JSON.stringify(outcome)}`);
+    const key = { payer: getAddress(a.address), provider: planted.providerId, model: planted.modelId, callsFrom };
+    expect(outcome.disputeId).to.equal(disputeIdOf(key, 0));
+    expect(outcome.requestId).to.match(/^0x[0-9a-f]{64}$/); // no verifier on this router: the disputer asked itself
+    const info = await suite.router.disputeInfo(outcome.disputeId);
+    expect([info.rows, info.billedTokens, info.heldTokens, info.heldAmount]).to.deep.equal([2n, 40_000n, 40_000n, planted.heldAmount]);
+    // the contract's own verdict for the provider's figure is the one predicted
+    expect(await deployed.oracle.overbilledFor(outcome.disputeId, 30_000n)).to.equal(10_000n);
+    expect((await suite.router.intervalInfo(b.address, planted.providerId, planted.modelId, callsFrom)).disputes).to.equal(0n);
     expect(await suite.router.balanceOf(a.address)).to.equal(depositBefore - BOND);
-    expect((await ledger.list()).map((e) => e.index)).to.deep.equal([planted.index]);
+    expect((await ledger.list()).map((e) => [e.disputeId, e.mine])).to.deep.equal([[outcome.disputeId, true]]);
 
-    // The DON runs the Functions source against the usage API and answers through the router.
+    // The DON runs the Functions source against the usage API for the bucket and answers through the router.
     const don = new LocalDon(suite.provider, deployed.functionsRouter);
     expect(await don.answerPending()).to.equal(1);
     expect(don.answered[0]!.error).to.equal(undefined);
-    expect(BigInt(don.answered[0]!.response!)).to.equal(20_000n);
-
-    const second = await service.pass();
-    expect(second.disputes).to.deep.equal([]); // nothing new: no second dispute of the row
-    expect(second.followUps).to.have.length(1);
-    const resolved = second.followUps[0]!.status;
-    expect(resolved.state).to.equal("resolved");
-    expect(resolved.resolution).to.include({ refund: expectedRefund, toProvider: planted.amount - expectedRefund, bondReturned: true });
-    expect(resolved.resolution!.resolver).to.equal(deployed.oracleAddress);
-    expect(resolved.history.map((e) => e.kind)).to.deep.equal(["requested", "verified"]);
+    expect(BigInt(don.answered[0]!.response!)).to.equal(30_000n);
+    const next = await service.pass();
+    expect(next.disputes).to.deep.equal([]); // the interval's dispute is closed and nothing is left to refund
+    expect(next.followUps.map((f) => [f.disputeId, f.state])).to.deep.equal([[outcome.disputeId, "resolved"]]);
+    const status = await client.status(outcome.disputeId);
+    expect(status.resolution).to.include({ refund: expectedRefund, toProvider: planted.heldAmount - expectedRefund, bondReturned: true });
+    expect(status.resolution!.resolver).to.equal(deployed.oracleAddress);
+    expect(status.history.map((e) => e.kind)).to.deep.equal(["requested", "verified"]);
     expect(await suite.router.balanceOf(a.address)).to.equal(depositBefore + expectedRefund);
     expect(await ledger.list()).to.deep.equal([]);
 
-    // An epoch report made afterwards shows the dispute and the refund.
+    // An epoch report made afterwards counts the refund and finds nothing left to dispute in that interval.
+    const settledAt = Number((await suite.router.batchInfo(first.batchId)).settledAt);
     const epoch = await build().reconciler.reconcile({ start: settledAt - 1, end: settledAt + 1 });
-    const openai = epoch.providers.find((p) => p.provider === "openai")!;
-    expect(openai.disputed).to.equal(1);
-    expect(openai.refunded).to.equal(expectedRefund);
-    expect(epoch.rows.find((r) => r.index === planted.index)!.dispute).to.equal("resolved");
+    const after = epoch.intervals.find((i) => i.payer === getAddress(a.address) && i.provider === "openai")!;
+    expect(after).to.include({ refundedTokens: 10_000n, disputes: 1, openDispute: null, status: "ok" });
+    expect(after.rows.map((r) => r.heldBy)).to.deep.equal([outcome.disputeId, outcome.disputeId]);
   });
 
-  it("reports a row billing more than its archived receipts, a failing usage API and a provider without a report", async function () {
-    const [a, b] = suite.payers as [Wallet, Wallet];
-    // A relayer bug, planted: the row submitted (and in the file) bills 5,000 tokens more than its receipts.
-    const receipts = [receipt(a.address, "openai", "gpt-4-turbo", 10_000, { chain: CHAIN }), receipt(b.address, "anthropic", "claude-3-opus", 2_000, { chain: CHAIN })];
-    const registry = await new OnchainRegistry(new RpcPool([node.url]), suite.routerAddress).resolve(receipts);
-    const built = await buildBatch(receipts, Date.now(), { chain: CHAIN, chainId: suite.chainId, router: suite.routerAddress, registry });
-    const row = built.file.rows.findIndex((r) => r.providerName === "openai");
-    built.file.rows[row]!.tokens = "15000";
-    const bad = await finish(built.file);
-    await new Archive(archiveDir).write(CHAIN, bad.file.batchId, bad.bytes);
-    const relayer = suite.router.connect(new Wallet(suite.relayerKey, suite.provider));
-    await (await relayer.settleBatch(bad.file.batchId, chargesOf(bad.file), bad.file.receiptsRoot, bad.cid)).wait();
-    const settledAt = Number((await suite.router.batchInfo(bad.file.batchId)).settledAt);
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: settledAt - 10, tokens: 10_000n });
-    usage.override = (query, res) => (query.provider === "openai" ? false : (send(res, 503, { error: "maintenance" }), true));
-
-    const adapters = new Map<string, UsageAdapter>([
-      ["openai", new HttpJsonAdapter({ provider: "openai", url: usage.url, apiKey: USAGE_API_KEY })],
-      ["anthropic", new HttpJsonAdapter({ provider: "anthropic", url: usage.url, apiKey: USAGE_API_KEY })],
+  it("follows every open dispute on the router, not only its own: starts the verification, retries a failed answer once allowed, settles an expired one", async function () {
+    const [a, b, c] = suite.payers as [Wallet, Wallet, Wallet];
+    const { callsFrom, startTime } = await bucketNow();
+    await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [
+      receipt(b.address, "openai", "gpt-4-turbo", 10_000, { startTime }),
+      receipt(c.address, "groq", "mixtral-8x22b", 10_000, { startTime }),
     ]);
-    let report = await build({ adapters }).reconciler.reconcile({ start: settledAt, end: settledAt + 1 });
-    expect(report.batches[0]!.archive.status).to.equal("mismatch");
-    expect(report.batches[0]!.archive.problems).to.include(`row ${row} bills 15000 tokens, its receipts add up to 10000`);
-    expect(report.providers.find((p) => p.provider === "openai")!.status).to.equal("archive-mismatch");
-    const anthropicRow = report.rows.find((r) => r.provider === "anthropic")!;
-    expect(anthropicRow.status).to.equal("report-failed");
-    expect(anthropicRow.reportError).to.contain("HTTP 503");
-    expect(report.findings.join("\n")).to.contain("the archive does not back the chain");
-    // the openai row is still compared with the provider: 15,000 billed, 10,000 reported
-    expect(report.rows.find((r) => r.provider === "openai")).to.include({ reported: 10_000n, status: "overcharged" });
-
-    // Without an adapter for a provider its rows are settled and archived, but not compared.
-    adapters.delete("anthropic");
-    report = await build({ adapters }).reconciler.reconcile({ start: settledAt, end: settledAt + 1 });
-    expect(report.rows.find((r) => r.provider === "anthropic")!.status).to.equal("no-report");
-    expect(report.providers.find((p) => p.provider === "anthropic")).to.include({ reported: null, status: "archive-mismatch" });
-
-    // A batch file that is missing is reported as such.
-    await rm(new Archive(archiveDir).pathOf(CHAIN, bad.file.batchId));
-    report = await build({ adapters }).reconciler.reconcile({ start: settledAt, end: settledAt + 1 });
-    expect(report.batches[0]!.archive.status).to.equal("missing");
-    expect(report.findings[0]).to.contain("no batch file");
-    // the rows still come from the settlement's calldata: compared with the provider, but not with receipts
-    expect(report.batches[0]!.rowsKnown).to.equal(true);
-    expect(report.rows.map((r) => [r.provider, r.tokens, r.archive])).to.have.deep.members([
-      ["openai", 15_000n, null],
-      ["anthropic", 2_000n, null],
-    ]);
-    // an empty epoch has nothing
-    const empty = await build().reconciler.reconcile({ start: settledAt + 10_000, end: settledAt + 20_000 });
-    expect(empty.batches).to.deep.equal([]);
-    expect(formatReport(empty).join("\n")).to.contain("No charged rows settled in this epoch.");
-  });
-
-  it("does not dispute when the oracle would not refund, nor after the window closed; retries a failed oracle answer", async function () {
-    const [a] = suite.payers as [Wallet];
-    const record = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [
-      receipt(a.address, "openai", "gpt-4-turbo", 10_000),
-      receipt(a.address, "groq", "mixtral-8x22b", 10_000),
-    ]);
-    const settledAt = Number((await suite.router.batchInfo(record.batchId)).settledAt);
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: settledAt - 5, tokens: 9_000n });
-    usage.add({ provider: "groq", model: "mixtral-8x22b", payer: a.address, at: settledAt - 5, tokens: 9_950n }); // 0.5%
-    await advance(suite.provider, 10);
-    // A 2% tolerance on the reconciler's side: only the 10% shortfall is reported and disputed.
-    const { service, client } = build({ controlled: [a], toleranceBps: 200 });
-    // The usage API fails for the oracle's first attempt only.
-    let failOnce = true;
-    usage.override = (_query, res) => {
-      if (!failOnce) return false;
-      failOnce = false;
-      send(res, 500, { error: "down" });
-      return true;
+    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: b.address, at: callsFrom + 5, tokens: 9_000n });
+    usage.add({ provider: "groq", model: "mixtral-8x22b", payer: c.address, at: callsFrom + 5, tokens: 10_000n });
+    // B and C dispute on their own (no verifier on this router: nobody asks the oracle yet); the reconciler holds
+    // neither key, only a keeper's.
+    const { service, client, ledger } = build({ keeper: a });
+    const openFor = async (payer: Wallet, providerName: string, model: string) => {
+      const key = { payer: payer.address, provider: Number(await suite.router.providerId(providerName)), model: Number(await suite.router.modelId(model)), callsFrom };
+      return (await client.open(await client.prepare(key, payer.address), payer.connect(provider))).disputeId;
     };
-    // The reconciler's own query also passes through the override: let it through first.
-    failOnce = false;
-    const first = await service.pass();
-    expect(first.disputes.map((d) => d.result)).to.deep.equal(["disputed"]);
-    const target = first.disputes[0]!.target;
-    failOnce = true;
+    const disputeB = await openFor(b, "openai", "gpt-4-turbo");
+    const disputeC = await openFor(c, "groq", "mixtral-8x22b");
+    const cBefore = await suite.router.balanceOf(c.address);
     const don = new LocalDon(suite.provider, deployed.functionsRouter);
-    await don.answerPending();
-    expect(don.answered[0]!.error).to.equal("usage API answered HTTP 500");
-    expect((await client.status(target)).history.map((e) => e.kind)).to.deep.equal(["requested", "failed"]);
 
-    const second = await service.pass(); // follows up: the dispute is open and nothing is in flight, so it asks again
-    expect(second.followUps[0]!.requested?.attempt).to.equal(2);
-    await don.answerPending();
-    const third = await service.pass();
-    expect(third.followUps[0]!.status.state).to.equal("resolved");
-    expect(third.followUps[0]!.status.resolution!.refund).to.equal(oracleRefund(third.followUps[0]!.status.amount, 10_000n, 9_000n, 0n));
+    // The usage API is down for the oracle: the keeper's first request fails.
+    usage.override = (_query, res) => (send(res, 500, { error: "down" }), true);
+    const first = await service.pass();
+    const action = (pass: typeof first, id: string) => pass.followUps.find((f) => f.disputeId === id)!;
+    expect(action(first, disputeB)).to.include({ state: "open", action: "request" });
+    expect(action(first, disputeB).requested?.attempt).to.equal(1);
+    expect(action(first, disputeC).requested?.attempt).to.equal(1);
+    expect((await ledger.list()).map((e) => e.mine)).to.deep.equal([false, false]);
+    expect(await don.answerPending()).to.equal(2);
+    expect(don.answered.map((x) => x.error)).to.deep.equal(["usage API answered HTTP 500", "usage API answered HTTP 500"]);
 
-    // A later batch: its openai row's window also holds the first batch's usage, which hides its shortfall (the
-    // oracle would not refund it either); its anthropic row is short, but its window closes before anyone looks.
-    const late = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [
-      receipt(a.address, "openai", "gpt-4-turbo", 4_000),
-      receipt(a.address, "anthropic", "claude-3-opus", 4_000),
-    ]);
-    const lateAt = Number((await suite.router.batchInfo(late.batchId)).settledAt);
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: lateAt - 1, tokens: 1_000n });
-    usage.add({ provider: "anthropic", model: "claude-3-opus", payer: a.address, at: lateAt - 1, tokens: 1_000n });
-    await advance(suite.provider, 3_700);
-    const fourth = await build({ controlled: [a] }).reconciler.reconcile({ start: lateAt, end: lateAt + 1 });
-    expect(fourth.rows.find((r) => r.provider === "openai")).to.include({ reported: 10_000n, predictedRefund: 0n, status: "ok" });
-    expect(fourth.rows.find((r) => r.provider === "anthropic")).to.include({ reported: 1_000n, status: "overcharged", disputable: false });
-    expect(fourth.findings.join("\n")).to.contain("its dispute window is closed");
-    const disputer = new AutoDisputer({
-      client,
-      payers: new Map([[a.address, { address: a.address, signer: a.connect(provider), source: "test" }]]),
-      approveBond: false,
-      ledger: build().ledger,
-    });
-    expect(disputer.candidates(fourth.rows)).to.deep.equal([]);
-    expect(first.report!.rows.find((r) => r.provider === "groq")).to.include({ status: "ok", dispute: "none" });
+    // Retries are spaced by the oracle's request timeout: nothing is sent before it.
+    const early = await service.pass();
+    expect(action(early, disputeB).action).to.equal("wait-oracle");
+    expect(action(early, disputeB).requested).to.equal(undefined);
+    const timeout = Number(await deployed.oracle.requestTimeout());
+    await advance(suite.provider, timeout);
+    // the usage API is back, except for C's queries: C's answers keep failing
+    usage.override = (query, res) => (query.payer === c.address.toLowerCase() ? (send(res, 500, { error: "down" }), true) : false);
+    const retried = await service.pass();
+    expect(action(retried, disputeB).requested?.attempt).to.equal(2);
+    expect(action(retried, disputeC).requested?.attempt).to.equal(2);
+    await don.answerPending();
+    expect(Number((await suite.router.disputeInfo(disputeB)).status)).to.equal(2);
+    expect((await suite.router.disputeInfo(disputeB)).overbilledTokens).to.equal(1_000n);
+    const settledB = await service.pass();
+    expect(action(settledB, disputeB)).to.include({ state: "resolved" });
+    expect((await ledger.list()).map((e) => e.disputeId)).to.deep.equal([disputeC]);
+
+    // C: no answer resolves it; past its governance deadline the keeper settles it: the charge stands, bond back.
+    const info = await suite.router.disputeInfo(disputeC);
+    if (Number(info.status) === 1) {
+      const now = (await suite.provider.getBlock("latest"))!.timestamp;
+      await advance(suite.provider, Number(info.governanceDeadline) - now);
+      const expired = await service.pass();
+      expect(action(expired, disputeC)).to.include({ action: "settle-expired" });
+      expect(action(expired, disputeC).settledTx).to.match(/^0x[0-9a-f]{64}$/);
+      expect(Number((await suite.router.disputeInfo(disputeC)).status)).to.equal(3);
+      expect(await suite.router.balanceOf(c.address)).to.equal(cBefore + BOND);
+    } else {
+      expect.fail(`C's dispute closed without an answer (status ${info.status})`);
+    }
   });
 
-  it("asks a failed provider report again next pass, while the row's window is open", async function () {
+  it("asks a failed provider report again next pass, while a row of the interval can be held", async function () {
     const [a] = suite.payers as [Wallet];
-    const record = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [receipt(a.address, "openai", "gpt-4-turbo", 10_000)]);
+    const { callsFrom, startTime } = await bucketNow();
+    const record = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [receipt(a.address, "openai", "gpt-4-turbo", 10_000, { startTime })]);
     const settledAt = Number((await suite.router.batchInfo(record.batchId)).settledAt);
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: settledAt - 5, tokens: 5_000n });
+    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: callsFrom + 5, tokens: 5_000n });
     await advance(suite.provider, 10);
     const { service, ledger } = build({ controlled: [a] });
     usage.override = (_query, res) => (send(res, 503, { error: "maintenance" }), true);
     const first = await service.pass();
-    expect(first.report!.rows[0]!.status).to.equal("report-failed");
+    expect(first.report!.intervals[0]!.status).to.equal("report-failed");
     expect(first.disputes).to.deep.equal([]);
     expect(await ledger.getNumber("cursor")).to.equal(settledAt);
     usage.override = undefined;
     await advance(suite.provider, 10);
     const second = await service.pass();
-    expect(second.report!.rows[0]!.status).to.equal("overcharged");
+    expect(second.report!.intervals[0]!).to.include({ status: "overcharged", predictedOverbilled: 5_000n });
     expect(second.disputes.map((d) => d.result)).to.deep.equal(["disputed"]);
     expect(await ledger.getNumber("cursor")).to.be.greaterThan(settledAt);
   });
@@ -361,9 +323,10 @@ describe("reconciler: end to end on a hardhat node", function () {
 
   it("runs as a relayer stage from the YAML configuration: disputes the planted overcharge and follows it to the refund", async function () {
     const [a] = suite.payers as [Wallet];
-    const record = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [receipt(a.address, "openai", "gpt-4-turbo", 20_000)]);
+    const { callsFrom, startTime } = await bucketNow();
+    const record = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [receipt(a.address, "openai", "gpt-4-turbo", 20_000, { startTime })]);
     const settledAt = Number((await suite.router.batchInfo(record.batchId)).settledAt);
-    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: settledAt - 30, tokens: 15_000n });
+    usage.add({ provider: "openai", model: "gpt-4-turbo", payer: a.address, at: callsFrom + 5, tokens: 15_000n });
     await advance(suite.provider, 5);
     const deploymentsDir = await mkdtemp(join(tmpdir(), "agentgpt-rec-deploy-"));
     await writeDeployments(deploymentsDir, suite, deployed.oracleAddress);
@@ -413,11 +376,14 @@ describe("reconciler: end to end on a hardhat node", function () {
         }
         expect.fail(`timed out waiting for ${what}`);
       };
-      await until(async () => Number((await suite.router.disputeInfo(record.batchId, 0)).status) === 1, "the dispute");
+      const providerId = Number(await suite.router.providerId("openai"));
+      const modelId = Number(await suite.router.modelId("gpt-4-turbo"));
+      const disputeId = disputeIdOf({ payer: a.address, provider: providerId, model: modelId, callsFrom }, 0);
+      await until(async () => Number((await suite.router.disputeInfo(disputeId)).status) === 1, "the dispute");
       await until(async () => (await don.answerPending()) > 0, "the oracle request");
-      await until(async () => Number((await suite.router.disputeInfo(record.batchId, 0)).status) === 2, "the resolution");
-      const info = await suite.router.disputeInfo(record.batchId, 0);
-      const refund = oracleRefund(info.amount, 20_000n, 15_000n, 0n);
+      await until(async () => Number((await suite.router.disputeInfo(disputeId)).status) === 2, "the resolution");
+      const info = await suite.router.disputeInfo(disputeId);
+      const refund = (info.heldAmount * 5_000n) / 20_000n;
       expect(refund > 0n).to.equal(true);
       expect(await suite.router.balanceOf(a.address)).to.equal(before + refund); // the bond came back with the refund
       const ledger = new RedisDisputeLedger(redis, prefix, CHAIN);
