@@ -4,6 +4,13 @@ import { PRICES } from "./chain-suite.js";
 
 let counter = 0;
 
+/**
+ * When every receipt's call started unless a test says otherwise: one instant per test run, a second before it
+ * began. The batcher cuts batches at usage-bucket boundaries of the calls' start time, so receipts made a moment
+ * apart across an hour boundary would otherwise land in two batches where a test expects one.
+ */
+const RUN_START = Date.now() - 1000;
+
 export function receipt(
   payer: string,
   provider: string,
@@ -32,8 +39,8 @@ export function receipt(
     pricePer1k: price.toString(),
     responseCostUsd: null,
     capped: false,
-    startTime: now - 500,
-    endTime: now,
+    startTime: RUN_START,
+    endTime: RUN_START + 500,
     latencyMs: 500,
     cacheHit: false,
     litellmCallId: null,
