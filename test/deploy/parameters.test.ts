@@ -5,6 +5,7 @@ import { readDeploymentParameters } from "@nomicfoundation/hardhat-ignition/help
 import { expect } from "chai";
 
 import { GOVERNANCE_DEFAULTS } from "../../deploy/modules/Governance.js";
+import { networkByName } from "../../relayer/chain/index.js";
 import {
   ParameterError,
   checkDeployerShare,
@@ -72,6 +73,11 @@ describe("deployment parameters (scripts/deploy/parameters.ts)", function () {
           { to: "timelock", amount: 90_000_000n * AGPT },
         ]);
         expect(() => checkDeployerShare(p, DEPLOYER, false, name)).to.not.throw();
+      }
+      // The same pace relayer/chain uses to turn blocks into durations for people.
+      for (const name of ["arbitrumSepolia", "polygonAmoy", "localhost"] as const) {
+        const raw = await readNetworkParameters(name);
+        expect((raw.Governance as { blockTime: number }).blockTime, name).to.equal(networkByName(name).secondsPerClockTick);
       }
       const local = checkParameters(await readNetworkParameters("localhost"), "localhost");
       expect(local.usageBucket).to.equal(60);
