@@ -34,6 +34,8 @@ export interface BatchLines {
   readonly chain: string;
   /** epoch ms */
   readonly sealedAt: number;
+  /** start (unix s) of the usage bucket of the batch's calls */
+  readonly callsFrom: number;
   readonly rows: readonly RowLine[];
   readonly requests: number;
   /** Σ rows' amounts (units) */
@@ -64,6 +66,7 @@ export function batchLines(file: BatchFile): BatchLines {
     batchId: file.batchId,
     chain: file.chain,
     sealedAt: file.sealedAt,
+    callsFrom: file.callsFrom,
     rows,
     requests: file.receipts.length,
     amount: rows.reduce((sum, row) => sum + row.amount, 0n),

@@ -92,6 +92,8 @@ export interface RecentBatch {
   readonly cid: string;
   /** unix seconds: when the dispute window closes */
   readonly releaseAt: number | null;
+  /** unix seconds: start of the usage bucket of the batch's calls (the interval a dispute names); null without it */
+  readonly callsFrom: number | null;
 }
 
 export type BudgetFigures =
@@ -313,6 +315,7 @@ export function buildReport(snapshot: Snapshot, options: ReportOptions): UsageRe
           block: batch.block,
           cid: batch.dataCid,
           releaseAt: batch.releaseAt,
+          callsFrom: batch.callsFrom,
         });
       }
     }
@@ -352,6 +355,7 @@ export function buildReport(snapshot: Snapshot, options: ReportOptions): UsageRe
           block: null,
           cid: candidate.cid,
           releaseAt: null,
+          callsFrom: lines?.callsFrom ?? null,
         });
       }
     }

@@ -127,6 +127,7 @@ describe("monitor: the report from a snapshot", function () {
     batchId: "0xaa",
     chain: "c",
     sealedAt: 1_700_000_000_000,
+    callsFrom: 1_699_996_400,
     rows: [
       line(0, ALICE, "openai", "gpt-4-turbo", ["mission_critical", "premium"], 3, 300n, 1200),
       line(1, ALICE, "groq", "mixtral-8x22b", ["cost_optimized"], 2, 40n, 40),
@@ -212,7 +213,7 @@ describe("monitor: the report from a snapshot", function () {
     expect(report.series.bucketMs).to.equal(1_800_000);
     expect(report.series.total.amount.reduce((sum, a) => sum + a, 0n)).to.equal(1330n);
     expect(report.batches.map((b) => b.batchId)).to.deep.equal(["0xbb", "0xaa"]);
-    expect(report.batches[1]).to.deep.include({ state: "escrowed", inDispute: 500n, requests: 10 });
+    expect(report.batches[1]).to.deep.include({ state: "escrowed", inDispute: 500n, requests: 10, callsFrom: 1_699_996_400 });
   });
 
   it("reports batches the router refused for good (receipts root already settled), apart from pending and settled", function () {
