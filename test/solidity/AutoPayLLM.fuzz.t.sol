@@ -219,7 +219,9 @@ contract AutoPayLLMFuzzTest is TestBase {
      * same interval is disputed naming every row of both batches; the DON reports random usage. The second dispute's
      * overbilled tokens are max(0, excess - prior) capped by its held tokens (0 within the tolerance), exactly
      * `overbilledFor`; the interval never refunds more tokens than it billed; without tolerance, the two disputes
-     * together refund the excess to the token (as far as the rows they hold allow).
+     * together refund the excess to the token (as far as the rows they hold allow). (Issue #12, P2: before, the
+     * oracle compared one disputed row with the payer's whole usage over a lookback from the settlement time, so a
+     * row billed twice next to honest usage came back "refund 0".)
      */
     function testFuzz_oracleRefundsTheExcessOnce(
         uint256 seed,
