@@ -14,11 +14,13 @@ const program = new Command()
 
 // Command groups (one module each). Keep this list in flow order.
 const groups: Array<() => Promise<{ register(program: Command): void }>> = [
+  () => import("./commands/payer.js"),
   () => import("./commands/litellm.js"),
   () => import("./commands/backup.js"),
   () => import("./commands/relayer.js"),
   () => import("./commands/reconcile.js"),
   () => import("./commands/dispute.js"),
+  () => import("./commands/provider.js"),
   () => import("./commands/governance.js"),
   () => import("./commands/keys.js"),
   () => import("./commands/monitor.js"),

@@ -1,0 +1,3 @@
+export * from "./errors.js";
+export * from "./escrow-scan.js";
+export * from "./payout-client.js";
