@@ -15,7 +15,8 @@
  *   <tag>:unhanded           set of registered batch ids not yet handed to the settler
  *
  * A batch holds the receipts of one usage bucket only: sealing takes the bucket of the receipt that has waited
- * longest and up to `max` receipts of that bucket. Receipts of other buckets (a backfill, a late delivery, the next
+ * longest and up to `max` receipts of that bucket, longest waiting first (it walks the order zset, so receipts of
+ * other buckets ahead of them cost one ZSCORE each). Receipts of other buckets (a backfill, a late delivery, the next
  * hour) stay in the pool and are sealed as batches of their own bucket, each in turn.
  */
 import type { Redis, Result } from "ioredis";
@@ -60,7 +61,21 @@ if not from then
   end
   from = redis.call('ZSCORE', KEYS[3], oldest[1])
 end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[3], from, from, 'LIMIT', 0, tonumber(ARGV[2]))
+-- that bucket's receipts in the order they entered the pool (the longest waiting first), up to max
+local max = tonumber(ARGV[2])
+local ids = {}
+local start = 0
+while #ids < max do
+  local chunk = redis.call('ZRANGE', KEYS[2], start, start + 999)
+  if #chunk == 0 then break end
+  for _, id in ipairs(chunk) do
+    if redis.call('ZSCORE', KEYS[3], id) == from then
+      ids[#ids + 1] = id
+      if #ids == max then break end
+    end
+  end
+  start = start + 1000
+end
 for i = 1, #ids, 500 do
   local last = math.min(i + 499, #ids)
   redis.call('ZREM', KEYS[2], unpack(ids, i, last))

@@ -74,6 +74,20 @@ describe("batcher pool: usage buckets", function () {
     for (const r of late) expect(await pool.whereIs(r.id)).to.be.oneOf(["0x02", "0x03"]);
   });
 
+  it("takes a bucket's receipts longest waiting first, whatever their ids", async function () {
+    const first = { ...at(H0, 1), id: "zzz-entered-first" };
+    const second = { ...at(H0, 2), id: "aaa-entered-second" };
+    const other = { ...at(H0 + HOUR, 3), id: "mmm-other-bucket" };
+    await pool.take([first], HOUR, 1000);
+    await pool.take([other], HOUR, 1500);
+    await pool.take([second], HOUR, 2000);
+    const sealing = (await pool.seal(1, HOUR, 3000))!;
+    expect(sealing).to.deep.include({ callsFrom: H0, ids: [first.id] });
+    await pool.register(sealing, { batchId: "0x0f", cid: "c", path: "/f", receipts: 1, rows: 1, amount: "1" });
+    // now the other bucket's receipt has waited longest
+    expect(await pool.seal(5, HOUR, 4000)).to.deep.include({ callsFrom: H0 + HOUR, ids: [other.id] });
+  });
+
   it("refuses a chunk with a receipt whose start time cannot be placed, before writing any of it", async function () {
     const good = at(H0, 1);
     const bad = { ...at(H0, 2), startTime: -5 };
