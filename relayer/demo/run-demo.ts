@@ -102,10 +102,11 @@ export interface DemoSummary extends DemoMoney {
   readonly queued: number;
   readonly unbillable: number;
   readonly duplicates: number;
+  /** every batch settled: the traffic's, then the second bill of step 9 */
   readonly batches: number;
   readonly rows: number;
   readonly rejectedRows: number;
-  /** token units (decimal text) charged into escrow by the accepted rows */
+  /** token units (decimal text) charged into escrow by the accepted rows of every batch */
   readonly escrowed: string;
   /** the overcharge planted in a second batch and refunded, then the honest interval whose dispute lost its bond */
   readonly disputes: { readonly overcharge: DemoDispute; readonly honest: DemoDispute };
@@ -513,8 +514,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       duplicates: posted.duplicates,
       batches: settled.records.length,
       rows: settled.records.reduce((sum, r) => sum + r.rows, 0),
-      rejectedRows: settled.rejected.length,
-      escrowed: settled.escrowed.toString(),
+      rejectedRows: settled.records.reduce((sum, r) => sum + r.outcome!.rejected.length, 0),
+      escrowed: settled.records.reduce((sum, r) => sum + BigInt(r.outcome!.escrowed), 0n).toString(),
       disputes: { overcharge, honest },
       ...money,
       checks,

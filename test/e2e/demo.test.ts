@@ -1,8 +1,9 @@
 /**
  * `agentgpt demo` as a person runs it: the real command (bin/agentgpt.mjs) as a child process, its output captured,
  * on this machine's Redis and a `hardhat node` it starts itself. Checked: every step's progress line, the money in
- * its --json summary and in the printed monitor table (payers charged exactly what providers withdrew plus the
- * refund, nothing left in escrow, the router solvent), and that nothing it started is left behind: no node process
+ * its --json summary and in the printed monitor table (payers charged exactly what providers withdrew, the escrow
+ * that plus the refund less the lost bond, nothing left in escrow, the router solvent; the second bill refunded to
+ * the unit, the honest dispute's bond paid to the provider), and that nothing it started is left behind: no node process
  * or port, no Redis key under its prefix, no temporary directory; on success, with Redis missing, and on Ctrl-C.
  * With --rpc the chain outlives the demo, so its balances are read back and compared with the summary.
  */
@@ -28,7 +29,8 @@ const STEPS = [
   "starting the relayer \\(ingest, batcher, settler, reconciler\\)",
   "replaying \\d+ LiteLLM calls over HTTP \\(generic API logger POSTs\\)",
   "batching and settling on-chain",
-  "the reconciler checks the rows against the providers' usage reports",
+  "support-bot disputes an honest interval \\(every settled row of it\\)",
+  "the same calls billed twice: the reconciler disputes the interval, the oracle refunds the second bill",
   "past the dispute window: release, providers withdraw",
   "agentgpt monitor litellm --granularity provider",
 ];
@@ -130,7 +132,7 @@ async function expectNothingLeft(used: { tempDir?: string | undefined; prefix?: 
 function expectSteps(stdout: string, count = STEPS.length): void {
   let from = 0;
   for (const [i, title] of STEPS.slice(0, count).entries()) {
-    const match = new RegExp(`\\[ ?${i + 1}/10\\] ${title} \\.\\.\\.`).exec(stdout.slice(from));
+    const match = new RegExp(`\\[ ?${i + 1}/11\\] ${title} \\.\\.\\.`).exec(stdout.slice(from));
     expect(match, `progress line of step ${i + 1} (${title})`).to.not.equal(null);
     from += match!.index + match![0].length;
   }
@@ -144,42 +146,54 @@ function expectMoneyAddsUp(summary: DemoSummary): void {
   const payers = Object.entries(summary.payers);
   const charged = sum(payers.map(([, p]) => BigInt(p.charged)));
   const withdrawn = sum(Object.values(summary.providers).map((p) => BigInt(p.withdrawn)));
-  const refund = BigInt(summary.dispute.refund);
+  const { overcharge, honest } = summary.disputes;
+  const refund = BigInt(overcharge.refund);
+  const lostBond = BigInt(honest.bond);
 
   // every payer's charge is what left its deposit
   for (const [alias, payer] of payers) expect(BigInt(payer.deposited) - BigInt(payer.balance), alias).to.equal(BigInt(payer.charged));
-  // payers paid exactly what providers withdrew; the escrow was that plus the refund; nothing is still escrowed
+  // payers paid exactly what providers withdrew (the lost bond included); the escrow of every batch was that plus
+  // the refund less the bond; nothing is still escrowed
   expect(charged > 0n).to.equal(true);
   expect(charged).to.equal(withdrawn);
-  expect(BigInt(summary.escrowed)).to.equal(withdrawn + refund);
+  expect(BigInt(summary.escrowed)).to.equal(withdrawn + refund - lostBond);
   expect(summary.escrowLeft).to.equal("0");
-  // solvent: the router holds exactly what it owes, which is the payers' remaining deposits (bond came back)
-  expect(summary.dispute.bondReturned).to.equal(true);
+  // solvent: the router holds exactly what it owes, which is the payers' remaining deposits (no bond left open)
   expect(summary.routerBalance).to.equal(summary.liabilities);
   expect(BigInt(summary.routerBalance)).to.equal(sum(payers.map(([, p]) => BigInt(p.balance))));
-  // the dispute: OpenAI reported 10% fewer tokens; the oracle refunded the difference, rounded for the provider
-  const billed = BigInt(summary.dispute.billedTokens);
-  const reported = BigInt(summary.dispute.reportedTokens);
-  const amount = BigInt(summary.dispute.amount);
-  expect(reported).to.equal((billed * 9n) / 10n);
-  expect(refund).to.equal(amount - (amount * reported + billed - 1n) / billed);
+  // the overcharge: the second batch's bill of the interval refunded to the unit, the bond returned, the first bill
+  // named (released) and kept
+  expect(summary.batches).to.be.at.least(2);
+  expect(overcharge.payer).to.equal("research-agents");
+  expect([overcharge.provider, overcharge.model]).to.deep.equal(["openai", "gpt-4-turbo"]);
+  expect(overcharge.refund).to.equal(overcharge.plantedAmount);
+  expect(overcharge.overbilledTokens).to.equal(overcharge.plantedTokens);
+  expect(overcharge.heldAmount).to.equal(overcharge.plantedAmount);
+  expect(BigInt(overcharge.billedTokens) - BigInt(overcharge.reportedTokens)).to.equal(BigInt(overcharge.plantedTokens ?? "-1"));
+  expect(overcharge.rows).to.be.at.least(2);
+  expect(overcharge.bondReturned).to.equal(true);
   expect(refund > 0n).to.equal(true);
+  // the honest interval: the provider reports every billed token, nothing refunded, the bond paid to the provider
+  expect(honest.payer).to.equal("support-bot");
+  expect(honest.reportedTokens).to.equal(honest.billedTokens);
+  expect([honest.overbilledTokens, honest.refund, honest.bondReturned]).to.deep.equal(["0", "0", false]);
+  expect(lostBond).to.equal(10n ** 18n / 2n);
   // the payer whose deposit was too small: its rows rejected on-chain, nothing charged
   expect(summary.payers["batch-jobs"]!.charged).to.equal("0");
   expect(summary.rejectedRows).to.equal(3);
-  // the disputing payer got its refund: charged its rows less the refund
-  expect(BigInt(summary.payers[summary.dispute.payer]!.charged) > 0n).to.equal(true);
+  expect(BigInt(summary.payers["research-agents"]!.charged) > 0n).to.equal(true);
 }
 
-/** The printed monitor table says the same: cost = withdrawn, refunded = the refund. */
+/** The printed monitor table says the same: cost = withdrawn less the bond the providers won (a bond is no usage), refunded = the refund. */
 function expectTableMatches(stdout: string, summary: DemoSummary): void {
   const totals = stdout.split("\n").filter((line) => line.startsWith("│ TOTAL"));
   expect(totals, "the monitor table's two TOTAL lines").to.have.length(2);
   const cost = totals[0]!.split("│").map((cell) => cell.trim());
   expect(cost[3]).to.match(/ AGPT$/);
-  expect(units(cost[3]!.replace(/ AGPT$/, ""))).to.equal(sum(Object.values(summary.providers).map((p) => BigInt(p.withdrawn))));
+  const bondWon = summary.disputes.honest.bondReturned ? 0n : BigInt(summary.disputes.honest.bond);
+  expect(units(cost[3]!.replace(/ AGPT$/, ""))).to.equal(sum(Object.values(summary.providers).map((p) => BigInt(p.withdrawn))) - bondWon);
   const apart = totals[1]!.split("│").map((cell) => cell.trim());
-  expect(units(apart[5]!)).to.equal(BigInt(summary.dispute.refund));
+  expect(units(apart[5]!)).to.equal(BigInt(summary.disputes.overcharge.refund));
   const withdrawn = /withdrawn: (.+) \(\d/.exec(stdout)?.[1] ?? "";
   for (const [name, provider] of Object.entries(summary.providers)) {
     const printed = new RegExp(`${name} ([\\d,.]+) AGPT`).exec(withdrawn)?.[1];
@@ -201,7 +215,9 @@ describe("e2e: agentgpt demo", function () {
     const run = await demo(["--json"]);
     expect(run.code, explain(run)).to.equal(0);
     expectSteps(run.stdout);
-    expect(run.stdout).to.match(/checks: 5 payers charged exactly their accepted rows less refunds; 3 providers paid exactly their released rows; solvent/);
+    expect(run.stdout).to.match(
+      /checks: 5 payers charged exactly their accepted rows less refunds, plus the bond lost on the honest dispute; 3 providers paid exactly their rows less refunds, plus the bond won; solvent/,
+    );
     expect(run.stdout).to.match(/done in [\d.]+ s; cleaned up/);
     const summary = summaryOf(run);
     expect(summary.chainId).to.equal(31337);
@@ -209,7 +225,7 @@ describe("e2e: agentgpt demo", function () {
     expect(summary.queued + summary.unbillable).to.equal(600);
     expect(summary.unbillable).to.be.greaterThan(0); // rate-limited calls kept, not billed
     expect(summary.duplicates).to.equal(256); // the re-sent body
-    expect(summary.batches).to.equal(1);
+    expect(summary.batches).to.equal(2); // the traffic's, and the second bill
     expectMoneyAddsUp(summary);
     expectTableMatches(run.stdout, summary);
     expect(run.ms, "under 2 minutes").to.be.lessThan(120_000);
@@ -248,7 +264,11 @@ describe("e2e: agentgpt demo", function () {
         }
         expect(await router.totalEscrow()).to.equal(0n);
         expect(await token.balanceOf(summary.router)).to.equal(BigInt(summary.routerBalance));
-        expect(Number((await router.disputeInfo(summary.dispute.batchId, summary.dispute.index)).status), "the dispute is resolved").to.equal(2);
+        for (const dispute of [summary.disputes.overcharge, summary.disputes.honest]) {
+          const info = await router.disputeInfo(dispute.disputeId);
+          expect(Number(info.status), "the dispute is resolved").to.equal(2);
+          expect(info.refund).to.equal(BigInt(dispute.refund));
+        }
       } finally {
         provider.destroy();
       }
@@ -264,15 +284,15 @@ describe("e2e: agentgpt demo", function () {
     expect(run.stderr).to.contain("redis-server");
     expect(run.stdout).to.contain("cleaned up after the failure");
     expectSteps(run.stdout, 1);
-    expect(run.stdout).to.not.contain("[ 2/10]");
+    expect(run.stdout).to.not.contain("[ 2/11]");
     await expectNothingLeft(resources(run.stdout));
   });
 
   it("on Ctrl-C while settling: stops, cleans up everything it started and exits 130", async function () {
-    const run = await demo([], { whenLine: { match: /\[ 7\/10\]/, then: (child) => child.kill("SIGINT") } });
+    const run = await demo([], { whenLine: { match: /\[ 7\/11\]/, then: (child) => child.kill("SIGINT") } });
     expect(run.code, explain(run)).to.equal(130);
     expect(run.stdout).to.match(/SIGINT: stopping and cleaning up \.\.\.\ncleaned up\n/);
-    expect(run.stdout).to.not.contain("[ 8/10]");
+    expect(run.stdout).to.not.contain("[ 8/11]");
     const used = resources(run.stdout);
     expect(used.nodeUrl, "the demo had started its node").to.not.equal(undefined);
     await expectNothingLeft(used);
