@@ -1,7 +1,8 @@
 /**
- * `agentgpt demo`: the whole flow on a local chain and Redis in about ten seconds (relayer/demo/run-demo.ts):
- * deploy, fund payers, replay LiteLLM traffic through the relayer, settle, let the reconciler dispute an
- * overcharge that the UsageOracle resolves, release, withdraw, and print the monitor's table. Cleans up on success,
+ * `agentgpt demo`: the whole flow on a local chain and Redis in under a minute (relayer/demo/run-demo.ts):
+ * deploy, fund payers, replay LiteLLM traffic through the relayer, settle, an honest interval disputed (the bond is
+ * lost), the same calls billed twice and the reconciler's dispute refunding exactly the second bill, release,
+ * withdraw, and print the monitor's table. Cleans up on success,
  * failure and Ctrl-C.
  *
  *   agentgpt demo [--rpc http://127.0.0.1:8545] [--calls 600] [--json]
@@ -58,7 +59,7 @@ async function demo(flags: DemoFlags): Promise<void> {
 }
 
 const HELP = `
-What it does (about 10 s once the contracts are built; progress line per step):
+What it does (under a minute once the contracts are built; progress line per step):
    1. Redis: REDIS_URL, else 127.0.0.1:6379, else a private redis-server when one is installed;
       the demo's keys go under their own prefix
    2. a \`hardhat node --hostname 127.0.0.1\` on a free port (or --rpc)
@@ -67,11 +68,15 @@ What it does (about 10 s once the contracts are built; progress line per step):
    4. five payers' deposits (one too small: its rows are rejected on-chain)
    5. the relayer in this process: ingest (HTTP), batcher, settler, reconciler
    6. LiteLLM spend logs built from LiteLLM's own payload examples, POSTed over HTTP (one body twice)
-   7. one batch settles into escrow
-   8. the reconciler finds the row OpenAI's usage API reports 10% fewer tokens for, disputes it; the UsageOracle
-      asks that API through a local stand-in for the Chainlink DON and refunds the difference
-   9. the chain's clock moves past the dispute window; the batch is released, providers withdraw
-  10. the monitor's cost table; then every unit is checked (payers, providers, solvency)
+   7. the calls settle into escrow, a batch per usage bucket of their start times
+   8. support-bot disputes an honest interval (every settled row of its payer, provider, model and bucket): the
+      UsageOracle asks the providers' usage API through a local stand-in for the Chainlink DON, finds nothing
+      overbilled, and the bond goes to the provider
+   9. the first batch is released (its bill stays paid); research-agents' openai/gpt-4-turbo calls are logged again
+      under new ids and settled in a second batch of the same bucket; the reconciler compares the whole interval
+      with the usage API and disputes it; the oracle refunds exactly the second bill and the bond comes back
+  10. the chain's clock moves past the dispute window; the rest is released, providers withdraw
+  11. the monitor's cost table; then every unit is checked (payers, providers, solvency)
 Everything it started (node, relayer, servers, Redis keys, temporary files) is removed at the end, on a failure
 and on Ctrl-C; an --rpc node is left running.
 
@@ -88,7 +93,7 @@ Examples:
 export function register(program: Command): void {
   program
     .command("demo")
-    .description("the whole flow on a local chain in about ten seconds: deploy, LiteLLM traffic, settle, a dispute the oracle resolves, release, withdraw, monitor")
+    .description("the whole flow on a local chain in under a minute: deploy, LiteLLM traffic, settle, an honest dispute and a double bill the oracle refunds, release, withdraw, monitor")
     .option("--rpc <url>", "use this local development node (chain 31337 or 1337) instead of starting one; it is left running")
     .option("--calls <n>", `LiteLLM calls to replay, ${MIN_CALLS} to ${MAX_CALLS}`, "600")
     .option("--json", "also print a JSON summary (every figure in token units) as the last line")
