@@ -1,5 +1,5 @@
 /**
- * `agentgpt demo`: the whole billing flow on a local chain, in about ten seconds, with nothing left behind.
+ * `agentgpt demo`: the whole billing flow on a local chain, in under a minute, with nothing left behind.
  *
  *  1. redis     REDIS_URL, 127.0.0.1:6379, or a private redis-server
  *  2. chain     a `hardhat node` on a free loopback port (or --rpc, a development node)
