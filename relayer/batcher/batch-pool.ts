@@ -15,8 +15,8 @@
  *   <tag>:unhanded           set of registered batch ids not yet handed to the settler
  *
  * A batch holds the receipts of one usage bucket only: sealing takes the bucket of the receipt that has waited
- * longest and up to `max` receipts of that bucket, longest waiting first (it walks the order zset, so receipts of
- * other buckets ahead of them cost one ZSCORE each). Receipts of other buckets (a backfill, a late delivery, the next
+ * longest and up to `max` receipts of that bucket, longest waiting first (it walks the order zset a thousand at a
+ * time, with ZMSCORE: Redis 6.2 or newer). Receipts of other buckets (a backfill, a late delivery, the next
  * hour) stay in the pool and are sealed as batches of their own bucket, each in turn.
  */
 import type { Redis, Result } from "ioredis";
@@ -68,8 +68,9 @@ local start = 0
 while #ids < max do
   local chunk = redis.call('ZRANGE', KEYS[2], start, start + 999)
   if #chunk == 0 then break end
-  for _, id in ipairs(chunk) do
-    if redis.call('ZSCORE', KEYS[3], id) == from then
+  local scores = redis.call('ZMSCORE', KEYS[3], unpack(chunk))
+  for i, id in ipairs(chunk) do
+    if scores[i] == from then
       ids[#ids + 1] = id
       if #ids == max then break end
     end
