@@ -375,11 +375,6 @@ export class DisputeClient {
     };
   }
 
-  /** The refund a resolution with `overbilledTokens` gives, as the router computes it (floor). */
-  static refundFor(heldAmount: bigint, heldTokens: bigint, overbilledTokens: bigint): bigint {
-    return heldTokens === 0n ? 0n : (heldAmount * overbilledTokens) / heldTokens;
-  }
-
   /** The oracle, checked to be the router's arbiter (else its answer could not resolve anything). */
   async arbiterOracle() {
     const oracle = this.chain.oracle;

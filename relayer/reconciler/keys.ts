@@ -1,6 +1,6 @@
 /**
- * The keys the reconciler signs with: the payers the operator controls and, optionally, an account holding the
- * UsageOracle's REQUESTER_ROLE. An encrypted JSON keystore decrypted once at start (password from an environment
+ * The keys the reconciler signs with: the payers the operator controls and, optionally, a keeper account (it starts
+ * the oracle's verifications and settles expired disputes; it pays gas only). An encrypted JSON keystore decrypted once at start (password from an environment
  * variable), or for development a raw key in an environment variable. Keys are never logged or put in messages;
  * errors name the config field and the fix.
  */

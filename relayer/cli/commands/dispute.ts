@@ -48,6 +48,7 @@ import {
   type IntervalKey,
 } from "../../disputes/index.js";
 import { createProducerRedis } from "../../queue/index.js";
+import { disputeRefund } from "../../reconciler/refund.js";
 import { archiveDir } from "../../settler/runtime.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UsageOracle__factory } from "../../../typechain-types/factories/oracle/UsageOracle__factory.js";
@@ -534,7 +535,7 @@ export function register(program: Command): void {
             if (overbilled > status.heldTokens) throw new UserError(`--overbilled ${overbilled}: the dispute holds ${status.heldTokens} tokens, the most it can find overbilled`);
           }
           const call = client.resolveCall(id, overbilled);
-          const refund = DisputeClient.refundFor(status.heldAmount, status.heldTokens, overbilled);
+          const refund = disputeRefund(status.heldAmount, status.heldTokens, overbilled);
           const fmt = (n: bigint) => formatTokenAmount(n, chain.token.unit);
           print([
             `Governance (DEFAULT_ADMIN_ROLE: the timelock, through a proposal) may resolve until ${isoTime(status.governanceDeadline)}` +
