@@ -13,7 +13,8 @@ import {AggregatorV3Interface} from "@chainlink/contracts/src/v0.8/shared/interf
  * - no outage touched the window: it closes at `releaseAt`;
  * - an outage overlapped it: it cannot close while the sequencer is down, and closes no earlier than
  *   `grace` after the sequencer came back up (a new outage within that grace extends it again);
- * - an outage that starts at or after the moment the window closed does not reopen it.
+ * - an outage that starts after the moment the window closed does not reopen it (one starting in that very second
+ *   does: the sequencer was not up at the close).
  *
  * @dev The feed's history is read forwards, from the round that was the latest when the batch settled (stored with
  * the batch), until the first stretch in which the window closes. Rounds that come later cannot change that answer,

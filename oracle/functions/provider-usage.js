@@ -1,12 +1,14 @@
 // Chainlink Functions source (runs on the DON, Deno; the body of an async function): the provider-side usage
-// behind one disputed charge row. UsageOracle.requestVerification sends it with these args:
+// behind one dispute: a payer's tokens of one provider and model over one call interval (the usage bucket its rows
+// committed when they settled). UsageOracle.requestVerification sends it with these args:
 //   args[0] usage API base URL (governed on-chain), args[1] provider name, args[2] model name,
-//   args[3] payer (lowercase 0x address), args[4] window start, args[5] window end (unix seconds, end exclusive)
+//   args[3] payer (lowercase 0x address), args[4] interval start, args[5] interval end (unix seconds, end exclusive)
 // and the DON-hosted secret `usageApiKey` (sent as a bearer token; never echoed in errors).
 // It asks GET {base}/v1/usage?provider=&model=&payer=&start=&end= and expects JSON
 //   { "provider", "model", "payer", "start", "end", "tokens" }
 // echoing the query, with `tokens` a non-negative integer (number or decimal string) below 2^64.
-// Returns one uint256: the tokens the provider reports. UsageOracle compares them with the row's billed tokens.
+// Returns one uint256: the tokens the provider reports. UsageOracle compares them with all the tokens billed over the
+// interval by the rows the dispute named.
 if (args.length !== 6) throw Error(`expected 6 args, got ${args.length}`)
 const [baseUrl, provider, model, payer, start, end] = args
 if (!/^https?:\/\/[^\s]+$/.test(baseUrl)) throw Error("usage API URL is not http(s)")

@@ -91,7 +91,7 @@ function parse(bytes: Uint8Array, location: string, batch: BatchIdentity): Batch
   try {
     file = BatchFile.parse(JSON.parse(new TextDecoder().decode(bytes)));
   } catch (error) {
-    throw new DisputeError("BATCH_FILE_INVALID", `${location} is not a batch file (agentgpt-batch-v1): ${(error as Error).message.split("\n")[0]}`, {
+    throw new DisputeError("BATCH_FILE_INVALID", `${location} is not a batch file (agentgpt-batch-v2): ${(error as Error).message.split("\n")[0]}`, {
       cause: error,
     });
   }
