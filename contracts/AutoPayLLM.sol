@@ -41,6 +41,8 @@ import {SequencerWindow} from "./libraries/SequencerWindow.sol";
  * tokens are not supported. Per-payer daily spend is tracked in 96 bits: a payer cannot be charged more than
  * 2^96 - 1 token units in one UTC day.
  */
+// The interval disputes need their own state (receipts roots, disputes, intervals, held rows, verifier, feed start).
+// solhint-disable-next-line max-states-count
 contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -864,25 +866,6 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
 
     // ============================================================ internal
 
-    /// @dev The checks both settlement functions make before charging: caller, pause, batch, root and CID.
-    function _checkBatch(bytes32 batchId, uint256 rows, bytes32 receiptsRoot, string calldata dataCid)
-        internal
-        view
-    {
-        _checkRole(RELAYER_ROLE);
-        _requireNotPaused();
-        if (batchId == bytes32(0)) revert AutoPayLLMInvalidBatch(batchId);
-        if (_batches[batchId].status != BatchStatus.None) revert AutoPayLLMBatchAlreadySettled(batchId);
-        if (rows == 0) revert AutoPayLLMEmptyBatch();
-        if (rows > MAX_BATCH_ROWS) revert AutoPayLLMTooManyRows(rows, MAX_BATCH_ROWS);
-        if (receiptsRoot == bytes32(0)) revert AutoPayLLMInvalidReceiptsRoot();
-        bytes32 settledAs = _receiptsRoots[receiptsRoot];
-        if (settledAs != bytes32(0)) revert AutoPayLLMReceiptsRootUsed(receiptsRoot, settledAs);
-        if (bytes(dataCid).length == 0 || bytes(dataCid).length > MAX_CID_LENGTH) {
-            revert AutoPayLLMInvalidCid(bytes(dataCid).length);
-        }
-    }
-
     function _settle(
         bytes32 batchId,
         Charge[] calldata charges,
@@ -961,14 +944,6 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         emit BatchSettled(
             batchId, rowsRoot, receiptsRoot, accepted, rows - accepted, charged, releaseAt, uint64(callsFrom), dataCid
         );
-    }
-
-    /// @dev The sequencer feed's latest round (0: no feed; SequencerWindow.UNKNOWN_ROUND: the feed did not answer).
-    function _sequencerRoundNow() internal view returns (uint80) {
-        AggregatorV3Interface feed = sequencerUptimeFeed;
-        if (address(feed) == address(0)) return 0;
-        (bool ok, uint80 roundId,,) = SequencerWindow.latest(feed);
-        return ok && roundId != 0 ? roundId : SequencerWindow.UNKNOWN_ROUND;
     }
 
     /// @dev Checks one row against every rule and charges it in memory. Returns why it was rejected, or None.
@@ -1126,8 +1101,11 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
                 batch.callsFrom != callsFrom || charge.user != first.user || charge.provider != first.provider
                     || charge.model != first.model
             ) revert AutoPayLLMRowOutsideInterval(i);
-            bytes32 leaf = ChargeMerkle.leaf(index, charge.user, charge.provider, charge.model, charge.tokens, charge.amount);
-            if (!MerkleProof.verifyCalldata(ref.proof, batch.rowsRoot, leaf)) revert AutoPayLLMInvalidProof(batchId, index);
+            bytes32 leaf =
+                ChargeMerkle.leaf(index, charge.user, charge.provider, charge.model, charge.tokens, charge.amount);
+            if (!MerkleProof.verifyCalldata(ref.proof, batch.rowsRoot, leaf)) {
+                revert AutoPayLLMInvalidProof(batchId, index);
+            }
             billed += charge.tokens;
             if (!sameBatch) {
                 open = batch.status == BatchStatus.Escrowed && block.timestamp < _disputeClosesAt(batch);
@@ -1174,19 +1152,6 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         emit DisputeResolved(disputeId, msg.sender, overbilledTokens, refund, toProvider, bondReturned);
     }
 
-    /// @dev The key of an interval's dispute state: `keccak256(abi.encode(payer, provider, model, callsFrom))`; a
-    /// dispute's id is `keccak256(abi.encode(key, n))`, n counting the interval's disputes from 0.
-    function _intervalKey(address payer, uint32 provider, uint32 model, uint256 callsFrom)
-        internal
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(payer, provider, model, callsFrom));
-    }
-
-    function _keyOf(DisputeInfo storage record) internal view returns (bytes32) {
-        return _intervalKey(record.payer, record.provider, record.model, record.callsFrom);
-    }
 
     function _deposit(address user, address from, uint256 amount) internal {
         if (amount == 0) revert AutoPayLLMZeroAmount();
@@ -1248,6 +1213,37 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
         }
     }
 
+    /// @dev The checks both settlement functions make before charging: caller, pause, batch, root and CID.
+    function _checkBatch(bytes32 batchId, uint256 rows, bytes32 receiptsRoot, string calldata dataCid)
+        internal
+        view
+    {
+        _checkRole(RELAYER_ROLE);
+        _requireNotPaused();
+        if (batchId == bytes32(0)) revert AutoPayLLMInvalidBatch(batchId);
+        if (_batches[batchId].status != BatchStatus.None) revert AutoPayLLMBatchAlreadySettled(batchId);
+        if (rows == 0) revert AutoPayLLMEmptyBatch();
+        if (rows > MAX_BATCH_ROWS) revert AutoPayLLMTooManyRows(rows, MAX_BATCH_ROWS);
+        if (receiptsRoot == bytes32(0)) revert AutoPayLLMInvalidReceiptsRoot();
+        bytes32 settledAs = _receiptsRoots[receiptsRoot];
+        if (settledAs != bytes32(0)) revert AutoPayLLMReceiptsRootUsed(receiptsRoot, settledAs);
+        if (bytes(dataCid).length == 0 || bytes(dataCid).length > MAX_CID_LENGTH) {
+            revert AutoPayLLMInvalidCid(bytes(dataCid).length);
+        }
+    }
+
+    /// @dev The sequencer feed's latest round (0: no feed; SequencerWindow.UNKNOWN_ROUND: the feed did not answer).
+    function _sequencerRoundNow() internal view returns (uint80) {
+        AggregatorV3Interface feed = sequencerUptimeFeed;
+        if (address(feed) == address(0)) return 0;
+        (bool ok, uint80 roundId,,) = SequencerWindow.latest(feed);
+        return ok && roundId != 0 ? roundId : SequencerWindow.UNKNOWN_ROUND;
+    }
+
+    function _keyOf(DisputeInfo storage record) internal view returns (bytes32) {
+        return _intervalKey(record.payer, record.provider, record.model, record.callsFrom);
+    }
+
     function _loadAccount(SettleContext memory ctx, address user) internal view {
         Account memory account = _accounts[user];
         Settings memory settings = _settings[user];
@@ -1291,6 +1287,16 @@ contract AutoPayLLM is IAutoPayLLM, AccessControl, Pausable, ReentrancyGuardTran
 
     function _today() internal view returns (uint32) {
         return uint32(block.timestamp / 1 days);
+    }
+
+    /// @dev The key of an interval's dispute state: `keccak256(abi.encode(payer, provider, model, callsFrom))`; a
+    /// dispute's id is `keccak256(abi.encode(key, n))`, n counting the interval's disputes from 0.
+    function _intervalKey(address payer, uint32 provider, uint32 model, uint256 callsFrom)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(payer, provider, model, callsFrom));
     }
 
     function _nameKey(string calldata name) internal pure returns (bytes32) {

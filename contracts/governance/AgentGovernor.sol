@@ -32,9 +32,9 @@ import {IDisputeWindow} from "./IDisputeWindow.sol";
  *
  * Invariant, checked at deployment and after every executed proposal: the timelock delay is strictly longer than the
  * settlement contract's dispute window plus its sequencer grace period (the longest a window lasts once an L2
- * sequencer outage that overlapped it is over). A governance change therefore always takes effect after the dispute window
- * of every batch settled before it was queued has closed: users never see rules change under an open window. A
- * proposal that would break the invariant (a longer window, a shorter delay) reverts on execution; raise the delay
+ * sequencer outage that overlapped it is over). A governance change therefore always takes effect after the dispute
+ * window of every batch settled before it was queued has closed: users never see rules change under an open window.
+ * A proposal that would break the invariant (a longer window, a shorter delay) reverts on execution; raise the delay
  * first, or in the same proposal.
  *
  * @dev The timelock must grant this contract the proposer, canceller and executor roles and nobody else: with an

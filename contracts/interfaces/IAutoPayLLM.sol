@@ -44,7 +44,8 @@ interface IAutoPayLLM {
         uint128 amount; // token units charged for this row
     }
 
-    /// @notice Stored record of a settled batch (three storage slots).
+    /// @notice Stored record of a settled batch (three storage slots: the third packs 5+5+5+2+2+2+1+10 bytes).
+    // solhint-disable-next-line gas-struct-packing
     struct BatchInfo {
         bytes32 rowsRoot; // Merkle root of the accepted rows (OpenZeppelin StandardMerkleTree, unsorted leaves)
         bytes32 receiptsRoot; // Merkle root of the batch's receipts, supplied by the relayer; settles once

@@ -337,6 +337,15 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
     }
 
     /**
+     * @notice The over-billed tokens an answer of `reportedTokens` gives dispute `disputeId`: zero when the billed
+     * tokens (over every row the dispute named) exceed the report by at most `toleranceBps` of them; else the excess
+     * less what earlier disputes of the interval refunded, at most the tokens the dispute holds.
+     */
+    function overbilledFor(bytes32 disputeId, uint256 reportedTokens) external view returns (uint128) {
+        return _overbilled(settlement.disputeInfo(disputeId), reportedTokens);
+    }
+
+    /**
      * @notice The payment token's USD price from the feed, checked: the L2 sequencer is up and out of its grace
      * period (when the router has a sequencer-uptime feed), the round is complete, fresh (`priceHeartbeat`),
      * positive and within [minPrice, maxPrice].
@@ -362,14 +371,6 @@ contract UsageOracle is IUsageOracle, FunctionsClient, AccessControl, Reentrancy
         return (price, priceFeedDecimals, updated);
     }
 
-    /**
-     * @notice The over-billed tokens an answer of `reportedTokens` gives dispute `disputeId`: zero when the billed
-     * tokens (over every row the dispute named) exceed the report by at most `toleranceBps` of them; else the excess
-     * less what earlier disputes of the interval refunded, at most the tokens the dispute holds.
-     */
-    function overbilledFor(bytes32 disputeId, uint256 reportedTokens) external view returns (uint128) {
-        return _overbilled(settlement.disputeInfo(disputeId), reportedTokens);
-    }
     // ============================================================ internal
 
     /// @dev Handles the DON's answer to a verification request (FunctionsClient checked the caller is the router).

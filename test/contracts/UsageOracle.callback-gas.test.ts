@@ -57,7 +57,7 @@ async function worstFixture(): Promise<Worst> {
 async function resolveWith(s: Worst, gas: number, err?: string) {
   const disputeId = (await s.router.queryFilter(s.router.filters.DisputeOpened()))[0]!.args.disputeId;
   const sent = await sentRequest(s, await s.oracle.requestVerification(disputeId));
-  const [response, error] = toFulfillment(err === undefined ? await runRequest(sent) : { error: err });
+  const [response, error] = toFulfillment(err === undefined ? await runRequest(sent) : { error: err, httpRequests: 0, logs: [] });
   return s.functionsRouter.fulfillWithGas(sent.requestId, response, error, gas);
 }
 
