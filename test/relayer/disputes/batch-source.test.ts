@@ -118,6 +118,6 @@ describe("disputes: batch files from the archive or IPFS", function () {
     await rejects(loadBatchFile({ archive }, { ...identity, router: PAYER }), `belongs to router ${ROUTER}`);
     const notABatch = new TextEncoder().encode("{}");
     await writeFile(archive.pathOf("local", batch.file.batchId), notABatch);
-    await rejects(loadBatchFile({ archive, archiveChain: "local" }, { ...identity, dataCid: await contentId(notABatch) }), "is not a batch file (agentgpt-batch-v1)");
+    await rejects(loadBatchFile({ archive, archiveChain: "local" }, { ...identity, dataCid: await contentId(notABatch) }), "is not a batch file (agentgpt-batch-v2)");
   });
 });
