@@ -152,7 +152,7 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       expect(listed.code).to.equal(0);
       const json = JSON.parse(listed.stdout) as { counts: Record<string, number>; records: Array<{ id: string; reason: string }> };
       expect(json.counts["no_payer"]).to.equal(1);
-      expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["litellm_call_id"], "no_payer"]]);
+      expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["id"], "no_payer"]]);
 
       const repriced = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
       expect(repriced.stdout).to.equal("examined 1, queued 1, still unbillable 0\n");
