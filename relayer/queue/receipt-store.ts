@@ -104,10 +104,11 @@ const INVALID_LOG_LENGTH = 1000;
 
 const REASON_KEYS = (keys: IngestKeys) => UNBILLABLE_REASONS.map((reason) => keys.reasonIndex(reason));
 
-/** The unbillable record inside a dedupe record "<fp>|<start>|u|<reason>|<JSON>", or null for any other value. */
+/** The unbillable record inside a dedupe record "<fp>|<start>|u|<reason>|<JSON>" (or "<fp>|u|..."), else null. */
 function unbillableOf(value: string | null): UnbillableRecord | null {
   if (value === null) return null;
-  const bar = value.indexOf("|", 17);
+  // "<fp>|u|..." was written before start times were kept
+  const bar = (value[17] === "u" || value[17] === "q") && value[18] === "|" ? 16 : value.indexOf("|", 17);
   if (bar === -1 || value[bar + 1] !== "u") return null;
   const start = value.indexOf("|", bar + 3);
   return start === -1 ? null : (JSON.parse(value.slice(start + 1)) as UnbillableRecord);

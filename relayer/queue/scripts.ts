@@ -74,8 +74,13 @@ local function fresh(kind, group, id, fp, startText, body)
   return fp .. '|' .. startText .. '|u|' .. ARGV[7 + group] .. '|' .. record(id, body)
 end
 
--- a dedupe record: fingerprint, start ms (nil if none), kind, index where its reason/chain starts
+-- a dedupe record: fingerprint, start ms (nil if none), kind, index where its reason/chain starts. A record written
+-- before start times were kept ("<fp>|q|..." or "<fp>|u|...") reads as a call of unknown start time.
 local function parse(old)
+  local k = string.sub(old, 18, 18)
+  if (k == 'q' or k == 'u') and string.sub(old, 19, 19) == '|' then
+    return string.sub(old, 1, 16), nil, k, 20
+  end
   local bar = string.find(old, '|', 18, true)
   return string.sub(old, 1, 16), tonumber(string.sub(old, 18, bar - 1)), string.sub(old, bar + 1, bar + 1), bar + 3
 end

@@ -188,6 +188,24 @@ describe("relayer/queue ReceiptQueue", function () {
     expect([stats.queued, stats.duplicates, stats.reused, stats.conflicts]).to.deep.equal([2, 2, 1, 1]);
   });
 
+  it("reads dedupe records written before start times were kept: never billed twice, an unbillable one still upgrades", async function () {
+    const old = unbillableSubmission("legacy-u", "no_payer");
+    await redis.set(queue.store.keys.seen("legacy-q"), `${fp(1)}|q|arbitrum|arbitrum-legacy-chunk`);
+    await redis.set(queue.store.keys.seen("legacy-u"), `${fp(1)}|u|no_payer|{"id":"legacy-u",${JSON.stringify(old.body).slice(1)}`);
+    expect((await queue.store.getUnbillable("legacy-u"))?.reason).to.equal("no_payer");
+    const result = await queue.add([
+      { ...receiptSubmission("legacy-q", "arbitrum", 100, fp(1)), startTime: 5000 },
+      { ...receiptSubmission("legacy-q", "arbitrum", 100, fp(2)), startTime: 5000 },
+      { ...receiptSubmission("legacy-u", "arbitrum", 10, fp(1)), startTime: 7000 },
+    ]);
+    expect(result.outcomes).to.deep.equal([
+      { id: "legacy-q", outcome: "duplicate" },
+      { id: "legacy-q", outcome: "conflict" },
+      { id: "legacy-u", outcome: "requeued" },
+    ]);
+    expect((await pendingReceipts(queue, "arbitrum")).map((r) => r.id)).to.deep.equal(["legacy-u"]);
+  });
+
   it("keeps unbillable calls, counts and lists them, and queues one once it becomes billable (only once)", async function () {
     const first = await queue.add([unbillableSubmission("u1", "no_payer"), unbillableSubmission("u2", "failed_call"), unbillableSubmission("u1", "no_payer")]);
     expect(first.outcomes.map((o) => o.outcome)).to.deep.equal(["unbillable", "unbillable", "duplicate"]);
