@@ -16,7 +16,7 @@
  * Exits non-zero when anything is lost or double-charged.
  *
  * Options (environment): CHAOS_RECEIPTS (50000), CHAOS_BODY (500), CHAOS_SEED (1), CHAOS_RPC_FAILURE (0.1),
- * CHAOS_DROP_CALLS (10000), CHAOS_DROP_RATE (0.1), CHAOS_TWICE_RATE (0.02). PostgreSQL: PGTEST_URL (see
+ * CHAOS_DROP_CALLS (10000), CHAOS_DROP_BODY (100), CHAOS_DROP_RATE (0.1), CHAOS_TWICE_RATE (0.02). PostgreSQL: PGTEST_URL (see
  * test/helpers/postgres.ts).
  * Writes bench/results/chaos.json.
  */
@@ -50,6 +50,7 @@ const RPC_FAILURE = Number(process.env.CHAOS_RPC_FAILURE ?? 0.1);
 const DROP_CALLS = Number(process.env.CHAOS_DROP_CALLS ?? 10_000);
 const DROP_RATE = Number(process.env.CHAOS_DROP_RATE ?? 0.1);
 const TWICE_RATE = Number(process.env.CHAOS_TWICE_RATE ?? 0.02);
+const DROP_BODY = Number(process.env.CHAOS_DROP_BODY ?? 100); // LiteLLM flushes smaller batches than 512 at lower rates
 const PAYERS = 10; // payer 9 has no funds: its rows are rejected on-chain
 const DEPOSIT = 10_000_000n * 10n ** 18n;
 const random = prng(SEED);
@@ -148,20 +149,30 @@ try {
     endTime: Number(entry["endTime"]) + (1 + Math.floor(random() * 20)) / 1000,
     response_cost: Number(entry["response_cost"]) * (1 + Number.EPSILON * (1 + Math.floor(random() * 4))),
   });
+  /** exactly `count` of `items`, chosen at random */
+  const pick = <T>(items: readonly T[], count: number): T[] => {
+    const copy = [...items];
+    for (let i = copy.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+    }
+    return copy.slice(0, count);
+  };
   const stream: Array<Record<string, unknown>> = dropLogs.map((l) => l.entry);
-  const again = dropLogs.filter(() => random() < TWICE_RATE);
+  const again = pick(dropLogs, Math.round(TWICE_RATE * dropLogs.length));
   const loggedTwice = again.length;
   for (const l of again) {
     // logged again a moment later: in the same batch or one of the next three
-    const at = Math.min(stream.length, stream.indexOf(l.entry) + 1 + Math.floor(random() * 3 * BODY));
+    const at = Math.min(stream.length, stream.indexOf(l.entry) + 1 + Math.floor(random() * 3 * DROP_BODY));
     stream.splice(at, 0, jittered(l.entry));
   }
   let postsDropped = 0;
   let callsInDroppedPosts = 0;
-  const dropBodies = Math.ceil(stream.length / BODY);
+  const dropBodies = Math.ceil(stream.length / DROP_BODY);
+  const dropped = new Set(pick([...Array(dropBodies).keys()], Math.round(DROP_RATE * dropBodies)));
   for (let b = 0; b < dropBodies; b++) {
-    const entries = stream.slice(b * BODY, (b + 1) * BODY);
-    if (random() < DROP_RATE) {
+    const entries = stream.slice(b * DROP_BODY, (b + 1) * DROP_BODY);
+    if (dropped.has(b)) {
       postsDropped++;
       callsInDroppedPosts += entries.length;
       continue; // the sender dropped this POST (as LiteLLM does after a failure): it is never sent again

@@ -152,6 +152,7 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
   });
 
   it("a spend record that disagrees with the log received is kept as a conflict, never billed a second time", async function () {
+    this.timeout(120_000); // two CLI processes
     ingest = await startTestIngest();
     const [logged, other] = traffic(2);
     await ingest.post(JSON.stringify([logged, other]));
@@ -173,9 +174,16 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     expect(conflicts.map((conflict) => [conflict.id, conflict.kept.kind, conflict.other.kind, conflict.other.record["completionTokens"]])).to.deep.equal([
       [logged!["id"], "receipt", "receipt", 999],
     ]);
+    // visible to operators
+    const listed = await agentgpt(["relayer", "conflicts", "--config", ingest.config.files[0]!]);
+    expect(listed.code).to.equal(0);
+    expect(listed.stdout).to.match(new RegExp(`^1 log\\(s\\) disagree with the log that counts for their call \\(kept here, never billed\\)\n\\S+  ${logged!["id"]}  kept a receipt; other log: ${Number(logged!["prompt_tokens"]) + 999} tokens, cost `));
+    const json = JSON.parse((await agentgpt(["relayer", "conflicts", "--config", ingest.config.files[0]!, "--json"])).stdout) as { count: number };
+    expect(json.count).to.equal(1);
   });
 
   it("agentgpt litellm backfill: recovers once, says what it did, and names the fix for bad input", async function () {
+    this.timeout(180_000); // five CLI processes
     const prefix = uniquePrefix("backfill-cli");
     const configFile = writeConfig(prefix);
     const redis = testRedis();
