@@ -5,15 +5,22 @@
  *   - the relayer SIGKILLed at three random moments (and started again),
  *   - 10 % of the relayer's RPC calls failing (errors, timeouts, dropped connections, through a loopback proxy),
  *   - Redis (AOF on, fsync always) killed and restarted once.
+ * Then a second phase, LiteLLM's own faults: CHAOS_DROP_CALLS (10,000) more calls, every one written to LiteLLM's spend
+ * log table in a real PostgreSQL (as LiteLLM's proxy does), posted once in bodies of which 10 % are dropped by the
+ * sender (LiteLLM's logger drops a batch after any failure and never sends it again), and 2 % of them logged twice
+ * with jitter (another endTime, float noise in response_cost); then `agentgpt litellm backfill` reads the spend
+ * records and queues what never arrived.
  * One payer has no funds, so its rows are rejected on-chain with a reason. At the end it prints receipts accepted,
  * settled, rejected with their reasons, lost and double-charged, checked against chain state: each payer's
  * on-chain charge must equal the price of its settled calls, and every call must be in exactly one final batch.
  * Exits non-zero when anything is lost or double-charged.
  *
- * Options (environment): CHAOS_RECEIPTS (50000), CHAOS_BODY (500), CHAOS_SEED (1), CHAOS_RPC_FAILURE (0.1).
+ * Options (environment): CHAOS_RECEIPTS (50000), CHAOS_BODY (500), CHAOS_SEED (1), CHAOS_RPC_FAILURE (0.1),
+ * CHAOS_DROP_CALLS (10000), CHAOS_DROP_BODY (100), CHAOS_DROP_RATE (0.1), CHAOS_TWICE_RATE (0.02). PostgreSQL: PGTEST_URL (see
+ * test/helpers/postgres.ts).
  * Writes bench/results/chaos.json.
  */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,11 +41,17 @@ import { startAofRedis } from "../test/helpers/redis.js";
 import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess } from "../test/helpers/relayer-process.js";
 import { startFaultProxy } from "../test/helpers/rpc-fault-proxy.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
+import { createTestDatabase } from "../test/helpers/postgres.js";
+import { LiteLLMDatabase } from "../test/relayer/backfill/litellm-db.js";
 
 const RECEIPTS = Number(process.env.CHAOS_RECEIPTS ?? 50_000);
 const BODY = Number(process.env.CHAOS_BODY ?? 500);
 const SEED = Number(process.env.CHAOS_SEED ?? 1);
 const RPC_FAILURE = Number(process.env.CHAOS_RPC_FAILURE ?? 0.1);
+const DROP_CALLS = Number(process.env.CHAOS_DROP_CALLS ?? 10_000);
+const DROP_RATE = Number(process.env.CHAOS_DROP_RATE ?? 0.1);
+const TWICE_RATE = Number(process.env.CHAOS_TWICE_RATE ?? 0.02);
+const DROP_BODY = Number(process.env.CHAOS_DROP_BODY ?? 100); // LiteLLM flushes smaller batches than 512 at lower rates
 const PAYERS = 10; // payer 9 has no funds: its rows are rejected on-chain
 const DEPOSIT = 10_000_000n * 10n ** 18n;
 const random = prng(SEED);
@@ -55,6 +68,8 @@ redis.on("error", () => undefined);
 
 const node = await startHardhatNode();
 const proxy = await startFaultProxy(node.url, SEED);
+const litellmDb = await createTestDatabase("chaos");
+const litellm = await LiteLLMDatabase.create(litellmDb.url);
 let relayer: RelayerProcess | undefined;
 let setupDir: string | undefined;
 let exitCode = 1;
@@ -121,6 +136,70 @@ try {
     if (b % 20 === 0) log(`${Math.min((b + 1) * BODY, RECEIPTS)} calls sent (twice)`);
   }
 
+  // ---- phase 2: LiteLLM drops 10 % of its POSTs and logs 2 % of calls twice; the backfill recovers from its records
+  const BASE = 1718035200.412311;
+  const dropLogs: SpendLog[] = Array.from({ length: DROP_CALLS }, (_, i) => {
+    const l = spendLog(Math.floor(random() * PAYERS), random() < 0.3 ? "mixtral-8x22b" : "gpt-4-turbo", 20 + Math.floor(random() * 4000), `chaos-${SEED}-litellm`);
+    const start = BASE + 60 + i * 0.013;
+    Object.assign(l.entry, { startTime: start, endTime: start + 0.5 + random() * 3 });
+    return l;
+  });
+  await litellm.writeSpendLog(dropLogs.map((l) => l.entry)); // LiteLLM writes every call to its database
+  const jittered = (entry: Record<string, unknown>) => ({
+    ...structuredClone(entry),
+    endTime: Number(entry["endTime"]) + (1 + Math.floor(random() * 20)) / 1000,
+    response_cost: Number(entry["response_cost"]) * (1 + Number.EPSILON * (1 + Math.floor(random() * 4))),
+  });
+  /** exactly `count` of `items`, chosen at random */
+  const pick = <T>(items: readonly T[], count: number): T[] => {
+    const copy = [...items];
+    for (let i = copy.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+    }
+    return copy.slice(0, count);
+  };
+  const stream: Array<Record<string, unknown>> = dropLogs.map((l) => l.entry);
+  const again = pick(dropLogs, Math.round(TWICE_RATE * dropLogs.length));
+  const loggedTwice = again.length;
+  for (const l of again) {
+    // logged again a moment later: in the same batch or one of the next three
+    const at = Math.min(stream.length, stream.indexOf(l.entry) + 1 + Math.floor(random() * 3 * DROP_BODY));
+    stream.splice(at, 0, jittered(l.entry));
+  }
+  let postsDropped = 0;
+  let callsInDroppedPosts = 0;
+  const dropBodies = Math.ceil(stream.length / DROP_BODY);
+  const dropped = new Set(pick([...Array(dropBodies).keys()], Math.round(DROP_RATE * dropBodies)));
+  for (let b = 0; b < dropBodies; b++) {
+    const entries = stream.slice(b * DROP_BODY, (b + 1) * DROP_BODY);
+    if (dropped.has(b)) {
+      postsDropped++;
+      callsInDroppedPosts += entries.length;
+      continue; // the sender dropped this POST (as LiteLLM does after a failure): it is never sent again
+    }
+    const response = await postSpend(setup.url, entries);
+    if (response.status !== 200) throw new Error(`phase 2 body ${b}: ${response.status} ${JSON.stringify(response.body)}`);
+  }
+  log(`phase 2: ${DROP_CALLS} calls in ${dropBodies} POSTs, ${postsDropped} POSTs (${callsInDroppedPosts} logs) dropped by the sender, ${loggedTwice} calls logged twice; running the backfill`);
+  const backfillRun = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["bin/agentgpt.mjs", "litellm", "backfill", "--config", setup.configFile, "--since", "2024-06-10T15:00:00Z", "--until", "2024-06-10T18:00:00Z", "--json"],
+      { env: { ...process.env, LITELLM_DATABASE_URL: litellmDb.url }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+  if (backfillRun.code !== 0) throw new Error(`agentgpt litellm backfill failed (${backfillRun.code}): ${backfillRun.stderr}`);
+  const backfill = JSON.parse(backfillRun.stdout) as { read: number; recovered: number; alreadyReceived: number; conflicts: number; unbillable: number };
+  log(`backfill: ${backfill.read} records read, ${backfill.recovered} recovered, ${backfill.alreadyReceived} already received, ${backfill.conflicts} conflicts`);
+  logs.push(...dropLogs);
+
   log("waiting for every call to be settled");
   const store = new SettlementStore(redis, "chaos", "local");
   const deadline = Date.now() + 600_000;
@@ -128,7 +207,7 @@ try {
   for (;;) {
     stats = await store.stats();
     const active = await redis.zcard(store.key("active"));
-    if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= RECEIPTS && active === 0) break;
+    if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= logs.length && active === 0) break;
     if (Date.now() > deadline) throw new Error(`not settled after 10 min: ${JSON.stringify(stats)}, ${active} active`);
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -149,7 +228,7 @@ try {
     if (record.outcome!.callsFrom !== file.callsFrom) wrongInterval++;
     const rejectedRows = new Map(record.outcome!.rejected);
     for (const { rowIndex, receipt } of file.receipts) {
-      const id = receipt.litellmCallId ?? receipt.id;
+      const id = receipt.id;
       batchesOf.set(id, (batchesOf.get(id) ?? 0) + 1);
       const reason = rejectedRows.get(rowIndex);
       if (reason !== undefined) {
@@ -158,9 +237,11 @@ try {
       }
     }
   }
-  const lost = logs.filter((l) => !batchesOf.has(String(l.entry.litellm_call_id))).length;
+  const lost = logs.filter((l) => !batchesOf.has(String(l.entry.id))).length;
+  const lostFromDroppedPosts = dropLogs.filter((l) => !batchesOf.has(String(l.entry.id))).length;
+  const phase2DoubleCharged = dropLogs.filter((l) => (batchesOf.get(String(l.entry.id)) ?? 0) > 1).length;
   const inTwoBatches = [...batchesOf.values()].filter((n) => n > 1).length;
-  const settledLogs = logs.filter((l) => !rejectedIds.has(String(l.entry.litellm_call_id)));
+  const settledLogs = logs.filter((l) => !rejectedIds.has(String(l.entry.id)));
   const expected = chargesByPayer(settledLogs);
   let mismatches = 0;
   for (const [i, payer] of suite.payers.entries()) {
@@ -173,7 +254,7 @@ try {
   }
   const doubleCharged = inTwoBatches + (mismatches > 0 ? 1 : 0);
   const results = {
-    receipts: RECEIPTS,
+    receipts: RECEIPTS + DROP_CALLS,
     bodiesSentTwice: bodies,
     relayerKills: kills.size,
     redisRestarts: 1,
@@ -191,6 +272,16 @@ try {
     receiptsOutsideBucket: outsideBucket,
     batchesWithWrongInterval: wrongInterval,
     refusedBatches,
+    litellmFaults: {
+      calls: DROP_CALLS,
+      posts: dropBodies,
+      postsDroppedBySender: postsDropped,
+      logsInDroppedPosts: callsInDroppedPosts,
+      callsLoggedTwice: loggedTwice,
+      backfill: { read: backfill.read, recovered: backfill.recovered, alreadyReceived: backfill.alreadyReceived, conflicts: backfill.conflicts },
+      lostAfterBackfill: lostFromDroppedPosts,
+      doubleCharged: phase2DoubleCharged,
+    },
     measuredAt: new Date().toISOString(),
   };
   const table = new Table({ head: ["accepted", "settled", "rejected (reason)", "batches", "RPC faults", "lost", "double-charged"] });
@@ -214,6 +305,8 @@ try {
   await relayer?.stop();
   await proxy.close();
   await node.stop();
+  await litellm.close();
+  await litellmDb.drop();
   redis.disconnect();
   redisServer.kill("SIGKILL");
   rmSync(redisDir, { recursive: true, force: true });

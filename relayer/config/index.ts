@@ -6,6 +6,7 @@ export * from "./load-config.js";
 export * from "./relayer-config.js";
 export * from "./units.js";
 export type { BlockchainConfig } from "./sections/agentgpt.js";
+export { DEFAULT_BACKFILL, type BackfillConfig } from "./sections/backfill.js";
 export type { ChainConfig } from "./sections/chains.js";
 export type { DashboardConfig } from "./sections/dashboard.js";
 export type { SectionContext } from "./sections/fields.js";

@@ -7,6 +7,7 @@ import { z } from "zod";
 
 import type { TokenUnit } from "./amount.js";
 import { agentgptSection, type BlockchainConfig } from "./sections/agentgpt.js";
+import { backfillSection, type BackfillConfig } from "./sections/backfill.js";
 import { chainsSection, defaultChainSection, type ChainConfig } from "./sections/chains.js";
 import { dashboardSection, type DashboardConfig } from "./sections/dashboard.js";
 import type { SectionContext } from "./sections/fields.js";
@@ -59,6 +60,8 @@ export interface RelayerConfig {
   readonly settler: SettlerConfig;
   /** absent: `relayer start` serves no dashboard */
   readonly dashboard?: DashboardConfig | undefined;
+  /** absent: `relayer start` runs no backfill from LiteLLM's spend records */
+  readonly backfill?: BackfillConfig | undefined;
 }
 
 /** The top-level keys, each with its section schema. `include` is handled by the loader before this runs. */
@@ -83,6 +86,7 @@ export const relayerConfigShape = (ctx: SectionContext) => ({
   batcher: batcherSection(),
   settler: settlerSection(),
   dashboard: dashboardSection(),
+  backfill: backfillSection(),
 });
 
 export const relayerConfigSchema = (ctx: SectionContext) => z.strictObject(relayerConfigShape(ctx));
@@ -190,6 +194,7 @@ export function resolve(
       batcher: parsed.batcher,
       settler: parsed.settler,
       dashboard: parsed.dashboard,
+      backfill: parsed.backfill,
     },
   };
 }

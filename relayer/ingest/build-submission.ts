@@ -32,6 +32,7 @@ export class SubmissionBuilder {
       kind: "unbillable",
       key,
       fingerprint,
+      startTime: log.startTime,
       body: unbillableBody(log, key, fingerprint, reason, detail, receivedAt),
     });
 
@@ -79,7 +80,7 @@ export class SubmissionBuilder {
       traceId: log.traceId,
       receivedAt,
     };
-    return { kind: "receipt", key, fingerprint, body };
+    return { kind: "receipt", key, fingerprint, startTime: log.startTime, body };
   }
 }
 

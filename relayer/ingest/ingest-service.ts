@@ -43,6 +43,11 @@ export interface IngestResponse {
   readonly unbillableReasons: Readonly<Partial<Record<UnbillableReason, number>>>;
   /** entries already recorded by an earlier POST or earlier in this one */
   readonly duplicates: number;
+  /**
+   * logs of a call already recorded that disagree with it (usage, status or cost): kept in the conflicts list
+   * (`agentgpt relayer conflicts`), not billed
+   */
+  readonly conflicts: number;
   /** null entries (LiteLLM had no payload for a call) */
   readonly nulls: number;
   readonly invalid: ReadonlyArray<{ readonly index: number; readonly reason: string }>;
@@ -88,7 +93,10 @@ export class IngestService {
             status: 503,
             body: {
               error: "queue_unavailable",
-              reason: `${error.message}; this POST is not acknowledged: send it again later (a re-send is never counted twice)`,
+              reason:
+                `${error.message}; this POST is not acknowledged. LiteLLM's generic API logger does not send a batch again: ` +
+                "its calls are recovered from LiteLLM's spend records by the backfill (`agentgpt litellm backfill`, or the " +
+                "backfill: section of the relayer). A re-send is never counted twice.",
             },
           };
         }
@@ -123,6 +131,7 @@ export class IngestService {
     let unbillable = 0;
     let duplicates = 0;
     let conflicts = 0;
+    let reused = 0;
     const reasons: Partial<Record<UnbillableReason, number>> = {};
     const byOutcome = new Map<SubmitOutcome, number>();
     // per chain: receipts and tokens queued
@@ -137,7 +146,11 @@ export class IngestService {
           duplicates += 1;
           continue;
         }
-        if (result.id !== entry.key) conflicts += 1;
+        if (result.outcome === "conflict") {
+          conflicts += 1;
+          continue;
+        }
+        if (result.id !== entry.key) reused += 1;
         if (entry.kind === "receipt") {
           queued += 1;
           const chain = part.chains[entry.chain]!.chain;
@@ -155,7 +168,7 @@ export class IngestService {
     const metrics = this.options.metrics;
     if (metrics !== undefined) {
       for (const [outcome, count] of byOutcome) metrics.entries.inc({ outcome }, count);
-      if (conflicts > 0) metrics.conflicts.inc(conflicts);
+      if (reused > 0) metrics.conflicts.inc(reused);
       for (const [chain, sums] of byChain) {
         metrics.receiptsQueued.inc({ chain }, sums.receipts);
         metrics.tokensQueued.inc({ chain }, sums.tokens);
@@ -163,7 +176,7 @@ export class IngestService {
       for (const [reason, count] of Object.entries(reasons)) metrics.unbillable.inc({ reason }, count);
     }
     const ordered = Object.fromEntries(UNBILLABLE_REASONS.filter((reason) => reasons[reason] !== undefined).map((reason) => [reason, reasons[reason]!]));
-    return { queued, unbillable, unbillableReasons: ordered, duplicates };
+    return { queued, unbillable, unbillableReasons: ordered, duplicates, conflicts };
   }
 
   private async recordInvalid(invalid: ReadonlyArray<InvalidEntry>, receivedAt: number): Promise<void> {

@@ -81,7 +81,27 @@ class CompiledPick {
   }
 }
 
-export type ScanResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly at: number };
+/** A NaN, Infinity or -Infinity found in a text read with `nonFinite: true`. */
+export interface NonFiniteHit {
+  /** the top-level array element it is in (0 for any other text) */
+  readonly index: number;
+  /** byte offset where that element starts */
+  readonly start: number;
+  /** byte offset of the token */
+  readonly at: number;
+}
+
+export type ScanResult =
+  | { readonly ok: true; readonly value: unknown; readonly nonFinite?: readonly NonFiniteHit[] }
+  | { readonly ok: false; readonly at: number };
+
+export interface JsonScannerOptions {
+  /**
+   * Read NaN, Infinity and -Infinity as values (built as null) and report where they are, so that the caller can
+   * refuse just the entry that holds one. Default false: exactly JSON.parse's grammar.
+   */
+  readonly nonFinite?: boolean;
+}
 
 /** 1 for a byte that may stand for itself inside a JSON string (not a quote, a backslash or a control byte) */
 const PLAIN = new Uint8Array(256);
@@ -144,7 +164,11 @@ function skipNumber(bytes: Uint8Array, pos: number): number {
   if (pos >= length) throw new NotJson(pos);
   if (bytes[pos] === ZERO) pos++; // pos < length here
   else if (DIGIT[bytes[pos]!] === 1) while (pos < length && DIGIT[bytes[pos]!] === 1) pos++;
-  else throw new NotJson(pos);
+  else {
+    const end = bytes[pos - 1] === MINUS ? nonFiniteEnd(bytes, pos - 1) : -1;
+    if (end === -1) throw new NotJson(pos);
+    return end;
+  }
   if (pos < length && bytes[pos] === DOT) {
     pos++;
     if (pos >= length || DIGIT[bytes[pos]!] !== 1) throw new NotJson(pos);
@@ -162,12 +186,18 @@ function skipNumber(bytes: Uint8Array, pos: number): number {
 
 /** The index after the literal true, false or null at `pos`. */
 function skipLiteral(bytes: Uint8Array, pos: number): number {
-  if (pos + 4 > bytes.length) throw new NotJson(pos);
+  if (pos + 4 > bytes.length) {
+    const end = nonFiniteEnd(bytes, pos);
+    if (end === -1) throw new NotJson(pos);
+    return end;
+  }
   const first = bytes[pos];
   if (first === 0x6e && bytes[pos + 1] === 0x75 && bytes[pos + 2] === 0x6c && bytes[pos + 3] === 0x6c) return pos + 4; // null
   if (first === 0x74 && bytes[pos + 1] === 0x72 && bytes[pos + 2] === 0x75 && bytes[pos + 3] === 0x65) return pos + 4; // true
   if (first === 0x66 && pos + 5 <= bytes.length && bytes[pos + 1] === 0x61 && bytes[pos + 2] === 0x6c && bytes[pos + 3] === 0x73 && bytes[pos + 4] === 0x65) return pos + 5; // false
-  throw new NotJson(pos);
+  const end = nonFiniteEnd(bytes, pos);
+  if (end === -1) throw new NotJson(pos);
+  return end;
 }
 
 /** The index after the string at `pos`, most often one without escapes (the loop of skipString, inlined). */
@@ -187,6 +217,24 @@ function skipMember(bytes: Uint8Array, pos: number): number {
   pos = skipSpace(bytes, skipPlainString(bytes, pos));
   if (at(bytes, pos) !== COLON) throw new NotJson(pos);
   return pos + 1;
+}
+
+/**
+ * Whether NaN, Infinity and -Infinity are read as values (Python's json.dumps writes them; JSON has no such
+ * tokens), and where they were found: set by `JsonScanner.scan` for the text it reads.
+ */
+let nonFiniteAllowed = false;
+let nonFiniteAt: number[] = [];
+
+/** The index after NaN, Infinity or -Infinity at `pos` (recorded), or -1 when there is none there. */
+function nonFiniteEnd(bytes: Uint8Array, pos: number): number {
+  if (!nonFiniteAllowed) return -1;
+  const from = bytes[pos] === MINUS ? pos + 1 : pos;
+  const word = from === pos && bytes[pos] === 0x4e ? "NaN" : "Infinity";
+  if (from + word.length > bytes.length) return -1;
+  for (let i = 0; i < word.length; i++) if (bytes[from + i] !== word.charCodeAt(i)) return -1;
+  nonFiniteAt.push(pos);
+  return from + word.length;
 }
 
 /** Container kinds on the skip stack. */
@@ -248,8 +296,11 @@ function skipValue(bytes: Uint8Array, pos: number): number {
 export class JsonScanner {
   private readonly pick: CompiledPick;
 
-  constructor(pick: FieldPick) {
+  private readonly nonFinite: boolean;
+
+  constructor(pick: FieldPick, options: JsonScannerOptions = {}) {
     this.pick = new CompiledPick(pick);
+    this.nonFinite = options.nonFinite === true;
   }
 
   /**
@@ -257,6 +308,14 @@ export class JsonScanner {
    * element with the pick; any other top-level value is read with the pick itself.
    */
   scan(buffer: Buffer): ScanResult {
+    nonFiniteAllowed = this.nonFinite;
+    nonFiniteAt = [];
+    const hits: NonFiniteHit[] = [];
+    const collect = (index: number, start: number) => {
+      if (nonFiniteAt.length === 0) return;
+      for (const offset of nonFiniteAt) hits.push({ index, start, at: offset });
+      nonFiniteAt = [];
+    };
     try {
       let pos = skipSpace(buffer, 0);
       let value: unknown;
@@ -266,7 +325,9 @@ export class JsonScanner {
         if (at(buffer, pos) === CLOSE_ARRAY) pos++;
         else {
           for (;;) {
-            const read = picked(buffer, skipSpace(buffer, pos), this.pick);
+            const start = skipSpace(buffer, pos);
+            const read = picked(buffer, start, this.pick);
+            collect(out.length, start);
             out.push(read.value);
             pos = skipSpace(buffer, read.end);
             const next = at(buffer, pos++);
@@ -278,15 +339,19 @@ export class JsonScanner {
         value = out;
       } else {
         const read = picked(buffer, pos, this.pick);
+        collect(0, pos);
         value = read.value;
         pos = read.end;
       }
       pos = skipSpace(buffer, pos);
       if (pos !== buffer.length) throw new NotJson(pos);
-      return { ok: true, value };
+      return hits.length === 0 ? { ok: true, value } : { ok: true, value, nonFinite: hits };
     } catch (error) {
       if (error instanceof NotJson) return { ok: false, at: error.at };
       throw error;
+    } finally {
+      nonFiniteAllowed = false;
+      nonFiniteAt = [];
     }
   }
 }
@@ -344,8 +409,50 @@ function whole(bytes: Buffer, pos: number): Read {
   }
   const end = skipValue(bytes, pos);
   if (first === MINUS || DIGIT[first!] === 1) return { value: Number(bytes.toString("latin1", pos, end)), end };
+  if (first === 0x4e || first === 0x49) return { value: null, end }; // NaN, Infinity (read only with nonFinite)
   if (first === 0x6e) return { value: null, end };
   if (first === 0x74) return { value: true, end };
   if (first === 0x66) return { value: false, end };
   return { value: JSON.parse(bytes.toString("utf8", pos, end)), end };
+}
+
+/**
+ * The field path ("metadata.usage_object.total_tokens", "response.choices[0].logprobs") of the value at byte `target`
+ * inside the JSON value that starts at `start`; "" when `target` is that value itself. For reporting only: the text
+ * must already have been read by the scanner (it is not checked again).
+ */
+export function fieldPathAt(bytes: Uint8Array, start: number, target: number): string {
+  const path: Array<string | number> = [];
+  const inObject: boolean[] = [];
+  let expectKey = false;
+  let pos = start;
+  while (pos < target && pos < bytes.length) {
+    const byte = bytes[pos]!;
+    if (byte === QUOTE) {
+      let end = skipString(bytes, pos);
+      end = end < 0 ? -end : end;
+      if (expectKey && inObject[inObject.length - 1] === true) {
+        path[path.length - 1] = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + pos, end - pos).toString("utf8")) as string;
+        expectKey = false;
+      }
+      pos = end;
+      continue;
+    }
+    if (byte === OPEN_OBJECT) {
+      inObject.push(true);
+      path.push("");
+      expectKey = true;
+    } else if (byte === OPEN_ARRAY) {
+      inObject.push(false);
+      path.push(0);
+    } else if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
+      inObject.pop();
+      path.pop();
+    } else if (byte === COMMA) {
+      if (inObject[inObject.length - 1] === true) expectKey = true;
+      else path[path.length - 1] = (path[path.length - 1] as number) + 1;
+    }
+    pos++;
+  }
+  return path.reduce<string>((text, part) => (typeof part === "number" ? `${text}[${part}]` : text === "" ? part : `${text}.${part}`), "");
 }

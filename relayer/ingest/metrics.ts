@@ -54,7 +54,7 @@ export class IngestMetrics {
     });
     this.conflicts = new Counter({
       name: "agentgpt_ingest_call_id_conflicts_total",
-      help: "calls that reused another call's litellm_call_id and were recorded under id#fingerprint",
+      help: "calls that reused another call's id (another start time) and were recorded under id#start",
       registers,
     });
     this.jobsDeferred = new Counter({

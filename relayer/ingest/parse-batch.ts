@@ -44,7 +44,7 @@ export function batchContext(config: RelayerConfig): BatchContext {
   return {
     builder: SubmissionBuilder.fromConfig(config),
     parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }),
-    scanner: new JsonScanner(SPEND_LOG_FIELDS),
+    scanner: new JsonScanner(SPEND_LOG_FIELDS, { nonFinite: true }),
     maxEntries: config.server.maxEntries,
     maxChunk: config.ingest.maxChunk,
   };

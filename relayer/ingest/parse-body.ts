@@ -15,7 +15,7 @@
  */
 import { isAscii } from "node:buffer";
 
-import type { JsonScanner } from "./json-scan.js";
+import { fieldPathAt, type JsonScanner, type NonFiniteHit } from "./json-scan.js";
 
 export type BodyFormat = "json_array" | "single" | "ndjson";
 
@@ -29,7 +29,7 @@ const EMPTY = "the body is empty; expected LiteLLM logs as a JSON array, one JSO
 
 /** The body as bytes (read with `scanner` when given) or as text. */
 export function parseBody(bytes: Buffer | string, scanner?: JsonScanner): ParsedBody {
-  if (typeof bytes === "string") return parseText(bytes);
+  if (typeof bytes === "string") return parseText(bytes, scanner);
   if (scanner === undefined) return parseText(decode(bytes));
   // Trim what String.prototype.trim trims among ASCII bytes; a non-ASCII end goes to the text reader.
   let start = 0;
@@ -38,13 +38,10 @@ export function parseBody(bytes: Buffer | string, scanner?: JsonScanner): Parsed
   while (end > start && isTrimmed(bytes[end - 1]!)) end--;
   if (start === end) return { ok: false, reason: EMPTY };
   const first = bytes[start]!;
-  if ((first !== 0x5b && first !== 0x7b) || bytes[end - 1]! >= 0x80) return parseText(decode(bytes));
+  if ((first !== 0x5b && first !== 0x7b) || bytes[end - 1]! >= 0x80) return parseText(decode(bytes), scanner);
   const text = bytes.subarray(start, end);
   const whole = scanner.scan(text);
-  if (whole.ok) {
-    if (Array.isArray(whole.value)) return { ok: true, format: "json_array", entries: whole.value.map((value, index) => ({ index, value })) };
-    return { ok: true, format: "single", entries: [{ index: 0, value: whole.value }] };
-  }
+  if (whole.ok) return scanned(text, whole.value, whole.nonFinite);
   // Not one JSON text: the text reader has JSON.parse's own account of where it breaks.
   if (first === 0x5b) return parseText(decode(bytes));
   const lines: Buffer[] = [];
@@ -61,13 +58,37 @@ export function parseBody(bytes: Buffer | string, scanner?: JsonScanner): Parsed
     format: "ndjson",
     entries: lines.map((line, index) => {
       const read = scanner.scan(line);
-      return read.ok ? { index, value: read.value } : parseLine(decode(line), index);
+      if (!read.ok) return parseLine(decode(line), index);
+      const hit = read.nonFinite?.[0];
+      return hit === undefined ? { index, value: read.value } : { index, error: nonFiniteReason(line, hit) };
     }),
   };
 }
 
-/** The text reader. */
-function parseText(body: string): ParsedBody {
+/** Entries of a text the scanner read whole: an entry holding NaN or Infinity becomes an error, alone. */
+function scanned(text: Buffer, value: unknown, nonFinite: readonly NonFiniteHit[] | undefined): ParsedBody {
+  const refused = new Map<number, string>();
+  for (const hit of nonFinite ?? []) if (!refused.has(hit.index)) refused.set(hit.index, nonFiniteReason(text, hit));
+  const entry = (index: number, value: unknown): BodyEntry => {
+    const error = refused.get(index);
+    return error === undefined ? { index, value } : { index, error };
+  };
+  if (Array.isArray(value)) return { ok: true, format: "json_array", entries: value.map((element, index) => entry(index, element)) };
+  return { ok: true, format: "single", entries: [entry(0, value)] };
+}
+
+/** Why an entry with NaN or Infinity is refused, naming the field. */
+export function nonFiniteReason(text: Uint8Array, hit: NonFiniteHit): string {
+  const path = fieldPathAt(text, hit.start, hit.at);
+  const token = text[hit.at] === 0x4e ? "NaN" : text[hit.at] === 0x2d ? "-Infinity" : "Infinity";
+  return (
+    `${path === "" ? "entry" : path}: ${token} is not a JSON number (Python's json.dumps writes it for a float nan or inf); ` +
+    "this entry is refused, the other entries of the body are ingested"
+  );
+}
+
+/** The text reader. A text JSON.parse refuses only for NaN or Infinity goes to `scanner`, when given. */
+function parseText(body: string, scanner?: JsonScanner): ParsedBody {
   const text = body.trim();
   if (text === "") return { ok: false, reason: EMPTY };
   const first = text[0];
@@ -85,9 +106,25 @@ function parseText(body: string): ParsedBody {
     if (Array.isArray(whole)) return { ok: true, format: "json_array", entries: whole.map((value, index) => ({ index, value })) };
     return { ok: true, format: "single", entries: [{ index: 0, value: whole }] };
   }
+  if (scanner !== undefined && /NaN|Infinity/.test(text)) {
+    const bytes = Buffer.from(text, "utf8");
+    const read = scanner.scan(bytes);
+    if (read.ok) return scanned(bytes, read.value, read.nonFinite);
+  }
   const lines = text.split(/\r?\n/).filter((line) => line.trim() !== "");
   if (first === "[" || lines.length < 2) return { ok: false, reason: `the body is not valid JSON: ${wholeError}` };
-  return { ok: true, format: "ndjson", entries: lines.map((line, index) => parseLine(line, index)) };
+  return {
+    ok: true,
+    format: "ndjson",
+    entries: lines.map((line, index) => {
+      const entry = parseLine(line, index);
+      if (!("error" in entry) || scanner === undefined || !/NaN|Infinity/.test(line)) return entry;
+      const bytes = Buffer.from(line.trim(), "utf8");
+      const read = scanner.scan(bytes);
+      const hit = read.ok ? read.nonFinite?.[0] : undefined;
+      return hit === undefined ? entry : { index, error: nonFiniteReason(bytes, hit) };
+    }),
+  };
 }
 
 function parseLine(line: string, index: number): BodyEntry {

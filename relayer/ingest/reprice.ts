@@ -42,7 +42,7 @@ export async function repriceUnbillable(
       }
       const built = builder.build(log.data, record.receivedAt);
       // Keep the identity the record was stored under, so the submit script finds it.
-      submissions.push({ ...built, key: record.key, fingerprint: record.fingerprint } as Submission);
+      submissions.push({ ...built, key: record.key, fingerprint: record.fingerprint, startTime: log.data.startTime } as Submission);
     }
     const result = await queue.add(submissions);
     result.outcomes.forEach((outcome, index) => {

@@ -11,7 +11,10 @@ import { decimalOfNumber, formatDecimal, isPayerAddress, parseDecimal, toPayerAd
 import type { FieldPick } from "./json-scan.js";
 
 export interface SpendLog {
-  /** idempotency key: litellm_call_id when present, else id */
+  /**
+   * idempotency key: LiteLLM's `id` (its StandardLoggingPayload id: the response id, else the call id; the same
+   * value is the request_id of LiteLLM's spend record), else litellm_call_id
+   */
   readonly key: string;
   readonly litellmCallId: string | null;
   readonly litellmId: string;
@@ -64,7 +67,9 @@ export function parseLogTime(value: number | string): number | undefined {
   if (typeof value === "number") seconds = value;
   else if (/^\d+(\.\d+)?$/.test(value.trim())) seconds = Number(value.trim());
   if (seconds !== undefined) {
-    return Number.isFinite(seconds) && seconds >= MIN_EPOCH_S && seconds <= MAX_EPOCH_S ? Math.round(seconds * 1000) : undefined;
+    // Whole microseconds first (what LiteLLM's Python datetime holds), then milliseconds rounded half up, as
+    // PostgreSQL stores LiteLLM's spend records (timestamp(3)).
+    return Number.isFinite(seconds) && seconds >= MIN_EPOCH_S && seconds <= MAX_EPOCH_S ? Math.floor((Math.round(seconds * 1e6) + 500) / 1000) : undefined;
   }
   const match = DATE_TIME.exec((value as string).trim());
   if (match === null) return undefined;
@@ -236,8 +241,8 @@ function parseEntry(entry: unknown, limits: SpendLogLimits): SpendLogParse {
   const problems: Problems = [];
   const litellmCallId = blank(value.litellm_call_id);
   const litellmId = blank(value.id);
-  const key = litellmCallId ?? litellmId;
-  if (key === null) problems.push("id: an entry needs litellm_call_id or id (its idempotency key)");
+  const key = litellmId ?? litellmCallId;
+  if (key === null) problems.push("id: an entry needs id or litellm_call_id (its idempotency key)");
   const promptTokens = tokenCount(value.prompt_tokens, "prompt_tokens", limits, problems);
   const completionTokens = tokenCount(value.completion_tokens, "completion_tokens", limits, problems);
   const totalTokens = tokenCount(value.total_tokens, "total_tokens", limits, problems);

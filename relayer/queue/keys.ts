@@ -3,14 +3,16 @@
  * and writes dedupe records, unbillable records and chunks in one atomic step, stays in one Redis Cluster slot.
  * BullMQ queues use the prefix `{<prefix>}` (BullMQ's own advice for Cluster) and the name `receipts-<chain>`.
  *
- *   {p:ingest}:seen:<id>            dedupe record "<fp>|q|<chain>|<chunk>" or "<fp>|u|<reason>|<unbillable record JSON>",
+ *   {p:ingest}:seen:<id>            dedupe record "<fp>|<start>|q|<chain>|<chunk>" or "<fp>|<start>|u|<reason>|<record JSON>",
  *                                   TTL dedupe_ttl (see scripts.ts)
  *   {p:ingest}:unbillable:<reason>  sorted set of unbillable ids by time recorded
- *   {p:ingest}:chunk:<chunkId>      hash: r (JSON array of receipts), m (acceptance mask), d (ids under key#fp),
+ *   {p:ingest}:chunk:<chunkId>      hash: r (JSON array of receipts), m (acceptance mask), d (ids under key#start),
  *                                   until acknowledged by the consumer
  *   {p:ingest}:pending:<chain>      sorted set of unacknowledged chunk ids by creation time
  *   {p:ingest}:stats                hash of counters
  *   {p:ingest}:invalid              capped list of refused entries (reason and id only)
+ *   {p:ingest}:conflicts            sorted set (by time) of logs that disagree with the recorded log of the same call
+ *                                   (JSON: id, start time, fingerprints, the log not billed); trimmed after dedupe_ttl
  */
 import type { UnbillableReason } from "./unbillable.js";
 
@@ -34,6 +36,9 @@ export class IngestKeys {
   }
   get invalid(): string {
     return `${this.tag}:invalid`;
+  }
+  get conflicts(): string {
+    return `${this.tag}:conflicts`;
   }
   seen(id: string): string {
     return `${this.tag}:seen:${id}`;

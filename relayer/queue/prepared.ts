@@ -13,6 +13,7 @@ export type PreparedEntry =
       readonly kind: "receipt";
       readonly key: string;
       readonly fingerprint: string;
+      readonly startTime?: number | undefined;
       /** index into PreparedSubmissions.chains */
       readonly chain: number;
       readonly tokens: number;
@@ -21,6 +22,7 @@ export type PreparedEntry =
       readonly kind: "unbillable";
       readonly key: string;
       readonly fingerprint: string;
+      readonly startTime?: number | undefined;
       readonly reason: UnbillableReason;
     };
 
@@ -48,12 +50,14 @@ function prepareOne(submissions: readonly Submission[]): PreparedSubmissions {
     if (!FINGERPRINT.test(submission.fingerprint)) throw new TypeError(`fingerprint must be 16 hex digits: ${submission.fingerprint}`);
     if (submission.kind === "receipt") {
       const entry = receiptEntry(submission, chainIndex, names, lines);
-      packed.push(packEntry("q", entry.chain + 1, submission.key, submission.fingerprint, ""));
+      packed.push(packEntry("q", entry.chain + 1, submission.key, submission.fingerprint, submission.startTime, ""));
       return entry;
     }
     // the record as JSON without its opening "{" (the script puts the id first)
-    packed.push(packEntry("u", REASON_GROUP.get(submission.body.reason)!, submission.key, submission.fingerprint, JSON.stringify(submission.body).slice(1)));
-    return { kind: "unbillable", key: submission.key, fingerprint: submission.fingerprint, reason: submission.body.reason };
+    packed.push(
+      packEntry("u", REASON_GROUP.get(submission.body.reason)!, submission.key, submission.fingerprint, submission.startTime, JSON.stringify(submission.body).slice(1)),
+    );
+    return { kind: "unbillable", key: submission.key, fingerprint: submission.fingerprint, startTime: submission.startTime, reason: submission.body.reason };
   });
   return {
     chains: names.map((chain, index) => ({ chain, receipts: encoder.encode(`[${lines[index]!.join(",")}]`) })),
@@ -63,12 +67,14 @@ function prepareOne(submissions: readonly Submission[]): PreparedSubmissions {
 }
 
 /**
- * One entry for the submit script: `<kind><group>,<key bytes>,<body bytes>,<fingerprint><key><body>`, where kind is
- * q (receipt; group = chain number, body empty) or u (unbillable; group = reason number, body = the record's JSON
- * without its "{"), lengths are decimal byte counts of the UTF-8 text, and the fingerprint is 16 hex digits.
+ * One entry for the submit script: `<kind><group>,<key bytes>,<body bytes>,<start ms>,<fingerprint><key><body>`, where
+ * kind is q (receipt; group = chain number, body empty) or u (unbillable; group = reason number, body = the record's
+ * JSON without its "{"), lengths are decimal byte counts of the UTF-8 text, start ms is the call's start time (empty
+ * when unknown) and the fingerprint is 16 hex digits.
  */
-function packEntry(kind: "q" | "u", group: number, key: string, fingerprint: string, body: string): string {
-  return `${kind}${group},${Buffer.byteLength(key)},${Buffer.byteLength(body)},${fingerprint}${key}${body}`;
+function packEntry(kind: "q" | "u", group: number, key: string, fingerprint: string, startTime: number | undefined, body: string): string {
+  if (startTime !== undefined && !Number.isSafeInteger(startTime)) throw new TypeError(`startTime must be whole milliseconds: ${startTime}`);
+  return `${kind}${group},${Buffer.byteLength(key)},${Buffer.byteLength(body)},${startTime ?? ""},${fingerprint}${key}${body}`;
 }
 
 function receiptEntry(
@@ -85,7 +91,7 @@ function receiptEntry(
     lines.push([]);
   }
   lines[index]!.push(`{"id":${JSON.stringify(submission.key)},${JSON.stringify(submission.body).slice(1)}`);
-  return { kind: "receipt", key: submission.key, fingerprint: submission.fingerprint, chain: index, tokens: submission.body.tokens };
+  return { kind: "receipt", key: submission.key, fingerprint: submission.fingerprint, startTime: submission.startTime, chain: index, tokens: submission.body.tokens };
 }
 
 /** Encodes submissions in parts of at most `maxPart` (one atomic write, and at most one chunk per chain, each). */

@@ -15,10 +15,15 @@ import { withIngestScripts, type IngestRedis } from "./scripts.js";
 import { UNBILLABLE_REASONS, type UnbillableBody, type UnbillableReason, type UnbillableRecord } from "./unbillable.js";
 
 export interface SubmissionBase {
-  /** idempotency key: LiteLLM's litellm_call_id, else its id */
+  /** idempotency key: LiteLLM's id (the request_id of its spend record), else its litellm_call_id */
   readonly key: string;
-  /** 16 hex digits identifying the call's content, so a reused key is told apart from a re-send */
+  /** 16 hex digits of what is billed (usage, status, cost): tells a re-send from a log that disagrees */
   readonly fingerprint: string;
+  /**
+   * the call's start time, epoch ms: with the key, the identity of a call (within 1 ms). A log with the same key and
+   * another start time is another call reusing the id, billed under `<key>#<start>`. Absent: the key alone.
+   */
+  readonly startTime?: number | undefined;
 }
 
 export interface ReceiptSubmission extends SubmissionBase {
@@ -33,8 +38,25 @@ export interface UnbillableSubmission extends SubmissionBase {
 
 export type Submission = ReceiptSubmission | UnbillableSubmission;
 
-/** queued: new receipt; requeued: a kept unbillable call is now billable; duplicate: seen before (either kind). */
-export type SubmitOutcome = "queued" | "requeued" | "unbillable" | "duplicate";
+/**
+ * queued: new receipt; requeued: a kept unbillable call is now billable; duplicate: seen before (either kind);
+ * conflict: another log of a call already recorded that disagrees with it (usage, status or cost), kept in the
+ * conflicts list and not billed.
+ */
+export type SubmitOutcome = "queued" | "requeued" | "unbillable" | "duplicate" | "conflict";
+
+/** A log that disagrees with the recorded log of the same call: kept for operators, never billed. */
+export interface ConflictRecord {
+  /** the call's id (key, or key#start) */
+  readonly id: string;
+  readonly startTime: number | null;
+  /** the log that counts (billed, or kept as unbillable) */
+  readonly kept: { readonly fingerprint: string; readonly kind: "receipt" | "unbillable" };
+  /** the log that does not count: the receipt or unbillable record it would have been */
+  readonly other: { readonly fingerprint: string; readonly kind: "receipt" | "unbillable"; readonly record: Record<string, unknown> };
+  /** when it was recorded, epoch ms */
+  readonly at: number;
+}
 
 export interface ChunkRef {
   readonly chain: string;
@@ -54,7 +76,9 @@ export interface IngestStats {
   readonly queued: number;
   readonly requeued: number;
   readonly duplicates: number;
-  /** calls that reused another call's id and were recorded under id#fingerprint */
+  /** calls that reused another call's id (another start time) and were recorded under id#start */
+  readonly reused: number;
+  /** logs kept as conflicts: they disagreed with the recorded log of the same call */
   readonly conflicts: number;
   readonly invalid: number;
   readonly unbillable: Readonly<Record<UnbillableReason, number>>;
@@ -75,15 +99,18 @@ export interface ReceiptStoreOptions {
   readonly dedupeTtlMs: number;
 }
 
-const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: "unbillable", D: "duplicate" };
+const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: "unbillable", D: "duplicate", C: "conflict" };
 const INVALID_LOG_LENGTH = 1000;
 
 const REASON_KEYS = (keys: IngestKeys) => UNBILLABLE_REASONS.map((reason) => keys.reasonIndex(reason));
 
-/** The unbillable record inside a dedupe record "<fp>|u|<reason>|<JSON>", or null for any other value. */
+/** The unbillable record inside a dedupe record "<fp>|<start>|u|<reason>|<JSON>" (or "<fp>|u|..."), else null. */
 function unbillableOf(value: string | null): UnbillableRecord | null {
-  if (value === null || value[17] !== "u") return null;
-  const start = value.indexOf("|", 19);
+  if (value === null) return null;
+  // "<fp>|u|..." was written before start times were kept
+  const bar = (value[17] === "u" || value[17] === "q") && value[18] === "|" ? 16 : value.indexOf("|", 17);
+  if (bar === -1 || value[bar + 1] !== "u") return null;
+  const start = value.indexOf("|", bar + 3);
   return start === -1 ? null : (JSON.parse(value.slice(start + 1)) as UnbillableRecord);
 }
 
@@ -123,7 +150,16 @@ export class ReceiptStore {
     const chunkIds = chains.map(({ chain }) => newChunkId(chain));
 
     const keys: string[] = [this.keys.stats, ...REASON_KEYS(this.keys)];
-    const args: Array<string | number | Buffer> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, entries.length, this.keys.seen(""), ...UNBILLABLE_REASONS];
+    const args: Array<string | number | Buffer> = [
+      now,
+      this.ttlSeconds,
+      UNBILLABLE_REASONS.length,
+      chains.length,
+      entries.length,
+      this.keys.seen(""),
+      this.keys.conflicts,
+      ...UNBILLABLE_REASONS,
+    ];
     chains.forEach(({ chain, receipts }, index) => {
       keys.push(this.keys.pending(chain), this.keys.chunk(chunkIds[index]!));
       args.push(chain, chunkIds[index]!, asBuffer(receipts));
@@ -141,7 +177,8 @@ export class ReceiptStore {
     const outcomes = entries.map((entry, index) => {
       const outcome = OUTCOME[reply[index * 2]!];
       if (outcome === undefined) throw new Error(`submit script returned an unknown outcome at ${index}: ${reply}`);
-      const id = reply[index * 2 + 1] === "d" ? `${entry.key}#${entry.fingerprint}` : entry.key;
+      const form = reply[index * 2 + 1];
+      const id = form === "b" ? entry.key : `${entry.key}#${(entry.startTime ?? 0) + (form === "m" ? -1 : form === "p" ? 1 : 0)}`;
       if (entry.kind === "receipt" && (outcome === "queued" || outcome === "requeued")) counts[entry.chain]! += 1;
       return { id, outcome };
     });
@@ -163,17 +200,17 @@ export class ReceiptStore {
     const [text, mask, derived] = fields;
     if (text === null || text === undefined || mask === null || mask === undefined) return null;
     const all = JSON.parse(text) as Receipt[];
-    const fingerprints = new Map<number, string>();
+    const suffixes = new Map<number, string>();
     for (const pair of (derived ?? "").split(",")) {
       if (pair === "") continue;
-      const [index, fingerprint] = pair.split(":");
-      fingerprints.set(Number(index), fingerprint!);
+      const [index, suffix] = pair.split(":");
+      suffixes.set(Number(index), suffix!);
     }
     const receipts: Receipt[] = [];
     all.forEach((receipt, index) => {
       const flag = mask[index];
       if (flag === "1") receipts.push(receipt);
-      else if (flag === "2") receipts.push({ ...receipt, id: `${receipt.id}#${fingerprints.get(index)}` });
+      else if (flag === "2") receipts.push({ ...receipt, id: `${receipt.id}#${suffixes.get(index)}` });
     });
     return receipts;
   }
@@ -248,6 +285,7 @@ export class ReceiptStore {
       queued: number("queued"),
       requeued: number("requeued"),
       duplicates: number("duplicates"),
+      reused: number("reused"),
       conflicts: number("conflicts"),
       invalid: number("invalid"),
       unbillable,
@@ -277,6 +315,19 @@ export class ReceiptStore {
       const record = unbillableOf(value);
       return record === null ? [] : [record];
     });
+  }
+
+  /** Logs kept as conflicts (within the dedupe TTL), newest first. */
+  async listConflicts(options: { limit?: number; offset?: number } = {}): Promise<ConflictRecord[]> {
+    const offset = options.offset ?? 0;
+    const flat = await this.redis.zrevrange(this.keys.conflicts, offset, offset + (options.limit ?? 100) - 1, "WITHSCORES");
+    const out: ConflictRecord[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ ...(JSON.parse(flat[i]!) as Omit<ConflictRecord, "at">), at: Number(flat[i + 1]) });
+    return out;
+  }
+
+  async conflictCount(): Promise<number> {
+    return this.redis.zcard(this.keys.conflicts);
   }
 
   async getUnbillable(id: string): Promise<UnbillableRecord | null> {

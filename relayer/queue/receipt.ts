@@ -11,8 +11,9 @@
  *   never exceeds the contract's cap `ceil(tokens * maxPricePer1kTokens / 1000)` when the route's price is at most
  *   the governed cap.
  * - `amount = ceil(amountMilli / 1000)` is only a display figure for one receipt.
- * - `id` is unique and stable: LiteLLM's `litellm_call_id` (else its `id`); when a caller reuses a call id for a
- *   different call, that call's receipt gets `<call id>#<fingerprint>` so both are billed once.
+ * - `id` is unique and stable: LiteLLM's `id` (the request_id of its spend record; else `litellm_call_id`); when
+ *   another call reuses an id (another start time), that call's receipt gets `<id>#<start ms>` so both are billed
+ *   once. Two logs of one call that disagree are never both billed (see queue/scripts.ts).
  */
 import { z } from "zod";
 
@@ -24,7 +25,7 @@ const text = z.string().nullable();
 
 export const Receipt = z.object({
   v: z.literal(RECEIPT_VERSION),
-  /** idempotency key: litellm_call_id, else LiteLLM's id; `<key>#<fingerprint>` for a reused key */
+  /** idempotency key: LiteLLM's id, else litellm_call_id; `<key>#<start ms>` for another call reusing the key */
   id: z.string().min(1),
   /** chain name from the config ("arbitrum", "polygon") */
   chain: z.string().min(1),

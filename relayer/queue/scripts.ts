@@ -2,33 +2,42 @@
  * The Lua scripts that make ingest exactly-once. Each runs atomically in Redis, so a submission is either fully
  * recorded (its dedupe record, and its place in a chunk) or not at all, whatever crashes.
  *
+ * The identity of a call (see DESIGN "exactly once" and README "Ingest"): LiteLLM's id (the key; it is also the
+ * request_id of LiteLLM's own spend record) and the call's start time, to the millisecond, within 1 ms (LiteLLM's
+ * logger sends a float of seconds, its database keeps milliseconds). Two logs with the same key and start time are
+ * logs of one call: with the same fingerprint (usage, status and cost, see ingest's fingerprint.ts) the later one is
+ * a duplicate; with another fingerprint they disagree, and one of them is billed by this rule:
+ *   the first log recorded for a call is the one that counts, except that a billable log replaces an unbillable
+ *   one (nothing was billed yet); the log that does not count is kept in the conflicts set, never billed.
+ * A log with the same key but another start time is another call reusing the id (a client can choose
+ * x-litellm-call-id): it is recorded and billed under `<key>#<start ms>`.
+ *
  * Dedupe record `seen:<id>` (TTL dedupe_ttl), one of:
- *   "<fp>|q|<chain>|<chunk>"            queued as a receipt in that chunk
- *   "<fp>|u|<reason>|<record JSON>"     kept as unbillable; the record lives in its dedupe record
- * where <fp> is the 16-hex-digit fingerprint of the call's content. A key seen with another fingerprint is a
- * different call reusing the call id (a client can choose x-litellm-call-id): it is recorded under `key#fp`
- * instead of being dropped as a duplicate, so it cannot ride for free on another call's id.
+ *   "<fp>|<start ms>|q|<chain>|<chunk>"          queued as a receipt in that chunk
+ *   "<fp>|<start ms>|u|<reason>|<record JSON>"   kept as unbillable; the record lives in its dedupe record
+ * where <fp> is the 16-hex-digit fingerprint and <start ms> may be empty (no start time given).
  *
  * A chunk is a hash: `r` the JSON array of every receipt submitted for its chain in that call (ids = keys),
- * `m` one character per element (1 accepted, 2 accepted under key#fp, 0 duplicate), `d` the fingerprints of the
- * "2" elements ("<index>:<fp>,..."). Readers keep the accepted elements (ReceiptStore.readChunk). Building the
- * array once in JavaScript keeps per-receipt work in Redis to one SET.
+ * `m` one character per element (1 accepted, 2 accepted under a derived id, 0 duplicate or conflict), `d` the id
+ * suffixes of the "2" elements ("<index>:<start ms>,..."). Readers keep the accepted elements
+ * (ReceiptStore.readChunk). Building the array once in JavaScript keeps per-receipt work in Redis to one SET.
  */
 import type { Redis, Result } from "ioredis";
 
 /**
  * submit
  * KEYS: [1] stats hash; [2 .. 1+R] unbillable index per reason (ARGV reason order); per chain: pending zset, chunk hash
- * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N [6] prefix of dedupe keys ("{p:ingest}:seen:"); R reason names;
- *       per chain: name, chunk id, receipts JSON; then the N entries packed into one string, each
- *       `<kind><group>,<key bytes>,<body bytes>,<fingerprint><key><body>` (see prepared.ts packEntry): kind q or u,
- *       group the chain or reason number (1-based), body "" for q and for u the record JSON without its opening
- *       "{" (the script puts the id in front).
- * The dedupe keys (`seen:<key>`, `seen:<key>#<fp>`) are built here from the prefix rather than declared in KEYS:
- * they share the hash tag of the declared keys, so they are in the same Redis Cluster slot, which is all Redis
- * requires of an undeclared key. Packing keeps a 512-entry call to a dozen arguments.
+ * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N [6] prefix of dedupe keys ("{p:ingest}:seen:") [7] conflicts
+ *       zset; R reason names; per chain: name, chunk id, receipts JSON; then the N entries packed into one string,
+ *       each `<kind><group>,<key bytes>,<body bytes>,<start ms>,<fingerprint><key><body>` (see prepared.ts
+ *       packEntry): kind q or u, group the chain or reason number (1-based), start ms possibly empty, body "" for q
+ *       and for u the record JSON without its opening "{" (the script puts the id in front).
+ * The dedupe keys and the conflicts set are not declared in KEYS: they share the hash tag of the declared keys, so
+ * they are in the same Redis Cluster slot, which is all Redis requires of an undeclared key. Packing keeps a
+ * 512-entry call to a dozen arguments.
  * Returns two characters per entry: outcome (Q queued, R queued replacing an unbillable record, U unbillable,
- * D duplicate) and form (b: id is the key, d: id is key#fingerprint).
+ * D duplicate, C conflict: another log of a call already recorded, kept apart and not billed) and form (b: id is
+ * the key, d: id is key#start, m: key#(start - 1), p: key#(start + 1)).
  */
 const SUBMIT = `
 local now = tonumber(ARGV[1])
@@ -37,50 +46,93 @@ local R = tonumber(ARGV[3])
 local C = tonumber(ARGV[4])
 local N = tonumber(ARGV[5])
 local seenPrefix = ARGV[6]
+local conflictsKey = ARGV[7]
 local reasonKey = {}
-for r = 1, R do reasonKey[ARGV[6 + r]] = KEYS[1 + r] end
-local chainArg = 6 + R
+for r = 1, R do reasonKey[ARGV[7 + r]] = KEYS[1 + r] end
+local chainArg = 7 + R
 local chainKey = 1 + R
 local packed = ARGV[chainArg + 3 * C + 1]
 local p = 1
-local masks, derived, accepted = {}, {}, {}
+local masks, derived, accepted, decoded = {}, {}, {}, {}
 for c = 1, C do masks[c] = {}; derived[c] = {}; accepted[c] = 0 end
 local out = {}
-local queued, requeued, duplicates, conflicts = 0, 0, 0, 0
+local queued, requeued, duplicates, reused, conflicts = 0, 0, 0, 0, 0
 local unbillable = {}
 
 local function record(id, body)
   return '{"id":' .. cjson.encode(id) .. ',' .. body
 end
 
--- "|q|<chain>|<chunk>" of each chain, built once: a receipt's dedupe record is its fingerprint and this
+-- "|q|<chain>|<chunk>" of each chain, built once
 local queuedSuffix = {}
 for c = 1, C do queuedSuffix[c] = '|q|' .. ARGV[chainArg + 3 * c - 2] .. '|' .. ARGV[chainArg + 3 * c - 1] end
 
-local function fresh(kind, group, id, fp, body)
+local function fresh(kind, group, id, fp, startText, body)
   if kind == 'q' then
-    return fp .. queuedSuffix[group]
+    return fp .. '|' .. startText .. queuedSuffix[group]
   end
-  return fp .. '|u|' .. ARGV[6 + group] .. '|' .. record(id, body)
+  return fp .. '|' .. startText .. '|u|' .. ARGV[7 + group] .. '|' .. record(id, body)
 end
+
+-- a dedupe record: fingerprint, start ms (nil if none), kind, index where its reason/chain starts. A record written
+-- before start times were kept ("<fp>|q|..." or "<fp>|u|...") reads as a call of unknown start time.
+local function parse(old)
+  local k = string.sub(old, 18, 18)
+  if (k == 'q' or k == 'u') and string.sub(old, 19, 19) == '|' then
+    return string.sub(old, 1, 16), nil, k, 20
+  end
+  local bar = string.find(old, '|', 18, true)
+  return string.sub(old, 1, 16), tonumber(string.sub(old, 18, bar - 1)), string.sub(old, bar + 1, bar + 1), bar + 3
+end
+
+local function sameCall(a, b)
+  if a == nil or b == nil then return true end
+  return math.abs(a - b) <= 1
+end
+
+local function keepConflict(id, startText, keptFp, keptKind, otherFp, otherKind, otherRecord)
+  redis.call('ZADD', conflictsKey, now, '{"id":' .. cjson.encode(id) .. ',"startTime":' .. (startText == '' and 'null' or startText) ..
+    ',"kept":{"fingerprint":"' .. keptFp .. '","kind":"' .. keptKind .. '"},"other":{"fingerprint":"' .. otherFp ..
+    '","kind":"' .. otherKind .. '","record":' .. otherRecord .. '}}')
+  conflicts = conflicts + 1
+end
+
+local KIND = { q = 'receipt', u = 'unbillable' }
 
 for i = 0, N - 1 do
   local kind = string.sub(packed, p, p)
   local c1 = string.find(packed, ',', p + 1, true)
   local c2 = string.find(packed, ',', c1 + 1, true)
   local c3 = string.find(packed, ',', c2 + 1, true)
+  local c4 = string.find(packed, ',', c3 + 1, true)
   local group = tonumber(string.sub(packed, p + 1, c1 - 1))
-  local keyEnd = c3 + 16 + tonumber(string.sub(packed, c1 + 1, c2 - 1))
+  local startText = string.sub(packed, c3 + 1, c4 - 1)
+  local start = tonumber(startText)
+  local keyEnd = c4 + 16 + tonumber(string.sub(packed, c1 + 1, c2 - 1))
   p = keyEnd + tonumber(string.sub(packed, c2 + 1, c3 - 1)) + 1
-  local fp = string.sub(packed, c3 + 1, c3 + 16)
-  local key = string.sub(packed, c3 + 17, keyEnd)
+  local fp = string.sub(packed, c4 + 1, c4 + 16)
+  local key = string.sub(packed, c4 + 17, keyEnd)
   local body = string.sub(packed, keyEnd + 1, p - 1)
   local seenKey, id, form = seenPrefix .. key, key, 'b'
-  local old = redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'NX', 'EX', ttl, 'GET')
-  if old and string.sub(old, 1, 16) ~= fp then
-    seenKey, id, form = seenPrefix .. key .. '#' .. fp, key .. '#' .. fp, 'd'
-    old = redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'NX', 'EX', ttl, 'GET')
-    if not old then conflicts = conflicts + 1 end
+  local old = redis.call('SET', seenKey, fresh(kind, group, id, fp, startText, body), 'NX', 'EX', ttl, 'GET')
+  if old then
+    local _, oldStart = parse(old)
+    if not sameCall(oldStart, start) then
+      -- another call reusing the key: its own record, under key#start (probing 1 ms either side)
+      form, old = 'd', nil
+      for probe, t in ipairs({ start, start - 1, start + 1 }) do
+        local value = redis.call('GET', seenPrefix .. key .. '#' .. t)
+        if value then
+          seenKey, id, old, form = seenPrefix .. key .. '#' .. t, key .. '#' .. t, value, string.sub('dmp', probe, probe)
+          break
+        end
+      end
+      if not old then
+        seenKey, id = seenPrefix .. key .. '#' .. start, key .. '#' .. start
+        redis.call('SET', seenKey, fresh(kind, group, id, fp, startText, body), 'EX', ttl)
+        reused = reused + 1
+      end
+    end
   end
   local outcome
   if not old then
@@ -89,40 +141,54 @@ for i = 0, N - 1 do
       queued = queued + 1
     else
       outcome = 'U'
-      redis.call('ZADD', reasonKey[ARGV[6 + group]], now, id)
-      unbillable[ARGV[6 + group]] = (unbillable[ARGV[6 + group]] or 0) + 1
+      redis.call('ZADD', reasonKey[ARGV[7 + group]], now, id)
+      unbillable[ARGV[7 + group]] = (unbillable[ARGV[7 + group]] or 0) + 1
     end
   else
-    local oldKind = string.sub(old, 18, 18)
-    local oldReason = nil
+    local oldFp, _, oldKind, at = parse(old)
+    local oldReason, oldRecord = nil, nil
     if oldKind == 'u' then
-      local stop = string.find(old, '|', 20, true)
-      oldReason = string.sub(old, 20, stop - 1)
+      local stop = string.find(old, '|', at, true)
+      oldReason = string.sub(old, at, stop - 1)
+      oldRecord = string.sub(old, stop + 1)
     end
     if kind == 'q' and oldKind == 'u' then
-      redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'EX', ttl)
+      redis.call('SET', seenKey, fresh(kind, group, id, fp, startText, body), 'EX', ttl)
       if reasonKey[oldReason] then redis.call('ZREM', reasonKey[oldReason], id) end
       outcome = 'R'
       requeued = requeued + 1
+      if oldFp ~= fp then keepConflict(id, startText, fp, 'receipt', oldFp, 'unbillable', oldRecord) end
+    elseif oldFp ~= fp then
+      outcome = 'C'
+      local other
+      if kind == 'q' then
+        if decoded[group] == nil then decoded[group] = cjson.decode(ARGV[chainArg + 3 * group]) end
+        local element = decoded[group][#masks[group] + 1]
+        element['id'] = id
+        other = cjson.encode(element)
+      else
+        other = record(id, body)
+      end
+      keepConflict(id, startText, oldFp, KIND[oldKind], fp, KIND[kind], other)
     else
       outcome = 'D'
       duplicates = duplicates + 1
-      if kind == 'u' and oldKind == 'u' and oldReason ~= ARGV[6 + group] then
-        redis.call('SET', seenKey, fresh(kind, group, id, fp, body), 'KEEPTTL')
+      if kind == 'u' and oldKind == 'u' and oldReason ~= ARGV[7 + group] then
+        redis.call('SET', seenKey, fresh(kind, group, id, fp, startText, body), 'KEEPTTL')
         if reasonKey[oldReason] then redis.call('ZREM', reasonKey[oldReason], id) end
-        redis.call('ZADD', reasonKey[ARGV[6 + group]], now, id)
+        redis.call('ZADD', reasonKey[ARGV[7 + group]], now, id)
       end
     end
   end
   if kind == 'q' then
     local mask = masks[group]
-    if outcome == 'D' then
+    if outcome == 'D' or outcome == 'C' then
       mask[#mask + 1] = '0'
     else
       accepted[group] = accepted[group] + 1
-      if form == 'd' then
+      if form ~= 'b' then
         mask[#mask + 1] = '2'
-        derived[group][#derived[group] + 1] = (#mask - 1) .. ':' .. fp
+        derived[group][#derived[group] + 1] = (#mask - 1) .. ':' .. string.sub(id, #key + 2)
       else
         mask[#mask + 1] = '1'
       end
@@ -141,9 +207,11 @@ for c = 1, C do
 end
 local horizon = now - ttl * 1000
 for r = 1, R do redis.call('ZREMRANGEBYSCORE', KEYS[1 + r], '-inf', '(' .. horizon) end
+if conflicts > 0 then redis.call('ZREMRANGEBYSCORE', conflictsKey, '-inf', '(' .. horizon) end
 if queued > 0 then redis.call('HINCRBY', KEYS[1], 'queued', queued) end
 if requeued > 0 then redis.call('HINCRBY', KEYS[1], 'requeued', requeued) end
 if duplicates > 0 then redis.call('HINCRBY', KEYS[1], 'duplicates', duplicates) end
+if reused > 0 then redis.call('HINCRBY', KEYS[1], 'reused', reused) end
 if conflicts > 0 then redis.call('HINCRBY', KEYS[1], 'conflicts', conflicts) end
 for reason, n in pairs(unbillable) do redis.call('HINCRBY', KEYS[1], 'unbillable:' .. reason, n) end
 return table.concat(out)

@@ -1,6 +1,9 @@
 /**
  * `agentgpt litellm ...`: the LiteLLM side.
  *   config [--config FILE]   print (or --out write) the LiteLLM proxy config.yaml that sends usage to the relayer
+ *   backfill --config FILE --since T [--until T]
+ *                            read LiteLLM's spend records (its PostgreSQL database) and queue the calls its logger
+ *                            never delivered
  * Other `litellm` subcommands (backup, verify, restore) attach to the same group: find it with
  * `program.commands.find((c) => c.name() === "litellm")` before creating it, as below.
  */
@@ -8,8 +11,18 @@ import { writeFileSync } from "node:fs";
 
 import type { Command } from "commander";
 
-import { loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
-import { collectTokens, DEFAULT_CALLBACK_NAME, defaultEndpoint, liteLLMProxyConfig, type LogFormat, TokenError } from "../../ingest/index.js";
+import { BackfillError, databaseUrl, PgSpendSource, runBackfill, type BackfillResult } from "../../backfill/index.js";
+import { DEFAULT_BACKFILL, loadRelayerConfig, parseDurationMs, type RelayerConfig } from "../../config/index.js";
+import {
+  collectTokens,
+  DEFAULT_CALLBACK_NAME,
+  defaultEndpoint,
+  liteLLMProxyConfig,
+  type LogFormat,
+  openReceiptQueue,
+  spendLogParser,
+  TokenError,
+} from "../../ingest/index.js";
 import { UserError } from "../errors.js";
 import { userFacing } from "./relayer.js";
 
@@ -84,6 +97,87 @@ function printConfig(options: ConfigOptions): void {
   process.stderr.write(`agentgpt: wrote ${options.out}\n`);
 }
 
+interface BackfillOptions {
+  readonly config: string;
+  readonly since: string;
+  readonly until?: string;
+  readonly databaseUrlEnv?: string;
+  readonly pageSize?: string;
+  readonly dryRun?: boolean;
+  readonly json?: boolean;
+}
+
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/** An ISO 8601 date or date-time (UTC when it names no zone), or a duration before now ("24h", "30m", "7d"). */
+export function parseTimeArgument(flag: string, text: string, now: number): number {
+  const trimmed = text.trim();
+  if (DATE_TIME.test(trimmed)) {
+    const zoned = /(Z|[+-]\d{2}:?\d{2})$/.test(trimmed) || !trimmed.includes(":") ? trimmed : `${trimmed}Z`;
+    const ms = Date.parse(zoned.includes("T") || !zoned.includes(" ") ? zoned : zoned.replace(" ", "T"));
+    if (!Number.isNaN(ms)) return ms;
+  }
+  try {
+    const ago = parseDurationMs(trimmed);
+    if (typeof ago === "number" && ago > 0) return now - ago;
+  } catch {
+    // fall through to the message below
+  }
+  throw new UserError(`${flag} ${text}: give a UTC date-time (2026-12-03T14:00:00Z, 2026-12-03) or a time before now (24h, 30m, 7d)`);
+}
+
+function printBackfill(result: BackfillResult, dryRun: boolean): void {
+  const lines = [
+    `LiteLLM spend records of calls that started in [${new Date(result.fromMs).toISOString()}, ${new Date(result.toMs).toISOString()}): ${result.read}`,
+    dryRun ? "dry run: nothing queued" : `recovered (queued now, never received from LiteLLM's logger): ${result.recovered}`,
+    `already received: ${result.alreadyReceived}`,
+    `never received, not billable (kept with their reason): ${result.unbillable}`,
+    `disagreeing with the log received (kept as conflicts, not billed): ${result.conflicts}`,
+    `cache hits skipped: ${result.skippedCacheHits}`,
+    `refused: ${result.invalid.length}`,
+    ...result.invalid.slice(0, 20).map((entry) => `  ${entry.requestId}: ${entry.reason}`),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+async function backfill(options: BackfillOptions): Promise<void> {
+  let config: RelayerConfig;
+  try {
+    config = loadRelayerConfig(options.config);
+  } catch (error) {
+    throw userFacing(error, options.config);
+  }
+  const now = Date.now();
+  const fromMs = parseTimeArgument("--since", options.since, now);
+  const toMs = options.until === undefined ? now : parseTimeArgument("--until", options.until, now);
+  if (!(fromMs < toMs)) throw new UserError(`--since ${options.since} is not before --until ${options.until ?? "now"}: give an earlier --since`);
+  const settings = config.backfill ?? DEFAULT_BACKFILL;
+  const variable = options.databaseUrlEnv ?? settings.databaseUrlEnv;
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable)) throw new UserError(`--database-url-env ${variable}: the name of an environment variable`);
+  const pageSize = options.pageSize === undefined ? settings.pageSize : wholeNumber("--page-size", options.pageSize, 1);
+  let source: PgSpendSource | undefined;
+  let opened: Awaited<ReturnType<typeof openReceiptQueue>> | undefined;
+  try {
+    source = new PgSpendSource({ url: databaseUrl(variable, process.env), statementTimeoutMs: settings.statementTimeoutMs });
+    await source.open();
+    opened = await openReceiptQueue(config);
+    const result = await runBackfill(
+      source,
+      opened.queue,
+      { fromMs, toMs },
+      { builder: opened.builder, parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }), pageSize, dryRun: options.dryRun === true },
+    );
+    if (options.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else printBackfill(result, options.dryRun === true);
+  } catch (error) {
+    if (error instanceof BackfillError) throw new UserError(error.message, 2, { cause: error });
+    throw userFacing(error, options.config);
+  } finally {
+    await opened?.close();
+    await source?.close();
+  }
+}
+
 export function register(program: Command): void {
   const litellm =
     program.commands.find((command) => command.name() === "litellm") ??
@@ -102,4 +196,19 @@ export function register(program: Command): void {
     .option("--no-models", "leave model_list out (only the logging settings, to merge into your config)")
     .option("--out <file>", "write to this file instead of stdout")
     .action((options: ConfigOptions) => printConfig(options));
+
+  litellm
+    .command("backfill")
+    .description(
+      "read LiteLLM's spend records (LiteLLM_SpendLogs in its PostgreSQL database) for calls that started in a time range, " +
+        "and queue those its logger never delivered (LiteLLM does not re-send a POST that failed); safe to run again",
+    )
+    .requiredOption("--config <file>", "relayer configuration (YAML): prices, payers, Redis")
+    .requiredOption("--since <time>", "UTC date-time (2026-12-03T14:00:00Z) or a time before now (24h)")
+    .option("--until <time>", "end of the range, exclusive (default: now)")
+    .option("--database-url-env <name>", "variable holding LiteLLM's DATABASE_URL (default: backfill.database_url_env, else LITELLM_DATABASE_URL)")
+    .option("--page-size <n>", "rows per query (default: backfill.page_size, else 1000)")
+    .option("--dry-run", "read and parse the records, queue nothing")
+    .option("--json", "print the result as JSON")
+    .action((options: BackfillOptions) => backfill(options));
 }

@@ -5,6 +5,7 @@
  *   check --config FILE        validate the configuration and print what it means
  *   unbillable --config FILE   counts (and with --reason, the records) of calls kept as unbillable
  *   reprice --config FILE      price kept unbillable calls again after fixing payers or routes
+ *   conflicts --config FILE    logs of a call that disagree with the one billed (kept, never billed)
  */
 import type { Command } from "commander";
 import { pino, type Logger } from "pino";
@@ -18,6 +19,7 @@ import { DisputeError } from "../../disputes/index.js";
 import { ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
 import { startSettlement } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
+import { BackfillError, startBackfill } from "../../backfill/index.js";
 import { UserError } from "../errors.js";
 
 /** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
@@ -58,6 +60,11 @@ const stages: Stage[] = [
     start: (config, { logger }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }) }),
   },
   {
+    // reads LiteLLM's spend records and queues the calls its logger never delivered, with a backfill: section
+    name: "backfill",
+    start: (config, { logger }) => startBackfill(config, { logger: logger.child({ stage: "backfill" }) }),
+  },
+  {
     // the read-only web dashboard (relayer/dashboard) on its own listener, when the config has a dashboard: section
     name: "dashboard",
     start: (config, { logger }) => startDashboard(config, { logger: logger.child({ stage: "dashboard" }) }),
@@ -85,6 +92,7 @@ export function userFacing(error: unknown, configFile: string): unknown {
   if (error instanceof SigningKeyError || error instanceof ChainError || error instanceof ReconcilerKeyError || error instanceof DisputeError) {
     return new UserError(error.message, 2, { cause: error });
   }
+  if (error instanceof BackfillError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof QueueUnavailableError) {
     return new UserError(`${error.message}: start Redis, or fix redis.url in ${configFile} (or REDIS_URL if it uses \${REDIS_URL})`, 3, { cause: error });
   }
@@ -220,6 +228,34 @@ async function unbillable(options: { config: string; reason?: string; limit: str
   }
 }
 
+async function conflicts(options: { config: string; limit: string; json?: boolean }): Promise<void> {
+  const config = load(options.config);
+  const limit = parseLimit(options.limit);
+  let opened;
+  try {
+    opened = await openReceiptQueue(config);
+  } catch (error) {
+    throw userFacing(error, options.config);
+  }
+  try {
+    const count = await opened.queue.store.conflictCount();
+    const records = await opened.queue.store.listConflicts({ limit });
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify({ count, records }, null, 2)}\n`);
+      return;
+    }
+    const lines = [`${count} log(s) disagree with the log that counts for their call (kept here, never billed)`];
+    for (const record of records) {
+      const other = record.other.record;
+      const usage = record.other.kind === "receipt" ? `${String(other["tokens"])} tokens, cost ${String(other["responseCostUsd"] ?? "-")} USD` : `unbillable: ${String(other["reason"])}`;
+      lines.push(`${new Date(record.at).toISOString()}  ${record.id}  kept a ${record.kept.kind}; other log: ${usage}`);
+    }
+    process.stdout.write(`${lines.join("\n")}\n`);
+  } finally {
+    await opened.close();
+  }
+}
+
 async function reprice(options: { config: string; reason?: string[]; limit: string }): Promise<void> {
   const config = load(options.config);
   const reasons = parseReasons(options.reason) ?? [...REPRICEABLE_REASONS];
@@ -270,6 +306,14 @@ export function register(program: Command): void {
     .option("--limit <n>", "most records to list", "50")
     .option("--json", "print JSON")
     .action((options: { config: string; reason?: string; limit: string; json?: boolean }) => unbillable(options));
+
+  relayer
+    .command("conflicts")
+    .description("list logs of a call that disagree with the log that counts for it (usage, status or cost): kept, never billed")
+    .requiredOption("--config <file>", "relayer configuration (YAML)")
+    .option("--limit <n>", "most records to list", "50")
+    .option("--json", "print JSON")
+    .action((options: { config: string; limit: string; json?: boolean }) => conflicts(options));
 
   relayer
     .command("reprice")

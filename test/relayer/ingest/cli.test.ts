@@ -152,7 +152,7 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       expect(listed.code).to.equal(0);
       const json = JSON.parse(listed.stdout) as { counts: Record<string, number>; records: Array<{ id: string; reason: string }> };
       expect(json.counts["no_payer"]).to.equal(1);
-      expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["litellm_call_id"], "no_payer"]]);
+      expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["id"], "no_payer"]]);
 
       const repriced = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
       expect(repriced.stdout).to.equal("examined 1, queued 1, still unbillable 0\n");
@@ -172,6 +172,7 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     expect(result.code).to.equal(0);
     const config = parseYaml(result.stdout) as Record<string, any>;
     expect(config["litellm_settings"]).to.deep.equal({
+      callbacks: ["agentgpt_billing"],
       turn_off_message_logging: true,
       standard_logging_payload_excluded_fields: [
         "messages",
@@ -205,7 +206,10 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       ["mixtral-8x22b", "fireworks_ai/mixtral-8x22b", "os.environ/FIREWORKS_AI_API_KEY"],
       ["mixtral-8x22b", "deepinfra/mixtral-8x22b", "os.environ/DEEPINFRA_API_KEY"],
     ]);
+    expect(config["general_settings"]).to.deep.equal({ disable_spend_logs: false });
     expect(result.stdout).to.include('#   export GENERIC_LOGGER_HEADERS="Authorization=Bearer <a token from AGENTGPT_INGEST_TOKENS>"');
+    expect(result.stdout).to.include("# Billing completeness: LiteLLM's generic API logger posts each batch once and drops it on any error");
+    expect(result.stdout).to.include("# Checked against LiteLLM's source and docs: litellm/integrations/generic_api/generic_api_callback.py at 0cc07bab");
 
     const inline = await agentgpt(
       ["litellm", "config", "--config", join(REPO, "config", "relayer.example.yaml"), "--inline-token", "--no-models", "--log-format", "ndjson", "--endpoint", "https://relayer.internal/litellm/spend"],
@@ -213,6 +217,7 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     );
     const inlined = parseYaml(inline.stdout) as Record<string, any>;
     expect(inlined["model_list"]).to.equal(undefined);
+    expect(inlined["litellm_settings"]["callbacks"]).to.deep.equal(["agentgpt_billing"]);
     expect(inlined["callback_settings"]["agentgpt_billing"]).to.deep.include({
       endpoint: "https://relayer.internal/litellm/spend",
       headers: { Authorization: `Bearer ${TOKEN}` },

@@ -44,7 +44,7 @@ const ONE = 10n ** 18n;
 /** The receipt the fixture's openai call must become. */
 function gpt4Receipt(receivedAt: number): Receipt {
   return {
-    id: "4f1d0c2e-8b7a-4a51-9d0e-2f6b1c7e3a90",
+    id: "chatcmpl-9YqL3kZx1N7fPpJ2a8Wc0rTqGvH5e",
     v: 1,
     chain: "arbitrum",
     payer: PAYER_BACKEND,
@@ -83,7 +83,7 @@ function gpt4Receipt(receivedAt: number): Receipt {
 function mixtralReceipt(receivedAt: number): Receipt {
   return {
     ...gpt4Receipt(receivedAt),
-    id: "c8e2a1f0-7d6b-4c5a-9e8f-0a1b2c3d4e5f",
+    id: "chatcmpl-5e0b3c1a-9f2d-4e8b-a7c6-1d0e9f8a7b6c",
     provider: "groq",
     model: "mixtral-8x22b",
     route: "cost_optimized",
@@ -129,6 +129,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
       unbillable: 1,
       unbillableReasons: { failed_call: 1 },
       duplicates: 0,
+      conflicts: 0,
       nulls: 0,
       invalid: [],
     });
@@ -180,7 +181,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
     expect(array.body).to.deep.include({ format: "json_array", received: 4, queued: 1, duplicates: 1, nulls: 2 });
 
     const contents = await queueContents(ingest.runtime.queue);
-    expect(ids(contents.receipts["arbitrum"])).to.deep.equal([a["litellm_call_id"], b["litellm_call_id"], c["litellm_call_id"]]);
+    expect(ids(contents.receipts["arbitrum"])).to.deep.equal([a["id"], b["id"], c["id"]]);
     expect(contents.receipts["arbitrum"]!.map((receipt) => receipt.payer)).to.deep.equal([PAYER_BACKEND, PAYER_RESEARCH, PAYER_BACKEND]);
     expect(contents.receipts["arbitrum"]![2]).to.deep.include({
       startTime: Date.UTC(2024, 5, 10, 16, 0, 0, 412),
@@ -210,19 +211,20 @@ describe("relayer/ingest POST /litellm/spend", function () {
       unbillable: 6,
       unbillableReasons: { no_payer: 1, payer_not_allowed: 1, zero_usage: 1, cache_hit: 1, unknown_route: 2 },
       duplicates: 1,
+      conflicts: 0,
       nulls: 0,
       invalid: [],
     });
     const contents = await queueContents(ingest.runtime.queue);
-    expect(contents.receipts["arbitrum"]!.map((receipt) => [receipt.id, receipt.payer])).to.deep.equal([[partner["litellm_call_id"], PARTNER_WALLET]]);
+    expect(contents.receipts["arbitrum"]!.map((receipt) => [receipt.id, receipt.payer])).to.deep.equal([[partner["id"], PARTNER_WALLET]]);
     const reasons = Object.fromEntries(Object.entries(contents.unbillable).map(([reason, records]) => [reason, records.map((record) => record.id).sort()]));
     expect(reasons).to.deep.equal({
-      no_payer: [noPayer["litellm_call_id"]],
-      payer_not_allowed: [stranger["litellm_call_id"]],
+      no_payer: [noPayer["id"]],
+      payer_not_allowed: [stranger["id"]],
       failed_call: [],
-      zero_usage: [zero["litellm_call_id"]],
-      cache_hit: [cached["litellm_call_id"]],
-      unknown_route: [unknown["litellm_call_id"], azure["litellm_call_id"]].sort(),
+      zero_usage: [zero["id"]],
+      cache_hit: [cached["id"]],
+      unknown_route: [unknown["id"], azure["id"]].sort(),
       unpriced: [],
     });
     expect(contents.unbillable.unknown_route.map((record) => record.detail).sort()).to.deep.equal([
@@ -241,22 +243,93 @@ describe("relayer/ingest POST /litellm/spend", function () {
     expect(await metric(ingest.url, 'agentgpt_ingest_unbillable_kept{reason="unknown_route"}')).to.equal(2);
   });
 
-  it("bills a call that reuses another's call id, and a success after a failure with the same id, once each", async function () {
+  it("bills each call that reuses an id (another start time) once, under id#start, however the ids are reused", async function () {
     ingest = await startTestIngest();
-    const original = call();
-    const reused = call({ litellm_call_id: original["litellm_call_id"], prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 });
+    // A client-chosen id on three different calls (one second apart), the same call re-sent, and a failure.
+    const first = call({ id: "client-chosen", litellm_call_id: "client-chosen" });
+    const second = call({ id: "client-chosen", litellm_call_id: "client-chosen", startTime: 1718035201.412311, prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 });
+    const third = call({ id: "client-chosen", litellm_call_id: "client-chosen", startTime: 1718035202.412311 });
     const failed = call({ status: "failure", prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, error_str: "RateLimitError" });
-    const retried = call({ litellm_call_id: failed["litellm_call_id"], id: "chatcmpl-retry" });
-    expect((await ingest.post(JSON.stringify([original, failed]))).body).to.deep.include({ queued: 1, unbillable: 1 });
-    expect((await ingest.post(JSON.stringify([reused, retried, reused]))).body).to.deep.include({ queued: 2, duplicates: 1 });
+    expect((await ingest.post(JSON.stringify([first, failed]))).body).to.deep.include({ queued: 1, unbillable: 1, duplicates: 0, conflicts: 0 });
+    expect((await ingest.post(JSON.stringify([second, third, second, first]))).body).to.deep.include({ queued: 2, duplicates: 2, conflicts: 0 });
     const contents = await queueContents(ingest.runtime.queue);
     const receipts = contents.receipts["arbitrum"]!;
-    expect(receipts.map((receipt) => receipt.tokens)).to.deep.equal([1630, 15, 1630]);
-    expect(receipts[0]!.id).to.equal(original["litellm_call_id"]);
-    expect(receipts[1]!.id).to.match(new RegExp(`^${original["litellm_call_id"]}#[0-9a-f]{16}$`));
-    expect(receipts[2]!.id).to.match(new RegExp(`^${failed["litellm_call_id"]}#[0-9a-f]{16}$`));
-    expect(contents.unbillable.failed_call.map((record) => record.id)).to.deep.equal([failed["litellm_call_id"]]);
+    expect(receipts.map((receipt) => [receipt.id, receipt.tokens])).to.deep.equal([
+      ["client-chosen", 1630],
+      ["client-chosen#1718035201412", 15],
+      ["client-chosen#1718035202412", 1630],
+    ]);
+    expect(contents.unbillable.failed_call.map((record) => record.id)).to.deep.equal([failed["id"]]);
     expect(await metric(ingest.url, "agentgpt_ingest_call_id_conflicts_total")).to.equal(2);
+  });
+
+  it("bills a call LiteLLM logs twice once: another endTime and float noise in response_cost are the same call", async function () {
+    ingest = await startTestIngest();
+    const original = call({ response_cost: 0.00426, endTime: 1718035207.981772 });
+    const again = { ...structuredClone(original), response_cost: 0.004260000000000001, endTime: 1718035207.989013, response_time: 7.5767 };
+    // the start time as LiteLLM's database keeps it (milliseconds) is still the same call
+    const rounded = { ...structuredClone(original), startTime: "2024-06-10T16:00:00.412Z" };
+    expect((await ingest.post(JSON.stringify([original])))).to.deep.include({ status: 200 });
+    const reply = await ingest.post(JSON.stringify([again, rounded]));
+    expect(reply.body).to.deep.include({ queued: 0, duplicates: 2, conflicts: 0 });
+    const receipts = (await queueContents(ingest.runtime.queue)).receipts["arbitrum"]!;
+    expect(receipts.map((receipt) => [receipt.id, receipt.endTime, receipt.responseCostUsd])).to.deep.equal([[original["id"], 1718035207982, "0.00426"]]);
+  });
+
+  it("bills one of two logs of a call that disagree on usage (the first) and keeps the other as a visible conflict", async function () {
+    ingest = await startTestIngest();
+    const original = call();
+    const disagreeing = { ...structuredClone(original), completion_tokens: 999, total_tokens: 2249 };
+    const failedFirst = call({ status: "failure", prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, error_str: "timeout" });
+    const succeededLater = { ...structuredClone(failedFirst), status: "success", error_str: null, prompt_tokens: 1250, completion_tokens: 380, total_tokens: 1630 };
+    expect((await ingest.post(JSON.stringify([original, failedFirst]))).body).to.deep.include({ queued: 1, unbillable: 1 });
+    const reply = await ingest.post(JSON.stringify([disagreeing, succeededLater, disagreeing]));
+    // the disagreeing log is a conflict (twice: the same conflict, recorded once); the success replaces the failure
+    expect(reply.body).to.deep.include({ queued: 1, conflicts: 2, duplicates: 0 });
+    const contents = await queueContents(ingest.runtime.queue);
+    expect(contents.receipts["arbitrum"]!.map((receipt) => [receipt.id, receipt.tokens])).to.deep.equal([
+      [original["id"], 1630],
+      [failedFirst["id"], 1630],
+    ]);
+    expect(contents.unbillable.failed_call).to.deep.equal([]);
+    const conflicts = await ingest.runtime.queue.store.listConflicts();
+    expect(
+      conflicts
+        .map((conflict) => [conflict.id, conflict.kept.kind, conflict.other.kind, conflict.other.record["tokens"] ?? conflict.other.record["reason"]])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    ).to.deep.equal(
+      [
+        [original["id"], "receipt", "receipt", 2249],
+        [failedFirst["id"], "receipt", "unbillable", "failed_call"],
+      ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+  });
+
+  it("refuses only the entry with NaN, Infinity or -Infinity (by index and field); the rest of the array is ingested", async function () {
+    ingest = await startTestIngest();
+    const [a, b, c] = [call(), call(), call()];
+    const body = JSON.stringify([a, b, c]).replace('"response_cost":0.0239', '"response_cost":NaN');
+    const reply = await ingest.post(body);
+    expect(reply.status).to.equal(200);
+    expect(reply.body).to.deep.include({ received: 3, queued: 2 });
+    expect(reply.body.invalid.map((entry: { index: number; reason: string }) => [entry.index, entry.reason.split(":")[0]])).to.deep.equal([[0, "response_cost"]]);
+    expect(reply.body.invalid[0].reason).to.include("NaN is not a JSON number");
+    const nested = JSON.stringify([a, b, c]).replace(/"temperature":0\.2/g, (match, offset: number, whole: string) => (offset > (whole.length * 2) / 3 ? '"temperature":-Infinity' : match));
+    const again = await ingest.post(nested.replace('"saved_cache_cost":0,', '"saved_cache_cost":Infinity,'));
+    expect(again.status).to.equal(200);
+    expect(again.body.invalid.map((entry: { index: number; reason: string }) => [entry.index, entry.reason.split(":")[0]])).to.deep.equal([
+      [0, "saved_cache_cost"],
+      [2, "model_parameters.temperature"],
+    ]);
+    expect(again.body).to.deep.include({ queued: 0, duplicates: 1 });
+    // ndjson: the line alone; a body of one bad entry: 422
+    const lines = await ingest.post(`${JSON.stringify(call()).replace('"total_tokens":1630', '"total_tokens":NaN')}\n${JSON.stringify(call())}`);
+    expect(lines.body).to.deep.include({ format: "ndjson", queued: 1 });
+    expect(lines.body.invalid[0].reason).to.match(/^metadata\.usage_object\.total_tokens: NaN/);
+    const single = await ingest.post(JSON.stringify(call()).replace('"response_time":7.569460868835449', '"response_time":Infinity'));
+    expect(single.status).to.equal(422);
+    const ids = (await queueContents(ingest.runtime.queue)).receipts["arbitrum"]!.map((receipt) => receipt.id);
+    expect(ids.slice(0, 2)).to.deep.equal([b["id"], c["id"]]);
   });
 
   it("records a body once when the reply was lost (crash between accept and reply) and LiteLLM sends it again", async function () {
@@ -289,7 +362,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
     const resent = await ingest.post(body);
     expect(resent.body).to.deep.include({ queued: 0, unbillable: 0, duplicates: 3 });
     const contents = await queueContents(ingest.runtime.queue);
-    expect(ids(contents.receipts["arbitrum"])).to.deep.equal(["4f1d0c2e-8b7a-4a51-9d0e-2f6b1c7e3a90", "c8e2a1f0-7d6b-4c5a-9e8f-0a1b2c3d4e5f"]);
+    expect(ids(contents.receipts["arbitrum"])).to.deep.equal(["chatcmpl-9YqL3kZx1N7fPpJ2a8Wc0rTqGvH5e", "chatcmpl-5e0b3c1a-9f2d-4e8b-a7c6-1d0e9f8a7b6c"]);
     expect(contents.jobs["arbitrum"]!.length).to.equal(1);
     expect(contents.unbillable.failed_call.length).to.equal(1);
   });
@@ -332,7 +405,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
     expect(wrongType.status).to.equal(415);
 
     const contents = await queueContents(ingest.runtime.queue);
-    expect(ids(contents.receipts["arbitrum"])).to.deep.equal([good["litellm_call_id"]]);
+    expect(ids(contents.receipts["arbitrum"])).to.deep.equal([good["id"]]);
     const stats = await ingest.runtime.queue.store.stats();
     expect(stats.invalid).to.equal(6);
     const kept = await ingest.runtime.queue.store.recentInvalid();
@@ -397,7 +470,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
       expect(refused.headers.get("retry-after")).to.equal("5");
       expect(refused.body.error).to.equal("queue_unavailable");
       expect(refused.body.reason).to.equal(
-        "Redis is unreachable, could not record receipts; this POST is not acknowledged: send it again later (a re-send is never counted twice)",
+        "Redis is unreachable, could not record receipts; this POST is not acknowledged. LiteLLM's generic API logger does not send a batch again: its calls are recovered from LiteLLM's spend records by the backfill (`agentgpt litellm backfill`, or the backfill: section of the relayer). A re-send is never counted twice.",
       );
       const ready = await fetch(`${ingest.url}/readyz`);
       expect(ready.status).to.equal(503);
@@ -408,7 +481,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
       await proxy.restore();
       for (let attempt = 0; attempt < 50 && ingest.runtime.redis.status !== "ready"; attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
       expect((await ingest.post(JSON.stringify([entry]))).body).to.deep.include({ queued: 1, duplicates: 0 });
-      expect(ids((await queueContents(ingest.runtime.queue)).receipts["arbitrum"])).to.deep.equal([entry["litellm_call_id"]]);
+      expect(ids((await queueContents(ingest.runtime.queue)).receipts["arbitrum"])).to.deep.equal([entry["id"]]);
     } finally {
       await ingest?.stop();
       ingest = undefined;
@@ -425,7 +498,8 @@ describe("relayer/ingest POST /litellm/spend", function () {
       expect(refused.status, attempt).to.equal(503);
       expect(refused.body).to.deep.equal({
         error: "queue_unavailable",
-        reason: "only 0 of 1 Redis replicas confirmed the write (redis.wait_replicas); this POST is not acknowledged: send it again later (a re-send is never counted twice)",
+        reason:
+          "only 0 of 1 Redis replicas confirmed the write (redis.wait_replicas); this POST is not acknowledged. LiteLLM's generic API logger does not send a batch again: its calls are recovered from LiteLLM's spend records by the backfill (`agentgpt litellm backfill`, or the backfill: section of the relayer). A re-send is never counted twice.",
       });
     }
     const stats = await ingest.runtime.queue.store.stats();
@@ -443,9 +517,9 @@ describe("relayer/ingest POST /litellm/spend", function () {
     const receipts = (await queueContents(ingest.runtime.queue)).receipts["polygon"]!;
     // 0.0239 USD * 2.5 AGPT/USD = 0.05975 AGPT; in 1/1000 units: 5.975e19
     expect(receipts.map((receipt) => [receipt.id, receipt.amountMilli, receipt.amount, receipt.capped, receipt.pricing, receipt.chain])).to.deep.equal([
-      [claude["litellm_call_id"], "59750000000000000000", "59750000000000000", false, "response_cost", "polygon"],
+      [claude["id"], "59750000000000000000", "59750000000000000", false, "response_cost", "polygon"],
       // 12.5 USD = 31.25 AGPT, above the ceiling 0.5 AGPT/1k * 1630 tokens = 0.815 AGPT
-      [huge["litellm_call_id"], (1630n * (ONE / 2n)).toString(), ((1630n * (ONE / 2n)) / 1000n).toString(), true, "response_cost", "polygon"],
+      [huge["id"], (1630n * (ONE / 2n)).toString(), ((1630n * (ONE / 2n)) / 1000n).toString(), true, "response_cost", "polygon"],
     ]);
   });
 
@@ -464,7 +538,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
     // LiteLLM re-sending the original log later changes nothing.
     expect((await ingest.post(JSON.stringify([stray]))).body).to.deep.include({ queued: 0, unbillable: 0, duplicates: 1 });
     const contents = await queueContents(ingest.runtime.queue);
-    expect(contents.receipts["arbitrum"]!.map((receipt) => [receipt.id, receipt.payer])).to.deep.equal([[stray["litellm_call_id"], PAYER_RESEARCH]]);
+    expect(contents.receipts["arbitrum"]!.map((receipt) => [receipt.id, receipt.payer])).to.deep.equal([[stray["id"], PAYER_RESEARCH]]);
     expect(contents.unbillable.no_payer).to.deep.equal([]);
     expect((await ingest.runtime.queue.store.stats()).requeued).to.equal(1);
   });
@@ -476,7 +550,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
     expect(first.body).to.deep.include({ received: 3, queued: 2, unbillable: 1 });
     expect(second.body).to.deep.include({ format: "ndjson", queued: 2 });
     const receipts = (await queueContents(ingest.runtime.queue)).receipts["arbitrum"]!;
-    const fixtureReceipts = receipts.filter((receipt) => receipt.id === "4f1d0c2e-8b7a-4a51-9d0e-2f6b1c7e3a90" || receipt.id.startsWith("c8e2a1f0"));
+    const fixtureReceipts = receipts.filter((receipt) => receipt.id === "chatcmpl-9YqL3kZx1N7fPpJ2a8Wc0rTqGvH5e" || receipt.id.startsWith("chatcmpl-5e0b3c1a"));
     expect(fixtureReceipts).to.deep.equal([gpt4Receipt(fixtureReceipts[0]!.receivedAt), mixtralReceipt(fixtureReceipts[0]!.receivedAt)]);
     expect(receipts.length).to.equal(4);
   });

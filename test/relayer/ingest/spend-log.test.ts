@@ -18,7 +18,7 @@ describe("relayer/ingest spend logs", function () {
       expect(result).to.deep.equal({
         ok: true,
         log: {
-          key: "4f1d0c2e-8b7a-4a51-9d0e-2f6b1c7e3a90",
+          key: "chatcmpl-9YqL3kZx1N7fPpJ2a8Wc0rTqGvH5e",
           litellmCallId: "4f1d0c2e-8b7a-4a51-9d0e-2f6b1c7e3a90",
           litellmId: "chatcmpl-9YqL3kZx1N7fPpJ2a8Wc0rTqGvH5e",
           status: "success",

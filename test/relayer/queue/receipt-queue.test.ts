@@ -158,22 +158,52 @@ describe("relayer/queue ReceiptQueue", function () {
     });
   });
 
-  it("a re-send is a duplicate; a reused key with different content is a new receipt under key#fingerprint", async function () {
-    await queue.add([receiptSubmission("k", "arbitrum", 100, fp(1))]);
-    const again = await queue.add([receiptSubmission("k", "arbitrum", 100, fp(1)), receiptSubmission("k", "arbitrum", 999, fp(2))]);
+  it("a re-send is a duplicate; a reused key on another call (start time) is a new receipt under key#start", async function () {
+    const at = (startTime: number, submission: Submission): Submission => ({ ...submission, startTime });
+    await queue.add([at(1000, receiptSubmission("k", "arbitrum", 100, fp(1)))]);
+    const again = await queue.add([
+      at(1001, receiptSubmission("k", "arbitrum", 100, fp(1))), // the same call: its start time within 1 ms
+      at(5000, receiptSubmission("k", "arbitrum", 999, fp(2))), // another call with the same key
+    ]);
     expect(again.outcomes).to.deep.equal([
       { id: "k", outcome: "duplicate" },
-      { id: `k#${fp(2)}`, outcome: "queued" },
+      { id: "k#5000", outcome: "queued" },
     ]);
-    const third = await queue.add([receiptSubmission("k", "arbitrum", 999, fp(2))]);
-    expect(third.outcomes).to.deep.equal([{ id: `k#${fp(2)}`, outcome: "duplicate" }]);
+    const third = await queue.add([at(4999, receiptSubmission("k", "arbitrum", 999, fp(2)))]);
+    expect(third.outcomes).to.deep.equal([{ id: "k#5000", outcome: "duplicate" }]);
     expect(third.chunks).to.deep.equal([]);
+    // the same call (same start) with other usage: a conflict, not billed, listed
+    const disagree = await queue.add([at(5000, receiptSubmission("k", "arbitrum", 7, fp(3)))]);
+    expect(disagree.outcomes).to.deep.equal([{ id: "k#5000", outcome: "conflict" }]);
+    expect(disagree.chunks).to.deep.equal([]);
     expect((await pendingReceipts(queue, "arbitrum")).map((r) => [r.id, r.tokens])).to.deep.equal([
       ["k", 100],
-      [`k#${fp(2)}`, 999],
+      ["k#5000", 999],
+    ]);
+    const conflicts = await queue.store.listConflicts();
+    expect(conflicts.map((c) => [c.id, c.startTime, c.kept, c.other.fingerprint, c.other.kind, c.other.record["tokens"]])).to.deep.equal([
+      ["k#5000", 5000, { fingerprint: fp(2), kind: "receipt" }, fp(3), "receipt", 7],
     ]);
     const stats = await queue.store.stats();
-    expect([stats.queued, stats.duplicates, stats.conflicts]).to.deep.equal([2, 2, 1]);
+    expect([stats.queued, stats.duplicates, stats.reused, stats.conflicts]).to.deep.equal([2, 2, 1, 1]);
+  });
+
+  it("reads dedupe records written before start times were kept: never billed twice, an unbillable one still upgrades", async function () {
+    const old = unbillableSubmission("legacy-u", "no_payer");
+    await redis.set(queue.store.keys.seen("legacy-q"), `${fp(1)}|q|arbitrum|arbitrum-legacy-chunk`);
+    await redis.set(queue.store.keys.seen("legacy-u"), `${fp(1)}|u|no_payer|{"id":"legacy-u",${JSON.stringify(old.body).slice(1)}`);
+    expect((await queue.store.getUnbillable("legacy-u"))?.reason).to.equal("no_payer");
+    const result = await queue.add([
+      { ...receiptSubmission("legacy-q", "arbitrum", 100, fp(1)), startTime: 5000 },
+      { ...receiptSubmission("legacy-q", "arbitrum", 100, fp(2)), startTime: 5000 },
+      { ...receiptSubmission("legacy-u", "arbitrum", 10, fp(1)), startTime: 7000 },
+    ]);
+    expect(result.outcomes).to.deep.equal([
+      { id: "legacy-q", outcome: "duplicate" },
+      { id: "legacy-q", outcome: "conflict" },
+      { id: "legacy-u", outcome: "requeued" },
+    ]);
+    expect((await pendingReceipts(queue, "arbitrum")).map((r) => r.id)).to.deep.equal(["legacy-u"]);
   });
 
   it("keeps unbillable calls, counts and lists them, and queues one once it becomes billable (only once)", async function () {

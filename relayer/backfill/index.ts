@@ -1,0 +1,5 @@
+export * from "./backfill.js";
+export * from "./errors.js";
+export * from "./pg-source.js";
+export * from "./spend-record.js";
+export * from "./stage.js";
