@@ -231,6 +231,26 @@ describe("AgentGovernor", function () {
     });
   });
 
+  describe("a cancelled proposal", function () {
+    it("its proposer cancels it while pending: it can be neither voted nor queued, and changes nothing", async function () {
+      const g = await loadFixture(billableFixture);
+      const governor = g.suite.governor.connect(g.deployer);
+      const target = await g.suite.autoPayLLM.getAddress();
+      const data = g.suite.autoPayLLM.interface.encodeFunctionData("setModelBudget", [GPT4, 1n * AGPT]);
+      const description = "cancel me";
+      await (await governor.propose([target], [0n], [data], description)).wait();
+      const id = await governor.getProposalId([target], [0n], [data], ethers.id(description));
+      const cancel = "cancel(address[],uint256[],bytes[],bytes32)" as const;
+      await expect(governor.connect(g.stranger)[cancel]([target], [0n], [data], ethers.id(description)))
+        .to.be.revertedWithCustomError(governor, "GovernorUnableToCancel");
+      await expect(governor[cancel]([target], [0n], [data], ethers.id(description))).to.emit(governor, "ProposalCanceled").withArgs(id);
+      expect(await governor.state(id)).to.equal(2n); // Canceled
+      await mine(VOTING_DELAY + 1);
+      await expect(governor.castVote(id, 1)).to.be.revertedWithCustomError(governor, "GovernorUnexpectedProposalState");
+      expect((await g.suite.autoPayLLM.modelInfo(await g.suite.autoPayLLM.modelId(GPT4))).dailyLimit).to.equal(0n);
+    });
+  });
+
   describe("who can change a budget", function () {
     it("only the timelock: the deployer, governor, relayer, guardian and strangers are refused", async function () {
       const { suite, deployer, relayer, guardian, stranger } = await loadFixture(fixture);
