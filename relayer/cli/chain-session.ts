@@ -46,8 +46,12 @@ export function withChainOptions(command: Command): Command {
     .option("--deployments <dir>", "deployments directory (default: deploy/deployments, or $AGENTGPT_DEPLOYMENTS_DIR)")
     .option("--keystore <file>", `encrypted JSON keystore to sign with (password: $${KEYSTORE_PASSWORD_VARIABLE} or prompt)`)
     .option("--key-env <name>", `environment variable holding the private key (default: ${PRIVATE_KEY_VARIABLE})`)
-    .option("--node-account <index>", "sign with account #index unlocked on a local node (default there: 0)")
-    .option("--confirmations <n>", "blocks to wait for after each transaction (default: 1)");
+    .option("--node-account <index>", "sign with account #index unlocked on a local node (default there: 0)");
+}
+
+/** `--confirmations <n>`, for commands that send transactions and wait for them. */
+export function withConfirmations(command: Command): Command {
+  return command.option("--confirmations <n>", "blocks to wait for after each transaction (default: 1)");
 }
 
 /** Connects to the chain and the deployed suite; loads the signer when `sign` (else only if one is configured). */

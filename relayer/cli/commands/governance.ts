@@ -12,20 +12,7 @@
  */
 import { Argument, type Command } from "commander";
 
-import {
-  ChainError,
-  KEYSTORE_PASSWORD_VARIABLE,
-  PRIVATE_KEY_VARIABLE,
-  advanceLocalChain,
-  connectSuite,
-  loadDeployment,
-  loadSigner,
-  openChain,
-  redactUrls,
-  type ChainConnection,
-  type LoadedSigner,
-  type Suite,
-} from "../../chain/index.js";
+import { advanceLocalChain, openChain, type ChainConnection, type LoadedSigner, type Suite } from "../../chain/index.js";
 import {
   GovernanceClient,
   GovernanceError,
@@ -43,18 +30,8 @@ import {
   type Support,
 } from "../../governance/index.js";
 import { AmountError, formatTokenAmount, parsePricePer1k, parseTokenAmount } from "../../config/amount.js";
-import { KeyError } from "../../keys/errors.js";
-import { readPassword as readKeystorePassword } from "../../keys/password.js";
+import { openSession, print, runCommand, withChainOptions, type ChainOptions } from "../chain-session.js";
 import { UserError } from "../errors.js";
-
-interface ChainOptions {
-  network?: string;
-  rpc?: string;
-  deployments?: string;
-  nodeAccount?: string;
-  keystore?: string;
-  keyEnv?: string;
-}
 
 interface Session {
   chain: ChainConnection;
@@ -63,36 +40,9 @@ interface Session {
   client: GovernanceClient;
 }
 
-function withChainOptions(command: Command): Command {
-  return command
-    .option("--network <name>", "localhost, arbitrumSepolia or polygonAmoy (default: localhost)")
-    .option("--rpc <url>", "JSON-RPC URL (default: the network's variable, e.g. ARBITRUM_SEPOLIA_RPC_URL)")
-    .option("--deployments <dir>", "deployments directory (default: deploy/deployments, or $AGENTGPT_DEPLOYMENTS_DIR)")
-    .option("--keystore <file>", `encrypted JSON keystore to sign with (password: $${KEYSTORE_PASSWORD_VARIABLE} or prompt)`)
-    .option("--key-env <name>", `environment variable holding the private key (default: ${PRIVATE_KEY_VARIABLE})`)
-    .option("--node-account <index>", "sign with account #index unlocked on a local node (default there: 0)");
-}
-
 /** Connects to the chain and the deployed suite; loads the signer when `sign` (else only if one is configured). */
 async function open(options: ChainOptions, sign: boolean): Promise<Session> {
-  const chain = await openChain({ network: options.network, rpc: options.rpc });
-  const deployment = await loadDeployment(chain.chainId, {
-    deploymentsDir: options.deployments,
-    networkName: chain.network.name,
-  });
-  let signer: LoadedSigner | undefined;
-  const nodeAccount = options.nodeAccount === undefined ? undefined : parseIndex(options.nodeAccount);
-  try {
-    signer = await loadSigner(chain.provider, chain.network, {
-      account: nodeAccount,
-      keystore: options.keystore,
-      keyVariable: options.keyEnv,
-      readPassword,
-    });
-  } catch (error) {
-    if (sign || !(error instanceof ChainError && error.code === "NO_SIGNER")) throw error;
-  }
-  const suite = await connectSuite(deployment, signer?.signer ?? chain.provider);
+  const { chain, suite, signer } = await openSession(options, sign);
   const client = new GovernanceClient(suite, signer?.address ?? "0x0000000000000000000000000000000000000000", chain.network);
   if (signer !== undefined) {
     process.stdout.write(`${chain.network.name} (chain ${chain.chainId}) via ${chain.rpcLabel}; signer ${signer.address} (${signer.source})\n`);
@@ -100,38 +50,12 @@ async function open(options: ChainOptions, sign: boolean): Promise<Session> {
   return { chain, suite, signer, client };
 }
 
-function parseIndex(text: string): number {
-  if (!/^\d+$/.test(text)) throw new UserError(`--node-account "${text}": expected an account index (0, 1, ...)`);
-  return Number(text);
-}
-
 function parseWholeSeconds(option: string, text: string): bigint {
   if (!/^\d+$/.test(text.trim())) throw new UserError(`${option} "${text}": expected a whole number of seconds`);
   return BigInt(text.trim());
 }
 
-/** Runs a command body with one error mapping: known errors become UserErrors (message kept, exit code 2). */
-function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await body(...args);
-    } catch (error) {
-      if (error instanceof GovernanceError || error instanceof ChainError) {
-        throw new UserError(redactUrls(error.message), 2, { cause: error });
-      }
-      // Provider errors can quote the RPC URL, and providers put API keys in URLs.
-      if (error instanceof Error) {
-        error.message = redactUrls(error.message);
-        if (error.stack !== undefined) error.stack = redactUrls(error.stack);
-      }
-      throw error;
-    }
-  };
-}
-
-function print(lines: readonly string[]): void {
-  process.stdout.write(`${lines.join("\n")}\n`);
-}
+const run = <A extends unknown[]>(body: (...args: A) => Promise<void>) => runCommand([GovernanceError], body);
 
 async function propose(options: ChainOptions & { note?: string }, build: (ctx: ActionContext, suite: Suite) => GovernanceAction[]) {
   const { client, suite } = await open(options, true);
@@ -325,16 +249,6 @@ function parseOption<T>(option: string, parse: () => T): T {
     return parse();
   } catch (error) {
     if (error instanceof AmountError) throw new UserError(`${option}: ${error.message}`, 2, { cause: error });
-    throw error;
-  }
-}
-
-/** The keystore's password, typed on the terminal with echo off (relayer/keys/password.ts). */
-async function readPassword(prompt: string): Promise<string> {
-  try {
-    return (await readKeystorePassword(KEYSTORE_PASSWORD_VARIABLE, prompt)).password;
-  } catch (error) {
-    if (error instanceof KeyError) throw new UserError(`--keystore needs its password: ${error.message}`, error.message === "cancelled" ? 130 : 2, { cause: error });
     throw error;
   }
 }

@@ -14,7 +14,7 @@ import { getAddress } from "ethers";
 
 import { AmountError, formatTokenAmount, parseTokenAmount } from "../../config/amount.js";
 import { PayerClient, PayerError, type PayerStatus } from "../../payer/index.js";
-import { openSession, print, runCommand, withChainOptions, type ChainOptions } from "../chain-session.js";
+import { openSession, print, runCommand, withChainOptions, withConfirmations, type ChainOptions } from "../chain-session.js";
 import { UserError } from "../errors.js";
 
 const run = <A extends unknown[]>(body: (...args: A) => Promise<void>) => runCommand([PayerError, AmountError], body);
@@ -50,7 +50,7 @@ function describe(status: PayerStatus, payer: PayerClient): string[] {
 export function register(program: Command): void {
   const payer = program.command("payer").description("fund and limit a payer's account: deposit, withdraw, allowance, daily cap, auto-refill");
 
-  withChainOptions(payer.command("balance"))
+  withConfirmations(withChainOptions(payer.command("balance")))
     .description("show a payer's deposit, wallet, allowance, spend today, cap and auto-refill (no signer needed with --address)")
     .option("--address <address>", "the payer to show, 0x... (default: the signer)")
     .action(
@@ -67,7 +67,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(payer.command("deposit"))
+  withConfirmations(withChainOptions(payer.command("deposit")))
     .description("move tokens from the wallet into the deposit (with an EIP-2612 permit when the allowance is short)")
     .requiredOption("--amount <amount>", 'e.g. "500 AGPT"')
     .option("--no-permit", "never sign a permit: refuse when the allowance is short")
@@ -80,7 +80,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(payer.command("withdraw"))
+  withConfirmations(withChainOptions(payer.command("withdraw")))
     .description("take un-escrowed deposit back to the wallet")
     .option("--amount <amount>", 'e.g. "100 AGPT"')
     .option("--all", "the whole deposit")
@@ -93,7 +93,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(payer.command("approve"))
+  withConfirmations(withChainOptions(payer.command("approve")))
     .description("let the router pull up to this much from the wallet (auto-refills, and bonds when the deposit is short)")
     .requiredOption("--amount <amount>", 'e.g. "1000 AGPT" ("0 AGPT" revokes)')
     .action(
@@ -105,7 +105,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(payer.command("cap"))
+  withConfirmations(withChainOptions(payer.command("cap")))
     .description("set the payer's own daily spending cap (UTC days)")
     .option("--daily <amount>", 'e.g. "50 AGPT"')
     .option("--none", "remove the cap")
@@ -120,7 +120,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(payer.command("refill"))
+  withConfirmations(withChainOptions(payer.command("refill")))
     .description("below a threshold, settlement pulls at least an amount from the allowance into the deposit")
     .option("--threshold <amount>", 'e.g. "20 AGPT"')
     .option("--amount <amount>", 'e.g. "100 AGPT"')

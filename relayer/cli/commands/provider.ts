@@ -9,14 +9,14 @@
 import type { Command } from "commander";
 
 import { PayoutClient, PayoutError } from "../../payout/index.js";
-import { openSession, print, runCommand, wholeNumber, withChainOptions, type ChainOptions } from "../chain-session.js";
+import { openSession, print, runCommand, wholeNumber, withChainOptions, withConfirmations, type ChainOptions } from "../chain-session.js";
 
 const run = <A extends unknown[]>(body: (...args: A) => Promise<void>) => runCommand([PayoutError], body);
 
 export function register(program: Command): void {
   const provider = program.command("provider").description("release escrow after the dispute window; providers' credits and withdrawals");
 
-  withChainOptions(provider.command("credits"))
+  withConfirmations(withChainOptions(provider.command("credits")))
     .description("each provider's payee and the credits it may withdraw (no signer needed)")
     .option("--provider <name>", "only this provider, e.g. openai")
     .action(
@@ -32,7 +32,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(provider.command("release"))
+  withConfirmations(withChainOptions(provider.command("release")))
     .description("release every batch whose dispute window has closed to its providers' credits (anyone may)")
     .option("--from-block <n>", "look at batches settled from this block (default: 0)")
     .option("--dry-run", "list what is escrowed and what would be released, send nothing")
@@ -65,7 +65,7 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(provider.command("withdraw"))
+  withConfirmations(withChainOptions(provider.command("withdraw")))
     .description("pay a provider's credits to its payee (sign with the payee's key)")
     .requiredOption("--provider <name>", "e.g. openai")
     .action(
