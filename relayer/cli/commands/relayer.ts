@@ -201,17 +201,30 @@ function check(options: { config: string }): void {
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
-async function unbillable(options: { config: string; reason?: string; limit: string; json?: boolean }): Promise<void> {
-  const config = load(options.config);
-  const reason = parseReasons(options.reason === undefined ? undefined : [options.reason])?.[0];
-  const limit = parseLimit(options.limit);
+/** Opens the receipt queue of `config` (errors named against `file`), runs `body` with it, and closes it. */
+async function withReceiptQueue(
+  config: RelayerConfig,
+  file: string,
+  body: (opened: Awaited<ReturnType<typeof openReceiptQueue>>) => Promise<void>,
+): Promise<void> {
   let opened;
   try {
     opened = await openReceiptQueue(config);
   } catch (error) {
-    throw userFacing(error, options.config);
+    throw userFacing(error, file);
   }
   try {
+    await body(opened);
+  } finally {
+    await opened.close();
+  }
+}
+
+async function unbillable(options: { config: string; reason?: string; limit: string; json?: boolean }): Promise<void> {
+  const config = load(options.config);
+  const reason = parseReasons(options.reason === undefined ? undefined : [options.reason])?.[0];
+  const limit = parseLimit(options.limit);
+  await withReceiptQueue(config, options.config, async (opened) => {
     const counts = await opened.queue.store.unbillableCounts();
     const records = reason === undefined ? [] : await opened.queue.store.listUnbillable(reason, { limit });
     if (options.json === true) {
@@ -223,21 +236,13 @@ async function unbillable(options: { config: string; reason?: string; limit: str
       lines.push(`${new Date(record.receivedAt).toISOString()}  ${record.id}  ${record.summary.litellmProvider ?? "-"}/${record.summary.litellmModel ?? "-"}  ${record.summary.tokens} tokens  ${record.detail}`);
     }
     process.stdout.write(`${lines.join("\n")}\n`);
-  } finally {
-    await opened.close();
-  }
+  });
 }
 
 async function conflicts(options: { config: string; limit: string; json?: boolean }): Promise<void> {
   const config = load(options.config);
   const limit = parseLimit(options.limit);
-  let opened;
-  try {
-    opened = await openReceiptQueue(config);
-  } catch (error) {
-    throw userFacing(error, options.config);
-  }
-  try {
+  await withReceiptQueue(config, options.config, async (opened) => {
     const count = await opened.queue.store.conflictCount();
     const records = await opened.queue.store.listConflicts({ limit });
     if (options.json === true) {
@@ -251,31 +256,21 @@ async function conflicts(options: { config: string; limit: string; json?: boolea
       lines.push(`${new Date(record.at).toISOString()}  ${record.id}  kept a ${record.kept.kind}; other log: ${usage}`);
     }
     process.stdout.write(`${lines.join("\n")}\n`);
-  } finally {
-    await opened.close();
-  }
+  });
 }
 
 async function reprice(options: { config: string; reason?: string[]; limit: string }): Promise<void> {
   const config = load(options.config);
   const reasons = parseReasons(options.reason) ?? [...REPRICEABLE_REASONS];
   const limit = parseLimit(options.limit);
-  let opened;
-  try {
-    opened = await openReceiptQueue(config);
-  } catch (error) {
-    throw userFacing(error, options.config);
-  }
-  try {
+  await withReceiptQueue(config, options.config, async (opened) => {
     const result = await repriceUnbillable(opened.queue, opened.builder, { reasons, limit });
     const still = Object.entries(result.unbillable).map(([name, count]) => `${name} ${count}`);
     process.stdout.write(
       `examined ${result.examined}, queued ${result.requeued}, still unbillable ${still.length === 0 ? "0" : still.join(", ")}` +
         `${result.unreadable > 0 ? `, unreadable ${result.unreadable}` : ""}\n`,
     );
-  } finally {
-    await opened.close();
-  }
+  });
 }
 
 export function register(program: Command): void {
