@@ -21,7 +21,8 @@
  * Options (environment): BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_REPEAT (3: runs at each offered rate,
  * their POSTs pooled for the percentiles), BENCH_CONCURRENCY (4), BENCH_BATCH (512),
  * BENCH_PARSE_WORKERS (auto), BENCH_REDACTED (1: prompts redacted as with turn_off_message_logging),
- * BENCH_ONLY_CHUNKED (1: skip the baseline and the results file), BENCH_CPU_PROFILE_DIR (write server CPU
+ * BENCH_ONLY_CHUNKED (1: skip the baseline and the results file), BENCH_QUICK (1: one back-to-back run and its ratio to
+ * the yardstick, nothing saved), BENCH_CPU_PROFILE_DIR (write server CPU
  * profiles there), BENCH_GC (1: the server prints its request thread's GC pauses), REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -657,6 +658,13 @@ async function main(): Promise<void> {
 
   const loadBefore = loadavg()[0]!;
   const yardstick = jsonParseMs(options);
+  if (process.env["BENCH_QUICK"] === "1") {
+    // one back-to-back run and its ratio to the yardstick, nothing saved: for trying a change
+    const quick = (await run("chunked", options)).result;
+    const ratio = quick.receiptsPerSec / ((options.batch * 1000) / yardstick);
+    process.stdout.write(`JSON.parse of one body: ${yardstick} ms; back to back: ${JSON.stringify(quick)}; ${ratio.toFixed(2)}x the JSON.parse rate\n`);
+    return;
+  }
   const full = await measure(options);
   // The same with logs as `agentgpt litellm config` has LiteLLM send them (standard_logging_payload_excluded_fields).
   const trimmed = await measure({ ...options, trimmed: true });

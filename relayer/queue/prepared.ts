@@ -36,8 +36,6 @@ export interface PreparedSubmissions {
 }
 
 const FINGERPRINT = /^[0-9a-f]{16}$/;
-// TextEncoder gives each array its own ArrayBuffer (Buffer.from would share Node's pool: not transferable).
-const encoder = new TextEncoder();
 /** group number of each unbillable reason in the submit script: its place in UNBILLABLE_REASONS, from 1 */
 const REASON_GROUP = new Map<UnbillableReason, number>(UNBILLABLE_REASONS.map((reason, index) => [reason, index + 1]));
 
@@ -60,10 +58,44 @@ function prepareOne(submissions: readonly Submission[]): PreparedSubmissions {
     return { kind: "unbillable", key: submission.key, fingerprint: submission.fingerprint, startTime: submission.startTime, reason: submission.body.reason };
   });
   return {
-    chains: names.map((chain, index) => ({ chain, receipts: encoder.encode(`[${lines[index]!.join(",")}]`) })),
+    chains: names.map((chain, index) => ({ chain, receipts: receiptsArray(lines[index]!) })),
     entries,
-    packed: encoder.encode(packed.join("")),
+    packed: ownUtf8(packed.join("")),
   };
+}
+
+/**
+ * A chain's receipts as one JSON array, `[{"id":<key>,<body fields>},...]`, in UTF-8, written straight into an
+ * ArrayBuffer of its own (transferable: Buffer.from would share Node's pool). `texts` holds each receipt's key and
+ * body as JSON, in turn. Each text is flat as JSON.stringify made it and written once: building each receipt's text
+ * by concatenation, joining the 512 of a POST and encoding the result with TextEncoder cost ten times more, a third
+ * of the parsing of a 512-log POST.
+ */
+function receiptsArray(texts: readonly string[]): Uint8Array {
+  const count = texts.length / 2;
+  // "[" and "]", per receipt `{"id":` (6 bytes) and a comma between receipts; the body's "{" becomes the comma after the id
+  let length = 2 + 6 * count + Math.max(0, count - 1);
+  for (const text of texts) length += Buffer.byteLength(text, "utf8");
+  const bytes = Buffer.allocUnsafeSlow(length);
+  let at = 0;
+  for (let i = 0; i < texts.length; i += 2) {
+    bytes[at++] = i === 0 ? 0x5b : 0x2c; // [ ,
+    at += bytes.write('{"id":', at, "latin1");
+    at += bytes.write(texts[i]!, at, "utf8");
+    const body = at;
+    at += bytes.write(texts[i + 1]!, at, "utf8");
+    bytes[body] = 0x2c; // the body's own "{"
+  }
+  bytes[at++] = 0x5d; // ]
+  if (at !== length) throw new Error(`receipts array: wrote ${at} bytes of ${length}`);
+  return bytes;
+}
+
+/** `text` in UTF-8, in an ArrayBuffer of its own. */
+function ownUtf8(text: string): Uint8Array {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, "utf8"));
+  bytes.write(text, 0, "utf8");
+  return bytes;
 }
 
 /**
@@ -90,7 +122,7 @@ function receiptEntry(
     names.push(submission.body.chain);
     lines.push([]);
   }
-  lines[index]!.push(`{"id":${JSON.stringify(submission.key)},${JSON.stringify(submission.body).slice(1)}`);
+  lines[index]!.push(JSON.stringify(submission.key), JSON.stringify(submission.body));
   return { kind: "receipt", key: submission.key, fingerprint: submission.fingerprint, startTime: submission.startTime, chain: index, tokens: submission.body.tokens };
 }
 
