@@ -51,7 +51,8 @@ describe("agentgpt governance (CLI against a hardhat node)", function () {
     );
     expect(ok(await agentgpt(["delegate"]))).to.contain("votes      100000000 AGPT");
 
-    const proposed = ok(await agentgpt(["propose-budget", "--model", "gpt-4-turbo", "--daily-limit", "500 AGPT"]));
+    // The table's command (`propose-budget` above is its alias).
+    const proposed = ok(await agentgpt(["propose", "model-budget", "--model", "gpt-4-turbo", "--daily-limit", "500 AGPT"]));
     const id = /^Proposal (\d+)$/m.exec(proposed)?.[1];
     expect(id, proposed).to.be.a("string");
     expect(proposed).to.contain('action 1  AutoPayLLM.setModelBudget("gpt-4-turbo", 500 AGPT)');
