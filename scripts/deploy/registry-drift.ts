@@ -10,7 +10,7 @@ import { join } from "node:path";
 
 import type { Provider } from "ethers";
 
-import { registryFutureIds, type RegistryEntries } from "../../deploy/modules/Registry.js";
+import type { RegistryEntries, RegistryProvider } from "../../deploy/modules/Registry.js";
 import { DEFAULT_ADMIN_ROLE, FUTURE_IDS } from "../../relayer/chain/index.js";
 import { AutoPayLLM__factory } from "../../typechain-types/factories/AutoPayLLM__factory.js";
 import { ParameterError } from "./parameters.js";
@@ -82,18 +82,30 @@ export async function registryForRun(run: RegistryRun): Promise<RegistryEntries>
     );
   }
 
-  // All live: keep in the graph only what the journal already executed (nothing to send, no reconciliation warning).
+  // All live: the graph keeps exactly what the journal recorded (its values, which governance may have changed
+  // since on chain), so Ignition sends nothing and reconciles without a difference.
   const journalFile = join(run.deploymentDir, "journal.jsonl");
-  const journal = existsSync(journalFile) ? await readFile(journalFile, "utf8") : "";
-  const ids = registryFutureIds(run.registry);
-  const recordedId = (id: string) => journal.includes(`"Registry#${id}"`);
-  return {
-    providers: run.registry.providers.filter((_, i) => recordedId(ids.providers[i]!)),
-    models: run.registry.models
-      .filter((_, i) => recordedId(ids.prices[i]!))
-      .map((model) => {
-        const i = run.registry.models.indexOf(model);
-        return recordedId(ids.budgets[i]!) ? model : { ...model, dailyBudget: 0n };
-      }),
-  };
+  return existsSync(journalFile) ? recordedRegistry(await readFile(journalFile, "utf8")) : { providers: [], models: [] };
+}
+
+/** The providers and models the Registry module's journal records, in the order they were first recorded. */
+export function recordedRegistry(journal: string): RegistryEntries {
+  const providers: RegistryProvider[] = [];
+  const models = new Map<string, { name: string; maxPricePer1k: bigint; dailyBudget: bigint }>();
+  const value = (arg: unknown): bigint =>
+    typeof arg === "object" && arg !== null && "value" in arg ? BigInt(String((arg as { value: unknown }).value)) : BigInt(String(arg));
+  for (const line of journal.split("\n")) {
+    if (!line.includes('"Registry#') || !line.includes("CALL_EXECUTION_STATE_INITIALIZE")) continue;
+    const entry = JSON.parse(line) as { futureId: string; functionName: string; args: unknown[]; type: string };
+    if (entry.type !== "CALL_EXECUTION_STATE_INITIALIZE" || !entry.futureId.startsWith("Registry#")) continue;
+    const name = String(entry.args[0]);
+    if (entry.functionName === "registerProvider") providers.push({ name, payee: String(entry.args[1]) });
+    else if (entry.functionName === "setModelPrice") {
+      models.set(name, { name, maxPricePer1k: value(entry.args[1]), dailyBudget: models.get(name)?.dailyBudget ?? 0n });
+    } else if (entry.functionName === "setModelBudget") {
+      const model = models.get(name) ?? { name, maxPricePer1k: 0n, dailyBudget: 0n };
+      models.set(name, { ...model, dailyBudget: value(entry.args[1]) });
+    }
+  }
+  return { providers, models: [...models.values()] };
 }

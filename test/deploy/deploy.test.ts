@@ -7,7 +7,7 @@ import { join } from "node:path";
 
 import { readDeploymentParameters } from "@nomicfoundation/hardhat-ignition/helpers";
 import { expect } from "chai";
-import { AbiCoder, JsonRpcProvider, ZeroAddress, keccak256 } from "ethers";
+import { AbiCoder, JsonRpcProvider, JsonRpcSigner, ZeroAddress, keccak256 } from "ethers";
 
 import {
   CANCELLER_ROLE,
@@ -158,11 +158,13 @@ describe("npm run deploy -- --network localhost (hardhat node over JSON-RPC)", f
   });
 
   it("changes nothing on a second run", async function () {
-    const [block, nonce] = [await provider.getBlockNumber(), await provider.getTransactionCount(DEPLOYER)];
+    // Straight from the node: ethers caches the block number for a moment after a transaction (the test above).
+    const head = async () => Number(await node.rpc<string>("eth_blockNumber"));
+    const [block, nonce] = [await head(), await provider.getTransactionCount(DEPLOYER)];
     const second = await deployToNode(node);
     expect(second.code, second.stdout + second.stderr).to.equal(0);
     expect(second.stdout).to.contain("Nothing new to deploy");
-    expect(await provider.getBlockNumber()).to.equal(block);
+    expect(await head()).to.equal(block);
     expect(await provider.getTransactionCount(DEPLOYER)).to.equal(nonce);
     expect(await loadDeployment(31337, { deploymentsDir: node.deploymentsDir })).to.deep.equal(deployment);
   });
@@ -189,6 +191,29 @@ describe("npm run deploy -- --network localhost (hardhat node over JSON-RPC)", f
         "200000000000000000: propose it with `agentgpt governance propose model-price --model gpt-4-turbo --max-price 200000000000000000n`",
     );
     expect(await provider.getBlockNumber()).to.equal(block);
+    expect(await provider.getTransactionCount(DEPLOYER)).to.equal(nonce);
+  });
+
+  it("after governance changed a price, a file with the live value re-runs without sending anything", async function () {
+    // Governance's change, made as the timelock (impersonated on this development node).
+    const { addresses } = deployment;
+    await node.rpc("hardhat_impersonateAccount", [addresses.timelock]);
+    await node.rpc("hardhat_setBalance", [addresses.timelock, "0x56BC75E2D63100000"]);
+    const asTimelock = AutoPayLLM__factory.connect(addresses.autoPayLLM, new JsonRpcSigner(provider, addresses.timelock));
+    await (await asTimelock.setModelPrice("gpt-4-turbo", (2n * 10n ** 18n) / 10n)).wait();
+    await node.rpc("hardhat_stopImpersonatingAccount", [addresses.timelock]);
+
+    // Straight from the node: ethers caches the block number for a moment after the transaction above.
+    const head = async () => Number(await node.rpc<string>("eth_blockNumber"));
+    const [block, nonce] = [await head(), await provider.getTransactionCount(DEPLOYER)];
+    const source = await readFile(join(REPO, "deploy", "parameters", "localhost.json5"), "utf8");
+    const file = join(node.deploymentsDir, "live.json5");
+    await writeFile(file, source.replace('maxPrice: "0.12 AGPT/1k tokens"', 'maxPrice: "0.2 AGPT/1k tokens"'));
+    const rerun = await deployToNode(node, { ...node.env, AGENTGPT_DEPLOY_PARAMETERS: file });
+    expect(rerun.code, rerun.stdout + rerun.stderr).to.equal(0);
+    expect(rerun.stdout).to.contain("Nothing new to deploy");
+    expect(rerun.stdout).to.match(/gpt-4-turbo\s+0\.2 AGPT\/1k tokens/);
+    expect(await head()).to.equal(block);
     expect(await provider.getTransactionCount(DEPLOYER)).to.equal(nonce);
   });
 
