@@ -7,12 +7,17 @@
  *    a governance timeout shorter than the proposal path plus its margin, an AGPT distribution that leaves the
  *    deployer more than `maxDeployerShare` on a public network (or nobody able to propose or reach the quorum), a
  *    payment token that is not an ERC-20, an unfunded deployer (scripts/deploy/parameters.ts).
- * 2. Runs the `AgentGPT` Ignition module (deploy/modules/AgentGPT.ts). Ignition's journal and the addresses land in
- *    `deploy/deployments/chain-<chainId>/` (`deployed_addresses.json` is what relayer/chain reads).
- * 3. Reads every role and setting back from the chain and fails loudly if the hand-over is incomplete.
+ * 2. Runs the `AgentGPT` Ignition module (deploy/modules/AgentGPT.ts): contracts, dispute settings, the providers and
+ *    priced models the parameters list (deploy/modules/Registry.ts), roles, then the hand-over of every power to the
+ *    timelock. Ignition's journal and the addresses land in `deploy/deployments/chain-<chainId>/`
+ *    (`deployed_addresses.json` is what relayer/chain reads). On a suite already handed over, providers or models
+ *    that differ from the chain are refused with the governance command that changes them.
+ * 3. Reads every role, setting, provider and model back from the chain, prints what is live, and fails loudly if
+ *    the hand-over is incomplete or a listed provider or model is not live as listed.
  *
  * Environment (all optional):
- * - `LOCALHOST_RPC_URL`: the node behind `--network localhost` (default http://127.0.0.1:8545).
+ * - `LOCALHOST_RPC_URL`: the node behind `--network localhost` (default http://127.0.0.1:8545), e.g.
+ *   `LOCALHOST_RPC_URL=http://127.0.0.1:8546 npm run deploy -- --network localhost`.
  * - `AGENTGPT_DEPLOY_PARAMETERS`: another parameters file.
  * - `AGENTGPT_DEPLOYMENTS_DIR`: another deployments directory (read by relayer/chain too).
  * - `HARDHAT_IGNITION_CONFIRM_DEPLOYMENT`: skip the confirmation asked before deploying to a public chain.
@@ -48,6 +53,7 @@ import {
 } from "../relayer/chain/index.js";
 import { formatTokenAmount } from "../relayer/config/amount.js";
 import { inspectSuite } from "./deploy/inspect-suite.js";
+import { registryForRun } from "./deploy/registry-drift.js";
 import { forgetStaleLocalDeployment, missingContracts } from "./deploy/local-instance.js";
 import {
   ParameterError,
@@ -97,7 +103,20 @@ async function main(): Promise<void> {
       : {}),
   });
   const { provider, ethers } = connection;
-  const chainId = Number(await provider.request({ method: "eth_chainId" }));
+  let chainId: number;
+  try {
+    chainId = Number(await provider.request({ method: "eth_chainId" }));
+  } catch (error) {
+    const url = networkName === "localhost" ? (localUrl || "http://127.0.0.1:8545") : `the ${networkName} RPC URL`;
+    throw new DeployError(
+      `no node answers at ${url}` +
+        (networkName === "localhost"
+          ? ": start one with `npx hardhat node --hostname 127.0.0.1`, or point LOCALHOST_RPC_URL at yours " +
+            "(LOCALHOST_RPC_URL=http://127.0.0.1:8546 npm run deploy -- --network localhost)"
+          : ": check the network's RPC configuration variable (hardhat.config.ts)") +
+        ` [${error instanceof Error ? error.message : String(error)}]`,
+    );
+  }
   const accounts = (await provider.request({ method: "eth_accounts" })) as string[];
   const deployer = accounts[0] === undefined ? undefined : getAddress(accounts[0]);
   if (deployer === undefined) {
@@ -128,6 +147,18 @@ async function main(): Promise<void> {
     }
   }
   const resuming = existsSync(join(deploymentDir, "journal.jsonl"));
+  // Handed over already: what the parameters list must be live (governance changes it now), and only what the
+  // journal already holds stays in the graph, so nothing is sent from a deployer that lost its power.
+  options.registry = await registryForRun({
+    provider: ethers.provider,
+    deploymentDir,
+    deploymentsDir,
+    chainId,
+    networkName,
+    deployer,
+    registry: params.registry,
+    source: show(parametersFile),
+  });
 
   await preflight(ethers.provider, deployer, params, networkName, resuming);
   printPlan(networkName, chainId, deployer, params, show(parametersFile), show(deploymentDir), resuming);
@@ -182,11 +213,18 @@ async function main(): Promise<void> {
     guardian: params.guardian,
     maxDeployerShareBps: local ? undefined : params.maxDeployerShareBps,
     blockTime: params.blockTime,
+    registry: params.registry,
   });
   console.log("\nContracts");
   for (const [name, address] of Object.entries(suite.deployment.addresses)) console.log(`  ${name.padEnd(12)} ${address}`);
   console.log("Settings");
   for (const [name, value] of Object.entries(report.settings)) console.log(`  ${name.padEnd(19)} ${value}`);
+  console.log(`Providers (${report.providers.length})`);
+  for (const line of report.providers) console.log(`  ${line}`);
+  if (report.providers.length === 0) console.log("  none: rows are refused (UnknownProvider) until governance registers one");
+  console.log(`Models (${report.models.length})`);
+  for (const line of report.models) console.log(`  ${line}`);
+  if (report.models.length === 0) console.log("  none: rows are refused (ModelNotPriced) until governance prices one");
   console.log("Roles");
   for (const line of report.roles) console.log(`  ${line}`);
   if (report.problems.length > 0) {
@@ -272,6 +310,17 @@ function printPlan(
   console.log(
     `  sequencer feed  ${p.sequencerUptimeFeed === undefined ? "none" : `${p.sequencerUptimeFeed}, grace ${p.sequencerGracePeriod} s`}`,
   );
+  for (const provider of p.registry.providers) {
+    console.log(`  provider        ${provider.name}, paid to ${provider.payee}`);
+  }
+  const unit = p.paymentToken === undefined ? AGPT_UNIT : { symbol: "units", decimals: 0 };
+  for (const model of p.registry.models) {
+    const budget = model.dailyBudget === 0n ? "no daily budget" : `daily budget ${formatTokenAmount(model.dailyBudget, unit)}`;
+    console.log(`  model           ${model.name}, ${formatTokenAmount(model.maxPricePer1k, unit)}/1k tokens, ${budget}`);
+  }
+  if (p.registry.providers.length === 0 && p.registry.models.length === 0) {
+    console.log("  billing         no providers or models listed: governance registers them after the deploy");
+  }
   console.log(`  relayer         ${p.relayer ?? "none yet (grant RELAYER_ROLE by governance later)"}`);
   console.log(`  guardian        ${p.guardian ?? "none yet (grant PAUSER_ROLE by governance later)"}`);
   console.log(

@@ -16,6 +16,7 @@ import { agptAllocationsModule, type AllocationTarget } from "./AGPTAllocations.
 import { autoPayLLMModule, type PaymentTokenSource } from "./AutoPayLLM.js";
 import { governanceModule } from "./Governance.js";
 import { guardianRoleModule } from "./GuardianRole.js";
+import { registryModule, registryKey, type RegistryEntries } from "./Registry.js";
 import { relayerRoleModule } from "./RelayerRole.js";
 import { usageOracleModule } from "./UsageOracle.js";
 
@@ -33,9 +34,11 @@ export interface SuiteOptions {
   sequencerFeed?: boolean;
   /** The AGPT transfers from the deployer, in order (AGPTAllocations); none: the deployer keeps the supply. */
   allocations?: readonly AllocationTarget[];
+  /** The providers and priced models registered before the hand-over (Registry); none: governance adds them. */
+  registry?: RegistryEntries;
 }
 
-export type { AllocationTarget };
+export type { AllocationTarget, RegistryEntries };
 
 function build(options: SuiteOptions) {
   return buildModule("AgentGPT", (m) => {
@@ -64,6 +67,13 @@ function build(options: SuiteOptions) {
     }
     if ((options.allocations ?? []).length > 0) {
       const module = agptAllocationsModule(governance, options.allocations ?? []);
+      m.useModule(module);
+      wiring.push(module);
+    }
+
+    const registry = options.registry;
+    if (registry !== undefined && (registry.providers.length > 0 || registry.models.length > 0)) {
+      const module = registryModule(settlement, registry);
       m.useModule(module);
       wiring.push(module);
     }
@@ -98,6 +108,7 @@ export function agentGptModule(options: SuiteOptions): AgentGPTModule {
     options.oracle,
     options.sequencerFeed ?? false,
     (options.allocations ?? []).join(","),
+    options.registry === undefined ? "" : registryKey(options.registry),
   ].join(":");
   let module = cache.get(key);
   if (module === undefined) {

@@ -8,6 +8,7 @@ import { getAddress, isAddress, toUtf8Bytes, ZeroAddress, type Interface } from 
 import { AutoPayLLM__factory } from "../../typechain-types/factories/AutoPayLLM__factory.js";
 import { AgentGovernor__factory } from "../../typechain-types/factories/governance/AgentGovernor__factory.js";
 import { AgentTimelock__factory } from "../../typechain-types/factories/governance/AgentTimelock__factory.js";
+import { UsageOracle__factory } from "../../typechain-types/factories/oracle/UsageOracle__factory.js";
 import {
   SETTLEMENT_ROLES,
   type SettlementRoleName,
@@ -36,6 +37,7 @@ export interface ActionContext {
 const settlement: Interface = AutoPayLLM__factory.createInterface();
 const timelock: Interface = AgentTimelock__factory.createInterface();
 const governor: Interface = AgentGovernor__factory.createInterface();
+const oracle: Interface = UsageOracle__factory.createInterface();
 
 /** `AutoPayLLM` limits (contracts/AutoPayLLM.sol). */
 export const MAX_NAME_LENGTH = 64;
@@ -163,6 +165,7 @@ export function describeCall(ctx: ActionContext, target: string, calldata: strin
     ["AutoPayLLM", ctx.addresses.autoPayLLM, settlement],
     ["Timelock", ctx.addresses.timelock, timelock],
     ["AgentGovernor", ctx.addresses.governor, governor],
+    ...(ctx.addresses.usageOracle === undefined ? [] : [["UsageOracle", ctx.addresses.usageOracle, oracle] as [string, string, Interface]]),
   ];
   const known = contracts.find(([, address]) => address.toLowerCase() === target.toLowerCase());
   if (known === undefined) return `call ${target} with ${calldata.slice(0, 10)}… (${(calldata.length - 2) / 2} bytes)`;
@@ -173,6 +176,7 @@ export function describeCall(ctx: ActionContext, target: string, calldata: strin
   const args = parsed.fragment.inputs.map((input, i) => {
     const value: unknown = parsed.args[i];
     if (typeof value === "string") {
+      if (input.type === "string" && value.length > 60) return `"${value.slice(0, 57)}..." (${value.length} chars)`;
       return input.type === "bytes32" ? (roleNames.get(value) ?? value) : input.type === "string" ? `"${value}"` : value;
     }
     if (typeof value === "bigint") {

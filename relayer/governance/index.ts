@@ -3,3 +3,5 @@ export * from "./errors.js";
 export * from "./governance-client.js";
 export * from "./proposal.js";
 export * from "./proposal-status.js";
+export * from "./dry-run.js";
+export * from "./settings.js";

@@ -7,6 +7,7 @@
  */
 import { Contract } from "ethers";
 
+import type { RegistryEntries } from "../../deploy/modules/Registry.js";
 import {
   ARBITER_ROLE,
   CANCELLER_ROLE,
@@ -22,6 +23,10 @@ import { governanceMargin, proposalPathSeconds } from "./parameters.js";
 
 export interface SuiteReport {
   settings: Record<string, string>;
+  /** Every registered provider: `1  openai  payee 0x...`. */
+  providers: string[];
+  /** Every known model: `1  gpt-4-turbo  0.12 AGPT/1k tokens, no daily budget`. */
+  models: string[];
   roles: string[];
   /** Broken rules; empty when the deployment is sound. */
   problems: string[];
@@ -37,6 +42,8 @@ export async function inspectSuite(
     maxDeployerShareBps?: number;
     /** Seconds per governance-clock tick, to check the governance timeout against the proposal path. */
     blockTime?: number;
+    /** Providers and models the parameters list: each must be live with exactly these values. */
+    registry?: RegistryEntries;
   },
 ): Promise<SuiteReport> {
   const { autoPayLLM, timelock, governor, agpt } = suite;
@@ -144,8 +151,54 @@ export async function inspectSuite(
       );
     }
   }
+  const { providers, models } = await readRegistry(suite, expected.registry, problems);
   if (!(await governor.timelock()).toLowerCase().startsWith(timelockAddress.toLowerCase())) {
     problems.push("the governor does not execute through the deployed timelock");
   }
-  return { settings, roles, problems };
+  return { settings, providers, models, roles, problems };
+}
+
+/** Lists what is billable: every provider and model, and checks the listed ones against the chain. */
+export async function readRegistry(
+  suite: Suite,
+  expected: RegistryEntries | undefined,
+  problems: string[],
+): Promise<{ providers: string[]; models: string[] }> {
+  const { autoPayLLM } = suite;
+  const providers: string[] = [];
+  const models: string[] = [];
+  const livePayees = new Map<string, string>();
+  const liveModels = new Map<string, { price: bigint; budget: bigint }>();
+  const providerCount = Number(await autoPayLLM.providerCount());
+  for (let id = 1; id <= providerCount; id += 1) {
+    const [name, payee] = await autoPayLLM.providerInfo(id);
+    livePayees.set(name, payee);
+    providers.push(`${String(id).padStart(3)}  ${name.padEnd(16)} payee ${payee}`);
+  }
+  const modelCount = Number(await autoPayLLM.modelCount());
+  for (let id = 1; id <= modelCount; id += 1) {
+    const [name, price, budget] = await autoPayLLM.modelInfo(id);
+    liveModels.set(name, { price, budget });
+    const priced = price === 0n ? "not billable (no price cap)" : `${formatTokenAmount(price, suite.paymentUnit)}/1k tokens`;
+    const limit = budget === 0n ? "no daily budget" : `daily budget ${formatTokenAmount(budget, suite.paymentUnit)}`;
+    models.push(`${String(id).padStart(3)}  ${name.padEnd(16)} ${priced}, ${limit}`);
+  }
+  for (const provider of expected?.providers ?? []) {
+    const payee = livePayees.get(provider.name);
+    if (payee === undefined) problems.push(`provider "${provider.name}" is not registered`);
+    else if (payee.toLowerCase() !== provider.payee.toLowerCase()) {
+      problems.push(`provider "${provider.name}" is paid to ${payee}, not ${provider.payee}`);
+    }
+  }
+  for (const model of expected?.models ?? []) {
+    const live = liveModels.get(model.name);
+    if (live === undefined) problems.push(`model "${model.name}" is not registered`);
+    else if (live.price !== model.maxPricePer1k || live.budget !== model.dailyBudget) {
+      problems.push(
+        `model "${model.name}" has price cap ${live.price} and daily budget ${live.budget} token units, not ` +
+          `${model.maxPricePer1k} and ${model.dailyBudget}`,
+      );
+    }
+  }
+  return { providers, models };
 }

@@ -11,7 +11,9 @@
  * - the oracle's retries fit in the arbiter's time, and disputes cost a bond where an oracle answers them;
  * - the AGPT supply goes where `AGPTToken.allocations` says, someone outside the treasury can propose and reach the
  *   quorum, and (checked by {@link checkDeployerShare} once the deployer is known) on a public network the deployer
- *   keeps at most `AGPTToken.maxDeployerShare` of the supply.
+ *   keeps at most `AGPTToken.maxDeployerShare` of the supply;
+ * - the providers and models the network starts with (`AutoPayLLM.providers`, `AutoPayLLM.models`) are well formed:
+ *   names of 1 to 64 bytes, listed once, non-zero payees, positive price caps, amounts that fit the contract.
  */
 import { getAddress, isAddress, ZeroAddress } from "ethers";
 import { z } from "zod";
@@ -23,8 +25,9 @@ import type { AllocationTarget, SuiteOptions } from "../../deploy/modules/AgentG
 import { DEFAULT_DISPUTE_WINDOW, DISPUTE_DEFAULTS } from "../../deploy/modules/AutoPayLLM.js";
 import { GOVERNANCE_DEFAULTS } from "../../deploy/modules/Governance.js";
 import { VERIFICATION_DEFAULTS } from "../../deploy/modules/UsageOracle.js";
+import type { RegistryEntries } from "../../deploy/modules/Registry.js";
 import { AGPT_UNIT } from "../../relayer/chain/index.js";
-import { AmountError, formatTokenAmount, parseTokenAmount } from "../../relayer/config/amount.js";
+import { AmountError, formatTokenAmount, parsePricePer1k, parseTokenAmount } from "../../relayer/config/amount.js";
 
 /** `AutoPayLLM.MIN_DISPUTE_WINDOW` and `MAX_DISPUTE_WINDOW`. */
 export const MIN_DISPUTE_WINDOW = 60;
@@ -42,6 +45,9 @@ export const MIN_REQUEST_TIMEOUT = 300;
 export const MAX_REQUEST_TIMEOUT = 86_400;
 export const MAX_ATTEMPTS = 10;
 export const MAX_TOLERANCE_BPS = 1000;
+/** `AutoPayLLM.MAX_NAME_LENGTH` (bytes of a provider or model name). */
+export const MAX_NAME_LENGTH = 64;
+const UINT128_MAX = (1n << 128n) - 1n;
 /** The smallest margin governance keeps after the proposal path (seconds): see {@link governanceMargin}. */
 export const MIN_GOVERNANCE_MARGIN = 3600;
 /** `AGPTToken.maxDeployerShare` when the parameters do not say: the deployer keeps nothing on a public network. */
@@ -86,6 +92,8 @@ export interface SuiteParameters {
   functionsRouter?: string;
   /** The oracle's verification settings (used only with `functionsRouter`). */
   verification: { requestTimeout: number; maxAttempts: number; toleranceBps: number };
+  /** Providers and priced models registered before the hand-over, so rows are billable at once. */
+  registry: RegistryEntries;
 }
 
 export class ParameterError extends Error {
@@ -131,6 +139,14 @@ const target = z.string().transform((value, ctx) => {
   return z.NEVER;
 });
 
+const registryName = z.string({ error: "must be a name in quotes, as LiteLLM reports it" }).refine(
+  (name) => {
+    const length = new TextEncoder().encode(name).length;
+    return length >= 1 && length <= MAX_NAME_LENGTH && name.trim() === name;
+  },
+  { message: `must be 1 to ${MAX_NAME_LENGTH} bytes, without leading or trailing spaces` },
+);
+
 const quantity = (n: number, unit: string) => `${n} ${n === 1 ? unit.replace(/s$/, "") : unit}`;
 const int = (min: number, max: number, unit: string) =>
   z
@@ -165,6 +181,16 @@ const schema = z.strictObject({
         .optional(),
       sequencerUptimeFeed: address.optional(),
       sequencerGracePeriod: int(0, MAX_SEQUENCER_GRACE, "seconds").optional(),
+      providers: z.array(z.strictObject({ name: registryName, payee: address })).optional(),
+      models: z
+        .array(
+          z.strictObject({
+            name: registryName,
+            maxPrice: z.union([z.bigint(), z.string()]),
+            dailyBudget: z.union([z.bigint(), z.string()]).optional(),
+          }),
+        )
+        .optional(),
     })
     .optional(),
   Governance: z.strictObject({
@@ -275,6 +301,8 @@ export function checkParameters(raw: unknown, source: string): SuiteParameters {
     );
   }
 
+  const registry = checkRegistry(p.AutoPayLLM, problems);
+
   const params: SuiteParameters = {
     initialSupply,
     allocations,
@@ -301,6 +329,7 @@ export function checkParameters(raw: unknown, source: string): SuiteParameters {
       maxAttempts: p.UsageOracle?.maxAttempts ?? VERIFICATION_DEFAULTS.maxAttempts,
       toleranceBps: p.UsageOracle?.toleranceBps ?? VERIFICATION_DEFAULTS.toleranceBps,
     },
+    registry,
   };
 
   // The timelock against the longest a dispute window can last (what AgentGovernor checks on-chain).
@@ -388,6 +417,80 @@ export function checkParameters(raw: unknown, source: string): SuiteParameters {
   return params;
 }
 
+type RawSettlement = NonNullable<z.infer<typeof schema>["AutoPayLLM"]>;
+
+/**
+ * The providers and models of `AutoPayLLM.providers` / `AutoPayLLM.models`, amounts in payment-token units: with the
+ * fresh AGPT, prices like "0.12 AGPT/1k tokens" and budgets like "500 AGPT"; with an existing `paymentToken`, bigints
+ * in its units ("120000n"). Problems are pushed as `AutoPayLLM.models[1].maxPrice: <what is wrong and the fix>`.
+ */
+function checkRegistry(raw: RawSettlement | undefined, problems: string[]): RegistryEntries {
+  const existingToken = raw?.paymentToken !== undefined;
+  const providers = (raw?.providers ?? []).map((entry) => ({ name: entry.name, payee: entry.payee }));
+  const seen = new Map<string, number>();
+  providers.forEach((provider, i) => {
+    const first = seen.get(provider.name);
+    if (first !== undefined) {
+      problems.push(
+        `AutoPayLLM.providers[${i}].name: "${provider.name}" is listed twice (also providers[${first}]): a provider ` +
+          "is registered once; remove one entry",
+      );
+    }
+    seen.set(provider.name, i);
+  });
+
+  const amount = (field: string, value: bigint | string, kind: "price" | "budget"): bigint | undefined => {
+    if (typeof value === "bigint") {
+      if (value < 0n || value > UINT128_MAX) {
+        problems.push(`${field}: ${value} token units is out of range (0 to 2^128 - 1)`);
+        return undefined;
+      }
+      return value;
+    }
+    if (existingToken) {
+      problems.push(
+        `${field}: settling in an existing AutoPayLLM.paymentToken, give it in that token's units as a bigint ` +
+          `("120000n")${kind === "price" ? " per 1k tokens" : " per UTC day"}`,
+      );
+      return undefined;
+    }
+    try {
+      const units = kind === "price" ? parsePricePer1k(value, AGPT_UNIT) : parseTokenAmount(value, AGPT_UNIT);
+      if (units > UINT128_MAX) {
+        problems.push(`${field}: "${value}" is more than the contract holds (2^128 - 1 token units)`);
+        return undefined;
+      }
+      return units;
+    } catch (error) {
+      problems.push(`${field}: ${error instanceof AmountError ? error.message : String(error)}`);
+      return undefined;
+    }
+  };
+
+  const models: RegistryEntries["models"][number][] = [];
+  const seenModels = new Map<string, number>();
+  (raw?.models ?? []).forEach((entry, i) => {
+    const where = `AutoPayLLM.models[${i}]`;
+    const first = seenModels.get(entry.name);
+    if (first !== undefined) {
+      problems.push(`${where}.name: "${entry.name}" is listed twice (also models[${first}]): merge the two entries`);
+    }
+    seenModels.set(entry.name, i);
+    const maxPricePer1k = amount(`${where}.maxPrice`, entry.maxPrice, "price");
+    if (maxPricePer1k === 0n) {
+      problems.push(
+        `${where}.maxPrice: must be positive: a model is billable only with a price cap (remove the entry to leave ` +
+          `"${entry.name}" unpriced)`,
+      );
+    }
+    const dailyBudget = entry.dailyBudget === undefined ? 0n : amount(`${where}.dailyBudget`, entry.dailyBudget, "budget");
+    if (maxPricePer1k !== undefined && dailyBudget !== undefined) {
+      models.push({ name: entry.name, maxPricePer1k, dailyBudget });
+    }
+  });
+  return { providers, models };
+}
+
 /** What the deployer keeps of the supply: the part no allocation takes, and the entries naming it. */
 export function deployerKeeps(params: SuiteParameters, deployer: string): bigint {
   const handedOut = params.allocations.reduce((sum, a) => sum + a.amount, 0n);
@@ -467,6 +570,7 @@ export function toIgnition(
       oracle: params.functionsRouter !== undefined,
       sequencerFeed: params.sequencerUptimeFeed !== undefined,
       allocations,
+      registry: params.registry,
     },
     parameters,
   };

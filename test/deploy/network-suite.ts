@@ -236,14 +236,15 @@ export async function openForBusiness(connection: Connection, s: NetworkSuite): 
   await (await s.agpt.connect(s.voter).transfer(s.payer.address, 1_000n * 10n ** 18n)).wait();
   await (await s.agpt.connect(s.payer).approve(await s.autoPayLLM.getAddress(), 1_000n * 10n ** 18n)).wait();
   await (await s.autoPayLLM.connect(s.payer).deposit(100n * 10n ** 18n)).wait();
-  const setup = proposal(
-    [
-      [s.autoPayLLM, "registerProvider", ["openai", s.payee.address]],
-      [s.autoPayLLM, "setModelPrice", [GPT4, GPT4_PRICE]],
-    ],
-    `Register openai and price ${GPT4} (${s.network})`,
-  );
-  await passProposal(connection, s, setup);
+  // A network whose parameters register them (localhost) is open for business from the deploy on.
+  const calls: Array<[BaseContract & { target: unknown }, string, unknown[]]> = [];
+  if ((await s.autoPayLLM.providerId("openai")) === 0n) calls.push([s.autoPayLLM, "registerProvider", ["openai", s.payee.address]]);
+  const model = await s.autoPayLLM.modelId(GPT4);
+  if (model === 0n || (await s.autoPayLLM.modelInfo(model))[1] !== GPT4_PRICE) {
+    calls.push([s.autoPayLLM, "setModelPrice", [GPT4, GPT4_PRICE]]);
+  }
+  if (calls.length === 0) return;
+  await passProposal(connection, s, proposal(calls, `Register openai and price ${GPT4} (${s.network})`));
 }
 
 let batchCounter = 0;

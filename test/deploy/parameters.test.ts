@@ -21,6 +21,7 @@ const AGPT = 10n ** 18n;
 const RELAYER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const HOLDER = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 const DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+const ZERO = "0x0000000000000000000000000000000000000000";
 /** The one required parameter: seconds per governance-clock tick. */
 const G = { blockTime: 12 };
 
@@ -251,6 +252,76 @@ describe("deployment parameters (scripts/deploy/parameters.ts)", function () {
       expect(message).to.contain("AutoPayLLM.usageBucket: must divide a day");
     });
 
+    it("reads the providers and models to register, in the payment token's units", function () {
+      const p = checkParameters(
+        {
+          AutoPayLLM: {
+            providers: [{ name: "openai", payee: RELAYER.toLowerCase() }],
+            models: [
+              { name: "gpt-4-turbo", maxPrice: "0.12 AGPT/1k tokens", dailyBudget: "500 AGPT" },
+              { name: "mixtral-8x22b", maxPrice: 8_500_000_000_000_000n },
+            ],
+          },
+          Governance: G,
+        },
+        "test.json5",
+      );
+      expect(p.registry).to.deep.equal({
+        providers: [{ name: "openai", payee: RELAYER }],
+        models: [
+          { name: "gpt-4-turbo", maxPricePer1k: (12n * AGPT) / 100n, dailyBudget: 500n * AGPT },
+          { name: "mixtral-8x22b", maxPricePer1k: 8_500_000_000_000_000n, dailyBudget: 0n },
+        ],
+      });
+      expect(toIgnition(p).options.registry).to.deep.equal(p.registry);
+    });
+
+    it("refuses bad providers and models, each with its field and the fix", function () {
+      const message = refusal({
+        AutoPayLLM: {
+          providers: [
+            { name: "openai", payee: RELAYER },
+            { name: "openai", payee: HOLDER },
+          ],
+          models: [
+            { name: "gpt-4-turbo", maxPrice: "0 AGPT/1k tokens" },
+            { name: "claude", maxPrice: "0.1 USD/1k tokens", dailyBudget: "500" },
+          ],
+        },
+        Governance: G,
+      });
+      expect(message).to.contain('AutoPayLLM.providers[1].name: "openai" is listed twice (also providers[0])');
+      expect(message).to.contain("AutoPayLLM.models[0].maxPrice:");
+      expect(message).to.contain('AutoPayLLM.models[1].maxPrice: "0.1 USD/1k tokens" is in USD');
+      expect(message).to.contain('AutoPayLLM.models[1].dailyBudget: "500" is not an amount');
+      expect(refusal({ AutoPayLLM: { providers: [{ name: "x".repeat(65), payee: HOLDER }] }, Governance: G })).to.contain(
+        "AutoPayLLM.providers[0].name: must be 1 to 64 bytes",
+      );
+      expect(refusal({ AutoPayLLM: { providers: [{ name: "openai", payee: ZERO }] }, Governance: G })).to.contain(
+        "AutoPayLLM.providers[0].payee: must be a non-zero address",
+      );
+      expect(refusal({ AutoPayLLM: { models: [{ name: "m", maxPrice: 0n }] }, Governance: G })).to.contain(
+        "AutoPayLLM.models[0].maxPrice: must be positive: a model is billable only with a price cap",
+      );
+      expect(
+        refusal({
+          AutoPayLLM: { paymentToken: RELAYER, disputeBond: 5n, models: [{ name: "m", maxPrice: "0.1 AGPT/1k tokens" }] },
+          Governance: G,
+        }),
+      ).to.contain('AutoPayLLM.models[0].maxPrice: settling in an existing AutoPayLLM.paymentToken, give it in that token\'s units as a bigint');
+    });
+
+    it("localhost registers the seed's providers and models (config/litellm-router.yaml)", async function () {
+      const local = checkParameters(await readNetworkParameters("localhost"), "localhost");
+      expect(local.registry.providers.map((p) => p.name)).to.deep.equal([
+        "openai", "anyscale", "together-ai", "groq", "firework-ai", "deepinfra",
+      ]);
+      expect(local.registry.models.map((m) => [m.name, m.maxPricePer1k])).to.deep.equal([
+        ["gpt-4-turbo", (12n * AGPT) / 100n],
+        ["mixtral-8x22b", (85n * AGPT) / 10_000n],
+      ]);
+    });
+
     it("refuses a proposal threshold above the supply", function () {
       expect(
         refusal({ AGPTToken: { initialSupply: "1000 AGPT" }, Governance: { ...G, proposalThreshold: "1001 AGPT" } }),
@@ -315,6 +386,7 @@ describe("deployment parameters (scripts/deploy/parameters.ts)", function () {
         oracle: false,
         sequencerFeed: false,
         allocations: [],
+        registry: { providers: [], models: [] },
       });
       expect(fresh.parameters.RelayerRole).to.deep.equal({ relayer: RELAYER });
       expect(fresh.parameters.GuardianRole).to.equal(undefined);

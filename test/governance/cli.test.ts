@@ -13,6 +13,8 @@ import { deployToNode, runCommand, startLocalNode, type CommandResult, type Loca
 /** Hardhat node account #0's well-known key (the deployer, holding the AGPT supply). Public test data. */
 const ACCOUNT_0_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const AGPT = 10n ** 18n;
+const DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"; // account #0
+const PAYEE = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"; // account #6
 
 describe("agentgpt governance (CLI against a hardhat node)", function () {
   this.timeout(600_000); // the deploy in `before` may first rebuild (see deployToNode)
@@ -49,7 +51,8 @@ describe("agentgpt governance (CLI against a hardhat node)", function () {
     );
     expect(ok(await agentgpt(["delegate"]))).to.contain("votes      100000000 AGPT");
 
-    const proposed = ok(await agentgpt(["propose-budget", "--model", "gpt-4-turbo", "--daily-limit", "500 AGPT"]));
+    // The table's command (`propose-budget` above is its alias).
+    const proposed = ok(await agentgpt(["propose", "model-budget", "--model", "gpt-4-turbo", "--daily-limit", "500 AGPT"]));
     const id = /^Proposal (\d+)$/m.exec(proposed)?.[1];
     expect(id, proposed).to.be.a("string");
     expect(proposed).to.contain('action 1  AutoPayLLM.setModelBudget("gpt-4-turbo", 500 AGPT)');
@@ -90,6 +93,40 @@ describe("agentgpt governance (CLI against a hardhat node)", function () {
     } finally {
       provider.destroy();
     }
+  });
+
+  it("--dry-run checks a change and prints the exact calls, sending nothing", async function () {
+    const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true });
+    try {
+      const { addresses } = await loadDeployment(31337, { deploymentsDir: node.deploymentsDir });
+      const [block, nonce] = [await provider.getBlockNumber(), await provider.getTransactionCount(DEPLOYER)];
+      const dry = ok(
+        await agentgpt(["propose", "provider-payee", "--provider", "openai", "--payee", PAYEE, "--dry-run"]),
+      );
+      expect(dry).to.contain("Dry run: nothing was sent.");
+      expect(dry).to.contain(`target    AutoPayLLM ${addresses.autoPayLLM}`);
+      expect(dry).to.contain("function  setProviderPayee(uint32,address)");
+      expect(dry).to.match(/provider\s+uint32\s+1\n/);
+      expect(dry).to.match(new RegExp(`payee\\s+address\\s+${PAYEE}`));
+      const calldata = AutoPayLLM__factory.createInterface().encodeFunctionData("setProviderPayee", [1, PAYEE]);
+      expect(dry).to.contain(`calldata  ${calldata}`);
+      expect(dry).to.contain("simulated with eth_call from the timelock");
+      expect(await provider.getBlockNumber()).to.equal(block);
+      expect(await provider.getTransactionCount(DEPLOYER)).to.equal(nonce);
+    } finally {
+      provider.destroy();
+    }
+  });
+
+  it("refuses a bad value before proposing, naming the option", async function () {
+    const [unknown, registered, bucket] = await Promise.all([
+      agentgpt(["propose", "provider-payee", "--provider", "mistral", "--payee", PAYEE]),
+      agentgpt(["propose", "provider-register", "--name", "openai", "--payee", PAYEE, "--dry-run"]),
+      agentgpt(["propose", "usage-bucket", "--seconds", "7000", "--dry-run"]),
+    ]);
+    expect(refused(unknown)).to.contain('--provider "mistral": unknown provider (6 registered)');
+    expect(refused(registered)).to.contain('--name "openai": already registered as provider 1');
+    expect(refused(bucket)).to.contain("--seconds 7000: must divide a day");
   });
 
   it("names the field and the fix for bad input", async function () {

@@ -4,7 +4,8 @@
  * calldata. Logic lives in relayer/governance; this file parses options and prints.
  *
  *   agentgpt governance delegate
- *   agentgpt governance propose-budget --model gpt-4-turbo --daily-limit "500 AGPT"
+ *   agentgpt governance propose model-budget --model gpt-4-turbo --daily-limit "500 AGPT" [--dry-run]
+ *   agentgpt governance propose <setting> --help   (every setting: relayer/governance/settings.ts)
  *   agentgpt governance vote <id> for
  *   agentgpt governance queue <id>
  *   agentgpt governance execute <id>
@@ -16,20 +17,17 @@ import { advanceLocalChain, openChain, type ChainConnection, type LoadedSigner, 
 import {
   GovernanceClient,
   GovernanceError,
+  SETTINGS,
   SUPPORT,
-  disputeWindowAction,
+  buildSetting,
+  describeActions,
   formatDuration,
-  modelBudgetAction,
-  modelPriceAction,
   parseProposalId,
-  registerProviderAction,
-  settlementRoleAction,
-  timelockDelayAction,
-  type ActionContext,
-  type GovernanceAction,
+  type Setting,
+  type SettingValues,
   type Support,
 } from "../../governance/index.js";
-import { AmountError, formatTokenAmount, parsePricePer1k, parseTokenAmount } from "../../config/amount.js";
+import { formatTokenAmount } from "../../config/amount.js";
 import { openSession, print, runCommand, withChainOptions, type ChainOptions } from "../chain-session.js";
 import { UserError } from "../errors.js";
 
@@ -57,9 +55,39 @@ function parseWholeSeconds(option: string, text: string): bigint {
 
 const run = <A extends unknown[]>(body: (...args: A) => Promise<void>) => runCommand([GovernanceError], body);
 
-async function propose(options: ChainOptions & { note?: string }, build: (ctx: ActionContext, suite: Suite) => GovernanceAction[]) {
-  const { client, suite } = await open(options, true);
-  const actions = build(client.actionContext, suite);
+type ProposeOptions = ChainOptions & SettingValues & { note?: string; dryRun?: boolean };
+
+function addSetting(command: Command, setting: Setting, alias?: string): void {
+  withChainOptions(command).description(alias === undefined ? setting.description : `${setting.description} (${alias})`);
+  for (const option of setting.options) {
+    const required = option.required === true ? " (required)" : "";
+    if (option.default === undefined) command.option(option.flags, option.description + required);
+    else command.option(option.flags, option.description, option.default);
+  }
+  command
+    .option("--note <text>", "why: appended to the proposal's description")
+    .option("--dry-run", "check the change and print the exact calls (target, function, arguments, calldata); send nothing")
+    .action(run(async (options: ProposeOptions) => proposeSetting(setting, options)));
+}
+
+/** Builds the setting's calls, checks them (and simulates each from the timelock), then proposes or prints them. */
+async function proposeSetting(setting: Setting, options: ProposeOptions): Promise<void> {
+  const dryRun = options.dryRun === true;
+  const { client, suite, chain } = await open(options, !dryRun);
+  const env = { suite, ctx: client.actionContext, network: chain.network };
+  const actions = await buildSetting(setting, options, env);
+  if (dryRun) {
+    const draft = await client.draft(actions, options.note);
+    print([
+      `Dry run: nothing was sent. Executed, the proposal makes these calls from the timelock ${suite.deployment.addresses.timelock}:`,
+      ...describeActions(client.actionContext, actions).map((line) => `  ${line}`),
+      "Checked: each call succeeds if the timelock made it now (simulated with eth_call from the timelock).",
+      `Proposal id ${draft.id}${client.account === ZERO ? " (with the proposer unknown: pass a signer for the real id)" : ""}; description:`,
+      ...draft.description.split("\n").map((line) => `  | ${line}`),
+      `Propose it: the same command without --dry-run.`,
+    ]);
+    return;
+  }
   const { txHash, view, draft } = await client.propose(actions, options.note);
   print([`Proposed in ${txHash}`, ...draft.description.split("\n").map((line) => `  | ${line}`)]);
   print(client.describe(view));
@@ -68,10 +96,12 @@ async function propose(options: ChainOptions & { note?: string }, build: (ctx: A
   ]);
 }
 
+const ZERO = "0x0000000000000000000000000000000000000000";
+
 export function register(program: Command): void {
   const governance = program
     .command("governance")
-    .description("propose, vote on, queue and execute changes to budgets, prices, the dispute window and roles");
+    .description("propose, vote on, queue and execute changes to every setting of the suite (providers, prices, budgets, disputes, oracle, roles)");
 
   withChainOptions(governance.command("delegate"))
     .description("delegate your AGPT votes (to yourself by default); needed before voting or proposing")
@@ -89,76 +119,15 @@ export function register(program: Command): void {
       }),
     );
 
-  withChainOptions(governance.command("propose-budget"))
-    .description("propose a model's daily budget (all payers together; 0 removes it)")
-    .requiredOption("--model <name>", "model name as LiteLLM reports it, e.g. gpt-4-turbo")
-    .requiredOption("--daily-limit <amount>", 'budget per UTC day in the payment token, e.g. "500 AGPT"')
-    .option("--note <text>", "why: appended to the proposal's description")
-    .action(
-      run(async (options: ChainOptions & { model: string; dailyLimit: string; note?: string }) => {
-        await propose(options, (ctx, suite) => [
-          modelBudgetAction(ctx, options.model, parseOption("--daily-limit", () => parseTokenAmount(options.dailyLimit, suite.paymentUnit))),
-        ]);
-      }),
-    );
-
-  withChainOptions(governance.command("propose-price"))
-    .description("propose a model's price cap (registers the model; a model is billable only with a cap)")
-    .requiredOption("--model <name>", "model name as LiteLLM reports it, e.g. gpt-4-turbo")
-    .requiredOption("--max-price <price>", 'price cap, e.g. "0.12 AGPT/1k tokens" (0 stops billing the model)')
-    .option("--note <text>", "why: appended to the proposal's description")
-    .action(
-      run(async (options: ChainOptions & { model: string; maxPrice: string; note?: string }) => {
-        await propose(options, (ctx, suite) => [
-          modelPriceAction(ctx, options.model, parseOption("--max-price", () => parseMaxPrice(options.maxPrice, suite))),
-        ]);
-      }),
-    );
-
-  withChainOptions(governance.command("propose-dispute-window"))
-    .description("propose the dispute window of future batches (must stay below the timelock delay)")
-    .requiredOption("--seconds <n>", "window in seconds (60 to 2592000)")
-    .option("--note <text>", "why: appended to the proposal's description")
-    .action(
-      run(async (options: ChainOptions & { seconds: string; note?: string }) => {
-        await propose(options, (ctx) => [disputeWindowAction(ctx, parseWholeSeconds("--seconds", options.seconds))]);
-      }),
-    );
-
-  withChainOptions(governance.command("propose-timelock-delay"))
-    .description("propose the timelock delay (must stay above the dispute window)")
-    .requiredOption("--seconds <n>", "delay in seconds")
-    .option("--note <text>", "why: appended to the proposal's description")
-    .action(
-      run(async (options: ChainOptions & { seconds: string; note?: string }) => {
-        await propose(options, (ctx) => [timelockDelayAction(ctx, parseWholeSeconds("--seconds", options.seconds))]);
-      }),
-    );
-
-  withChainOptions(governance.command("propose-provider"))
-    .description("propose registering a provider (LiteLLM's provider name) and the account its credits go to")
-    .requiredOption("--name <name>", "provider name, e.g. openai")
-    .requiredOption("--payee <address>", "account that withdraws the provider's credits")
-    .option("--note <text>", "why: appended to the proposal's description")
-    .action(
-      run(async (options: ChainOptions & { name: string; payee: string; note?: string }) => {
-        await propose(options, (ctx) => [registerProviderAction(ctx, options.name, options.payee)]);
-      }),
-    );
-
-  withChainOptions(governance.command("propose-role"))
-    .description("propose granting (or revoking) RELAYER, ARBITER or PAUSER on AutoPayLLM")
-    .requiredOption("--role <role>", "RELAYER (settles batches), ARBITER (resolves disputes) or PAUSER")
-    .requiredOption("--account <address>", "the account")
-    .option("--revoke", "revoke instead of grant")
-    .option("--note <text>", "why: appended to the proposal's description")
-    .action(
-      run(async (options: ChainOptions & { role: string; account: string; revoke?: boolean; note?: string }) => {
-        await propose(options, (ctx) => [
-          settlementRoleAction(ctx, options.revoke === true ? "revoke" : "grant", options.role, options.account),
-        ]);
-      }),
-    );
+  // One command per governed setting, from the table in relayer/governance/settings.ts; the commands the table
+  // replaced keep their names (propose-budget, propose-price, ...) as aliases with the same options.
+  const proposeGroup = governance
+    .command("propose")
+    .description("propose a change to one setting (each checked before it is proposed; --dry-run shows the calls)");
+  for (const setting of SETTINGS) {
+    addSetting(proposeGroup.command(setting.name), setting);
+    if (setting.legacy !== undefined) addSetting(governance.command(setting.legacy), setting, `same as \`propose ${setting.name}\``);
+  }
 
   withChainOptions(governance.command("vote"))
     .description("vote on an active proposal with your delegated votes")
@@ -213,7 +182,7 @@ export function register(program: Command): void {
         if (signer !== undefined) print(await client.votingPower());
         const recent = await client.recent(10);
         if (recent.length === 0) {
-          print(["No proposals yet. Make one with `agentgpt governance propose-budget ...`."]);
+          print(["No proposals yet. Make one with `agentgpt governance propose <setting> ...` (see `propose --help`)."]);
           return;
         }
         print(["Recent proposals (newest first):"]);
@@ -237,18 +206,4 @@ export function register(program: Command): void {
         ]);
       }),
     );
-}
-
-/** A price cap, or "0" to stop billing the model (the shared parser refuses zero prices: routes must charge). */
-function parseMaxPrice(text: string, suite: Suite): bigint {
-  return text.trim() === "0" ? 0n : parsePricePer1k(text, suite.paymentUnit);
-}
-
-function parseOption<T>(option: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof AmountError) throw new UserError(`${option}: ${error.message}`, 2, { cause: error });
-    throw error;
-  }
 }
