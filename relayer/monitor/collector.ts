@@ -13,6 +13,7 @@ import { Archive } from "../batcher/archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { redactUrls } from "../chain/networks.js";
 import type { RelayerConfig, TokenUnit } from "../config/index.js";
+import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { connectRedis, createProducerRedis, ReceiptStore, type UnbillableReason } from "../queue/index.js";
 import { archiveDir } from "../settler/runtime.js";
 import { SettlementStore } from "../settler/settlement-store.js";
@@ -20,6 +21,7 @@ import { ArchiveLines } from "./archive-lines.js";
 import { readModelBudgets, readPayerBudget, type ModelBudget, type PayerBudget } from "./budgets.js";
 import { MonitorError } from "./errors.js";
 import { openMonitorChain, type MonitorChain } from "./monitor-chain.js";
+import { readPayouts, type PayoutFigures } from "./payouts.js";
 import { readRelayerState, type BatchCandidate, type ChainRelayerState } from "./relayer-state.js";
 import type { RouterWindow, SettledBatch } from "./router-events.js";
 import { receiptLines, type BatchLines, type UsageLine } from "./usage-lines.js";
@@ -40,7 +42,7 @@ export interface ChainSnapshot {
   /** null when the chain is not read (no rpc_urls) or could not be read (see error) */
   readonly chainId: number | null;
   readonly router: string | null;
-  readonly window: Omit<RouterWindow, "batches"> | null;
+  readonly window: Omit<RouterWindow, "batches" | "withdrawn"> | null;
   readonly settled: readonly SettledEntry[];
   readonly pending: {
     readonly ingest: { readonly chunks: number; readonly chunksRead: number; readonly oldestAt: number | null; readonly lines: readonly UsageLine[] };
@@ -48,6 +50,8 @@ export interface ChainSnapshot {
     readonly batches: readonly PendingBatch[];
   };
   readonly models: readonly ModelBudget[];
+  /** escrowed, releasable, released and withdrawn (null when the chain is not read) */
+  readonly payouts: PayoutFigures | null;
   readonly stats: Readonly<Record<string, number>>;
   /** why the chain's settled figures are missing (RPC down, no router...) */
   readonly error: string | null;
@@ -85,7 +89,7 @@ export interface CollectorOptions {
 interface ChainSlot {
   readonly name: string;
   readonly config: RelayerConfig["chains"][number] | undefined;
-  readonly stores: { receipts: ReceiptStore; pool: BatchPool; settlement: SettlementStore };
+  readonly stores: { receipts: ReceiptStore; pool: BatchPool; settlement: SettlementStore; releases: ReleaseSchedule };
   chain: MonitorChain | null;
 }
 
@@ -121,6 +125,7 @@ export class MonitorCollector {
           receipts: this.receipts,
           pool: new BatchPool(redis, { prefix: config.redis.prefix, chain: name }),
           settlement: new SettlementStore(redis, config.redis.prefix, name),
+          releases: new ReleaseSchedule(redis, config.redis.prefix, name),
         },
         chain: null,
       }));
@@ -199,6 +204,7 @@ export class MonitorCollector {
     const offline = slot.config === undefined || slot.config.rpcUrls.length === 0;
     let window: RouterWindow | null = null;
     let models: ModelBudget[] = [];
+    let payouts: PayoutFigures | null = null;
     let error: string | null = null;
     let chain: MonitorChain | null = null;
     if (!offline) {
@@ -206,6 +212,12 @@ export class MonitorCollector {
         chain = await this.connect(slot);
         window = await chain.events.read(this.options.windowMs);
         models = await readModelBudgets(chain.router);
+        // releasable candidates: the window's unreleased batches, and those the release stage still waits for
+        const candidates = [
+          ...window.batches.filter((batch) => batch.released === null).map((batch) => ({ batchId: batch.batchId, closesAt: batch.releaseAt })),
+          ...(await slot.stores.releases.entries()),
+        ];
+        payouts = await readPayouts(chain.router, candidates, window.headTime, window.withdrawn);
       } catch (caught) {
         error = describe(caught);
         window = null;
@@ -238,6 +250,7 @@ export class MonitorCollector {
         batches,
       },
       models,
+      payouts,
       stats: state.stats,
       error,
       offline,
