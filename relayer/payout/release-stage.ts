@@ -160,6 +160,7 @@ export class ReleaseStage implements SideCalls {
 
   /** SideCalls: a release was mined (or its nonce taken). Only a batch the chain shows released leaves the schedule. */
   async done(call: { readonly id: string }, outcome: SideOutcome | null): Promise<void> {
+    this.ready = this.ready.filter((batchId) => batchId !== call.id.toLowerCase()); // found due again while it was in flight
     if (outcome !== null && outcome.ok) {
       const amount = this.releasedAmount(call.id, outcome.logs);
       this.options.logger?.info({ batchId: call.id, hash: outcome.hash, amount: amount?.toString() ?? null }, "batch released to its providers' credits");

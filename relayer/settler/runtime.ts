@@ -1,8 +1,9 @@
 /**
  * The settlement stages as a running service, built from the configuration: for every chain with RPC URLs, a
  * receipt worker on ingest's queue feeding the batcher, the settler behind it, and (unless `payout.enabled` is
- * false) the release stage, whose releases the settler sends with its key (relayer/payout/release-stage.ts). `stop()` stops taking chunks,
- * lets the batcher finish the batch it is sealing and the settler its pass, then releases the lease.
+ * false) the release stage, whose releases the settler sends with its key (relayer/payout/release-stage.ts).
+ * `stop()` stops the release stage and taking chunks, lets the batcher finish the batch it is sealing and the
+ * settler its pass, then releases the lease.
  * `reloadKeys(config)` (SIGHUP) hands each settler the signing keys of a re-read configuration: the key rotation
  * path (`agentgpt keys rotate`); nothing else is reloaded.
  */

@@ -19,6 +19,10 @@
  *   charged already) is refused for good: logged as an error, counted (`batches_refused`, `receipts_refused`) and
  *   kept in the ledger's refused set with the id of the batch that settled them; it is never sent again.
  *
+ * Side calls (`side`, relayer/payout's releases): after each pass over its batches, the lease holder sends the side
+ * calls another stage hands it with the active key, one in flight at a time, taking their nonces from the same
+ * ledger sequence, stored before broadcast and bumped like batches (side-calls.ts): the two never race for a nonce.
+ *
  * Key rotation (`agentgpt keys rotate`): besides its active key the settler may hold retiring keys. New batches are
  * always signed with the active key; a batch already signed keeps the key that signed it (read back from its signed
  * transaction) for watching, nonce checks and fee bumps, until it is mined or sent back to the queue (then the active

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { expect } from "chai";
-import { Wallet } from "ethers";
+import { Transaction, Wallet } from "ethers";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
 
@@ -234,6 +234,51 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     expect((await schedule.cursor())!).to.be.greaterThan(cursor);
     expect(restarted.logs.filter((l) => l.level >= 40)).to.deep.equal([]);
     await dropPrefix(redis, `${prefix}-other`);
+  });
+
+  it("a release signed and stored but never broadcast (the holder died) is broadcast by the next holder, once; the next batch takes the next nonce", async function () {
+    const h = host();
+    const batch = await settleOne(h, 4200);
+    await advance(WINDOW + 1);
+    // the holder signed the release and stored it with its nonce, then died before broadcasting it
+    const relayer = new Wallet(suite.relayerKey);
+    const nonce = Math.max(await h.p.store.nextNonce(relayer.address), await suite.provider.getTransactionCount(relayer.address, "latest"));
+    const data = suite.router.interface.encodeFunctionData("release", [batch.batchId]);
+    const raw = await relayer.signTransaction({
+      type: 2,
+      chainId: suite.chainId,
+      nonce,
+      to: suite.routerAddress,
+      data,
+      gasLimit: 200_000n,
+      maxFeePerGas: 100n * 10n ** 9n,
+      maxPriorityFeePerGas: 10n ** 9n,
+    });
+    const hash = Transaction.from(raw).hash!;
+    await h.p.store.assignSideNonce(relayer.address, {
+      id: batch.batchId,
+      kind: "release",
+      data,
+      state: "signed",
+      nonce,
+      gasLimit: "200000",
+      txs: [{ hash, raw, maxFeePerGas: (100n * 10n ** 9n).toString(), maxPriorityFeePerGas: (10n ** 9n).toString(), sentAt: Date.now() }],
+    });
+    expect(await suite.provider.getTransaction(hash)).to.equal(null);
+
+    const next = host();
+    run(next);
+    await until("the stored release mined", async () => (await status(batch.batchId)) === 2 && (await next.p.store.side()) === null);
+    expect((await suite.provider.getTransactionReceipt(hash))!.status).to.equal(1); // the stored transaction itself
+    const from = (await suite.provider.getTransactionReceipt(hash))!.blockNumber;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const txs = await relayerTxs(from);
+    expect(txs).to.deep.equal([{ hash, ok: true, nonce }]); // not sent twice
+    expect(await h.p.store.nextNonce(relayer.address)).to.equal(nonce + 1);
+    await pause(next);
+    const after = await settleOne(next, 1200);
+    expect((await next.p.store.get(after.batchId))!.nonce).to.equal(nonce + 1);
+    expect(next.logs.filter((l) => l.level >= 40)).to.deep.equal([]);
   });
 
   it("the monitor shows escrowed, releasable, released and withdrawn apart: settle, window closes, release, withdraw", async function () {
