@@ -1,7 +1,8 @@
 /**
  * Gathers everything the monitor shows into one Snapshot: per chain, the batches settled in the window (chain
  * events, with each batch's usage lines from the archive), what the relayer still holds (relayer-state.ts) less
- * what the chain has settled already, and the model budgets; plus ingest's unbillable counts. Used by
+ * what the chain has settled already, the model budgets, and where the charged money stands (payouts.ts: escrowed,
+ * releasable, released, withdrawn); plus ingest's unbillable counts. Used by
  * `agentgpt monitor litellm` (one snapshot, or one per --watch tick) and by the dashboard (one per refresh,
  * shared by every request). Event logs and batch files are kept between snapshots, so a refresh reads only
  * what is new.
