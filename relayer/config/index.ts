@@ -13,6 +13,7 @@ export type { SectionContext } from "./sections/fields.js";
 export type { IngestConfig } from "./sections/ingest.js";
 export type { AutoRefillConfig, PaymentChannel } from "./sections/payment-channels.js";
 export { SELECTORS, WALLET_SOURCES, type PayerRule, type Selector, type WalletField, type WalletSource } from "./sections/payers.js";
+export type { PayoutConfig } from "./sections/payout.js";
 export type { PricingConfig } from "./sections/pricing.js";
 export type { RedisConfig } from "./sections/redis.js";
 export type { RouteConfig, RouteProvider, RoutePricing } from "./sections/routes.js";

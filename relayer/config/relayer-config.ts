@@ -19,6 +19,7 @@ import {
   type PaymentChannel,
 } from "./sections/payment-channels.js";
 import { payersSection, type PayerRule } from "./sections/payers.js";
+import { payoutSection, type PayoutConfig } from "./sections/payout.js";
 import { pricingSection, type PricingConfig } from "./sections/pricing.js";
 import { reconcilerSection, type ReconcilerConfig } from "./sections/reconciler.js";
 import { redisSection, type RedisConfig } from "./sections/redis.js";
@@ -62,6 +63,8 @@ export interface RelayerConfig {
   readonly dashboard?: DashboardConfig | undefined;
   /** absent: `relayer start` runs no backfill from LiteLLM's spend records */
   readonly backfill?: BackfillConfig | undefined;
+  /** the release stage beside each settler (on unless `enabled: false`) */
+  readonly payout: PayoutConfig;
 }
 
 /** The top-level keys, each with its section schema. `include` is handled by the loader before this runs. */
@@ -87,6 +90,7 @@ export const relayerConfigShape = (ctx: SectionContext) => ({
   settler: settlerSection(),
   dashboard: dashboardSection(),
   backfill: backfillSection(),
+  payout: payoutSection(),
 });
 
 export const relayerConfigSchema = (ctx: SectionContext) => z.strictObject(relayerConfigShape(ctx));
@@ -195,6 +199,7 @@ export function resolve(
       settler: parsed.settler,
       dashboard: parsed.dashboard,
       backfill: parsed.backfill,
+      payout: parsed.payout,
     },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The relayer configuration the demo runs with: the seed's routes (mission_critical on OpenAI, cost_optimized on
  * Groq) plus Claude, the demo's API keys mapped to payer wallets, the local chain and Redis, a batch that closes at
- * the sample's size (so the whole sample settles as one batch, without waiting for the window), and a reconciler
+ * the sample's size (so the whole sample settles as one batch, without waiting for the window), a release stage that
+ * looks for batches past their dispute window five times a second, and a reconciler
  * that asks the demo's provider usage API every second and disputes the overcharged rows of the one payer whose key
  * it holds. Keys (the settler's, that payer's, the usage API's) come from environment variables handed to the
  * in-process relayer (never process.env, never a file).
@@ -81,6 +82,8 @@ settler:
   lease_ttl: 5s
 ingest:
   sweep_interval: 1s
+payout:
+  interval: 200ms
 reconciler:
   interval: 1s
   report_delay: 0s

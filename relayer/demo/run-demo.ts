@@ -6,20 +6,23 @@
  *  3. deploy    the suite (AGPT, AutoPayLLM, timelock + governor, UsageOracle on the mock Functions router), the
  *               timelock then holding every admin power
  *  4. payers    five API keys' wallets funded by deposit (one too small for its calls)
- *  5. relayer   ingest, batcher, settler and reconciler in this process, from a generated configuration
+ *  5. relayer   ingest, batcher, settler (with its release stage) and reconciler in this process, from a generated
+ *               configuration
  *  6. traffic   LiteLLM spend logs (built from LiteLLM's own payload examples) POSTed over HTTP as LiteLLM's generic
  *               API logger does, one body twice
  *  7. settle    the batch settles on-chain (escrowed for the dispute window), committing its calls' usage bucket
  *  8. honest    one payer disputes an honest interval (all its settled rows of one provider, model and bucket): the
  *               UsageOracle asks the provider's usage API through Chainlink Functions (the mock router and the Node
  *               simulator as the DON), finds nothing overbilled, and the payer's bond goes to the provider
- *  9. overbill  the first batches are released after their window (the honest bill stays paid); LiteLLM logs the
+ *  9. overbill  the first batches are released after their window by the relayer's release stage (the honest bill
+ *               stays paid); LiteLLM logs the
  *               research-agents' openai/gpt-4-turbo calls of that bucket a second time under new ids, the relayer
  *               settles them in a SECOND batch of the same payer, provider, model and bucket; the reconciler sees the
  *               interval billed beyond the provider's report and disputes it with that payer's key (naming the rows
  *               of both batches); the oracle refunds exactly the second bill, to the token unit, bond returned
- * 10. release   past the dispute window the rest is released; providers withdraw
- * 11. monitor   the seed's cost table (relayer/monitor)
+ * 10. release   past the dispute window the release stage releases the rest; each provider's payee withdraws with
+ *               the code of `agentgpt provider withdraw` (relayer/payout PayoutClient)
+ * 11. monitor   the seed's cost table and the payouts (escrowed, releasable, released, withdrawn) (relayer/monitor)
  * Then the money is checked to the unit: solvency, every payer charged exactly its accepted rows less its refund
  * and lost bond, every provider paid exactly its released rows less refunds plus bonds won. Everything started is stopped and every file and Redis key removed,
  * on success, on failure and on Ctrl-C.
@@ -35,12 +38,13 @@ import { pino, type Logger } from "pino";
 
 import { Archive } from "../batcher/archive.js";
 import type { BatchFile } from "../batcher/batch-file.js";
-import { AGPT_UNIT, DEPLOYMENTS_DIR_VARIABLE, advanceLocalChain } from "../chain/index.js";
+import { AGPT_UNIT, DEPLOYMENTS_DIR_VARIABLE, advanceLocalChain, connectSuite, loadDeployment } from "../chain/index.js";
 import { formatTokenAmount, loadRelayerConfig } from "../config/index.js";
 import { DisputeClient, disputeIdOf, openDisputeChain } from "../disputes/index.js";
 import { startIngest } from "../ingest/index.js";
 import { deleteKeysWithPrefix } from "../queue/index.js";
 import { MonitorCollector, buildReport, renderReport } from "../monitor/index.js";
+import { PayoutClient } from "../payout/index.js";
 import { startReconciler } from "../reconciler/index.js";
 import { startSettlement } from "../settler/runtime.js";
 import { SettlementStore, type SettlementRecord } from "../settler/settlement-store.js";
@@ -281,7 +285,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
 
     // 5. relayer
     const ingestToken = randomBytes(24).toString("hex");
-    const config = await step("relayer", "starting the relayer (ingest, batcher, settler, reconciler)", async () => {
+    const config = await step("relayer", "starting the relayer (ingest, batcher, settler with its release stage, reconciler)", async () => {
       const written = await writeDemoConfig({
         dir,
         redisUrl: redisInfo.url,
@@ -382,6 +386,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     const client = new DisputeClient(disputeChain, { sources: { archive, archiveChain: "local" }, store, pollMs: 200 });
     const don = new LocalDon(suite.functionsRouter!, deployer, { usageApiKey: USAGE_API_KEY });
     const poll = { provider, don, signal: abort.signal, timeoutMs: 40_000 };
+    /** Waits until the relayer's release stage (beside the settler) has released every batch of `batchIds`. */
+    const releasedByStage = (batchIds: readonly string[]) =>
+      pollUntil({ ...poll, timeoutMs: 20_000, what: `the release stage's release of ${batchIds.length} batch(es) past their window` }, async () => {
+        const states = await Promise.all(batchIds.map(async (batchId) => Number((await suite.router.batchInfo(batchId)).status)));
+        return states.every((state) => state === 2) ? true : null;
+      });
 
     // 8. an honest interval disputed: nothing overbilled, the bond goes to the provider
     const honest = await step("honest", `${HONEST_DISPUTER} disputes an honest interval (every settled row of it)`, async () => {
@@ -416,9 +426,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       }
       const key = await client.intervalOfRow(row);
       const bucket = Number(await suite.router.usageBucket());
-      // the honest bill: past its window it is released to the providers and stays paid
+      // the honest bill: past its window the relayer's release stage releases it to the providers; it stays paid
       await advanceLocalChain(provider, { seconds: DISPUTE_WINDOW + 1 });
-      for (const record of settled.records) await releaseIfEscrowed(suite, deployer, record.batchId);
+      await releasedByStage(settled.records.map((r) => r.batchId));
       // LiteLLM logs the same calls again under new ids: the relayer bills them a second time
       const twice = calls.filter(
         (c) => c.ok && c.keyAlias === DISPUTER && c.model.provider === "openai" && c.model.model === "gpt-4-turbo" && startOf(c) >= key.callsFrom && startOf(c) < key.callsFrom + bucket,
@@ -453,7 +463,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       return {
         value: { ...demoDispute(checked, DISPUTER), plantedTokens: plantedTokens.toString(), plantedAmount: plantedAmount.toString() },
         detail:
-          `first bill released to the providers; ${twice.length} openai/gpt-4-turbo calls of ${DISPUTER} logged again under new ids, settled in ` +
+          `first bill released to the providers by the release stage; ${twice.length} openai/gpt-4-turbo calls of ${DISPUTER} logged again under new ids, settled in ` +
           `${newRecords.map((r) => `batch ${r.batchId.slice(0, 12)}…`).join(", ")} (same payer, provider, model, bucket from ${isoSeconds(key.callsFrom)})\n` +
           `        the reconciler compared all ${interval.rows.length} settled rows of the interval (${checked.status.billedTokens} tokens billed) with the usage API (${checked.reported}) ` +
           `and disputed it with ${DISPUTER}'s key: dispute ${disputeId.slice(0, 12)}…, ${honestRows.length} released row(s) named, ${planted.length} held\n` +
@@ -463,24 +473,33 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     });
 
     // 10. release and withdraw
-    const withdrawn = await step("release", "past the dispute window: release, providers withdraw", async () => {
+    const withdrawn = await step("release", "past the dispute window: the release stage releases, providers withdraw", async () => {
       const moved = await advanceLocalChain(provider, { seconds: DISPUTE_WINDOW + 1 });
-      for (const record of settled.records) await releaseIfEscrowed(suite, deployer, record.batchId);
+      const releasedAt = Date.now();
+      await releasedByStage(settled.records.map((r) => r.batchId));
+      const releaseMs = Date.now() - releasedAt;
+      // each payee withdraws as `agentgpt provider withdraw --provider <name>` does (relayer/payout PayoutClient)
+      const deployment = await loadDeployment(chain.connection.chainId);
       const value = new Map<string, bigint>();
-      for (const [name, id] of suite.providerIds) {
+      const paid: string[] = [];
+      for (const [name] of suite.providerIds) {
         const payee = payees.get(name)!;
-        const credit = await suite.router.credits(id);
-        if (credit > 0n) {
-          const before = await suite.agpt.balanceOf(payee.address);
-          await (await suite.router.connect(payee).withdrawCredits(id)).wait();
-          value.set(name, (await suite.agpt.balanceOf(payee.address)) - before);
-        } else {
+        const payout = new PayoutClient(await connectSuite(deployment, payee), payee);
+        const [credits] = await payout.credits(name);
+        if (credits!.credits === 0n) {
           value.set(name, 0n);
+          continue;
         }
+        const before = await suite.agpt.balanceOf(payee.address);
+        const result = await payout.withdraw(name, payee.address);
+        value.set(name, (await suite.agpt.balanceOf(payee.address)) - before);
+        paid.push(`${name} ${formatTokenAmount(result.amount, AGPT_UNIT)} to ${payee.address.slice(0, 10)}… (tx ${result.hash.slice(0, 12)}…)`);
       }
       return {
         value,
-        detail: `clock moved to ${new Date(moved.timestamp * 1000).toISOString()} (+${DISPUTE_WINDOW + 1} s); ${settled.records.length} batch(es) released; withdrawn: ${[...value].map(([name, amount]) => `${name} ${formatTokenAmount(amount, AGPT_UNIT)}`).join(", ")}`,
+        detail:
+          `clock moved to ${new Date(moved.timestamp * 1000).toISOString()} (+${DISPUTE_WINDOW + 1} s); the relayer's release stage released ${settled.records.length} batch(es) ` +
+          `within ${(releaseMs / 1000).toFixed(1)} s\n        providers paid (agentgpt provider withdraw): ${paid.join("; ") || "none"}`,
       };
     });
 
@@ -563,10 +582,6 @@ function relogged(call: DemoCall): DemoCall {
   const response = entry["response"] as Record<string, unknown> | undefined;
   if (response !== undefined && typeof response === "object") response["id"] = entry["id"];
   return { ...call, entry };
-}
-
-async function releaseIfEscrowed(suite: DeployedSuite, signer: JsonRpcSigner, batchId: string): Promise<void> {
-  if (Number((await suite.router.batchInfo(batchId)).status) === 1) await (await suite.router.connect(signer).release(batchId)).wait();
 }
 
 function isoSeconds(seconds: number): string {

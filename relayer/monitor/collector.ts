@@ -1,7 +1,8 @@
 /**
  * Gathers everything the monitor shows into one Snapshot: per chain, the batches settled in the window (chain
  * events, with each batch's usage lines from the archive), what the relayer still holds (relayer-state.ts) less
- * what the chain has settled already, and the model budgets; plus ingest's unbillable counts. Used by
+ * what the chain has settled already, the model budgets, and where the charged money stands (payouts.ts: escrowed,
+ * releasable, released, withdrawn); plus ingest's unbillable counts. Used by
  * `agentgpt monitor litellm` (one snapshot, or one per --watch tick) and by the dashboard (one per refresh,
  * shared by every request). Event logs and batch files are kept between snapshots, so a refresh reads only
  * what is new.
@@ -13,6 +14,7 @@ import { Archive } from "../batcher/archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { redactUrls } from "../chain/networks.js";
 import type { RelayerConfig, TokenUnit } from "../config/index.js";
+import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { connectRedis, createProducerRedis, ReceiptStore, type UnbillableReason } from "../queue/index.js";
 import { archiveDir } from "../settler/runtime.js";
 import { SettlementStore } from "../settler/settlement-store.js";
@@ -20,6 +22,7 @@ import { ArchiveLines } from "./archive-lines.js";
 import { readModelBudgets, readPayerBudget, type ModelBudget, type PayerBudget } from "./budgets.js";
 import { MonitorError } from "./errors.js";
 import { openMonitorChain, type MonitorChain } from "./monitor-chain.js";
+import { readPayouts, type PayoutFigures } from "./payouts.js";
 import { readRelayerState, type BatchCandidate, type ChainRelayerState } from "./relayer-state.js";
 import type { RouterWindow, SettledBatch } from "./router-events.js";
 import { receiptLines, type BatchLines, type UsageLine } from "./usage-lines.js";
@@ -40,7 +43,7 @@ export interface ChainSnapshot {
   /** null when the chain is not read (no rpc_urls) or could not be read (see error) */
   readonly chainId: number | null;
   readonly router: string | null;
-  readonly window: Omit<RouterWindow, "batches"> | null;
+  readonly window: Omit<RouterWindow, "batches" | "withdrawn"> | null;
   readonly settled: readonly SettledEntry[];
   readonly pending: {
     readonly ingest: { readonly chunks: number; readonly chunksRead: number; readonly oldestAt: number | null; readonly lines: readonly UsageLine[] };
@@ -48,6 +51,8 @@ export interface ChainSnapshot {
     readonly batches: readonly PendingBatch[];
   };
   readonly models: readonly ModelBudget[];
+  /** escrowed, releasable, released and withdrawn (null when the chain is not read) */
+  readonly payouts: PayoutFigures | null;
   readonly stats: Readonly<Record<string, number>>;
   /** why the chain's settled figures are missing (RPC down, no router...) */
   readonly error: string | null;
@@ -85,7 +90,7 @@ export interface CollectorOptions {
 interface ChainSlot {
   readonly name: string;
   readonly config: RelayerConfig["chains"][number] | undefined;
-  readonly stores: { receipts: ReceiptStore; pool: BatchPool; settlement: SettlementStore };
+  readonly stores: { receipts: ReceiptStore; pool: BatchPool; settlement: SettlementStore; releases: ReleaseSchedule };
   chain: MonitorChain | null;
 }
 
@@ -121,6 +126,7 @@ export class MonitorCollector {
           receipts: this.receipts,
           pool: new BatchPool(redis, { prefix: config.redis.prefix, chain: name }),
           settlement: new SettlementStore(redis, config.redis.prefix, name),
+          releases: new ReleaseSchedule(redis, config.redis.prefix, name),
         },
         chain: null,
       }));
@@ -199,6 +205,7 @@ export class MonitorCollector {
     const offline = slot.config === undefined || slot.config.rpcUrls.length === 0;
     let window: RouterWindow | null = null;
     let models: ModelBudget[] = [];
+    let payouts: PayoutFigures | null = null;
     let error: string | null = null;
     let chain: MonitorChain | null = null;
     if (!offline) {
@@ -206,6 +213,12 @@ export class MonitorCollector {
         chain = await this.connect(slot);
         window = await chain.events.read(this.options.windowMs);
         models = await readModelBudgets(chain.router);
+        // releasable candidates: the window's unreleased batches, and those the release stage still waits for
+        const candidates = [
+          ...window.batches.filter((batch) => batch.released === null).map((batch) => ({ batchId: batch.batchId, closesAt: batch.releaseAt })),
+          ...(await slot.stores.releases.entries()),
+        ];
+        payouts = await readPayouts(chain.router, candidates, window.headTime, window.withdrawn);
       } catch (caught) {
         error = describe(caught);
         window = null;
@@ -238,6 +251,7 @@ export class MonitorCollector {
         batches,
       },
       models,
+      payouts,
       stats: state.stats,
       error,
       offline,

@@ -11,3 +11,4 @@ export * from "./render-table.js";
 export * from "./router-events.js";
 export * from "./usage-lines.js";
 export * from "./usage-report.js";
+export * from "./payouts.js";

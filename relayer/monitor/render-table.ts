@@ -1,6 +1,8 @@
 /**
  * The report as the seed's "Real-Time Cost Dashboard" table, then what is not in it (pending, in dispute,
- * rejected), warnings, and "Budget Remaining". Every amount is exact (format-amount.ts).
+ * rejected), where the charged money stands (escrowed, releasable, released, withdrawn), warnings, and "Budget
+ * Remaining". Every amount is exact (format-amount.ts), except pending ones: estimates until their batch settles,
+ * rounded to DISPLAY_DECIMALS.
  *
  *   LLM USAGE 08-FEB-2025  (settled in the last 24h on local)
  *   ┌─────────────────┬───────────┬───────────┬───────────┐
@@ -13,7 +15,7 @@
  *   Budget Remaining: 417.82 AGPT
  */
 import { boxTable, type BoxRow } from "./box-table.js";
-import { formatCount, formatMilli, formatUnits } from "./format-amount.js";
+import { formatCount, formatMilliRounded, formatUnits } from "./format-amount.js";
 import { describeWindow, GROUP_TITLE } from "./options.js";
 import type { GroupFigures, UsageReport } from "./usage-report.js";
 
@@ -26,7 +28,7 @@ export function meanLatency(figures: { requests: number; latencyMsTotal: number 
 export function renderReport(report: UsageReport, now = Date.now()): string {
   const { decimals, symbol } = report.token;
   const units = (value: bigint) => formatUnits(value, decimals);
-  const milli = (value: bigint) => formatMilli(value, decimals);
+  const milli = (value: bigint) => formatMilliRounded(value, decimals);
   const out: string[] = [];
 
   const chains = report.chains.map((chain) => chain.name).join(", ");
@@ -58,6 +60,8 @@ export function renderReport(report: UsageReport, now = Date.now()): string {
       ),
     );
   }
+
+  out.push(...payoutLines(report));
 
   const q = report.queue;
   if (q.ingestRequests + q.poolRequests + q.batchRequests > 0 || q.batches > 0) {
@@ -93,6 +97,25 @@ export function renderReport(report: UsageReport, now = Date.now()): string {
 
   out.push(...budgetLines(report));
   return out.join("\n");
+}
+
+/**
+ * Where the charged money stands, per chain's token: four parts that do not overlap (monitor/payouts.ts).
+ *
+ *   Payouts              Escrowed   Releasable   Released   Withdrawn (24h)
+ *   AGPT on local        12.5       3.25         0          40
+ */
+export function payoutLines(report: UsageReport): string[] {
+  if (report.payouts.length === 0) return [];
+  const units = (value: bigint) => formatUnits(value, report.token.decimals);
+  const rows: BoxRow[] = report.payouts.map((p) => ({
+    cells: [`${p.token} on ${p.chain}`, units(p.escrowed), p.releasableBatches === 0 ? units(p.releasable) : `${units(p.releasable)} · ${plural(p.releasableBatches, "batch", "batches")}`, units(p.released), units(p.withdrawn)],
+  }));
+  return [
+    boxTable(["Payouts", "Escrowed", "Releasable", "Released", `Withdrawn (${describeWindow(report.windowMs)})`], rows, [17, 11, 11, 11, 11]),
+    "  escrowed: dispute window open or held by a dispute; releasable: window closed, not yet released; " +
+      "released: in providers' credits, not yet withdrawn; withdrawn: paid to providers' payees",
+  ];
 }
 
 function budgetLines(report: UsageReport): string[] {

@@ -1,7 +1,7 @@
 /**
  * What the chain says about the batches one router settled in a time window, read from its event logs:
  * BatchSettled (with its block's time and its call interval), RowRejected, DisputeOpened, DisputeRowHeld,
- * DisputeResolved and BatchReleased.
+ * DisputeResolved and BatchReleased; and what providers' payees withdrew in the window (CreditsWithdrawn).
  *
  * A dispute covers one payer's calls of one provider and model in one usage bucket and may hold rows of several
  * batches (DisputeRowHeld: what each held row keeps in escrow). Its resolution (DisputeResolved, also emitted when
@@ -69,6 +69,8 @@ export interface RouterWindow {
   readonly fromTime: number;
   /** batches settled in the window, oldest first */
   readonly batches: readonly SettledBatch[];
+  /** Σ CreditsWithdrawn in the window (units) */
+  readonly withdrawn: bigint;
 }
 
 export interface RouterEventsOptions {
@@ -79,7 +81,7 @@ export interface RouterEventsOptions {
 }
 
 const contract = AutoPayLLM__factory.createInterface();
-const EVENT_NAMES = ["BatchSettled", "RowRejected", "DisputeOpened", "DisputeRowHeld", "DisputeResolved", "BatchReleased"] as const;
+const EVENT_NAMES = ["BatchSettled", "RowRejected", "DisputeOpened", "DisputeRowHeld", "DisputeResolved", "BatchReleased", "CreditsWithdrawn"] as const;
 const TOPICS = EVENT_NAMES.map((name) => contract.getEvent(name).topicHash);
 
 export class RouterEvents {
@@ -118,7 +120,16 @@ export class RouterEvents {
     const fresh = start <= head ? await getLogsChunked(this.provider, { address: this.router, topics: [TOPICS] }, start, head, this.chunkBlocks) : [];
     this.logs = [...kept, ...fresh].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
     this.scanned = { from: fromBlock, fromTime, to: head, toHash: latest.hash ?? "" };
-    return { head, headTime: latest.timestamp, fromBlock, fromTime, batches: await this.fold() };
+    return { head, headTime: latest.timestamp, fromBlock, fromTime, batches: await this.fold(), withdrawn: this.withdrawn() };
+  }
+
+  private withdrawn(): bigint {
+    let total = 0n;
+    for (const log of this.logs) {
+      const event = contract.parseLog({ topics: [...log.topics], data: log.data });
+      if (event?.name === "CreditsWithdrawn") total += event.args.getValue("amount") as bigint;
+    }
+    return total;
   }
 
   private reset(): void {

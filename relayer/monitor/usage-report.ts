@@ -20,6 +20,7 @@ import type { RejectReasonName } from "../settler/outcome.js";
 import type { ModelBudget } from "./budgets.js";
 import type { ChainSnapshot, PayerBudgetOnChain, Snapshot } from "./collector.js";
 import type { Granularity } from "./options.js";
+import type { PayoutFigures } from "./payouts.js";
 import type { UsageLine } from "./usage-lines.js";
 
 export const NO_BATCH_FILE = "(no batch file)";
@@ -132,6 +133,8 @@ export interface UsageReport {
   readonly groups: readonly GroupFigures[];
   readonly total: GroupFigures;
   readonly escrow: EscrowFigures;
+  /** per chain read, in its router's payment token (router-wide, whatever the payer filter) */
+  readonly payouts: ReadonlyArray<ChainPayouts>;
   readonly queue: QueueFigures;
   readonly unbillable: Readonly<Record<UnbillableReason, number>>;
   readonly budget: BudgetFigures;
@@ -139,6 +142,13 @@ export interface UsageReport {
   readonly series: SeriesFigures;
   /** settled batches whose rows could not be read from the archive */
   readonly unattributedBatches: number;
+}
+
+/** Where one router's charged money stands (monitor/payouts.ts): four parts that do not overlap. */
+export interface ChainPayouts extends PayoutFigures {
+  readonly chain: string;
+  /** the token's symbol */
+  readonly token: string;
 }
 
 export interface ReportOptions {
@@ -405,6 +415,7 @@ export function buildReport(snapshot: Snapshot, options: ReportOptions): UsageRe
     groups: sorted,
     total: totalGroup,
     escrow,
+    payouts: snapshot.chains.flatMap((chain) => (chain.payouts === null ? [] : [{ chain: chain.name, token: snapshot.token.symbol, ...chain.payouts }])),
     queue: queueFigures(snapshot.chains, user),
     unbillable: snapshot.unbillable,
     budget: budgetFigures(snapshot.chains, options),

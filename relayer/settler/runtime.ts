@@ -1,7 +1,9 @@
 /**
  * The settlement stages as a running service, built from the configuration: for every chain with RPC URLs, a
- * receipt worker on ingest's queue feeding the batcher, and the settler behind it. `stop()` stops taking chunks,
- * lets the batcher finish the batch it is sealing and the settler its pass, then releases the lease.
+ * receipt worker on ingest's queue feeding the batcher, the settler behind it, and (unless `payout.enabled` is
+ * false) the release stage, whose releases the settler sends with its key (relayer/payout/release-stage.ts).
+ * `stop()` stops the release stage and taking chunks, lets the batcher finish the batch it is sealing and the
+ * settler its pass, then releases the lease.
  * `reloadKeys(config)` (SIGHUP) hands each settler the signing keys of a re-read configuration: the key rotation
  * path (`agentgpt keys rotate`); nothing else is reloaded.
  */
@@ -20,6 +22,8 @@ import { readUsageBucket } from "../batcher/usage-bucket.js";
 import { loadDeployment } from "../chain/deployment.js";
 import { RELAYER_ROLE } from "../chain/roles.js";
 import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/index.js";
+import { ReleaseSchedule } from "../payout/release-schedule.js";
+import { ReleaseStage } from "../payout/release-stage.js";
 import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
 import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
@@ -39,6 +43,8 @@ export interface ChainSettlement {
   readonly pool: BatchPool;
   readonly batcher: Batcher;
   readonly settler: Settler;
+  /** null when `payout.enabled` is false */
+  readonly release: ReleaseStage | null;
 }
 
 export interface SettlementRuntime {
@@ -75,6 +81,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     // BullMQ leaves a connection it was given open: close the workers' own
     for (const connection of workerConnections) await connection.quit().catch(() => connection.disconnect());
     for (const chain of chains) {
+      await chain.release?.stop();
       await chain.batcher.stop();
       await chain.settler.stop();
     }
@@ -109,6 +116,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       workers.push(worker);
       settlement.settler.start();
       settlement.batcher.start();
+      settlement.release?.start();
       logger?.info(
         { chain: chain.name, chainId: settlement.chainId, router: settlement.router, signer: settlement.signer, rpc: settlement.rpc.health().map((h) => h.endpoint) },
         "settlement started",
@@ -210,6 +218,21 @@ async function startChain(
     logger?.warn({ signer: keys.wallet.address, router }, "the settler's key has no RELAYER_ROLE on the router: batches stay queued until it is granted");
   }
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
+  // The release stage: its releases go out as the settler's side calls (one key, one nonce sequence, one lease).
+  let settlerRef: Settler | null = null;
+  const release = config.payout.enabled
+    ? new ReleaseStage({
+        schedule: new ReleaseSchedule(redis, config.redis.prefix, chain.name),
+        rpc,
+        router,
+        intervalMs: config.payout.intervalMs,
+        lookbackBlocks: config.payout.lookbackBlocks,
+        logChunkBlocks: config.payout.logChunkBlocks,
+        active: () => settlerRef?.lease.held ?? false,
+        onReady: () => settlerRef?.poke(),
+        ...(logger ? { logger: logger.child({ stage: "release" }) } : {}),
+      })
+    : null;
   const settler = new Settler({
     store,
     rpc,
@@ -225,8 +248,10 @@ async function startChain(
     stuckAfterMs: config.settler.stuckAfterMs,
     maxInFlight: config.settler.maxInFlight,
     leaseTtlMs: config.settler.leaseTtlMs,
+    ...(release === null ? {} : { side: release, onFinal: (record) => release.settled(record) }),
     ...(logger ? { logger: logger.child({ stage: "settler" }) } : {}),
   });
+  settlerRef = settler;
   const registry = new OnchainRegistry(rpc, router);
   const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
   const batcher = new Batcher({
@@ -243,5 +268,5 @@ async function startChain(
   if (keys.retiring.length > 0) {
     logger?.info({ active: keys.wallet.address, retiring: keys.retiring.map((key) => key.address) }, "key rotation: new batches are signed with the active key; the retiring key finishes its own");
   }
-  return { chain: chain.name, chainId, router, signer: keys.wallet.address, rpc, store, pool, batcher, settler };
+  return { chain: chain.name, chainId, router, signer: keys.wallet.address, rpc, store, pool, batcher, settler, release };
 }

@@ -14,6 +14,8 @@
  *   <tag>:lease             the settler lease (see lease.ts)
  *   <tag>:signers           hash: the keys the settler holding the lease signs with (active, retiring, at); for
  *                           `agentgpt keys rotate`, which revokes a retiring key only once the live settler has moved on
+ *   <tag>:side              hash: the one side transaction in flight (a release, see side-calls.ts), see SideRecord;
+ *                           its nonce comes from the same <tag>:nonce:<signer> sequence as the batches'
  */
 import type { Redis } from "ioredis";
 
@@ -57,6 +59,19 @@ export interface SettlementRecord {
   /** why it is blocked or was last sent back to the queue */
   note: string | null;
   finalAt: number | null;
+}
+
+/** A transaction the settler sends for another stage (a release): one at a time, from the batches' nonce sequence. */
+export interface SideRecord {
+  /** the caller's id (a release: the batch id) */
+  id: string;
+  /** what it is, for logs ("release") */
+  kind: string;
+  data: string;
+  state: "signed" | "sent";
+  nonce: number;
+  gasLimit: string;
+  txs: SentTransaction[];
 }
 
 /** The keys a running settler signs with. */
@@ -197,6 +212,42 @@ export class SettlementStore {
       .zadd(this.key("refused"), now, record.batchId);
     for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
     await multi.exec();
+  }
+
+  /** The side transaction in flight, if any. */
+  async side(): Promise<SideRecord | null> {
+    const fields = await this.redis.hgetall(this.key("side"));
+    if (fields.id === undefined) return null;
+    return {
+      id: fields.id,
+      kind: fields.kind ?? "",
+      data: fields.data ?? "0x",
+      state: fields.state === "sent" ? "sent" : "signed",
+      nonce: Number(fields.nonce),
+      gasLimit: fields.gasLimit ?? "0",
+      txs: JSON.parse(fields.txs ?? "[]") as SentTransaction[],
+    };
+  }
+
+  /** Stores a newly signed side transaction and takes its nonce from the signer's sequence, in one step. */
+  async assignSideNonce(signer: string, record: SideRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .set(this.key(`nonce:${signer.toLowerCase()}`), record.nonce + 1)
+      .del(this.key("side"))
+      .hset(this.key("side"), { ...record, nonce: String(record.nonce), txs: JSON.stringify(record.txs) })
+      .exec();
+  }
+
+  async updateSide(changes: Partial<Pick<SideRecord, "state" | "txs">>): Promise<void> {
+    const fields: Record<string, string> = {};
+    if (changes.state !== undefined) fields.state = changes.state;
+    if (changes.txs !== undefined) fields.txs = JSON.stringify(changes.txs);
+    await this.redis.hset(this.key("side"), fields);
+  }
+
+  async clearSide(): Promise<void> {
+    await this.redis.del(this.key("side"));
   }
 
   /** Records which keys the settler holding the lease signs with (informational: nothing is sent because of it). */

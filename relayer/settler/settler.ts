@@ -19,6 +19,10 @@
  *   charged already) is refused for good: logged as an error, counted (`batches_refused`, `receipts_refused`) and
  *   kept in the ledger's refused set with the id of the batch that settled them; it is never sent again.
  *
+ * Side calls (`side`, relayer/payout's releases): after each pass over its batches, the lease holder sends the side
+ * calls another stage hands it with the active key, one in flight at a time, taking their nonces from the same
+ * ledger sequence, stored before broadcast and bumped like batches (side-calls.ts): the two never race for a nonce.
+ *
  * Key rotation (`agentgpt keys rotate`): besides its active key the settler may hold retiring keys. New batches are
  * always signed with the active key; a batch already signed keeps the key that signed it (read back from its signed
  * transaction) for watching, nonce checks and fee bumps, until it is mined or sent back to the queue (then the active
@@ -37,6 +41,7 @@ import { bumpedFees, FeeCeilingError, initialFees, type FeePolicy, type Fees } f
 import { JsonRpcError } from "./json-rpc.js";
 import { Lease } from "./lease.js";
 import { decodeOutcome, type RpcLog, type SettlementOutcome } from "./outcome.js";
+import { SideSender, type SideCalls } from "./side-calls.js";
 import { classifySendError, revertOf } from "./rpc-errors.js";
 import type { RpcPool } from "./rpc-pool.js";
 import {
@@ -89,6 +94,8 @@ export interface SettlerOptions {
   logLookbackBlocks?: number;
   /** called once per batch when it becomes final */
   onFinal?: (record: SettlementRecord) => Promise<void>;
+  /** other calls sent with this settler's key after each pass, through the same nonce sequence (relayer/payout's releases) */
+  side?: SideCalls;
   logger?: Logger;
 }
 
@@ -133,6 +140,7 @@ export class Settler {
   private running = false;
   private stopped: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  private readonly side: SideSender | null;
 
   constructor(private readonly options: SettlerOptions) {
     this.router = getAddress(options.router);
@@ -145,6 +153,21 @@ export class Settler {
     this.gasLimitPercent = BigInt(options.gasLimitPercent ?? 125);
     this.lookback = options.logLookbackBlocks ?? 100_000;
     this.lease = new Lease(options.store.redis, options.store.key("lease"), options.leaseTtlMs ?? 15_000);
+    this.side =
+      options.side === undefined
+        ? null
+        : new SideSender({
+            calls: options.side,
+            store: options.store,
+            rpc: options.rpc,
+            chainId: options.chainId,
+            router: this.router,
+            fees: options.fees,
+            replacement: options.replacement,
+            stuckAfterMs: this.stuckAfterMs,
+            keys: { active: () => this.wallet, keyFor: (address) => this.keyFor(address) },
+            logger: options.logger,
+          });
   }
 
   get store(): SettlementStore {
@@ -167,6 +190,11 @@ export class Settler {
    */
   useKeys(wallet: Wallet, retiring: readonly Wallet[] = []): void {
     this.nextKeys = { wallet, retiring: retiring.filter((key) => key.address !== wallet.address) };
+    this.wake?.();
+  }
+
+  /** Starts the next pass now instead of after the poll interval (new side calls are waiting). */
+  poke(): void {
     this.wake?.();
   }
 
@@ -222,8 +250,13 @@ export class Settler {
     }
   }
 
-  /** One pass over every batch not yet final, in submission order. Public for tests and tools. */
+  /** One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools. */
   async pass(): Promise<void> {
+    await this.batchPass();
+    if (this.side !== null && this.lease.held && this.running) await this.side.pass(() => this.lease.held && this.running);
+  }
+
+  private async batchPass(): Promise<void> {
     this.applyKeys();
     if (!this.signersReported) {
       await this.store.setSigners({ active: this.signer, retiring: this.retiringSigners, at: Date.now() });

@@ -267,6 +267,11 @@ describe("e2e: agentgpt monitor litellm and the dashboard, on a known history", 
         const shown = await text(`#escrow dd[data-escrow="${key}"]`);
         expect(shown, key).to.equal(key === "escrowed" ? `${u(value)} AGPT` : u(value));
       }
+      // payouts: the window is open, so everything in escrow is "escrowed"; credits so far are the resolved dispute's
+      expect(await text('#payouts tr[data-payouts="local"] td.escrowed')).to.equal(u(expected.escrow.held + expected.escrow.inDispute));
+      expect(await text('#payouts tr[data-payouts="local"] td.releasable')).to.equal("0");
+      expect(await text('#payouts tr[data-payouts="local"] td.released')).to.equal(u(await s.suite.router.totalCredits()));
+      expect(await text('#payouts tr[data-payouts="local"] td.withdrawn')).to.equal("0");
       expect(await text('#queue dd[data-queue="ingestRequests"]')).to.equal(String(expected.pending.requests));
       expect(await text('#budgets tr[data-model="gpt-4-turbo"] td.left')).to.equal(u(expected.gpt4Left));
       const batch = `#batches tr[data-batch="${s.batchId}"]`;
@@ -320,12 +325,12 @@ describe("e2e: agentgpt monitor litellm and the dashboard, on a known history", 
     expect(post.status).to.equal(405);
   });
 
-  it("after the dispute window, a release moves the held escrow to released", async function () {
+  it("after the dispute window, the relayer's release stage moves the held escrow to released; the payouts panel follows", async function () {
     await s.node.rpc("evm_increaseTime", [3601]);
     await s.node.rpc("evm_mine", []);
-    await (await s.suite.router.release(s.batchId)).wait();
+    // no release by hand: `relayer start` runs the release stage (payout.interval 200ms in the scenario's config)
     let report: any;
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 100; i++) {
       report = ((await (await fetch(`${s.dashboardUrl}/api/report`)).json()) as any).report;
       if (report.escrow.released !== "0") break;
       await new Promise((r) => setTimeout(r, 200)); // the dashboard reads the chain again after `refresh` (1 s)
@@ -337,5 +342,18 @@ describe("e2e: agentgpt monitor litellm and the dashboard, on a known history", 
     });
     expect(report.batches[0].state).to.equal("released");
     expect(report.total.settled.amount).to.equal(expected.total.amount.toString()); // releasing changes no cost
+    expect(Number((await s.suite.router.batchInfo(s.batchId)).status)).to.equal(2);
+    // the batch with a held row was released: the rest credited, the open dispute's row still escrowed
+    expect(report.payouts).to.deep.equal([
+      {
+        chain: "local",
+        token: "AGPT",
+        escrowed: s.openDispute.amount.toString(),
+        releasable: "0",
+        releasableBatches: 0,
+        released: (await s.suite.router.totalCredits()).toString(),
+        withdrawn: "0",
+      },
+    ]);
   });
 });

@@ -26,12 +26,12 @@ const STEPS = [
   "starting a local chain \\(hardhat node\\)",
   "deploying the suite",
   "funding the demo payers",
-  "starting the relayer \\(ingest, batcher, settler, reconciler\\)",
+  "starting the relayer \\(ingest, batcher, settler with its release stage, reconciler\\)",
   "replaying \\d+ LiteLLM calls over HTTP \\(generic API logger POSTs\\)",
   "batching and settling on-chain",
   "support-bot disputes an honest interval \\(every settled row of it\\)",
   "the same calls billed twice: the reconciler disputes the interval, the oracle refunds the second bill",
-  "past the dispute window: release, providers withdraw",
+  "past the dispute window: the release stage releases, providers withdraw",
   "agentgpt monitor litellm --granularity provider",
 ];
 
@@ -194,12 +194,19 @@ function expectTableMatches(stdout: string, summary: DemoSummary): void {
   expect(units(cost[3]!.replace(/ AGPT$/, ""))).to.equal(sum(Object.values(summary.providers).map((p) => BigInt(p.withdrawn))) - bondWon);
   const apart = totals[1]!.split("│").map((cell) => cell.trim());
   expect(units(apart[5]!)).to.equal(BigInt(summary.disputes.overcharge.refund));
-  const withdrawn = /withdrawn: (.+) \(\d/.exec(stdout)?.[1] ?? "";
+  // released by the relayer's release stage, withdrawn with `agentgpt provider withdraw`'s code, shown by the monitor
+  expect(stdout).to.match(/the relayer's release stage released \d+ batch\(es\) within/);
+  const withdrawn = /providers paid \(agentgpt provider withdraw\): (.+) \(\d/.exec(stdout)?.[1] ?? "";
   for (const [name, provider] of Object.entries(summary.providers)) {
     const printed = new RegExp(`${name} ([\\d,.]+) AGPT`).exec(withdrawn)?.[1];
     expect(printed, `withdrawn line names ${name}`).to.not.equal(undefined);
     expect(units(printed!)).to.equal(BigInt(provider.withdrawn));
   }
+  const payouts = stdout.split("\n").find((line) => line.startsWith("│ AGPT on local"));
+  expect(payouts, "the monitor's Payouts row").to.not.equal(undefined);
+  const [, , escrowed, releasable, released, paid] = payouts!.split("│").map((cell) => cell.trim());
+  expect([escrowed, releasable, released]).to.deep.equal(["0", "0", "0"]);
+  expect(units(paid!)).to.equal(sum(Object.values(summary.providers).map((p) => BigInt(p.withdrawn))));
 }
 
 function summaryOf(run: DemoRun): DemoSummary {

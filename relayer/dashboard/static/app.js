@@ -29,6 +29,20 @@ function formatUnits(text, decimals) {
   return `${negative ? "-" : ""}${group(whole)}${fraction === "" ? "" : `.${fraction}`}`;
 }
 
+// Pending amounts are estimates until their batch settles: rounded half up to DISPLAY_DECIMALS, as the CLI does.
+const DISPLAY_DECIMALS = 6;
+
+function formatMilliRounded(text, decimals) {
+  const milli = BigInt(text);
+  const shown = Math.min(DISPLAY_DECIMALS, decimals);
+  const divisor = 10n ** BigInt(decimals + 3 - shown);
+  const negative = milli < 0n;
+  const magnitude = negative ? -milli : milli;
+  const rounded = (magnitude + divisor / 2n) / divisor;
+  if (rounded === 0n && magnitude > 0n) return `${negative ? ">-" : "<"}${formatUnits("1", shown)}`;
+  return formatUnits(String(negative ? -rounded : rounded), shown);
+}
+
 function count(n) {
   return group(String(n));
 }
@@ -95,7 +109,7 @@ function render(body) {
   const report = body.report;
   const { decimals, symbol } = report.token;
   const units = (text) => formatUnits(text, decimals);
-  const milli = (text) => formatUnits(text, decimals + 3);
+  const milli = (text) => formatMilliRounded(text, decimals);
   const title = GROUP_TITLE[report.granularity];
 
   document.getElementById("date").textContent = `LLM USAGE ${report.date}`;
@@ -156,6 +170,21 @@ function render(body) {
     ["disputePaid", "Disputes: to providers", units(e.disputePaid)],
     ["refunded", "Disputes: refunded", units(e.refunded)],
   ]);
+  // where the charged money stands, per chain's token (the CLI's "Payouts" table)
+  document.querySelector("#payouts tbody").replaceChildren(
+    ...(report.payouts || []).map((p) =>
+      el(
+        "tr",
+        { "data-payouts": p.chain },
+        el("td", {}, `${p.token} on ${p.chain}`),
+        el("td", { class: "escrowed" }, units(p.escrowed)),
+        el("td", { class: "releasable" }, p.releasableBatches === 0 ? units(p.releasable) : `${units(p.releasable)} · ${count(p.releasableBatches)} batch(es)`),
+        el("td", { class: "released" }, units(p.released)),
+        el("td", { class: "withdrawn" }, units(p.withdrawn)),
+      ),
+    ),
+  );
+
   const q = report.queue;
   fillList("queue", [
     ["ingestRequests", "Ingest queue (requests)", count(q.ingestRequests)],

@@ -18,6 +18,7 @@ import {
   describeWindow,
   formatCount,
   formatMilli,
+  formatMilliRounded,
   formatUnits,
   MonitorError,
   NO_BATCH_FILE,
@@ -181,6 +182,7 @@ describe("monitor: the report from a snapshot", function () {
       { id: 1, name: "gpt-4-turbo", maxPricePer1k: 1n, dailyLimit: 1000n, spentToday: 840n, left: 160n },
       { id: 2, name: "mixtral-8x22b", maxPricePer1k: 1n, dailyLimit: 0n, spentToday: 40n, left: null },
     ],
+    payouts: { escrowed: 300n, releasable: 540n, releasableBatches: 1, released: 1000n, withdrawn: 25n },
     stats: {},
     error: null,
     offline: false,
@@ -225,6 +227,28 @@ describe("monitor: the report from a snapshot", function () {
     expect(renderReport(report, snapshot.takenAt)).to.include("Refused: 2 batches of 7 requests not settled: another batch had settled the same receipts root");
     expect(buildReport(snapshot, { granularity: "provider" }).queue.refused).to.deep.equal({ batches: 0, receipts: 0 });
     expect(renderReport(buildReport(snapshot, { granularity: "provider" }), snapshot.takenAt)).to.not.include("Refused:");
+  });
+
+  it("shows Pending rounded to the display precision (6 decimals), not the 21 of thousandths of a unit", function () {
+    // 0.123456789012345678901 AGPT priced (a response_cost route gives any digits), not yet settled
+    const odd = receiptLines([receipt(ALICE, "openai", "gpt-4-turbo", 1000, { route: "mission_critical", amountMilli: "123456789012345678901" })]);
+    const pendingChain: ChainSnapshot = { ...chain, pending: { ...chain.pending, ingest: { ...chain.pending.ingest, lines: odd } } };
+    const text = renderReport(buildReport({ ...snapshot, chains: [pendingChain] }, { granularity: "provider" }), snapshot.takenAt);
+    expect(text).to.include("Pending: 1 requests, 0.123457 AGPT priced");
+    expect(text).to.match(/│ openai\s+│ 0\.123457 · 1 req/);
+    expect(text).to.not.include("0.123456789");
+    expect(formatMilliRounded(1500n, 18)).to.equal("<0.000001");
+    expect(formatMilliRounded(0n, 18)).to.equal("0");
+    expect(formatMilliRounded(2_499_999_999_999_999_999_999n, 18)).to.equal("2.5");
+    expect(formatMilliRounded(12_345_499n, 2)).to.equal("123.45"); // a token with 2 decimals keeps them
+  });
+
+  it("shows escrowed, releasable, released and withdrawn apart, per chain's token", function () {
+    const report = buildReport(snapshot, { granularity: "provider" });
+    expect(report.payouts).to.deep.equal([{ chain: "c", token: "AGPT", escrowed: 300n, releasable: 540n, releasableBatches: 1, released: 1000n, withdrawn: 25n }]);
+    const text = renderReport(report, snapshot.takenAt);
+    expect(text).to.match(/│ Payouts\s+│ Escrowed\s+│ Releasable\s+│ Released\s+│ Withdrawn \(24h\)\s+│/);
+    expect(text).to.match(/│ AGPT on c\s+│ 0\.0000000000000003\s+│ 0\.00000000000000054 · 1 batch\s+│ 0\.000000000000001\s+│ 0\.000000000000000025\s+│/);
   });
 
   it("groups by route (a row priced by two routes stays whole), and filters one payer", function () {

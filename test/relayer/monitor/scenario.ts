@@ -165,6 +165,8 @@ batcher:
 settler:
   signer: { key_env: ${RELAYER_KEY_ENV} }
   poll: 100ms
+payout:
+  interval: 200ms
 ingest:
   sweep_interval: 1s
 dashboard:
