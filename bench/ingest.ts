@@ -49,7 +49,7 @@ import {
   type ReceiptSink,
   startIngest,
 } from "../relayer/ingest/index.js";
-import { bullPrefix, deleteKeysWithPrefix, type PreparedSubmissions, type Receipt, receiptQueueName, type SubmitOutcome } from "../relayer/queue/index.js";
+import { bullPrefix, deleteKeysWithPrefix, type PreparedSubmissions, readReceiptRows, receiptQueueName, type SubmitOutcome } from "../relayer/queue/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
@@ -83,7 +83,7 @@ class OneJobPerReceipt implements ReceiptSink {
   async addPrepared(parts: readonly PreparedSubmissions[]) {
     const outcomes: Array<{ id: string; outcome: SubmitOutcome }> = [];
     for (const part of parts) {
-      const receipts = part.chains.map(({ receipts: bytes }) => JSON.parse(Buffer.from(bytes).toString("utf8")) as Receipt[]);
+      const receipts = part.chains.map(({ receipts: bytes }) => readReceiptRows(Buffer.from(bytes).toString("utf8")));
       const cursor = part.chains.map(() => 0);
       outcomes.push(
         ...(await Promise.all(

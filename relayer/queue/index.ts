@@ -3,6 +3,7 @@ export * from "./keys.js";
 export * from "./prepared.js";
 export * from "./receipt.js";
 export * from "./receipt-queue.js";
+export * from "./receipt-rows.js";
 export * from "./receipt-store.js";
 export * from "./receipt-worker.js";
 export * from "./redis-connection.js";

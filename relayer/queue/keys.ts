@@ -6,7 +6,8 @@
  *   {p:ingest}:seen:<id>            dedupe record "<fp>|<start>|q|<chain>|<chunk>" or "<fp>|<start>|u|<reason>|<record JSON>",
  *                                   TTL dedupe_ttl (see scripts.ts)
  *   {p:ingest}:unbillable:<reason>  sorted set of unbillable ids by time recorded
- *   {p:ingest}:chunk:<chunkId>      hash: r (JSON array of receipts), m (acceptance mask), d (ids under key#start),
+ *   {p:ingest}:chunk:<chunkId>      hash: r (receipts as rows under a header, receipt-rows.ts), m (acceptance mask),
+ *                                   d (ids under key#start),
  *                                   until acknowledged by the consumer
  *   {p:ingest}:pending:<chain>      sorted set of unacknowledged chunk ids by creation time
  *   {p:ingest}:stats                hash of counters

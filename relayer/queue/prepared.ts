@@ -1,11 +1,12 @@
 /**
- * Submissions encoded for the submit script, ahead of time: each chain's receipts as one JSON array (ids first),
- * and every entry packed into one byte string (see `packEntry`). Plain data with transferable byte arrays, so
+ * Submissions encoded for the submit script, ahead of time: each chain's receipts as one JSON array of rows under
+ * a header (see receipt-rows.ts), and every entry packed into one byte string (see `packEntry`). Plain data with transferable byte arrays, so
  * ingest's parse workers build it and the request thread hands the bytes to Redis as they are: a 512-log POST is
  * one command of a dozen arguments, not of 3,600 (ioredis encoded those one by one on the request thread, and
  * Redis parsed them one by one).
  */
 import type { ReceiptSubmission, Submission } from "./receipt-store.js";
+import { bodyRowJson, RECEIPT_ROWS_HEADER } from "./receipt-rows.js";
 import { UNBILLABLE_REASONS, type UnbillableReason } from "./unbillable.js";
 
 export type PreparedEntry =
@@ -27,7 +28,7 @@ export type PreparedEntry =
     };
 
 export interface PreparedSubmissions {
-  /** per chain, the JSON array of every receipt of this part, each with `"id": key` first (UTF-8) */
+  /** per chain, every receipt of this part as rows under a header, id = key (UTF-8 JSON, see receipt-rows.ts) */
   readonly chains: ReadonlyArray<{ readonly chain: string; readonly receipts: Uint8Array }>;
   /** one per submission, in order */
   readonly entries: readonly PreparedEntry[];
@@ -65,26 +66,27 @@ function prepareOne(submissions: readonly Submission[]): PreparedSubmissions {
 }
 
 /**
- * A chain's receipts as one JSON array, `[{"id":<key>,<body fields>},...]`, in UTF-8, written straight into an
- * ArrayBuffer of its own (transferable: Buffer.from would share Node's pool). `texts` holds each receipt's key and
- * body as JSON, in turn. Each text is flat as JSON.stringify made it and written once: building each receipt's text
- * by concatenation, joining the 512 of a POST and encoding the result with TextEncoder cost ten times more, a third
- * of the parsing of a 512-log POST.
+ * A chain's receipts as rows under a header, `[<header>,[<key>,<body values>],...]` (receipt-rows.ts), in UTF-8,
+ * written straight into an ArrayBuffer of its own (transferable: Buffer.from would share Node's pool). `texts`
+ * holds each receipt's key and body row as JSON, in turn. Each text is flat as JSON.stringify made it and written
+ * once: building each receipt's text by concatenation, joining the 512 of a POST and encoding the result with
+ * TextEncoder cost ten times more, a third of the parsing of a 512-log POST.
  */
 function receiptsArray(texts: readonly string[]): Uint8Array {
   const count = texts.length / 2;
-  // "[" and "]", per receipt `{"id":` (6 bytes) and a comma between receipts; the body's "{" becomes the comma after the id
-  let length = 2 + 6 * count + Math.max(0, count - 1);
+  // "[", the header, "]"; per receipt a comma and "[" before its key; the body row's "[" becomes the comma after the key
+  let length = 2 + RECEIPT_ROWS_HEADER.length + 2 * count;
   for (const text of texts) length += Buffer.byteLength(text, "utf8");
   const bytes = Buffer.allocUnsafeSlow(length);
-  let at = 0;
+  bytes[0] = 0x5b; // [
+  let at = 1 + bytes.write(RECEIPT_ROWS_HEADER, 1, "latin1");
   for (let i = 0; i < texts.length; i += 2) {
-    bytes[at++] = i === 0 ? 0x5b : 0x2c; // [ ,
-    at += bytes.write('{"id":', at, "latin1");
+    bytes[at++] = 0x2c; // ,
+    bytes[at++] = 0x5b; // [
     at += bytes.write(texts[i]!, at, "utf8");
-    const body = at;
+    const row = at;
     at += bytes.write(texts[i + 1]!, at, "utf8");
-    bytes[body] = 0x2c; // the body's own "{"
+    bytes[row] = 0x2c; // the row's own "["
   }
   bytes[at++] = 0x5d; // ]
   if (at !== length) throw new Error(`receipts array: wrote ${at} bytes of ${length}`);
@@ -122,7 +124,7 @@ function receiptEntry(
     names.push(submission.body.chain);
     lines.push([]);
   }
-  lines[index]!.push(JSON.stringify(submission.key), JSON.stringify(submission.body));
+  lines[index]!.push(JSON.stringify(submission.key), bodyRowJson(submission.body));
   return { kind: "receipt", key: submission.key, fingerprint: submission.fingerprint, startTime: submission.startTime, chain: index, tokens: submission.body.tokens };
 }
 

@@ -11,6 +11,7 @@ import { asQueueError } from "./errors.js";
 import { IngestKeys } from "./keys.js";
 import { type PreparedSubmissions, prepareSubmissions } from "./prepared.js";
 import type { Receipt, ReceiptBody } from "./receipt.js";
+import { readReceiptRows } from "./receipt-rows.js";
 import { withIngestScripts, type IngestRedis } from "./scripts.js";
 import { UNBILLABLE_REASONS, type UnbillableBody, type UnbillableReason, type UnbillableRecord } from "./unbillable.js";
 
@@ -199,7 +200,7 @@ export class ReceiptStore {
     }
     const [text, mask, derived] = fields;
     if (text === null || text === undefined || mask === null || mask === undefined) return null;
-    const all = JSON.parse(text) as Receipt[];
+    const all = readReceiptRows(text);
     const suffixes = new Map<number, string>();
     for (const pair of (derived ?? "").split(",")) {
       if (pair === "") continue;

@@ -17,7 +17,8 @@
  *   "<fp>|<start ms>|u|<reason>|<record JSON>"   kept as unbillable; the record lives in its dedupe record
  * where <fp> is the 16-hex-digit fingerprint and <start ms> may be empty (no start time given).
  *
- * A chunk is a hash: `r` the JSON array of every receipt submitted for its chain in that call (ids = keys),
+ * A chunk is a hash: `r` every receipt submitted for its chain in that call, as rows under a header (ids = keys; see
+ * receipt-rows.ts),
  * `m` one character per element (1 accepted, 2 accepted under a derived id, 0 duplicate or conflict), `d` the id
  * suffixes of the "2" elements ("<index>:<start ms>,..."). Readers keep the accepted elements
  * (ReceiptStore.readChunk). Building the array once in JavaScript keeps per-receipt work in Redis to one SET.
@@ -162,8 +163,10 @@ for i = 0, N - 1 do
       outcome = 'C'
       local other
       if kind == 'q' then
+        -- the receipt as an object: its row (after the header row) named by the header
         if decoded[group] == nil then decoded[group] = cjson.decode(ARGV[chainArg + 3 * group]) end
-        local element = decoded[group][#masks[group] + 1]
+        local header, row, element = decoded[group][1], decoded[group][#masks[group] + 2], {}
+        for f = 1, #header do element[header[f]] = row[f] end
         element['id'] = id
         other = cjson.encode(element)
       else

@@ -11,7 +11,10 @@ import {
   createProducerRedis,
   createReceiptWorker,
   createWorkerRedis,
+  IngestKeys,
   QueueUnavailableError,
+  RECEIPT_BODY_FIELDS,
+  readReceiptRows,
   ReceiptQueue,
   RECEIPTS_JOB_NAME,
   type Receipt,
@@ -120,6 +123,32 @@ describe("relayer/queue ReceiptQueue", function () {
     await producer.quit();
     await dropPrefix(redis, prefix);
     redis.disconnect();
+  });
+
+  it("keeps a chunk's receipts as rows under one header (field names once per chunk), and still reads a chunk of receipt objects", async function () {
+    const result = await queue.add([receiptSubmission("r1", "arbitrum", 100), receiptSubmission("r2", "arbitrum", 200)]);
+    const chunkId = result.chunks[0]!.chunkId;
+    const stored = (await redis.hget(new IngestKeys(prefix).chunk(chunkId), "r"))!;
+    const rows = JSON.parse(stored) as unknown[][];
+    expect(rows[0]).to.deep.equal(["id", ...RECEIPT_BODY_FIELDS]);
+    expect(rows.slice(1).map((row) => row[0])).to.deep.equal(["r1", "r2"]);
+    expect(rows[2]![RECEIPT_BODY_FIELDS.indexOf("tokens") + 1]).to.equal(200);
+    // each field name is written once, not once per receipt
+    expect(stored.split('"keyAlias"').length - 1).to.equal(1);
+    expect(Buffer.byteLength(stored)).to.be.below(Buffer.byteLength(JSON.stringify([{ id: "r1", ...body("arbitrum", 100) }, { id: "r2", ...body("arbitrum", 200) }])));
+    expect(await queue.store.readChunk(chunkId)).to.deep.equal([
+      { id: "r1", ...body("arbitrum", 100) },
+      { id: "r2", ...body("arbitrum", 200) },
+    ]);
+
+    // a chunk written before rows (receipt objects), still pending after an upgrade
+    await redis.hset(new IngestKeys(prefix).chunk("legacy-chunk"), "r", JSON.stringify([{ id: "old", ...body("arbitrum", 7) }]), "m", "1", "d", "");
+    expect(await queue.store.readChunk("legacy-chunk")).to.deep.equal([{ id: "old", ...body("arbitrum", 7) }]);
+    // a header names the fields: a chunk written with fields in another order reads the same
+    const reordered = ["id", ...[...RECEIPT_BODY_FIELDS].reverse()];
+    const value = { id: "other-order", ...body("arbitrum", 9) } as Record<string, unknown>;
+    expect(readReceiptRows(JSON.stringify([reordered, reordered.map((field) => value[field])]))).to.deep.equal([value]);
+    expect(() => readReceiptRows(JSON.stringify([["id", "v"], ["x"]]))).to.throw(/row 1 .* 2 values/);
   });
 
   it("records one chunk per chain and one job per chunk; readChunk returns exactly the accepted receipts", async function () {
