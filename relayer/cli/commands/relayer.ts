@@ -21,6 +21,7 @@ import { startSettlement } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, startBackfill } from "../../backfill/index.js";
 import { UserError } from "../errors.js";
+import { terminalSafe } from "../terminal-text.js";
 
 /** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
 export interface Stage {
@@ -233,7 +234,10 @@ async function unbillable(options: { config: string; reason?: string; limit: str
     }
     const lines = UNBILLABLE_REASONS.map((name) => `${name.padEnd(18)} ${counts[name]}`);
     for (const record of records) {
-      lines.push(`${new Date(record.receivedAt).toISOString()}  ${record.id}  ${record.summary.litellmProvider ?? "-"}/${record.summary.litellmModel ?? "-"}  ${record.summary.tokens} tokens  ${record.detail}`);
+      // every field but the time comes from a LiteLLM log (any API caller sets end_user, even the call id)
+      lines.push(
+        terminalSafe(`${new Date(record.receivedAt).toISOString()}  ${record.id}  ${record.summary.litellmProvider ?? "-"}/${record.summary.litellmModel ?? "-"}  ${record.summary.tokens} tokens  ${record.detail}`),
+      );
     }
     process.stdout.write(`${lines.join("\n")}\n`);
   });
@@ -253,7 +257,7 @@ async function conflicts(options: { config: string; limit: string; json?: boolea
     for (const record of records) {
       const other = record.other.record;
       const usage = record.other.kind === "receipt" ? `${String(other["tokens"])} tokens, cost ${String(other["responseCostUsd"] ?? "-")} USD` : `unbillable: ${String(other["reason"])}`;
-      lines.push(`${new Date(record.at).toISOString()}  ${record.id}  kept a ${record.kept.kind}; other log: ${usage}`);
+      lines.push(terminalSafe(`${new Date(record.at).toISOString()}  ${record.id}  kept a ${record.kept.kind}; other log: ${usage}`));
     }
     process.stdout.write(`${lines.join("\n")}\n`);
   });

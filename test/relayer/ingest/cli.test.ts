@@ -167,6 +167,44 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     }
   });
 
+  it("relayer unbillable and conflicts print no terminal escape sequence a LiteLLM caller put in a field", async function () {
+    const prefix = uniquePrefix("cli");
+    const redis = testRedis();
+    const hostile = "\u001b]0;pwned\u0007\u001b[31m";
+    try {
+      const config = loadRelayerConfig(writeConfig(prefix), { env: {} });
+      const opened = await openReceiptQueue(config);
+      const builder = SubmissionBuilder.fromConfig(config);
+      const { spendLogParser } = await import("../../../relayer/ingest/index.js");
+      const parse = (entry: Record<string, unknown>) => {
+        const parsed = spendLogParser({ maxTokensPerCall: 1e7 })(entry);
+        if (!parsed.ok) throw new Error(parsed.reason);
+        return parsed.log;
+      };
+      // no payer rule matches: kept as no_payer, its detail names end_user; the call id is the caller's too
+      const stray = call({ end_user: `mallory${hostile}`, id: `call-${hostile}-1` }, { user_api_key_alias: "new-team" });
+      await opened.queue.add([builder.build(parse(stray), Date.now())]);
+      // the same call again with other usage: a conflict, listed by `relayer conflicts`
+      const billed = call({ id: `call-${hostile}-2` });
+      await opened.queue.add([builder.build(parse(billed), Date.now())]);
+      await opened.queue.add([builder.build(parse({ ...billed, completion_tokens: 999, total_tokens: 9999 }), Date.now())]);
+      await opened.close();
+
+      const listed = await agentgpt(["relayer", "unbillable", "--config", config.files[0]!, "--reason", "no_payer"]);
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(listed.stdout).to.include("end_user=mallory, ");
+      expect(listed.stdout).to.include("call--1  ");
+      expect(listed.stdout).to.not.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      const conflicts = await agentgpt(["relayer", "conflicts", "--config", config.files[0]!]);
+      expect(conflicts.code, conflicts.stderr).to.equal(0);
+      expect(conflicts.stdout).to.include("call--2  kept a receipt");
+      expect(conflicts.stdout).to.not.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
   it("litellm config prints the LiteLLM proxy config that points the generic logger at the relayer", async function () {
     const result = await agentgpt(["litellm", "config", "--config", join(REPO, "config", "relayer.example.yaml")], { REDIS_URL: "" });
     expect(result.code).to.equal(0);
