@@ -1,0 +1,218 @@
+/**
+ * Exactly once across a restore: the ingest dedupe records of every call already billed, rebuilt from batch files,
+ * and compared with what Redis holds.
+ *
+ * What a receipt in a batch file gives (queue/scripts.ts describes the record): its id (the key, or `<key>#<start>`
+ * for another call that reused the key; the key itself is the receipt's `litellmId`), the call's start time, the
+ * chain, and the fingerprint, rebuilt by ingest's own `fingerprintOfReceipt` (LiteLLM's total_tokens is not kept; see
+ * there). The record expires dedupe_ttl after the receipt was received, as ingest's would.
+ *
+ * Where from:
+ * 1. every batch file in the archive directory (after the backup's files are restored into it);
+ * 2. each configured chain's BatchSettled logs of the last dedupe_ttl (older batches hold only expired records): a
+ *    batch settled there but absent from the archive is fetched by its on-chain CID from IPFS when an IPFS URL is
+ *    given (the bytes must hash to that CID, and the file is then archived too); without one it is listed as not
+ *    rebuilt, since the chain holds only its aggregated rows, not its calls.
+ * Not rebuilt (none is in a batch file): unbillable records (a re-send is kept as unbillable again, or billed if the
+ * configuration now prices it, as it never was), conflict records, receipts still queued or pooled at the time of
+ * the loss, and ingest's counters.
+ */
+import { readdir } from "node:fs/promises";
+
+import { Archive } from "../batcher/archive.js";
+import { BatchFile } from "../batcher/batch-file.js";
+import { contentId } from "../batcher/content-id.js";
+import { loadBatchFile } from "../disputes/batch-source.js";
+import type { IpfsClient } from "../disputes/ipfs.js";
+import { getLogsChunked } from "../disputes/logs.js";
+import { settlementTopics } from "../disputes/settled-batch.js";
+import { fingerprintOfReceipt } from "../ingest/fingerprint.js";
+import type { QueuedRecord, ReceiptStore } from "../queue/index.js";
+import type { BackupChain } from "./chain-references.js";
+
+/** The dedupe records of a batch file's receipts. */
+export function dedupeRecordsOf(file: BatchFile, dedupeTtlMs: number): QueuedRecord[] {
+  return file.receipts.map(({ receipt }) => ({
+    id: receipt.id,
+    key: receipt.litellmId,
+    fingerprint: fingerprintOfReceipt(receipt),
+    startTime: receipt.startTime,
+    chain: receipt.chain,
+    origin: `restored:${file.batchId}`,
+    expiresAt: receipt.receivedAt + dedupeTtlMs,
+  }));
+}
+
+export interface UnrebuiltBatch {
+  readonly chain: string;
+  readonly batchId: string;
+  readonly dataCid: string;
+  readonly block: number;
+  /** why its calls could not be rebuilt */
+  readonly reason: string;
+}
+
+export interface DedupeRebuildReport {
+  /** batch files read from the archive directory */
+  readonly archiveBatches: number;
+  /** batches settled on-chain (within dedupe_ttl) that were not in the archive, fetched from IPFS by CID */
+  readonly chainBatches: Array<{ readonly chain: string; readonly batchId: string; readonly path: string }>;
+  /** settled on-chain, not in the archive, not fetched: re-sends of their calls would be billed again */
+  readonly unrebuilt: UnrebuiltBatch[];
+  /** chains whose settled batches were looked for, and from which block */
+  readonly chainsScanned: Array<{ readonly chain: string; readonly fromBlock: number; readonly toBlock: number; readonly settled: number }>;
+  readonly receipts: number;
+  readonly written: number;
+  readonly present: number;
+  readonly expired: number;
+  readonly keysFilled: number;
+  /** files of the archive directory that are not batch files */
+  readonly problems: string[];
+}
+
+export interface RebuildOptions {
+  readonly store: ReceiptStore;
+  readonly archiveDir: string;
+  readonly dedupeTtlMs: number;
+  /** chains to look for settled batches missing from the archive (opened with openBackupChain) */
+  readonly chains?: readonly BackupChain[] | undefined;
+  readonly ipfs?: IpfsClient | undefined;
+  readonly dryRun?: boolean | undefined;
+  readonly now?: number | undefined;
+}
+
+/** Every batch file of the archive directory, by chain folder (unreadable files are reported, not thrown). */
+export async function readArchiveFiles(archiveDir: string, problems: string[]): Promise<Array<{ chain: string; file: BatchFile }>> {
+  const archive = new Archive(archiveDir);
+  let folders: string[];
+  try {
+    folders = (await readdir(archiveDir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const out: Array<{ chain: string; file: BatchFile }> = [];
+  for (const chain of folders.sort()) {
+    for (const batchId of await archive.list(chain)) {
+      try {
+        const file = await archive.read(chain, batchId);
+        if (file !== null) out.push({ chain, file });
+      } catch (error) {
+        problems.push(`${archive.pathOf(chain, batchId)} is not a batch file (${(error as Error).message.split("\n")[0]}): its calls have no dedupe record`);
+      }
+    }
+  }
+  return out;
+}
+
+export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebuildReport> {
+  const now = options.now ?? Date.now();
+  const problems: string[] = [];
+  const archived = await readArchiveFiles(options.archiveDir, problems);
+  const records = archived.flatMap(({ file }) => dedupeRecordsOf(file, options.dedupeTtlMs));
+  const known = new Set(archived.map(({ chain, file }) => `${chain}/${file.batchId.toLowerCase()}`));
+  const chainBatches: DedupeRebuildReport["chainBatches"] = [];
+  const unrebuilt: UnrebuiltBatch[] = [];
+  const chainsScanned: DedupeRebuildReport["chainsScanned"] = [];
+  const archive = new Archive(options.archiveDir);
+
+  for (const chain of options.chains ?? []) {
+    const settled = await settledSince(chain, Math.floor((now - options.dedupeTtlMs) / 1000));
+    chainsScanned.push({ chain: chain.name, fromBlock: settled.fromBlock, toBlock: settled.toBlock, settled: settled.batches.length });
+    for (const batch of settled.batches) {
+      if (known.has(`${chain.name}/${batch.batchId}`)) continue;
+      if (options.ipfs === undefined) {
+        unrebuilt.push({ ...batch, chain: chain.name, reason: "not in the archive, and no IPFS URL to fetch it by its CID" });
+        continue;
+      }
+      try {
+        const loaded = await loadBatchFile({ ipfs: options.ipfs }, { batchId: batch.batchId, dataCid: batch.dataCid, chainId: chain.chainId, router: chain.router });
+        if ((await contentId(loaded.bytes)) !== batch.dataCid) throw new Error(`the fetched bytes are not CID ${batch.dataCid}`);
+        const path = options.dryRun === true ? archive.pathOf(chain.name, batch.batchId) : await archive.write(chain.name, batch.batchId, loaded.bytes);
+        chainBatches.push({ chain: chain.name, batchId: batch.batchId, path });
+        records.push(...dedupeRecordsOf(loaded.file, options.dedupeTtlMs));
+        known.add(`${chain.name}/${batch.batchId}`);
+      } catch (error) {
+        unrebuilt.push({ ...batch, chain: chain.name, reason: (error as Error).message.split("\n")[0]! });
+      }
+    }
+  }
+
+  const written = await options.store.restoreQueued(records, { now, dryRun: options.dryRun });
+  return { archiveBatches: archived.length, chainBatches, unrebuilt, chainsScanned, receipts: records.length, ...written, problems };
+}
+
+/** The batches `chain`'s router settled at or after `since` (unix seconds), from its BatchSettled logs. */
+async function settledSince(
+  chain: BackupChain,
+  since: number,
+): Promise<{ fromBlock: number; toBlock: number; batches: Array<{ batchId: string; dataCid: string; block: number }> }> {
+  const head = await chain.provider.getBlockNumber();
+  const fromBlock = await chain.clock.firstBlockAtOrAfter(since, 0, head);
+  if (fromBlock > head) return { fromBlock, toBlock: head, batches: [] };
+  const topic = settlementTopics(chain.chain).batchSettled;
+  const logs = await getLogsChunked(chain.provider, { address: chain.router, topics: [topic] }, fromBlock, head);
+  const batches = logs.flatMap((log) => {
+    const parsed = chain.chain.router.interface.parseLog({ topics: [...log.topics], data: log.data });
+    if (parsed === null || parsed.name !== "BatchSettled") return [];
+    return [{ batchId: (parsed.args.getValue("batchId") as string).toLowerCase(), dataCid: parsed.args.getValue("dataCid") as string, block: log.blockNumber }];
+  });
+  return { fromBlock, toBlock: head, batches };
+}
+
+export interface DedupeAgreement {
+  /** receipts of the batch files whose record should be in Redis now (received within dedupe_ttl) */
+  readonly expected: number;
+  /** received longer ago than dedupe_ttl: ingest's record is gone too, not expected */
+  readonly expired: number;
+  readonly present: number;
+  /** no record: a re-send of the call would be billed again */
+  readonly missing: string[];
+  /** a record, but one that would not stop a re-send being billed: kept as unbillable, or of another start time */
+  readonly wrong: Array<{ readonly id: string; readonly why: string }>;
+  /** records whose fingerprint is not the one rebuilt from the receipt: a re-send is a conflict (not billed) */
+  readonly otherFingerprint: number;
+  /** derived ids whose bare key has no record (a re-send would take the free key) */
+  readonly keysMissing: string[];
+  /** queued records in Redis for calls not in these batch files (received since, or rebuilt from the chain) */
+  readonly extra: number;
+  readonly agrees: boolean;
+}
+
+/** Compares Redis's dedupe records with the receipts of `files`. */
+export async function compareDedupe(store: ReceiptStore, files: readonly BatchFile[], dedupeTtlMs: number, now = Date.now()): Promise<DedupeAgreement> {
+  const all = files.flatMap((file) => dedupeRecordsOf(file, dedupeTtlMs));
+  const live = all.filter((record) => record.expiresAt > now);
+  const found = await store.dedupeRecords(live.map((record) => record.id));
+  const missing: string[] = [];
+  const wrong: DedupeAgreement["wrong"][number][] = [];
+  let otherFingerprint = 0;
+  live.forEach((record, index) => {
+    const got = found[index];
+    if (got === null || got === undefined) return void missing.push(record.id);
+    if (got.kind !== "q") wrong.push({ id: record.id, why: "kept as unbillable, though the call was billed: a re-send would be billed again" });
+    else if (got.startTime !== null && record.startTime !== null && Math.abs(got.startTime - record.startTime) > 1) {
+      wrong.push({ id: record.id, why: `start time ${got.startTime}, the receipt's is ${record.startTime}: a re-send would be another call` });
+    } else if (got.fingerprint !== record.fingerprint) otherFingerprint += 1;
+  });
+  const ids = new Set(live.map((record) => record.id));
+  const derived = live.filter((record) => record.id !== record.key && !ids.has(record.key));
+  const bare = await store.dedupeRecords(derived.map((record) => record.key));
+  const keysMissing = derived.filter((_, index) => bare[index] === null).map((record) => record.key);
+  const bareKeys = new Set(derived.map((record) => record.key));
+  let extra = 0;
+  for await (const page of store.dedupeIds()) {
+    for (const { id, record } of page) if (record?.kind === "q" && !ids.has(id) && !bareKeys.has(id)) extra += 1;
+  }
+  return {
+    expected: live.length,
+    expired: all.length - live.length,
+    present: live.length - missing.length,
+    missing,
+    wrong,
+    otherFingerprint,
+    keysMissing,
+    extra,
+    agrees: missing.length === 0 && wrong.length === 0 && keysMissing.length === 0,
+  };
+}
