@@ -10,7 +10,7 @@
 import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 
-import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
+import { ConfigError, formatOverride, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
 import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
@@ -127,6 +127,9 @@ function parseLimit(text: string): number {
 async function start(options: StartOptions): Promise<void> {
   const config = load(options.config);
   const logger = createLogger(options.logLevel);
+  for (const override of config.overrides ?? []) {
+    logger.warn({ at: override.at, overrides: override.overrides }, `configuration: ${formatOverride(override)}`);
+  }
   const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<void>) | undefined }> = [];
   try {
     for (const stage of stages) {
@@ -184,6 +187,7 @@ function check(options: { config: string }): void {
   const token = config.token;
   const out: string[] = [];
   out.push(`configuration OK: ${config.files.join(", ")}`);
+  for (const override of config.overrides ?? []) out.push(`warning: ${formatOverride(override)}`);
   out.push(`token: ${token.symbol} (${token.decimals} decimals)`);
   out.push(`ingest: http://${config.server.host}:${config.server.port}/litellm/spend, body limit ${config.server.bodyLimit} bytes, ${config.server.maxEntries} logs per POST`);
   out.push(`redis: prefix ${config.redis.prefix}, dedupe ${Math.round(config.ingest.dedupeTtlMs / 86_400_000)} days`);
