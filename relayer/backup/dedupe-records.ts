@@ -65,6 +65,7 @@ export interface DedupeRebuildReport {
   readonly written: number;
   readonly present: number;
   readonly expired: number;
+  /** bare keys of reused ids held (see ReceiptStore.holdReusedKeys) */
   readonly keysFilled: number;
   /** files of the archive directory that are not batch files */
   readonly problems: string[];
@@ -77,40 +78,47 @@ export interface RebuildOptions {
   /** chains to look for settled batches missing from the archive (opened with openBackupChain) */
   readonly chains?: readonly BackupChain[] | undefined;
   readonly ipfs?: IpfsClient | undefined;
-  readonly dryRun?: boolean | undefined;
   readonly now?: number | undefined;
 }
 
-/** Every batch file of the archive directory, by chain folder (unreadable files are reported, not thrown). */
-export async function readArchiveFiles(archiveDir: string, problems: string[]): Promise<Array<{ chain: string; file: BatchFile }>> {
+/** The batch files of the archive directory, by chain folder, one at a time (an unreadable file is reported, skipped). */
+async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGenerator<{ chain: string; file: BatchFile }> {
   const archive = new Archive(archiveDir);
   let folders: string[];
   try {
     folders = (await readdir(archiveDir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
     throw error;
   }
-  const out: Array<{ chain: string; file: BatchFile }> = [];
   for (const chain of folders.sort()) {
     for (const batchId of await archive.list(chain)) {
+      let file: BatchFile | null;
       try {
-        const file = await archive.read(chain, batchId);
-        if (file !== null) out.push({ chain, file });
+        file = await archive.read(chain, batchId);
       } catch (error) {
         problems.push(`${archive.pathOf(chain, batchId)} is not a batch file (${(error as Error).message.split("\n")[0]}): its calls have no dedupe record`);
+        continue;
       }
+      if (file !== null) yield { chain, file };
     }
   }
-  return out;
 }
 
+/**
+ * Rebuilds the records in two passes over the batch files, one file in memory at a time: every call's own id first,
+ * then the bare keys of derived ids (a bare key held before its own call's record was written would hide it). Batches
+ * fetched from IPFS are archived first, so both passes read them there.
+ */
 export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebuildReport> {
   const now = options.now ?? Date.now();
   const problems: string[] = [];
-  const archived = await readArchiveFiles(options.archiveDir, problems);
-  const records = archived.flatMap(({ file }) => dedupeRecordsOf(file, options.dedupeTtlMs));
-  const known = new Set(archived.map(({ chain, file }) => `${chain}/${file.batchId.toLowerCase()}`));
+  const known = new Set<string>();
+  let archiveBatches = 0;
+  for await (const { chain, file } of archiveFiles(options.archiveDir, problems)) {
+    known.add(`${chain}/${file.batchId.toLowerCase()}`);
+    archiveBatches += 1;
+  }
   const chainBatches: DedupeRebuildReport["chainBatches"] = [];
   const unrebuilt: UnrebuiltBatch[] = [];
   const chainsScanned: DedupeRebuildReport["chainsScanned"] = [];
@@ -128,9 +136,9 @@ export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebu
       try {
         const loaded = await loadBatchFile({ ipfs: options.ipfs }, { batchId: batch.batchId, dataCid: batch.dataCid, chainId: chain.chainId, router: chain.router });
         if ((await contentId(loaded.bytes)) !== batch.dataCid) throw new Error(`the fetched bytes are not CID ${batch.dataCid}`);
-        const path = options.dryRun === true ? archive.pathOf(chain.name, batch.batchId) : await archive.write(chain.name, batch.batchId, loaded.bytes);
+        // archived now, so the passes below (and every later restore) read it from the archive
+        const path = await archive.write(chain.name, batch.batchId, loaded.bytes);
         chainBatches.push({ chain: chain.name, batchId: batch.batchId, path });
-        records.push(...dedupeRecordsOf(loaded.file, options.dedupeTtlMs));
         known.add(`${chain.name}/${batch.batchId}`);
       } catch (error) {
         unrebuilt.push({ ...batch, chain: chain.name, reason: (error as Error).message.split("\n")[0]! });
@@ -138,8 +146,18 @@ export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebu
     }
   }
 
-  const written = await options.store.restoreQueued(records, { now, dryRun: options.dryRun });
-  return { archiveBatches: archived.length, chainBatches, unrebuilt, chainsScanned, receipts: records.length, ...written, problems };
+  const totals = { receipts: 0, written: 0, present: 0, expired: 0, keysFilled: 0 };
+  for await (const { file } of archiveFiles(options.archiveDir, problems)) {
+    const result = await options.store.restoreQueued(dedupeRecordsOf(file, options.dedupeTtlMs), { now });
+    totals.receipts += file.receipts.length;
+    totals.written += result.written;
+    totals.present += result.present;
+    totals.expired += result.expired;
+  }
+  for await (const { file } of archiveFiles(options.archiveDir, [])) {
+    totals.keysFilled += await options.store.holdReusedKeys(dedupeRecordsOf(file, options.dedupeTtlMs), { now });
+  }
+  return { archiveBatches, chainBatches, unrebuilt, chainsScanned, ...totals, problems };
 }
 
 /** The batches `chain`'s router settled at or after `since` (unix seconds), from its BatchSettled logs. */
@@ -179,10 +197,12 @@ export interface DedupeAgreement {
   readonly agrees: boolean;
 }
 
-/** Compares Redis's dedupe records with the receipts of `files`. */
-export async function compareDedupe(store: ReceiptStore, files: readonly BatchFile[], dedupeTtlMs: number, now = Date.now()): Promise<DedupeAgreement> {
-  const all = files.flatMap((file) => dedupeRecordsOf(file, dedupeTtlMs));
-  const live = all.filter((record) => record.expiresAt > now);
+/**
+ * Compares Redis's dedupe records with `records` (dedupeRecordsOf each batch file of a backup), of which `expired`
+ * more were left out as expired.
+ */
+export async function compareDedupe(store: ReceiptStore, records: readonly QueuedRecord[], now = Date.now()): Promise<DedupeAgreement> {
+  const live = records.filter((record) => record.expiresAt > now);
   const found = await store.dedupeRecords(live.map((record) => record.id));
   const missing: string[] = [];
   const wrong: DedupeAgreement["wrong"][number][] = [];
@@ -206,7 +226,7 @@ export async function compareDedupe(store: ReceiptStore, files: readonly BatchFi
   }
   return {
     expected: live.length,
-    expired: all.length - live.length,
+    expired: records.length - live.length,
     present: live.length - missing.length,
     missing,
     wrong,

@@ -16,10 +16,10 @@ import type { Readable } from "node:stream";
 
 import type { BatchFile } from "../batcher/batch-file.js";
 import type { RelayerConfig } from "../config/index.js";
-import type { ReceiptStore } from "../queue/index.js";
+import type { QueuedRecord, ReceiptStore } from "../queue/index.js";
 import { checkBatchBytes, rowsRootOf } from "./batch-checks.js";
 import { openBackupChain, readOnchainSettlement, type BackupChain } from "./chain-references.js";
-import { compareDedupe, type DedupeAgreement } from "./dedupe-records.js";
+import { compareDedupe, dedupeRecordsOf, type DedupeAgreement } from "./dedupe-records.js";
 import { BackupError } from "./errors.js";
 import type { BatchReference, Manifest, OnchainSettlement } from "./manifest.js";
 import { createProgress } from "./progress.js";
@@ -84,9 +84,11 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     }
     const progress = createProgress("verifying batches", backup.manifest.totals.batches, options.progress === undefined ? {} : { enabled: options.progress });
     const batches: BatchVerdict[] = [];
-    const files: BatchFile[] = [];
+    // only what the Redis comparison needs, not whole files: a backup can hold millions of receipts
+    const records: QueuedRecord[] = [];
+    const keep = options.dedupe === undefined ? () => undefined : (file: BatchFile) => void records.push(...dedupeRecordsOf(file, options.dedupe!.dedupeTtlMs));
     for await (const entry of backup.entries()) {
-      batches.push(await verifyEntry(entry, chains.get(entry.chain), files));
+      batches.push(await verifyEntry(entry, chains.get(entry.chain), keep));
       progress.tick();
     }
     progress.done();
@@ -95,7 +97,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     if (options.recordedSha256 !== null && options.recordedSha256 !== finished.sha256) {
       problems.push(`the archive's SHA-256 is ${finished.sha256}, its .sha256 file says ${options.recordedSha256}: the archive was altered or corrupted`);
     }
-    const dedupe = options.dedupe === undefined ? null : await compareDedupe(options.dedupe.store, files, options.dedupe.dedupeTtlMs, options.dedupe.now);
+    const dedupe = options.dedupe === undefined ? null : await compareDedupe(options.dedupe.store, records, options.dedupe.now);
     const ok = problems.length === 0 && batches.every((batch) => batch.problems.length === 0) && dedupe?.agrees !== false;
     return {
       name: options.name,
@@ -113,13 +115,13 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   }
 }
 
-async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined, files: BatchFile[]): Promise<BatchVerdict> {
+async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined, keep: (file: BatchFile) => void): Promise<BatchVerdict> {
   const problems = [...entry.integrity];
   const notes: string[] = [];
   const checked = await checkBatchBytes(entry.bytes, { chain: entry.chain, batchId: entry.batchId });
   problems.push(...checked.problems);
   const file = checked.file;
-  if (file !== null) files.push(file);
+  if (file !== null) keep(file);
   const reference = entry.reference;
   if (reference === undefined) problems.push("no reference in references.json");
   else problems.push(...againstReference(reference, checked.cid, checked.receiptsRoot, file));

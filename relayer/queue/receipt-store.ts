@@ -133,9 +133,6 @@ export interface RestoreQueuedResult {
   readonly present: number;
   /** expired by now (dedupe_ttl after they were received): not written, as ingest's would be gone too */
   readonly expired: number;
-  /** derived ids (`<key>#<start>`) whose bare key had no record: the key's record was written too, so a re-send of
-   * that call finds its derived record instead of taking the free key */
-  readonly keysFilled: number;
 }
 
 /** The fields of a dedupe record value (see scripts.ts), or null when it is not one. */
@@ -385,41 +382,47 @@ export class ReceiptStore {
   /**
    * Writes the dedupe records of receipts already batched (a restore into a fresh Redis), so that a re-send of any of
    * those calls is a duplicate, never a new receipt. A record that exists is never replaced (SET NX); one whose
-   * `expiresAt` has passed is not written. Every exact id first, then, for a derived id `<key>#<start>`, the bare key
-   * when nothing holds it: the submit script tries the bare key first, and a free one would take the call again.
+   * `expiresAt` has passed is not written. Once every batch's records are written, call `holdReusedKeys`.
    */
-  async restoreQueued(records: readonly QueuedRecord[], options: { now?: number; dryRun?: boolean } = {}): Promise<RestoreQueuedResult> {
+  async restoreQueued(records: readonly QueuedRecord[], options: { now?: number } = {}): Promise<RestoreQueuedResult> {
     const now = options.now ?? Date.now();
     const live = records.filter((record) => record.expiresAt > now);
-    const valueOf = (record: QueuedRecord) => `${record.fingerprint}|${record.startTime ?? ""}|q|${record.chain}|${record.origin}`;
-    const write = async (pairs: Array<{ key: string; record: QueuedRecord }>): Promise<number> => {
-      let written = 0;
-      for (let start = 0; start < pairs.length; start += 1000) {
-        const part = pairs.slice(start, start + 1000);
-        const pipeline = this.redis.pipeline();
-        for (const { key, record } of part) {
-          if (options.dryRun === true) pipeline.exists(key);
-          else pipeline.set(key, valueOf(record), "PXAT", record.expiresAt, "NX");
-        }
-        let replies: Array<[Error | null, unknown]>;
-        try {
-          replies = (await pipeline.exec()) ?? [];
-        } catch (error) {
-          throw asQueueError(error, "restore dedupe records");
-        }
-        for (const [error, reply] of replies) {
-          if (error !== null) throw asQueueError(error, "restore dedupe records");
-          if (options.dryRun === true ? reply === 0 : reply === "OK") written += 1;
-        }
-      }
-      return written;
-    };
-    const written = await write(live.map((record) => ({ key: this.keys.seen(record.id), record })));
-    const exact = new Set(live.map((record) => record.id));
+    const written = await this.writeRecords(live.map((record) => ({ id: record.id, record })));
+    return { written, present: live.length - written, expired: records.length - live.length };
+  }
+
+  /**
+   * For each derived id `<key>#<start>` of `records`, writes its record under the bare key too when nothing holds
+   * it: the submit script tries the bare key first, and a free one would take that call again. Run it only after
+   * `restoreQueued` wrote every record (of every batch): a bare key is a call's own id, whose record must win.
+   * Returns the keys written.
+   */
+  async holdReusedKeys(records: readonly QueuedRecord[], options: { now?: number } = {}): Promise<number> {
+    const now = options.now ?? Date.now();
     const bare = new Map<string, QueuedRecord>();
-    for (const record of live) if (record.id !== record.key && !exact.has(record.key) && !bare.has(record.key)) bare.set(record.key, record);
-    const keysFilled = await write([...bare].map(([key, record]) => ({ key: this.keys.seen(key), record })));
-    return { written, present: live.length - written, expired: records.length - live.length, keysFilled };
+    for (const record of records) if (record.expiresAt > now && record.id !== record.key && !bare.has(record.key)) bare.set(record.key, record);
+    return this.writeRecords([...bare].map(([id, record]) => ({ id, record })));
+  }
+
+  private async writeRecords(pairs: ReadonlyArray<{ id: string; record: QueuedRecord }>): Promise<number> {
+    let written = 0;
+    for (let start = 0; start < pairs.length; start += 1000) {
+      const pipeline = this.redis.pipeline();
+      for (const { id, record } of pairs.slice(start, start + 1000)) {
+        pipeline.set(this.keys.seen(id), `${record.fingerprint}|${record.startTime ?? ""}|q|${record.chain}|${record.origin}`, "PXAT", record.expiresAt, "NX");
+      }
+      let replies: Array<[Error | null, unknown]>;
+      try {
+        replies = (await pipeline.exec()) ?? [];
+      } catch (error) {
+        throw asQueueError(error, "restore dedupe records");
+      }
+      for (const [error, reply] of replies) {
+        if (error !== null) throw asQueueError(error, "restore dedupe records");
+        if (reply === "OK") written += 1;
+      }
+    }
+    return written;
   }
 
   /** The dedupe records of `ids` (null where there is none), in order. */

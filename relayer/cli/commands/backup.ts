@@ -282,12 +282,13 @@ async function restore(flags: RestoreFlags): Promise<void> {
     dryRun: flags.dryRun,
     progress: flags.progress ? undefined : false,
   });
-  const dedupe = config === undefined ? null : await restoreDedupe(config, flags, dir, ipfs);
+  const dedupe = config === undefined || flags.dryRun === true ? null : await restoreDedupe(config, flags, dir, ipfs);
   if (flags.json === true) process.stdout.write(`${JSON.stringify({ ...report, dedupe }, null, 2)}\n`);
   else {
     const lines = describeRestore(report, flags.dryRun === true);
-    if (dedupe === null) lines.push("  dedupe records NOT rebuilt: pass --config FILE (its Redis), or LiteLLM logs re-sent after the restore are billed again");
-    else lines.push(...describeRebuild(dedupe.report, dedupe.problems, flags.dryRun === true));
+    if (flags.dryRun === true) lines.push("  dedupe records: rebuilt from the archive by a real restore (with --config), not in a dry run");
+    else if (dedupe === null) lines.push("  dedupe records NOT rebuilt: pass --config FILE (its Redis), or LiteLLM logs re-sent after the restore are billed again");
+    else lines.push(...describeRebuild(dedupe.report, dedupe.problems));
     process.stdout.write(`${lines.join("\n")}\n`);
   }
   if (!report.ok) throw new UserError(`restore of ${name} into ${dir} is incomplete: see the conflicts and problems above`, 1);
@@ -328,7 +329,7 @@ async function restoreDedupe(
         problems.push(`${redactUrls(error.message)}: its settled batches missing from the archive were not looked for`);
       }
     }
-    const report = await rebuildDedupe({ store, archiveDir: dir, dedupeTtlMs: config.ingest.dedupeTtlMs, chains, ipfs, dryRun: flags.dryRun });
+    const report = await rebuildDedupe({ store, archiveDir: dir, dedupeTtlMs: config.ingest.dedupeTtlMs, chains, ipfs });
     return { report, problems };
   } finally {
     for (const chain of chains) chain.close();
@@ -336,11 +337,11 @@ async function restoreDedupe(
   }
 }
 
-function describeRebuild(report: DedupeRebuildReport, problems: readonly string[], dryRun: boolean): string[] {
+function describeRebuild(report: DedupeRebuildReport, problems: readonly string[]): string[] {
   const lines = [
-    `  dedupe records${dryRun ? " (dry run: nothing written)" : ""}: ${report.receipts} billed call(s) in ${report.archiveBatches} archived batch(es)` +
+    `  dedupe records: ${report.receipts} billed call(s) in ${report.archiveBatches} archived batch(es)` +
       `${report.chainBatches.length > 0 ? ` and ${report.chainBatches.length} fetched by CID` : ""}; ` +
-      `${dryRun ? "would write" : "written"} ${report.written}, already there ${report.present}, expired ${report.expired}` +
+      `written ${report.written}, already there ${report.present}, expired ${report.expired}` +
       `${report.keysFilled > 0 ? `, reused ids held ${report.keysFilled}` : ""}`,
   ];
   for (const scanned of report.chainsScanned) {
