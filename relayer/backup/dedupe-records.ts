@@ -8,7 +8,8 @@
  * there). The record expires dedupe_ttl after the receipt was received, as ingest's would.
  *
  * Where from:
- * 1. every batch file in the archive directory (after the backup's files are restored into it);
+ * 1. every batch file in the archive directory (after the backup's files are restored into it) that its chain
+ *    records as settled (one never sent gets none: a re-send bills its calls once, in a new batch);
  * 2. each configured chain's BatchSettled logs of the last dedupe_ttl (older batches hold only expired records): a
  *    batch settled there but absent from the archive is fetched by its on-chain CID from IPFS when an IPFS URL is
  *    given (the bytes must hash to that CID, and the file is then archived too); without one it is listed as not
@@ -59,6 +60,8 @@ export interface DedupeRebuildReport {
   readonly chainBatches: Array<{ readonly chain: string; readonly batchId: string; readonly path: string }>;
   /** settled on-chain, not in the archive, not fetched: re-sends of their calls would be billed again */
   readonly unrebuilt: UnrebuiltBatch[];
+  /** archived but not settled on-chain: no records, so a re-send bills those calls once, in a new batch */
+  readonly notSettled: Array<{ readonly chain: string; readonly batchId: string; readonly receipts: number }>;
   /** chains whose settled batches were looked for, and from which block */
   readonly chainsScanned: Array<{ readonly chain: string; readonly fromBlock: number; readonly toBlock: number; readonly settled: number }>;
   readonly receipts: number;
@@ -84,14 +87,7 @@ export interface RebuildOptions {
 /** The batch files of the archive directory, by chain folder, one at a time (an unreadable file is reported, skipped). */
 async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGenerator<{ chain: string; file: BatchFile }> {
   const archive = new Archive(archiveDir);
-  let folders: string[];
-  try {
-    folders = (await readdir(archiveDir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  for (const chain of folders.sort()) {
+  for (const chain of await chainFolders(archiveDir)) {
     for (const batchId of await archive.list(chain)) {
       let file: BatchFile | null;
       try {
@@ -113,16 +109,14 @@ async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGener
 export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebuildReport> {
   const now = options.now ?? Date.now();
   const problems: string[] = [];
+  const archive = new Archive(options.archiveDir);
   const known = new Set<string>();
-  let archiveBatches = 0;
-  for await (const { chain, file } of archiveFiles(options.archiveDir, problems)) {
-    known.add(`${chain}/${file.batchId.toLowerCase()}`);
-    archiveBatches += 1;
-  }
+  for (const chain of await chainFolders(options.archiveDir)) for (const batchId of await archive.list(chain)) known.add(`${chain}/${batchId}`);
+  const archiveBatches = known.size;
   const chainBatches: DedupeRebuildReport["chainBatches"] = [];
   const unrebuilt: UnrebuiltBatch[] = [];
   const chainsScanned: DedupeRebuildReport["chainsScanned"] = [];
-  const archive = new Archive(options.archiveDir);
+  const opened = new Map((options.chains ?? []).map((chain) => [chain.name, chain]));
 
   for (const chain of options.chains ?? []) {
     const settled = await settledSince(chain, Math.floor((now - options.dedupeTtlMs) / 1000));
@@ -146,18 +140,40 @@ export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebu
     }
   }
 
+  // A batch archived but not settled on-chain (sealed, then Redis was lost before the settler sent it) is never
+  // sent now: its calls get no record, so a re-send bills them once, in a new batch. Without a connection to its
+  // chain a batch counts as settled (a record too many never charges anyone twice).
+  const notSettled: DedupeRebuildReport["notSettled"] = [];
+  const skip = new Set<string>();
   const totals = { receipts: 0, written: 0, present: 0, expired: 0, keysFilled: 0 };
-  for await (const { file } of archiveFiles(options.archiveDir, problems)) {
-    const result = await options.store.restoreQueued(dedupeRecordsOf(file, options.dedupeTtlMs), { now });
+  for await (const { chain, file } of archiveFiles(options.archiveDir, problems)) {
+    const records = dedupeRecordsOf(file, options.dedupeTtlMs);
+    const connection = opened.get(chain);
+    if (records.some((record) => record.expiresAt > now) && connection !== undefined && Number((await connection.chain.router.batchInfo(file.batchId)).status) === 0) {
+      notSettled.push({ chain, batchId: file.batchId, receipts: file.receipts.length });
+      skip.add(`${chain}/${file.batchId}`);
+      continue;
+    }
+    const result = await options.store.restoreQueued(records, { now });
     totals.receipts += file.receipts.length;
     totals.written += result.written;
     totals.present += result.present;
     totals.expired += result.expired;
   }
-  for await (const { file } of archiveFiles(options.archiveDir, [])) {
+  for await (const { chain, file } of archiveFiles(options.archiveDir, [])) {
+    if (skip.has(`${chain}/${file.batchId}`)) continue;
     totals.keysFilled += await options.store.holdReusedKeys(dedupeRecordsOf(file, options.dedupeTtlMs), { now });
   }
-  return { archiveBatches, chainBatches, unrebuilt, chainsScanned, ...totals, problems };
+  return { archiveBatches, chainBatches, unrebuilt, notSettled, chainsScanned, ...totals, problems };
+}
+
+async function chainFolders(archiveDir: string): Promise<string[]> {
+  try {
+    return (await readdir(archiveDir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
 }
 
 /** The batches `chain`'s router settled at or after `since` (unix seconds), from its BatchSettled logs. */

@@ -121,13 +121,14 @@ async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined, ke
   const checked = await checkBatchBytes(entry.bytes, { chain: entry.chain, batchId: entry.batchId });
   problems.push(...checked.problems);
   const file = checked.file;
-  if (file !== null) keep(file);
   const reference = entry.reference;
   if (reference === undefined) problems.push("no reference in references.json");
   else problems.push(...againstReference(reference, checked.cid, checked.receiptsRoot, file));
 
   if (chain !== undefined) {
     const onchain = await readOnchainSettlement(chain, entry.batchId, reference?.settlement?.block);
+    // only billed calls must have a dedupe record (a batch never settled is not restored as billed)
+    if (onchain !== null && file !== null) keep(file);
     if (onchain === null) {
       if (reference?.settlement != null) {
         problems.push(

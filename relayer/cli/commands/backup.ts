@@ -347,6 +347,9 @@ function describeRebuild(report: DedupeRebuildReport, problems: readonly string[
   for (const scanned of report.chainsScanned) {
     lines.push(`  chain ${scanned.chain}: ${scanned.settled} batch(es) settled in blocks ${scanned.fromBlock}-${scanned.toBlock} (the last dedupe_ttl)`);
   }
+  for (const batch of report.notSettled) {
+    lines.push(`  batch ${batch.batchId} (${batch.chain}) is archived but not settled on-chain: its ${batch.receipts} call(s) get no record, so a re-send bills them once, in a new batch`);
+  }
   for (const batch of report.chainBatches) lines.push(`  fetched batch ${batch.batchId} (${batch.chain}) by its on-chain CID into ${batch.path}`);
   for (const batch of report.unrebuilt) {
     lines.push(`  NOT REBUILT batch ${batch.batchId} (${batch.chain}, CID ${batch.dataCid}, block ${batch.block}): ${batch.reason}; pass --ipfs <url> where it is pinned`);
