@@ -3,8 +3,8 @@
  * relayer unbillable / reprice, and litellm config.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 import { expect } from "chai";
 import { parse as parseYaml } from "yaml";
@@ -94,6 +94,27 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       const stats = await opened.queue.store.stats();
       await opened.close();
       expect([stats.queued, stats.unbillable.failed_call]).to.deep.equal([2, 1]);
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  it("relayer start logs each value an operator's file overrides in the seed's, naming both places", async function () {
+    const prefix = uniquePrefix("cli");
+    const base = writeConfig(prefix);
+    const ops = join(dirname(base), "ops.yaml");
+    writeFileSync(ops, 'routes:\n  - route: "cost_optimized"\n    budget: 0.009 AGPT/1k tokens\n');
+    // listed after the seed's files: it wins over them
+    writeFileSync(base, readFileSync(base, "utf8").replace(/(payment-channels\.yaml\n)/, `$1  - ${ops}\n`));
+    const redis = testRedis();
+    try {
+      const relayer = await startRelayer(base, {});
+      const exited = new Promise<number | null>((resolve) => relayer.child.once("exit", resolve));
+      relayer.child.kill("SIGTERM");
+      expect(await exited).to.equal(0);
+      const warnings = relayer.lines().filter((line) => line["level"] === 40).map((line) => String(line["msg"]));
+      expect(warnings).to.include(`configuration: ${ops}:3:5 routes[0].budget overrides config/litellm-router.yaml:13:5 routes[1].budget (later sources win)`);
     } finally {
       await dropPrefix(redis, prefix);
       redis.disconnect();
