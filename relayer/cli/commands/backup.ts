@@ -183,7 +183,7 @@ async function verify(flags: VerifyFlags): Promise<void> {
   }
   const config = flags.offline === true ? undefined : load(flags.config, "to reach the chains");
   const name = await chooseBackup(where, flags.name);
-  const store = config === undefined || flags.skipRedis === true ? null : await openDedupeStore(config, flags.config!);
+  const store = config === undefined || flags.skipRedis === true ? null : await openDedupeStore(config, flags.config!, ", or pass --skip-redis to verify without it");
   try {
     const report = await verifyBackup({
       source: await where.open(name),
@@ -207,13 +207,13 @@ async function verify(flags: VerifyFlags): Promise<void> {
 }
 
 /** Ingest's record store in the config's Redis (redis.url, redis.prefix), connected. */
-async function openDedupeStore(config: RelayerConfig, file: string): Promise<ReceiptStore> {
+async function openDedupeStore(config: RelayerConfig, file: string, otherwise = ""): Promise<ReceiptStore> {
   const redis = createProducerRedis(config.redis.url, { commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 10_000) });
   try {
     await connectRedis(redis, config.redis.url);
   } catch (error) {
     redis.disconnect();
-    throw new UserError(`cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url in ${file}): start it, or fix redis.url`, 3, { cause: error });
+    throw new UserError(`cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url in ${file}): start it, or fix redis.url${otherwise}`, 3, { cause: error });
   }
   return new ReceiptStore(redis, { prefix: config.redis.prefix, dedupeTtlMs: config.ingest.dedupeTtlMs });
 }
