@@ -1,6 +1,7 @@
 export * from "./batch-checks.js";
 export * from "./chain-references.js";
 export * from "./create-backup.js";
+export * from "./dedupe-records.js";
 export * from "./errors.js";
 export * from "./manifest.js";
 export * from "./progress.js";

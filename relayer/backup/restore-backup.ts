@@ -4,7 +4,8 @@
  * batch id, rows) and its CID is the one recorded as settled on-chain. Files are written atomically (./batcher's
  * Archive). A file already there with the same bytes is left alone; one with different bytes is never replaced
  * silently: it is reported as a conflict (with which of the two is the file settled on-chain), and replaced only
- * with `overwrite`, the old one kept beside it as `<batchId>.json.replaced-<time>`.
+ * with `overwrite`, the old one kept beside it as `<batchId>.json.replaced-<time>`. Ingest's dedupe records are
+ * rebuilt after it from the archive directory (./dedupe-records.ts rebuildDedupe; the CLI runs both).
  */
 import { rename } from "node:fs/promises";
 import type { Readable } from "node:stream";

@@ -9,14 +9,17 @@
  *   block first: transaction, block and its hash, dataCid, both roots and the rejected rows must all match, and the
  *   file must rebuild the chain's roots and CID. The router is the configured one (or the deployment's), never the
  *   backup's own word.
- * The whole archive's SHA-256 is compared with its `.sha256` sidecar when there is one.
+ * The whole archive's SHA-256 is compared with its `.sha256` sidecar when there is one. With `dedupe`, Redis's ingest
+ * dedupe records are compared with the backup's receipts (./dedupe-records.ts compareDedupe).
  */
 import type { Readable } from "node:stream";
 
 import type { BatchFile } from "../batcher/batch-file.js";
 import type { RelayerConfig } from "../config/index.js";
+import type { QueuedRecord, ReceiptStore } from "../queue/index.js";
 import { checkBatchBytes, rowsRootOf } from "./batch-checks.js";
 import { openBackupChain, readOnchainSettlement, type BackupChain } from "./chain-references.js";
+import { compareDedupe, dedupeRecordsOf, type DedupeAgreement } from "./dedupe-records.js";
 import { BackupError } from "./errors.js";
 import type { BatchReference, Manifest, OnchainSettlement } from "./manifest.js";
 import { createProgress } from "./progress.js";
@@ -41,6 +44,8 @@ export interface VerifyReport {
   readonly sha256: { readonly computed: string; readonly recorded: string | null };
   readonly checkedAgainstChain: boolean;
   readonly batches: BatchVerdict[];
+  /** Redis's ingest dedupe records against the backup's receipts (null: not compared) */
+  readonly dedupe: DedupeAgreement | null;
   /** problems of the archive as a whole */
   readonly problems: string[];
   readonly ok: boolean;
@@ -54,6 +59,8 @@ export interface VerifyOptions {
   readonly config?: RelayerConfig | undefined;
   readonly deploymentsDir?: string | undefined;
   readonly progress?: boolean | undefined;
+  /** compare Redis's ingest dedupe records with the backup's receipts (dedupe_ttl: the config's ingest.dedupe_ttl) */
+  readonly dedupe?: { readonly store: ReceiptStore; readonly dedupeTtlMs: number; readonly now?: number } | undefined;
 }
 
 export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport> {
@@ -77,8 +84,11 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     }
     const progress = createProgress("verifying batches", backup.manifest.totals.batches, options.progress === undefined ? {} : { enabled: options.progress });
     const batches: BatchVerdict[] = [];
+    // only what the Redis comparison needs, not whole files: a backup can hold millions of receipts
+    const records: QueuedRecord[] = [];
+    const keep = options.dedupe === undefined ? () => undefined : (file: BatchFile) => void records.push(...dedupeRecordsOf(file, options.dedupe!.dedupeTtlMs));
     for await (const entry of backup.entries()) {
-      batches.push(await verifyEntry(entry, chains.get(entry.chain)));
+      batches.push(await verifyEntry(entry, chains.get(entry.chain), keep));
       progress.tick();
     }
     progress.done();
@@ -87,13 +97,15 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     if (options.recordedSha256 !== null && options.recordedSha256 !== finished.sha256) {
       problems.push(`the archive's SHA-256 is ${finished.sha256}, its .sha256 file says ${options.recordedSha256}: the archive was altered or corrupted`);
     }
-    const ok = problems.length === 0 && batches.every((batch) => batch.problems.length === 0);
+    const dedupe = options.dedupe === undefined ? null : await compareDedupe(options.dedupe.store, records, options.dedupe.now);
+    const ok = problems.length === 0 && batches.every((batch) => batch.problems.length === 0) && dedupe?.agrees !== false;
     return {
       name: options.name,
       manifest: backup.manifest,
       sha256: { computed: finished.sha256, recorded: options.recordedSha256 },
       checkedAgainstChain: options.config !== undefined,
       batches,
+      dedupe,
       problems,
       ok,
     };
@@ -103,7 +115,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   }
 }
 
-async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined): Promise<BatchVerdict> {
+async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined, keep: (file: BatchFile) => void): Promise<BatchVerdict> {
   const problems = [...entry.integrity];
   const notes: string[] = [];
   const checked = await checkBatchBytes(entry.bytes, { chain: entry.chain, batchId: entry.batchId });
@@ -115,6 +127,8 @@ async function verifyEntry(entry: BatchEntry, chain: BackupChain | undefined): P
 
   if (chain !== undefined) {
     const onchain = await readOnchainSettlement(chain, entry.batchId, reference?.settlement?.block);
+    // only billed calls must have a dedupe record (a batch never settled is not restored as billed)
+    if (onchain !== null && file !== null) keep(file);
     if (onchain === null) {
       if (reference?.settlement != null) {
         problems.push(

@@ -3,6 +3,7 @@ export * from "./amount.js";
 export * from "./config-error.js";
 export * from "./decimal.js";
 export * from "./load-config.js";
+export { formatOverride, type ConfigOverride, type ConfigPlace } from "./merge-sources.js";
 export * from "./relayer-config.js";
 export * from "./units.js";
 export type { BlockchainConfig } from "./sections/agentgpt.js";

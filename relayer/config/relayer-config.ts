@@ -6,6 +6,7 @@
 import { z } from "zod";
 
 import type { TokenUnit } from "./amount.js";
+import type { ConfigOverride } from "./merge-sources.js";
 import { agentgptSection, type BlockchainConfig } from "./sections/agentgpt.js";
 import { backfillSection, type BackfillConfig } from "./sections/backfill.js";
 import { chainsSection, defaultChainSection, type ChainConfig } from "./sections/chains.js";
@@ -38,6 +39,8 @@ import { tokenSection } from "./sections/token.js";
 export interface RelayerConfig {
   /** every file read, the main one first */
   readonly files: readonly string[];
+  /** values of a later source that replaced an earlier source's (see load-config.ts); absent: none */
+  readonly overrides?: readonly ConfigOverride[] | undefined;
   readonly token: TokenUnit;
   readonly server: ServerConfig;
   readonly redis: RedisConfig;

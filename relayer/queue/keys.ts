@@ -4,7 +4,8 @@
  * BullMQ queues use the prefix `{<prefix>}` (BullMQ's own advice for Cluster) and the name `receipts-<chain>`.
  *
  *   {p:ingest}:seen:<id>            dedupe record "<fp>|<start>|q|<chain>|<chunk>" or "<fp>|<start>|u|<reason>|<record JSON>",
- *                                   TTL dedupe_ttl (see scripts.ts)
+ *                                   TTL dedupe_ttl (see scripts.ts); a record rebuilt by a backup restore has
+ *                                   "restored:<batchId>" in place of the chunk (ReceiptStore.restoreQueued)
  *   {p:ingest}:unbillable:<reason>  sorted set of unbillable ids by time recorded
  *   {p:ingest}:chunk:<chunkId>      hash: r (receipts as rows under a header, receipt-rows.ts), m (acceptance mask),
  *                                   d (ids under key#start),

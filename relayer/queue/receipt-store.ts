@@ -100,6 +100,55 @@ export interface ReceiptStoreOptions {
   readonly dedupeTtlMs: number;
 }
 
+/**
+ * The dedupe record of a receipt that was already batched, rebuilt from its batch file (backup restore): written as
+ * ingest writes a queued receipt's record, `"<fp>|<start ms>|q|<chain>|<origin>"`, the origin in place of the chunk.
+ */
+export interface QueuedRecord {
+  /** the receipt id: its key, or `<key>#<start ms>` for another call that reused the key */
+  readonly id: string;
+  /** the call's key (LiteLLM's id); equal to `id` unless the id is derived */
+  readonly key: string;
+  readonly fingerprint: string;
+  /** the call's start time, epoch ms (null: unknown) */
+  readonly startTime: number | null;
+  readonly chain: string;
+  /** where the record was rebuilt from, in place of the chunk id (e.g. "restored:<batchId>") */
+  readonly origin: string;
+  /** epoch ms when the record expires, as ingest's would have: dedupe_ttl after the receipt was received */
+  readonly expiresAt: number;
+}
+
+/** A dedupe record as read back: what it says of the call. */
+export interface DedupeRecord {
+  readonly fingerprint: string;
+  readonly startTime: number | null;
+  /** q: the call was queued as a receipt (billed); u: kept as unbillable */
+  readonly kind: "q" | "u";
+}
+
+export interface RestoreQueuedResult {
+  /** records written (ids) */
+  readonly written: number;
+  /** a record was there already (ingest's own, or an earlier restore): left as it is */
+  readonly present: number;
+  /** expired by now (dedupe_ttl after they were received): not written, as ingest's would be gone too */
+  readonly expired: number;
+}
+
+/** The fields of a dedupe record value (see scripts.ts), or null when it is not one. */
+export function parseDedupeRecord(value: string | null): DedupeRecord | null {
+  if (value === null || value.length < 19 || value[16] !== "|") return null;
+  const fingerprint = value.slice(0, 16);
+  // "<fp>|q|..." and "<fp>|u|..." were written before start times were kept
+  if ((value[17] === "q" || value[17] === "u") && value[18] === "|") return { fingerprint, startTime: null, kind: value[17] };
+  const bar = value.indexOf("|", 17);
+  const kind = value[bar + 1];
+  if (bar === -1 || (kind !== "q" && kind !== "u")) return null;
+  const start = value.slice(17, bar);
+  return { fingerprint, startTime: start === "" ? null : Number(start), kind };
+}
+
 const OUTCOME: Record<string, SubmitOutcome> = { Q: "queued", R: "requeued", U: "unbillable", D: "duplicate", C: "conflict" };
 const INVALID_LOG_LENGTH = 1000;
 
@@ -329,6 +378,77 @@ export class ReceiptStore {
 
   async conflictCount(): Promise<number> {
     return this.redis.zcard(this.keys.conflicts);
+  }
+
+  /**
+   * Writes the dedupe records of receipts already batched (a restore into a fresh Redis), so that a re-send of any of
+   * those calls is a duplicate, never a new receipt. A record that exists is never replaced (SET NX); one whose
+   * `expiresAt` has passed is not written. Once every batch's records are written, call `holdReusedKeys`.
+   */
+  async restoreQueued(records: readonly QueuedRecord[], options: { now?: number } = {}): Promise<RestoreQueuedResult> {
+    const now = options.now ?? Date.now();
+    const live = records.filter((record) => record.expiresAt > now);
+    const written = await this.writeRecords(live.map((record) => ({ id: record.id, record })));
+    return { written, present: live.length - written, expired: records.length - live.length };
+  }
+
+  /**
+   * For each derived id `<key>#<start>` of `records`, writes its record under the bare key too when nothing holds
+   * it: the submit script tries the bare key first, and a free one would take that call again. Run it only after
+   * `restoreQueued` wrote every record (of every batch): a bare key is a call's own id, whose record must win.
+   * Returns the keys written.
+   */
+  async holdReusedKeys(records: readonly QueuedRecord[], options: { now?: number } = {}): Promise<number> {
+    const now = options.now ?? Date.now();
+    const bare = new Map<string, QueuedRecord>();
+    for (const record of records) if (record.expiresAt > now && record.id !== record.key && !bare.has(record.key)) bare.set(record.key, record);
+    return this.writeRecords([...bare].map(([id, record]) => ({ id, record })));
+  }
+
+  private async writeRecords(pairs: ReadonlyArray<{ id: string; record: QueuedRecord }>): Promise<number> {
+    let written = 0;
+    for (let start = 0; start < pairs.length; start += 1000) {
+      const pipeline = this.redis.pipeline();
+      for (const { id, record } of pairs.slice(start, start + 1000)) {
+        pipeline.set(this.keys.seen(id), `${record.fingerprint}|${record.startTime ?? ""}|q|${record.chain}|${record.origin}`, "PXAT", record.expiresAt, "NX");
+      }
+      let replies: Array<[Error | null, unknown]>;
+      try {
+        replies = (await pipeline.exec()) ?? [];
+      } catch (error) {
+        throw asQueueError(error, "restore dedupe records");
+      }
+      for (const [error, reply] of replies) {
+        if (error !== null) throw asQueueError(error, "restore dedupe records");
+        if (reply === "OK") written += 1;
+      }
+    }
+    return written;
+  }
+
+  /** The dedupe records of `ids` (null where there is none), in order. */
+  async dedupeRecords(ids: readonly string[]): Promise<Array<DedupeRecord | null>> {
+    const out: Array<DedupeRecord | null> = [];
+    for (let start = 0; start < ids.length; start += 1000) {
+      const part = ids.slice(start, start + 1000);
+      if (part.length === 0) break;
+      const values = await this.redis.mget(...part.map((id) => this.keys.seen(id)));
+      out.push(...values.map(parseDedupeRecord));
+    }
+    return out;
+  }
+
+  /** Every id that has a dedupe record now, with the record, a page at a time (SCAN: no blocking on a large Redis). */
+  async *dedupeIds(): AsyncGenerator<Array<{ id: string; record: DedupeRecord | null }>> {
+    const prefix = this.keys.seen("");
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.redis.scan(cursor, "MATCH", `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await this.redis.mget(...keys);
+      yield keys.map((key, index) => ({ id: key.slice(prefix.length), record: parseDedupeRecord(values[index] ?? null) }));
+    } while (cursor !== "0");
   }
 
   async getUnbillable(id: string): Promise<UnbillableRecord | null> {

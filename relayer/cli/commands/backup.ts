@@ -5,7 +5,11 @@
  *   agentgpt litellm backup  --strategy local --location DIR --config FILE     make a backup (a new archive each time)
  *   agentgpt litellm backup list    --strategy local --location DIR             the backups held there
  *   agentgpt litellm backup verify  --strategy local --location DIR --config FILE [--name NAME] [--offline]
- *   agentgpt litellm backup restore --strategy local --location DIR --config FILE [--name NAME] [--overwrite] [--dry-run]
+ *   agentgpt litellm backup restore --strategy local --location DIR --config FILE [--name NAME] [--overwrite] [--dry-run] [--ipfs URL]
+ *
+ * With --config, restore also rebuilds ingest's dedupe records in the config's Redis (from every batch file of the
+ * archive, and from the chain for settled batches missing from it), and verify compares them with the backup's
+ * receipts (skip with --skip-redis): see relayer/backup/dedupe-records.ts.
  *
  * `--strategy s3|glacier --location REGION --bucket NAME` keeps the archives in S3 instead (see
  * relayer/backup/targets/s3-target.ts). verify and restore take the latest backup unless --name says which.
@@ -17,15 +21,22 @@ import { Redis } from "ioredis";
 import {
   BackupError,
   createBackup,
+  openBackupChain,
   openTarget,
+  rebuildDedupe,
   restoreBackup,
   verifyBackup,
+  type BackupChain,
   type BackupTarget,
+  type DedupeAgreement,
+  type DedupeRebuildReport,
   type RestoreReport,
   type VerifyReport,
 } from "../../backup/index.js";
 import { ChainError, redactUrls } from "../../chain/index.js";
 import { loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
+import { IpfsClient } from "../../disputes/ipfs.js";
+import { connectRedis, createProducerRedis, ReceiptStore, redactRedisUrl } from "../../queue/index.js";
 import { archiveDir } from "../../settler/runtime.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UserError } from "../errors.js";
@@ -163,27 +174,67 @@ async function list(flags: CommonFlags): Promise<void> {
   process.stdout.write(names.length === 0 ? `no backups at ${where.label}\n` : `${names.join("\n")}\n`);
 }
 
-async function verify(flags: CommonFlags & { name?: string; offline?: boolean; verbose?: boolean }): Promise<void> {
+type VerifyFlags = CommonFlags & { name?: string; offline?: boolean; verbose?: boolean; skipRedis?: boolean };
+
+async function verify(flags: VerifyFlags): Promise<void> {
   const where = target(flags);
   if (flags.offline !== true && flags.config === undefined) {
     throw new UserError("--config <file>: verify checks every batch against the chain (chains: in the config); or pass --offline to check only hashes, roots and CIDs");
   }
   const config = flags.offline === true ? undefined : load(flags.config, "to reach the chains");
   const name = await chooseBackup(where, flags.name);
-  const report = await verifyBackup({
-    source: await where.open(name),
-    name,
-    recordedSha256: await where.recordedSha256(name),
-    config,
-    deploymentsDir: flags.deployments,
-    progress: flags.progress ? undefined : false,
-  });
-  if (flags.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else process.stdout.write(`${describeVerify(report, flags.verbose === true).join("\n")}\n`);
-  if (!report.ok) {
-    const bad = report.batches.filter((batch) => batch.problems.length > 0).length;
-    throw new UserError(`backup ${name} failed verification: ${bad} batch(es) and ${report.problems.length} archive problem(s), listed above`, 1);
+  const store = config === undefined || flags.skipRedis === true ? null : await openDedupeStore(config, flags.config!, ", or pass --skip-redis to verify without it");
+  try {
+    const report = await verifyBackup({
+      source: await where.open(name),
+      name,
+      recordedSha256: await where.recordedSha256(name),
+      config,
+      deploymentsDir: flags.deployments,
+      progress: flags.progress ? undefined : false,
+      dedupe: store === null ? undefined : { store, dedupeTtlMs: config!.ingest.dedupeTtlMs },
+    });
+    if (flags.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else process.stdout.write(`${describeVerify(report, flags.verbose === true).join("\n")}\n`);
+    if (!report.ok) {
+      const bad = report.batches.filter((batch) => batch.problems.length > 0).length;
+      const redis = report.dedupe?.agrees === false ? ", and Redis's dedupe records disagree with it" : "";
+      throw new UserError(`backup ${name} failed verification: ${bad} batch(es) and ${report.problems.length} archive problem(s)${redis}, listed above`, 1);
+    }
+  } finally {
+    await store?.redis.quit().catch(() => store.redis.disconnect());
   }
+}
+
+/** Ingest's record store in the config's Redis (redis.url, redis.prefix), connected. */
+async function openDedupeStore(config: RelayerConfig, file: string, otherwise = ""): Promise<ReceiptStore> {
+  const redis = createProducerRedis(config.redis.url, { commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 10_000) });
+  try {
+    await connectRedis(redis, config.redis.url);
+  } catch (error) {
+    redis.disconnect();
+    throw new UserError(`cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url in ${file}): start it, or fix redis.url${otherwise}`, 3, { cause: error });
+  }
+  return new ReceiptStore(redis, { prefix: config.redis.prefix, dedupeTtlMs: config.ingest.dedupeTtlMs });
+}
+
+function describeDedupe(dedupe: DedupeAgreement): string[] {
+  const lines = [
+    `  Redis dedupe records: ${dedupe.present} of ${dedupe.expected} receipts of the backup have one` +
+      `${dedupe.expired > 0 ? ` (${dedupe.expired} more were received over dedupe_ttl ago: not expected)` : ""}; ` +
+      `${dedupe.extra} queued record(s) for calls not in this backup (received since, or rebuilt from the chain)`,
+  ];
+  if (dedupe.missing.length > 0) {
+    lines.push(`  PROBLEM: ${dedupe.missing.length} billed call(s) have no dedupe record, so a re-send would be billed again: ${dedupe.missing.slice(0, 5).join(", ")}${dedupe.missing.length > 5 ? ", ..." : ""}`);
+  }
+  for (const wrong of dedupe.wrong.slice(0, 5)) lines.push(`  PROBLEM: dedupe record of ${wrong.id}: ${wrong.why}`);
+  if (dedupe.wrong.length > 5) lines.push(`  PROBLEM: ... and ${dedupe.wrong.length - 5} more such record(s)`);
+  if (dedupe.keysMissing.length > 0) {
+    lines.push(`  PROBLEM: ${dedupe.keysMissing.length} reused call id(s) have no record of their own, so a re-send would take the free id: ${dedupe.keysMissing.slice(0, 5).join(", ")}`);
+  }
+  if (dedupe.otherFingerprint > 0) lines.push(`  note: ${dedupe.otherFingerprint} record(s) have another fingerprint than the receipt's (a re-send is kept as a conflict, not billed)`);
+  if (!dedupe.agrees) lines.push("  Rebuild the records with: agentgpt litellm backup restore ... --config FILE (it never replaces a record)");
+  return lines;
 }
 
 function describeVerify(report: VerifyReport, verbose: boolean): string[] {
@@ -194,6 +245,7 @@ function describeVerify(report: VerifyReport, verbose: boolean): string[] {
     report.checkedAgainstChain ? "  checked against the chain (batchInfo, BatchSettled and RowRejected logs)" : "  offline: checked against the recorded references only, not the chain",
   ];
   for (const problem of report.problems) lines.push(`  PROBLEM: ${problem}`);
+  if (report.dedupe !== null) lines.push(...describeDedupe(report.dedupe));
   for (const batch of report.batches) {
     const head = `batch ${batch.batchId} (${batch.chain})`;
     if (batch.problems.length > 0) {
@@ -205,16 +257,21 @@ function describeVerify(report: VerifyReport, verbose: boolean): string[] {
     if (batch.problems.length > 0 || !verbose) for (const note of batch.notes) lines.push(`    note (${batch.batchId.slice(0, 10)}…): ${note}`);
   }
   const good = report.batches.filter((batch) => batch.problems.length === 0).length;
-  lines.push(report.ok ? `OK: all ${good} batches verified` : `${good} of ${report.batches.length} batches verified`);
+  const redis = report.dedupe === null ? "" : report.dedupe.agrees ? ", Redis's dedupe records agree" : ", Redis's dedupe records DISAGREE";
+  lines.push(report.ok ? `OK: all ${good} batches verified${redis}` : `${good} of ${report.batches.length} batches verified${redis}`);
   return lines;
 }
 
-async function restore(flags: CommonFlags & { name?: string; archiveDir?: string; overwrite?: boolean; dryRun?: boolean }): Promise<void> {
+type RestoreFlags = CommonFlags & { name?: string; archiveDir?: string; overwrite?: boolean; dryRun?: boolean; ipfs?: string; ipfsApi?: string };
+
+async function restore(flags: RestoreFlags): Promise<void> {
   const where = target(flags);
   if (flags.archiveDir === undefined && flags.config === undefined) {
-    throw new UserError("--config <file> (restores into its archive.dir) or --archive-dir <dir>: where to rebuild the archive");
+    throw new UserError("--config <file> (restores into its archive.dir, and the dedupe records into its Redis) or --archive-dir <dir>: where to rebuild the archive");
   }
-  const dir = flags.archiveDir ?? archiveDir(load(flags.config, "to find archive.dir"));
+  const config = flags.config === undefined ? undefined : load(flags.config, "to find archive.dir and Redis");
+  const ipfs = ipfsOf(flags, config);
+  const dir = flags.archiveDir ?? archiveDir(config!);
   const name = await chooseBackup(where, flags.name);
   const report = await restoreBackup({
     source: await where.open(name),
@@ -225,9 +282,80 @@ async function restore(flags: CommonFlags & { name?: string; archiveDir?: string
     dryRun: flags.dryRun,
     progress: flags.progress ? undefined : false,
   });
-  if (flags.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else process.stdout.write(`${describeRestore(report, flags.dryRun === true).join("\n")}\n`);
+  const dedupe = config === undefined || flags.dryRun === true ? null : await restoreDedupe(config, flags, dir, ipfs);
+  if (flags.json === true) process.stdout.write(`${JSON.stringify({ ...report, dedupe }, null, 2)}\n`);
+  else {
+    const lines = describeRestore(report, flags.dryRun === true);
+    if (flags.dryRun === true) lines.push("  dedupe records: rebuilt from the archive by a real restore (with --config), not in a dry run");
+    else if (dedupe === null) lines.push("  dedupe records NOT rebuilt: pass --config FILE (its Redis), or LiteLLM logs re-sent after the restore are billed again");
+    else lines.push(...describeRebuild(dedupe.report, dedupe.problems));
+    process.stdout.write(`${lines.join("\n")}\n`);
+  }
   if (!report.ok) throw new UserError(`restore of ${name} into ${dir} is incomplete: see the conflicts and problems above`, 1);
+  if (dedupe !== null && (dedupe.problems.length > 0 || dedupe.report.unrebuilt.length > 0 || dedupe.report.problems.length > 0)) {
+    throw new UserError(`restore of ${name}: the dedupe records of some billed calls could not be rebuilt (listed above): re-sends of those calls would be billed again`, 1);
+  }
+}
+
+function ipfsOf(flags: RestoreFlags, config: RelayerConfig | undefined): IpfsClient | undefined {
+  if (flags.ipfsApi !== undefined && flags.ipfsApi !== "gateway" && flags.ipfsApi !== "kubo") throw new UserError(`--ipfs-api ${flags.ipfsApi}: gateway or kubo`);
+  const url = flags.ipfs ?? config?.reconciler?.ipfs?.url;
+  if (url === undefined) return undefined;
+  if (!/^https?:\/\/\S+$/.test(url)) throw new UserError(`--ipfs "${url}": an http:// or https:// URL`);
+  const api = (flags.ipfsApi as "gateway" | "kubo" | undefined) ?? (flags.ipfs === undefined ? config?.reconciler?.ipfs?.api : undefined);
+  return new IpfsClient({ url, api });
+}
+
+/** Rebuilds ingest's dedupe records in the config's Redis; chains that cannot be reached are problems, not fatal. */
+async function restoreDedupe(
+  config: RelayerConfig,
+  flags: RestoreFlags,
+  dir: string,
+  ipfs: IpfsClient | undefined,
+): Promise<{ report: DedupeRebuildReport; problems: string[] }> {
+  const problems: string[] = [];
+  const chains: BackupChain[] = [];
+  const store = await openDedupeStore(config, flags.config!);
+  try {
+    for (const chain of config.chains) {
+      if (chain.rpcUrls.length === 0) {
+        problems.push(`chains.${chain.name} has no rpc_urls: its settled batches missing from the archive were not looked for`);
+        continue;
+      }
+      try {
+        chains.push(await openBackupChain(chain, { deploymentsDir: flags.deployments }));
+      } catch (error) {
+        if (!(error instanceof BackupError || error instanceof ChainError)) throw error;
+        problems.push(`${redactUrls(error.message)}: its settled batches missing from the archive were not looked for`);
+      }
+    }
+    const report = await rebuildDedupe({ store, archiveDir: dir, dedupeTtlMs: config.ingest.dedupeTtlMs, chains, ipfs });
+    return { report, problems };
+  } finally {
+    for (const chain of chains) chain.close();
+    await store.redis.quit().catch(() => store.redis.disconnect());
+  }
+}
+
+function describeRebuild(report: DedupeRebuildReport, problems: readonly string[]): string[] {
+  const lines = [
+    `  dedupe records: ${report.receipts} billed call(s) in ${report.archiveBatches} archived batch(es)` +
+      `${report.chainBatches.length > 0 ? ` and ${report.chainBatches.length} fetched by CID` : ""}; ` +
+      `written ${report.written}, already there ${report.present}, expired ${report.expired}` +
+      `${report.keysFilled > 0 ? `, reused ids held ${report.keysFilled}` : ""}`,
+  ];
+  for (const scanned of report.chainsScanned) {
+    lines.push(`  chain ${scanned.chain}: ${scanned.settled} batch(es) settled in blocks ${scanned.fromBlock}-${scanned.toBlock} (the last dedupe_ttl)`);
+  }
+  for (const batch of report.notSettled) {
+    lines.push(`  batch ${batch.batchId} (${batch.chain}) is archived but not settled on-chain: its ${batch.receipts} call(s) get no record, so a re-send bills them once, in a new batch`);
+  }
+  for (const batch of report.chainBatches) lines.push(`  fetched batch ${batch.batchId} (${batch.chain}) by its on-chain CID into ${batch.path}`);
+  for (const batch of report.unrebuilt) {
+    lines.push(`  NOT REBUILT batch ${batch.batchId} (${batch.chain}, CID ${batch.dataCid}, block ${batch.block}): ${batch.reason}; pass --ipfs <url> where it is pinned`);
+  }
+  for (const problem of [...report.problems, ...problems]) lines.push(`  PROBLEM: ${problem}`);
+  return lines;
 }
 
 function describeRestore(report: RestoreReport, dryRun: boolean): string[] {
@@ -290,18 +418,21 @@ export function register(program: Command): void {
     .option("--name <name>", "which backup (default: the latest)")
     .option("--config <file>", "relayer configuration: the chains to check against")
     .option("--deployments <dir>", "deployments directory for chains without a router: (default deploy/deployments)")
-    .option("--offline", "check hashes, roots and CIDs against the backup's own references only (no chain)")
+    .option("--offline", "check hashes, roots and CIDs against the backup's own references only (no chain, no Redis)")
+    .option("--skip-redis", "do not compare Redis's dedupe records with the backup's receipts")
     .option("--verbose", "list every batch, not only the failing ones")
     .option("--json", "print the full report as JSON")
-    .action(run(async (flags: CommonFlags & { name?: string; offline?: boolean; verbose?: boolean }) => verify(flags)));
+    .action(run(async (flags: VerifyFlags) => verify(flags)));
 
   withTarget(group.command("restore"))
-    .description("rebuild the relayer's archive directory from a backup; a differing file is never replaced silently")
+    .description("rebuild the relayer's archive directory from a backup, and (with --config) ingest's dedupe records in Redis; a differing file is never replaced silently")
     .option("--name <name>", "which backup (default: the latest)")
-    .option("--config <file>", "relayer configuration: restore into its archive.dir")
+    .option("--config <file>", "relayer configuration: restore into its archive.dir, and the dedupe records into its Redis")
+    .option("--ipfs <url>", "IPFS gateway (or Kubo RPC with --ipfs-api kubo) to fetch settled batches missing from the archive (default: reconciler.ipfs)")
+    .option("--ipfs-api <api>", "gateway (GET /ipfs/<cid>) or kubo (POST /api/v0/cat)")
     .option("--archive-dir <dir>", "restore into this directory instead")
     .option("--overwrite", "replace files that differ from the backup (each old file is kept as <file>.replaced-<time>)")
     .option("--dry-run", "say what would be written; write nothing")
     .option("--json", "print the report as JSON")
-    .action(run(async (flags: CommonFlags & { name?: string; archiveDir?: string; overwrite?: boolean; dryRun?: boolean }) => restore(flags)));
+    .action(run(async (flags: RestoreFlags) => restore(flags)));
 }

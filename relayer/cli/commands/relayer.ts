@@ -10,7 +10,7 @@
 import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 
-import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
+import { ConfigError, formatOverride, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
 import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
@@ -21,6 +21,7 @@ import { startSettlement } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, startBackfill } from "../../backfill/index.js";
 import { UserError } from "../errors.js";
+import { terminalSafe } from "../terminal-text.js";
 
 /** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
 export interface Stage {
@@ -126,6 +127,9 @@ function parseLimit(text: string): number {
 async function start(options: StartOptions): Promise<void> {
   const config = load(options.config);
   const logger = createLogger(options.logLevel);
+  for (const override of config.overrides ?? []) {
+    logger.warn({ at: override.at, overrides: override.overrides }, `configuration: ${formatOverride(override)}`);
+  }
   const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<void>) | undefined }> = [];
   try {
     for (const stage of stages) {
@@ -183,6 +187,7 @@ function check(options: { config: string }): void {
   const token = config.token;
   const out: string[] = [];
   out.push(`configuration OK: ${config.files.join(", ")}`);
+  for (const override of config.overrides ?? []) out.push(`warning: ${formatOverride(override)}`);
   out.push(`token: ${token.symbol} (${token.decimals} decimals)`);
   out.push(`ingest: http://${config.server.host}:${config.server.port}/litellm/spend, body limit ${config.server.bodyLimit} bytes, ${config.server.maxEntries} logs per POST`);
   out.push(`redis: prefix ${config.redis.prefix}, dedupe ${Math.round(config.ingest.dedupeTtlMs / 86_400_000)} days`);
@@ -233,7 +238,10 @@ async function unbillable(options: { config: string; reason?: string; limit: str
     }
     const lines = UNBILLABLE_REASONS.map((name) => `${name.padEnd(18)} ${counts[name]}`);
     for (const record of records) {
-      lines.push(`${new Date(record.receivedAt).toISOString()}  ${record.id}  ${record.summary.litellmProvider ?? "-"}/${record.summary.litellmModel ?? "-"}  ${record.summary.tokens} tokens  ${record.detail}`);
+      // every field but the time comes from a LiteLLM log (any API caller sets end_user, even the call id)
+      lines.push(
+        terminalSafe(`${new Date(record.receivedAt).toISOString()}  ${record.id}  ${record.summary.litellmProvider ?? "-"}/${record.summary.litellmModel ?? "-"}  ${record.summary.tokens} tokens  ${record.detail}`),
+      );
     }
     process.stdout.write(`${lines.join("\n")}\n`);
   });
@@ -253,7 +261,7 @@ async function conflicts(options: { config: string; limit: string; json?: boolea
     for (const record of records) {
       const other = record.other.record;
       const usage = record.other.kind === "receipt" ? `${String(other["tokens"])} tokens, cost ${String(other["responseCostUsd"] ?? "-")} USD` : `unbillable: ${String(other["reason"])}`;
-      lines.push(`${new Date(record.at).toISOString()}  ${record.id}  kept a ${record.kept.kind}; other log: ${usage}`);
+      lines.push(terminalSafe(`${new Date(record.at).toISOString()}  ${record.id}  kept a ${record.kept.kind}; other log: ${usage}`));
     }
     process.stdout.write(`${lines.join("\n")}\n`);
   });

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -5,7 +6,7 @@ import { fileURLToPath } from "node:url";
 
 import { expect } from "chai";
 
-import { ConfigError, loadRelayerConfig } from "../../../relayer/config/index.js";
+import { ConfigError, formatOverride, loadRelayerConfig } from "../../../relayer/config/index.js";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const ONE = 10n ** 18n;
@@ -136,14 +137,14 @@ describe("relayer/config loadRelayerConfig", function () {
     ]);
   });
 
-  it("refuses a section defined in two files, a route defined twice, and a payment token that is not the token", function () {
+  it("refuses a route defined twice in one file (wherever it sits among the sources), and a payment token that is not the token", function () {
     const dir = write({
-      "a.yaml": "routes:\n  - { route: r, model: m, budget: 1 AGPT/1k tokens, providers: [p] }\n  - { route: r, model: n, budget: 1 AGPT/1k tokens, providers: [p] }\n",
-      "b.yaml": "routes: []\n",
+      "a.yaml": "routes:\n  - { route: q, model: m, budget: 1 AGPT/1k tokens, providers: [p] }\n",
+      "b.yaml": "routes:\n  - { route: r, model: m, budget: 1 AGPT/1k tokens, providers: [p] }\n  - { route: r, model: n, budget: 1 AGPT/1k tokens, providers: [p] }\n",
       "relayer.yaml": "include: [a.yaml, b.yaml]\ndefault_chain: arbitrum\n",
     });
     expect(problems(() => loadRelayerConfig(join(dir, "relayer.yaml"), { env: {} }))).to.deep.equal([
-      `b.yaml:1: routes: "routes" is already defined in ${join(dir, "a.yaml")}; keep one of them`,
+      'b.yaml:3: routes[1].route: route "r" is defined twice (also routes[1])',
     ]);
     const twice = write({
       "relayer.yaml":
@@ -154,6 +155,91 @@ describe("relayer/config loadRelayerConfig", function () {
       'relayer.yaml:4: routes[1].route: route "r" is defined twice (also routes[0])',
       "relayer.yaml:7: agentgpt.blockchain.payment_token: payment_token is USDC but amounts are in AGPT: set token.symbol (and token.decimals) to match",
     ]);
+  });
+
+  it("adds an operator's routes, aliases and payers beside the seed's files, later sources winning, each override named with both places", function () {
+    const dir = write({
+      "operator.yaml": [
+        "routes:",
+        '  - route: "reasoning"',
+        '    model: "o1-preview"',
+        "    budget: 0.6 AGPT/1k tokens",
+        "    providers: [openai]",
+        '  - route: "cost_optimized"',
+        "    budget: 0.009 AGPT/1k tokens",
+        "route_aliases:",
+        "  reasoning: [o1]",
+        "payers:",
+        "  - key_alias: prod-backend",
+        '    payer: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"',
+        "  - key_alias: research",
+        '    payer: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"',
+        "",
+      ].join("\n"),
+      "relayer.yaml": [
+        `include: [${ROUTER}, ${CHANNELS}, operator.yaml]`,
+        "chains: { arbitrum: {}, polygon: {} }",
+        "payers:",
+        "  - key_alias: prod-backend",
+        '    payer: "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"',
+        "",
+      ].join("\n"),
+    });
+    const seedBefore = readFileSync(ROUTER, "utf8");
+    const config = loadRelayerConfig(join(dir, "relayer.yaml"), { env: {} });
+    expect(readFileSync(ROUTER, "utf8")).to.equal(seedBefore);
+    expect(config.routes.map((route) => [route.name, route.model, route.pricePer1k, route.providers.map((p) => p.name)])).to.deep.equal([
+      ["mission_critical", "gpt-4-turbo", (12n * ONE) / 100n, ["openai", "anyscale", "together-ai"]],
+      ["cost_optimized", "mixtral-8x22b", (9n * ONE) / 1000n, ["groq", "firework-ai", "deepinfra"]],
+      ["reasoning", "o1-preview", (6n * ONE) / 10n, ["openai"]],
+    ]);
+    expect(config.routes[2]!.aliases).to.deep.equal(["o1"]);
+    // the main file comes after what it includes: its prod-backend payer wins over the operator file's
+    expect(config.payers.map((rule) => [rule.match.key_alias, rule.payer])).to.deep.equal([
+      [["prod-backend"], "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"],
+      [["research"], "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"],
+    ]);
+    const overrides = (config.overrides ?? []).map(formatOverride);
+    expect(overrides).to.deep.equal([
+      `${join(dir, "operator.yaml")}:7:5 routes[1].budget overrides config/litellm-router.yaml:13:5 routes[1].budget (later sources win)`,
+      `${join(dir, "relayer.yaml")}:5:5 payers[0].payer overrides ${join(dir, "operator.yaml")}:12:5 payers[0].payer (later sources win)`,
+    ]);
+
+    // `relayer check` prints them
+    const check = spawnSync(process.execPath, [join(REPO, "bin", "agentgpt.mjs"), "relayer", "check", "--config", join(dir, "relayer.yaml")], { cwd: REPO, encoding: "utf8" });
+    expect(check.status, check.stderr).to.equal(0);
+    expect(check.stdout).to.include(`warning: ${overrides[0]}\n`);
+    expect(check.stdout).to.include("  reasoning: model o1-preview, 0.6 AGPT per 1k tokens, providers openai\n");
+
+    // a directory in include: its YAML files in name order
+    const drop = write({
+      "10-first.yaml": "routes:\n  - { route: reasoning, model: o1-preview, budget: 0.6 AGPT/1k tokens, providers: [openai] }\n",
+      "20-second.yaml": "routes:\n  - { route: reasoning, budget: 0.7 AGPT/1k tokens }\n",
+      "notes.txt": "not read",
+    });
+    const withDir = write({ "relayer.yaml": `include: [${ROUTER}, ${drop}]\nchains: { arbitrum: {} }\n` });
+    const fromDir = loadRelayerConfig(join(withDir, "relayer.yaml"), { env: {} });
+    expect(fromDir.routes.map((route) => [route.name, route.pricePer1k])).to.deep.equal([
+      ["mission_critical", (12n * ONE) / 100n],
+      ["cost_optimized", (85n * ONE) / 10_000n],
+      ["reasoning", (7n * ONE) / 10n],
+    ]);
+  });
+
+  it("refuses an operator file that is malformed or does not fit the seed's shape, naming its own file and field", function () {
+    const dir = write({
+      "shape.yaml": "routes:\n  cost_optimized:\n    budget: 0.009 AGPT/1k tokens\n",
+      "bad.yaml": "routes:\n  - route: cost_optimized\n    budget: cheap\n  - route: extra\n    model: m\n    budget: 0.1 AGPT/1k tokens\n    providers: [openai]\n    colour: red\n",
+      "relayer.yaml": `include: [${ROUTER}, shape.yaml]\nchains: { arbitrum: {} }\n`,
+      "relayer2.yaml": `include: [${ROUTER}, bad.yaml]\nchains: { arbitrum: {} }\n`,
+    });
+    expect(problems(() => loadRelayerConfig(join(dir, "relayer.yaml"), { env: {} }))).to.deep.equal([
+      "shape.yaml:1: routes: is a mapping here but a list in config/litellm-router.yaml (routes): write it in the same form to override it",
+    ]);
+    const bad = problems(() => loadRelayerConfig(join(dir, "relayer2.yaml"), { env: {} }));
+    expect(bad).to.have.length(2);
+    expect(bad[0]).to.match(/^bad\.yaml:3: routes\[0\]\.budget: /);
+    expect(bad[1]).to.equal('bad.yaml:8: routes[1].colour: unknown field "colour" (a typo, or a section this version does not have?)');
   });
 
   it("says which environment variable is missing, and where, and what YAML could not read", function () {

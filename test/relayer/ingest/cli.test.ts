@@ -3,8 +3,8 @@
  * relayer unbillable / reprice, and litellm config.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 import { expect } from "chai";
 import { parse as parseYaml } from "yaml";
@@ -100,6 +100,27 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     }
   });
 
+  it("relayer start logs each value an operator's file overrides in the seed's, naming both places", async function () {
+    const prefix = uniquePrefix("cli");
+    const base = writeConfig(prefix);
+    const ops = join(dirname(base), "ops.yaml");
+    writeFileSync(ops, 'routes:\n  - route: "cost_optimized"\n    budget: 0.009 AGPT/1k tokens\n');
+    // listed after the seed's files: it wins over them
+    writeFileSync(base, readFileSync(base, "utf8").replace(/(payment-channels\.yaml\n)/, `$1  - ${ops}\n`));
+    const redis = testRedis();
+    try {
+      const relayer = await startRelayer(base, {});
+      const exited = new Promise<number | null>((resolve) => relayer.child.once("exit", resolve));
+      relayer.child.kill("SIGTERM");
+      expect(await exited).to.equal(0);
+      const warnings = relayer.lines().filter((line) => line["level"] === 40).map((line) => String(line["msg"]));
+      expect(warnings).to.include(`configuration: ${ops}:3:5 routes[0].budget overrides config/litellm-router.yaml:13:5 routes[1].budget (later sources win)`);
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
   it("relayer start without a token, or with a broken config, says what to fix", async function () {
     const prefix = uniquePrefix("cli");
     const noToken = writeConfig(prefix).replace(/relayer\.yaml$/, "no-token.yaml");
@@ -161,6 +182,44 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       const bad = await agentgpt(["relayer", "unbillable", "--config", fixedFile, "--reason", "too_expensive"]);
       expect(bad.code).to.equal(2);
       expect(bad.stderr).to.include("agentgpt: --reason too_expensive: one of no_payer, payer_not_allowed, failed_call");
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  it("relayer unbillable and conflicts print no terminal escape sequence a LiteLLM caller put in a field", async function () {
+    const prefix = uniquePrefix("cli");
+    const redis = testRedis();
+    const hostile = "\u001b]0;pwned\u0007\u001b[31m";
+    try {
+      const config = loadRelayerConfig(writeConfig(prefix), { env: {} });
+      const opened = await openReceiptQueue(config);
+      const builder = SubmissionBuilder.fromConfig(config);
+      const { spendLogParser } = await import("../../../relayer/ingest/index.js");
+      const parse = (entry: Record<string, unknown>) => {
+        const parsed = spendLogParser({ maxTokensPerCall: 1e7 })(entry);
+        if (!parsed.ok) throw new Error(parsed.reason);
+        return parsed.log;
+      };
+      // no payer rule matches: kept as no_payer, its detail names end_user; the call id is the caller's too
+      const stray = call({ end_user: `mallory${hostile}`, id: `call-${hostile}-1` }, { user_api_key_alias: "new-team" });
+      await opened.queue.add([builder.build(parse(stray), Date.now())]);
+      // the same call again with other usage: a conflict, listed by `relayer conflicts`
+      const billed = call({ id: `call-${hostile}-2` });
+      await opened.queue.add([builder.build(parse(billed), Date.now())]);
+      await opened.queue.add([builder.build(parse({ ...billed, completion_tokens: 999, total_tokens: 9999 }), Date.now())]);
+      await opened.close();
+
+      const listed = await agentgpt(["relayer", "unbillable", "--config", config.files[0]!, "--reason", "no_payer"]);
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(listed.stdout).to.include("end_user=mallory, ");
+      expect(listed.stdout).to.include("call--1  ");
+      expect(listed.stdout).to.not.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      const conflicts = await agentgpt(["relayer", "conflicts", "--config", config.files[0]!]);
+      expect(conflicts.code, conflicts.stderr).to.equal(0);
+      expect(conflicts.stdout).to.include("call--2  kept a receipt");
+      expect(conflicts.stdout).to.not.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
     } finally {
       await dropPrefix(redis, prefix);
       redis.disconnect();
