@@ -3,6 +3,7 @@ export * from "./build-submission.js";
 export * from "./fingerprint.js";
 export * from "./ingest-service.js";
 export * from "./json-scan.js";
+export * from "./listen.js";
 export * from "./litellm-proxy-config.js";
 export * from "./metrics.js";
 export * from "./parse-batch.js";
