@@ -221,6 +221,18 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       expect(json.counts["no_payer"]).to.equal(1);
       expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["id"], "no_payer"]]);
 
+      const text = await agentgpt(["relayer", "unbillable", "--config", fixedFile]);
+      expect(text.stdout.split("\n").slice(0, 8)).to.deep.equal([
+        "no_payer           1",
+        "payer_not_allowed  0",
+        "failed_call        0",
+        "zero_usage         0",
+        "cache_hit          0",
+        "unknown_route      0",
+        "unpriced           0",
+        "per_request        0",
+      ]);
+
       const repriced = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
       expect(repriced.stdout).to.equal("examined 1, queued 1, still unbillable 0\n");
       const again = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
