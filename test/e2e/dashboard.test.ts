@@ -153,7 +153,7 @@ describe("e2e: agentgpt monitor litellm and the dashboard, on a known history", 
     };
     expect(lines[0]).to.equal(`LLM USAGE ${usageDate(headTime)}  (settled in the last 24h on local, polygon)`);
     expect(lines[1]).to.match(/^┌─+┬─+┬─+┬─+┐$/);
-    expect(cells("Provider")).to.deep.equal(["Provider", "Requests", "AGPT Cost", "Mean duration"]);
+    expect(cells("Provider")).to.deep.equal(["Provider", "Requests", "AGPT Cost", "Latency"]);
     expect(cells("openai")).to.deep.equal(["openai", String(expected.openai.requests), u(expected.openai.amount), expected.openai.latency]);
     expect(cells("groq")).to.deep.equal(["groq", String(expected.groq.requests), u(expected.groq.amount), expected.groq.latency]);
     expect(cells("TOTAL")).to.deep.equal(["TOTAL", String(expected.total.requests), `${u(expected.total.amount)} AGPT`]);
