@@ -10,6 +10,7 @@ export * from "./parse-batch.js";
 export * from "./parse-body.js";
 export * from "./parse-pool.js";
 export * from "./payer-map.js";
+export * from "./readiness.js";
 export * from "./reprice.js";
 export * from "./runtime.js";
 export * from "./server.js";

@@ -40,6 +40,8 @@ export interface StartIngestOptions {
   readonly defaultMetrics?: boolean;
   /** override server.parse_workers */
   readonly parseWorkers?: number;
+  /** problems other stages raise, reported by /readyz */
+  readonly readiness?: { problems(): string[] };
 }
 
 /** Every chain a receipt can be queued for: configured chains, payment channels and the default chain. */
@@ -94,7 +96,7 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
     const metrics = new IngestMetrics({ queue, defaultMetrics: options.defaultMetrics ?? true });
     parser = await createBatchParser(config, options.parseWorkers ?? config.server.parseWorkers);
     const service = new IngestService({ parser, sink: queue, metrics, ...(logger === undefined ? {} : { logger }) });
-    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }) });
+    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }), ...(options.readiness === undefined ? {} : { readiness: options.readiness }) });
     const url = await listenOn(app, {
       host: options.host ?? config.server.host,
       port: options.port ?? config.server.port,

@@ -21,6 +21,8 @@ import { loadDeployment } from "../chain/deployment.js";
 import { RELAYER_ROLE } from "../chain/roles.js";
 import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/index.js";
 import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
+import { ChainError } from "../chain/errors.js";
+import { ChainGuard } from "./chain-guard.js";
 import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
 import { inFlightOn, Settler } from "./settler.js";
@@ -62,6 +64,8 @@ export type KeyReload =
 export interface StartSettlementOptions {
   readonly logger?: Logger;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** told when a chain stops being the one its settler started on (and when it is back): ingest's /readyz reads it */
+  readonly readiness?: { set(component: string, problem: string | null): void };
 }
 
 export function archiveDir(config: RelayerConfig): string {
@@ -245,6 +249,10 @@ async function startChain(
     throw new SigningKeyError(`chains.${chain.name}: chain_id is ${chain.chainId} but its RPC serves chain ${chainId}: fix chain_id or rpc_urls`);
   }
   const router = chain.router ?? (await loadDeployment(chainId, { networkName: chain.name })).addresses.autoPayLLM;
+  const guard = new ChainGuard(rpc, { chain: chain.name, chainId, router });
+  await guard.init();
+  const wrong = await guard.problem();
+  if (wrong !== null) throw new ChainError("WRONG_CHAIN", wrong);
   // Read once: governance may change it only before the router's first batch. Without it no batch can be cut.
   const usageBucket = await readUsageBucket(rpc, router);
   logger?.info({ router, usageBucket }, "router usage bucket: batches are cut at its boundaries");
@@ -269,6 +277,8 @@ async function startChain(
     stuckAfterMs: config.settler.stuckAfterMs,
     maxInFlight: config.settler.maxInFlight,
     leaseTtlMs: config.settler.leaseTtlMs,
+    guard,
+    onHealth: (problem) => options.readiness?.set(`settlement on chain ${chain.name}`, problem),
     ...(logger ? { logger: logger.child({ stage: "settler" }) } : {}),
   });
   const registry = new OnchainRegistry(rpc, router);

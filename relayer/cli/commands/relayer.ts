@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 
 import { ConfigError, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
-import { ingestTokens, ListenError, openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
+import { ingestTokens, ListenError, openReceiptQueue, Readiness, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
 import { dashboardTokens, startDashboard } from "../../dashboard/index.js";
@@ -34,7 +34,7 @@ export interface Stage {
   check(config: RelayerConfig, env: Env): Promise<string[]>;
   start(
     config: RelayerConfig,
-    context: { logger: Logger; options: StartOptions },
+    context: { logger: Logger; options: StartOptions; /** what /readyz reports beyond Redis */ readiness: Readiness },
   ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<KeyReload[]> }>;
 }
 
@@ -50,9 +50,10 @@ const stages: Stage[] = [
   {
     name: "ingest",
     check: async (config, env) => [`ingest: ${ingestTokens(config, env).length} bearer token(s) for LiteLLM`],
-    start: (config, { logger, options }) =>
+    start: (config, { logger, options, readiness }) =>
       startIngest(config, {
         logger: logger.child({ stage: "ingest" }),
+        readiness,
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.port === undefined ? {} : { port: parsePort(options.port) }),
       }),
@@ -61,7 +62,7 @@ const stages: Stage[] = [
     // batcher + settler per chain with rpc_urls
     name: "settlement",
     check: (config, env) => checkSettlementKeys(config, env),
-    start: (config, { logger }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }) }),
+    start: (config, { logger, readiness }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness }),
   },
   {
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
@@ -145,9 +146,10 @@ async function start(options: StartOptions): Promise<void> {
   const config = load(options.config);
   const logger = createLogger(options.logLevel);
   const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<KeyReload[]>) | undefined }> = [];
+  const readiness = new Readiness();
   try {
     for (const stage of stages) {
-      const handle = await stage.start(config, { logger, options });
+      const handle = await stage.start(config, { logger, options, readiness });
       running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
   } catch (error) {

@@ -187,6 +187,9 @@ ${dashboard}
 
     const page = await get(url("/"));
     expect(page.status).to.equal(200);
+    // one measure, named: a call's whole duration (not time to first token for some calls and duration for others)
+    expect(page.body.toString()).to.include(">Mean duration</th>");
+    expect(page.body.toString()).to.not.include(">Latency</th>");
     expect(page.headers["content-security-policy"]).to.match(/default-src 'none'; script-src 'self';/);
     expect(page.headers["x-content-type-options"]).to.equal("nosniff");
     expect(page.headers["cache-control"]).to.equal("no-store");
