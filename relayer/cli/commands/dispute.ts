@@ -125,8 +125,18 @@ export function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (
   };
 }
 
+/**
+ * Prints lines that may quote the chain (provider and model names registered on the router, revert texts): control
+ * characters are replaced, so a name cannot move the cursor or recolour the terminal. (A local copy of what
+ * relayer/cli/terminal-text.ts `terminalSafe` does; merge into it.)
+ */
 export function print(lines: readonly string[]): void {
-  process.stdout.write(`${lines.join("\n")}\n`);
+  process.stdout.write(`${lines.map(terminalSafe).join("\n")}\n`);
+}
+
+/** `text` with its C0 and C1 control characters (ESC, BEL, CR, ...; not tab or line feed) shown as U+FFFD. */
+function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "\ufffd");
 }
 
 export function parseTarget(options: { batch: string; row: string }): DisputeTarget {
