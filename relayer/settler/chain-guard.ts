@@ -23,9 +23,12 @@ export class ChainGuard {
     readonly options: ChainGuardOptions,
   ) {}
 
-  /** Remembers the chain's genesis block hash (call once at start, while the chain is known to be right). */
+  /**
+   * Remembers the chain's genesis block hash (call once at start, while the chain is known to be right). An RPC that
+   * cannot serve block 0 (pruned) leaves the genesis check out; the chain id and the router's code are still checked.
+   */
   async init(): Promise<void> {
-    this.genesis = await this.genesisHash();
+    this.genesis = await this.genesisHash().catch(() => null);
   }
 
   /**
@@ -39,7 +42,7 @@ export class ChainGuard {
     let genesis: string | null;
     try {
       served = Number(BigInt(await this.rpc.request<string>("eth_chainId", [])));
-      genesis = await this.genesisHash();
+      genesis = this.genesis === null || this.genesis === undefined ? null : await this.genesisHash();
       code = await this.rpc.request<string>("eth_getCode", [router, "latest"]);
     } catch {
       return null;
