@@ -222,6 +222,10 @@ export async function reloadOnSighup(
     );
     return false;
   }
+  if (reloaded.length === 0) {
+    logger.warn("SIGHUP: no settler runs in this process (no chain with rpc_urls and a signer): nothing was reloaded");
+    return false;
+  }
   logger.info({ chains: reloaded }, "SIGHUP: signing keys reloaded (other settings take a restart)");
   return true;
 }
