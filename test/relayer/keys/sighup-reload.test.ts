@@ -131,3 +131,54 @@ describe("relayer start: SIGHUP key reload", function () {
     expect(relayer.logs()).to.not.include(NEW_PW);
   });
 });
+
+describe("keys rotate: the switch snippet keeps each key's password source", function () {
+  it("writes password_file for a key read from a file, password_env otherwise", async function () {
+    const { switchSnippet } = await import("../../../relayer/keys/index.js");
+    expect(
+      switchSnippet(
+        "settler.signer",
+        { keystore: "/k/new.json", passwordEnv: "AGENTGPT_KEYSTORE_PASSWORD", passwordFile: "/k/new.password" },
+        { keystore: "/k/old.json", passwordEnv: "OLD_PW", passwordFile: null },
+      ).split("\n"),
+    ).to.deep.equal([
+      "settler:",
+      "  signer:",
+      "    keystore: /k/new.json",
+      "    password_file: /k/new.password",
+      "    retiring:              # the key being replaced: finishes its own batches, signs nothing new",
+      "      keystore: /k/old.json",
+      "      password_env: OLD_PW",
+    ]);
+    expect(
+      switchSnippet("settler.signer", { keystore: "/k/new.json", passwordEnv: "NEW_PW" }, { keystore: "/k/old.json", passwordEnv: "X", passwordFile: "/k/old.password" }).split("\n").slice(3),
+    ).to.deep.equal([
+      "    password_env: NEW_PW",
+      "    retiring:              # the key being replaced: finishes its own batches, signs nothing new",
+      "      keystore: /k/old.json",
+      "      password_file: /k/old.password",
+    ]);
+  });
+  it("refuses a key with both password_env and password_file, naming the field", async function () {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { ConfigError, loadRelayerConfig } = await import("../../../relayer/config/index.js");
+    const dir = await mkdtemp(join(tmpdir(), "agentgpt-pwfile-"));
+    try {
+      const file = join(dir, "relayer.yaml");
+      await writeFile(file, "chains: { local: {} }\nsettler:\n  signer: { keystore: k.json, password_env: PW, password_file: k.password }\n");
+      let caught: unknown;
+      try {
+        loadRelayerConfig(file, { env: {} });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).to.be.instanceOf(ConfigError);
+      expect((caught as Error).message).to.include(
+        "settler.signer.password_file: give the keystore's password either by password_env: (a variable) or by password_file: (a file), not both",
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
