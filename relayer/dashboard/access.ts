@@ -36,11 +36,20 @@ export function isLoopbackHost(host: string | undefined): boolean {
   return name === "localhost" || name === "[::1]" || isLoopback(name);
 }
 
-/** The value of cookie `name` in a Cookie header. */
+/**
+ * The value of cookie `name` in a Cookie header; undefined when absent or not valid percent-encoding (a malformed
+ * cookie is no token: the request gets the 401 of a missing one, not an error).
+ */
 export function cookieValue(header: string | undefined, name = COOKIE_NAME): string | undefined {
   for (const part of (header ?? "").split(";")) {
     const eq = part.indexOf("=");
-    if (eq !== -1 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq !== -1 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
   }
   return undefined;
 }

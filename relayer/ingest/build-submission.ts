@@ -1,9 +1,10 @@
 /**
  * A validated LiteLLM log becomes one queue submission: a priced Receipt, or an unbillable record with its
- * reason. Checks run in this order, the first that fails gives the reason: failed_call, zero_usage, cache_hit,
- * unknown_route, unpriced, no_payer / payer_not_allowed.
+ * reason. Checks run in this order, the first that fails gives the reason: failed_call, per_request / zero_usage
+ * (no tokens: per_request when LiteLLM still reported a cost), cache_hit, unknown_route, unpriced, no_payer /
+ * payer_not_allowed.
  */
-import type { RelayerConfig } from "../config/index.js";
+import { parseDecimal, type RelayerConfig } from "../config/index.js";
 import { displayAmount, Pricer } from "../pricing/index.js";
 import { RECEIPT_VERSION, type ReceiptBody, type Submission, type UnbillableBody, type UnbillableReason } from "../queue/index.js";
 import { fingerprintOf } from "./fingerprint.js";
@@ -38,7 +39,16 @@ export class SubmissionBuilder {
 
     const tokens = billedTokens(log);
     if (log.status === "failure") return unbillable("failed_call", "LiteLLM logged the call as a failure");
-    if (tokens === 0) return unbillable("zero_usage", "no tokens used (prompt, completion and total are 0)");
+    if (tokens === 0) {
+      // AutoPayLLM bills tokens x price: a call LiteLLM priced per request (an image, audio) has nothing to bill on-chain
+      if ((parseDecimal(log.responseCostUsd ?? "")?.digits ?? 0n) > 0n) {
+        return unbillable(
+          "per_request",
+          `priced per request by LiteLLM (${log.callType ?? "call"}, response_cost ${log.responseCostUsd} USD) with no tokens: AutoPayLLM bills tokens, so it is not charged`,
+        );
+      }
+      return unbillable("zero_usage", "no tokens used (prompt, completion and total are 0)");
+    }
     if (log.cacheHit) return unbillable("cache_hit", "served from LiteLLM's cache; no provider call to pay for");
 
     const priced = this.pricer.price(log, tokens, log.responseCostUsd);

@@ -14,6 +14,7 @@ import { SubmissionBuilder } from "./build-submission.js";
 import { IngestService } from "./ingest-service.js";
 import { type BatchParser, createBatchParser } from "./parse-pool.js";
 import { IngestMetrics } from "./metrics.js";
+import { listenOn } from "./listen.js";
 import { buildIngestServer } from "./server.js";
 
 export interface IngestRuntime {
@@ -39,6 +40,8 @@ export interface StartIngestOptions {
   readonly defaultMetrics?: boolean;
   /** override server.parse_workers */
   readonly parseWorkers?: number;
+  /** problems other stages raise, reported by /readyz */
+  readonly readiness?: { problems(): string[] };
 }
 
 /** Every chain a receipt can be queued for: configured chains, payment channels and the default chain. */
@@ -72,14 +75,20 @@ export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): 
   };
 }
 
-export async function startIngest(config: RelayerConfig, options: StartIngestOptions = {}): Promise<IngestRuntime> {
-  const logger = options.logger;
-  const tokens = collectTokens(config.server, options.env ?? process.env);
+/** The bearer tokens LiteLLM may send, or a TokenError naming what to set (what `relayer start` and `check` require). */
+export function ingestTokens(config: RelayerConfig, env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  const tokens = collectTokens(config.server, env);
   if (tokens.length === 0) {
     throw new TokenError(
       `no bearer token is configured: set ${config.server.tokensEnv}=<token>[,<token>...] (e.g. $(openssl rand -hex 32)) or server.tokens in ${config.files[0]}`,
     );
   }
+  return tokens;
+}
+
+export async function startIngest(config: RelayerConfig, options: StartIngestOptions = {}): Promise<IngestRuntime> {
+  const logger = options.logger;
+  const tokens = ingestTokens(config, options.env ?? process.env);
   const auth = new BearerAuth(tokens);
   const { queue, redis, close } = await openReceiptQueue(config, logger);
   let parser: BatchParser | undefined;
@@ -87,8 +96,18 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
     const metrics = new IngestMetrics({ queue, defaultMetrics: options.defaultMetrics ?? true });
     parser = await createBatchParser(config, options.parseWorkers ?? config.server.parseWorkers);
     const service = new IngestService({ parser, sink: queue, metrics, ...(logger === undefined ? {} : { logger }) });
-    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }) });
-    const url = await app.listen({ host: options.host ?? config.server.host, port: options.port ?? config.server.port });
+    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }), ...(options.readiness === undefined ? {} : { readiness: options.readiness }) });
+    const url = await listenOn(app, {
+      host: options.host ?? config.server.host,
+      port: options.port ?? config.server.port,
+      portKey: "server.port",
+      hostKey: "server.host",
+      file: config.files[0],
+      override: "--port",
+    }).catch(async (error: unknown) => {
+      await app.close();
+      throw error;
+    });
     const stopSweeper = options.sweep === false ? async () => {} : queue.startSweeper({ intervalMs: config.ingest.sweepIntervalMs, graceMs: config.ingest.sweepGraceMs });
     if ((await queue.persistence()) === "off" && config.redis.waitReplicas === 0) {
       logger?.warn(

@@ -2,7 +2,7 @@
  * The ingest HTTP server (fastify):
  *   POST /litellm/spend   LiteLLM's generic API logger (json_array, ndjson or single); bearer token required
  *   GET  /healthz         the process is up
- *   GET  /readyz          Redis answers (503 with the reason when not)
+ *   GET  /readyz          Redis answers and no stage of the process reports a problem (503 with the reason when not)
  *   GET  /metrics         Prometheus
  * Every error answer is JSON `{ error, reason }` where `reason` says what to do.
  */
@@ -28,6 +28,8 @@ export interface IngestServerOptions {
   readonly logger?: Logger;
   /** /readyz PING timeout, ms (default 1000) */
   readonly readyTimeoutMs?: number;
+  /** problems other stages raise (a settler whose chain was reset): /readyz is 503 while any is raised */
+  readonly readiness?: { problems(): string[] };
 }
 
 const BODY_TYPES = ["application/json", "application/x-ndjson", "application/ndjson", "text/plain"];
@@ -100,10 +102,12 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
   app.get("/readyz", async (_request, reply) => {
     try {
       await options.sink.ping(options.readyTimeoutMs ?? 1000);
-      return { status: "ready" };
     } catch (error) {
       return reply.code(503).send({ error: "not_ready", reason: (error as Error).message });
     }
+    const problems = options.readiness?.problems() ?? [];
+    if (problems.length > 0) return reply.code(503).send({ error: "not_ready", reason: problems.join("; ") });
+    return { status: "ready" };
   });
 
   app.get("/metrics", async (_request, reply) => {

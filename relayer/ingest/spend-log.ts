@@ -32,6 +32,7 @@ export interface SpendLog {
   /** epoch milliseconds */
   readonly startTime: number;
   readonly endTime: number;
+  /** the call's whole duration (endTime - startTime), streaming included; never the time to first token */
   readonly latencyMs: number;
   readonly cacheHit: boolean;
   readonly keyHash: string | null;
@@ -247,7 +248,8 @@ function parseEntry(entry: unknown, limits: SpendLogLimits): SpendLogParse {
   const completionTokens = tokenCount(value.completion_tokens, "completion_tokens", limits, problems);
   const totalTokens = tokenCount(value.total_tokens, "total_tokens", limits, problems);
   const startTime = logTime(value.startTime, "startTime", problems);
-  const endTime = value.endTime === null || value.endTime === undefined ? startTime : logTime(value.endTime, "endTime", problems);
+  const hasEnd = value.endTime !== null && value.endTime !== undefined;
+  const endTime = hasEnd ? logTime(value.endTime!, "endTime", problems) : startTime;
   const responseCostUsd = costText(value.response_cost, problems);
   const cacheHit = flag(value.cache_hit, "cache_hit", problems);
   if (problems.length > 0 || key === null) return { ok: false, reason: problems.join("; ") };
@@ -271,7 +273,9 @@ function parseEntry(entry: unknown, limits: SpendLogLimits): SpendLogParse {
       responseCostUsd,
       startTime,
       endTime,
-      latencyMs: Math.max(0, Math.round(value.response_time === null || value.response_time === undefined ? endTime - startTime : value.response_time * 1000)),
+      // the whole call, start to end, streaming or not: LiteLLM's response_time is the time to first token for a
+      // stream (whole duration otherwise), so it is used only when the log has no endTime
+      latencyMs: Math.max(0, Math.round(hasEnd || value.response_time === null || value.response_time === undefined ? endTime - startTime : value.response_time * 1000)),
       cacheHit,
       keyHash: blank(metadataValue.user_api_key_hash),
       keyAlias: blank(metadataValue.user_api_key_alias),

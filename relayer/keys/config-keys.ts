@@ -26,6 +26,8 @@ export interface ConfiguredKey {
   /** absolute keystore path, when a keystore */
   readonly keystore: string | null;
   readonly passwordEnv: string;
+  /** absolute path of the signer's password_file, when it reads its password from a file */
+  readonly passwordFile: string | null;
 }
 
 export interface ConfiguredSigners {
@@ -90,7 +92,8 @@ export async function configuredSigners(
 async function configuredKey(signer: Omit<SignerConfig, "retiring">, baseDir: string, env: Readonly<Record<string, string | undefined>>, at: string): Promise<ConfiguredKey> {
   if (signer.keystore !== undefined) {
     const path = isAbsolute(signer.keystore) ? signer.keystore : resolve(baseDir, signer.keystore);
-    return { address: await keystoreAddress(path), source: `keystore ${path}`, keystore: path, passwordEnv: signer.passwordEnv };
+    const passwordFile = signer.passwordFile === undefined ? null : isAbsolute(signer.passwordFile) ? signer.passwordFile : resolve(baseDir, signer.passwordFile);
+    return { address: await keystoreAddress(path), source: `keystore ${path}`, keystore: path, passwordEnv: signer.passwordEnv, passwordFile };
   }
   const name = signer.keyEnv!;
   const key = env[name];
@@ -101,5 +104,5 @@ async function configuredKey(signer: Omit<SignerConfig, "retiring">, baseDir: st
   } catch {
     throw new KeyError("NO_SIGNER", `${at}.key_env: ${name} does not hold a private key (64 hex digits)`);
   }
-  return { address, source: `$${name} (development key)`, keystore: null, passwordEnv: signer.passwordEnv };
+  return { address, source: `$${name} (development key)`, keystore: null, passwordEnv: signer.passwordEnv, passwordFile: null };
 }

@@ -1,7 +1,10 @@
 /**
- * Passwords come from an environment variable, else from the terminal with echo off (twice for a new keystore).
- * Without either, the error names the variable to set. A password is never printed or logged.
+ * Passwords come from an environment variable, else from the terminal with echo off (twice for a new keystore), or
+ * from a password file (the settler's `password_file:`). Without either, the error names the variable to set. A
+ * password is never printed or logged.
  */
+import { readFile } from "node:fs/promises";
+
 import { KeyError } from "./errors.js";
 
 export interface PasswordSources {
@@ -25,6 +28,19 @@ export async function readPassword(variable: string, prompt: string, options: Pa
     if (again !== password) throw new KeyError("INVALID_INPUT", "the two passwords differ: nothing was written; run the command again");
   }
   return { password, source: "the password typed" };
+}
+
+/** The password in `file` (its first line; the line break is not part of it), as the settler reads password_file. */
+export async function passwordFromFile(file: string): Promise<{ password: string; source: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new KeyError("INVALID_INPUT", `cannot read the password file ${file}: write the keystore's password there (one line, chmod 600)`);
+  }
+  const password = text.replace(/\r?\n$/, "");
+  if (password === "") throw new KeyError("INVALID_INPUT", `the password file ${file} is empty: write the keystore's password there`);
+  return { password, source: `the password in ${file}` };
 }
 
 /** Reads one line from the terminal without echoing it. */

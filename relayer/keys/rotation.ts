@@ -55,17 +55,21 @@ export function inFlightOnKey(records: readonly SettlementRecord[], address: str
 }
 
 /** The YAML that makes `next` the signer and `old` the retiring key, for the config section at `at`. */
-export function switchSnippet(at: string, next: { keystore: string | null; passwordEnv: string }, old: { keystore: string | null; passwordEnv: string; keyEnv?: string | undefined }): string {
+export function switchSnippet(
+  at: string,
+  next: { keystore: string | null; passwordEnv: string; passwordFile?: string | null },
+  old: { keystore: string | null; passwordEnv: string; passwordFile?: string | null; keyEnv?: string | undefined },
+): string {
   const path = at.split(".");
   const lines: string[] = [];
   path.forEach((part, depth) => lines.push(`${"  ".repeat(depth)}${part}:`));
   const indent = "  ".repeat(path.length);
   lines.push(`${indent}keystore: ${next.keystore ?? "<the new keystore>"}`);
-  lines.push(`${indent}password_env: ${next.passwordEnv}`);
+  lines.push(next.passwordFile == null ? `${indent}password_env: ${next.passwordEnv}` : `${indent}password_file: ${next.passwordFile}`);
   lines.push(`${indent}retiring:              # the key being replaced: finishes its own batches, signs nothing new`);
   if (old.keystore !== null) {
     lines.push(`${indent}  keystore: ${old.keystore}`);
-    lines.push(`${indent}  password_env: ${old.passwordEnv}`);
+    lines.push(old.passwordFile == null ? `${indent}  password_env: ${old.passwordEnv}` : `${indent}  password_file: ${old.passwordFile}`);
   } else {
     lines.push(`${indent}  key_env: ${old.keyEnv ?? "<the variable holding the old development key>"}`);
   }

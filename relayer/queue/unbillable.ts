@@ -19,6 +19,11 @@ export const UNBILLABLE_REASONS = [
   "unknown_route",
   /** a response_cost route, but LiteLLM reported no cost */
   "unpriced",
+  /**
+   * LiteLLM priced the call per request (images, audio, ...): a cost but no tokens. AutoPayLLM bills tokens x price
+   * (a row of zero tokens can charge nothing), so such a call cannot be charged on-chain: kept, never billed.
+   */
+  "per_request",
 ] as const;
 export const UnbillableReason = z.enum(UNBILLABLE_REASONS);
 export type UnbillableReason = z.output<typeof UnbillableReason>;

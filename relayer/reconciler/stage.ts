@@ -72,6 +72,24 @@ export function reconciledChains(config: RelayerConfig, reconciler: ReconcilerCo
   });
 }
 
+/**
+ * What `relayer start` requires of the reconciler before it touches a chain, for `relayer check`: its chains, usage
+ * API keys and signing keys, loaded as start loads them. Returns lines to print; throws the error start would.
+ */
+export async function checkReconciler(config: RelayerConfig, env: Readonly<Record<string, string | undefined>> = process.env): Promise<string[]> {
+  const settings = config.reconciler;
+  if (settings === undefined) return [];
+  const baseDir = dirname(config.files[0] ?? ".");
+  const chains = reconciledChains(config, settings);
+  const adapters = usageAdapters(settings, env);
+  const payerKeys = await loadPayerKeys(settings.payers, { env, baseDir });
+  const keeper = settings.keeper === undefined ? payerKeys[0] : await loadKey(settings.keeper, "reconciler.keeper", { env, baseDir });
+  return [
+    `reconciler: chains ${chains.map((chain) => chain.name).join(", ") || "(none)"}; usage APIs ${[...adapters.keys()].join(", ") || "(none)"}; ` +
+      `${payerKeys.length} payer key(s); keeper ${keeper?.wallet.address ?? "(none)"}`,
+  ];
+}
+
 export async function startReconciler(config: RelayerConfig, options: StartReconcilerOptions = {}): Promise<ReconcilerHandle> {
   const logger = options.logger;
   const settings = config.reconciler;

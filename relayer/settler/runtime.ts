@@ -25,6 +25,8 @@ import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/ind
 import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { ReleaseStage } from "../payout/release-stage.js";
 import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
+import { ChainError } from "../chain/errors.js";
+import { ChainGuard } from "./chain-guard.js";
 import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
 import { inFlightOn, Settler } from "./settler.js";
@@ -54,14 +56,22 @@ export interface SettlementRuntime {
   /**
    * Loads the signing keys `config` names for each running chain and hands them to its settler, between passes.
    * A new active key without RELAYER_ROLE on the router is refused (the settler keeps its keys, and says why), so a
-   * premature switch cannot stop settlement. Other settings are not reloaded: they need a restart.
+   * premature switch cannot stop settlement. Other settings are not reloaded: they need a restart. Returns what
+   * happened on each chain: a failure there means that chain's settler kept its current keys.
    */
-  reloadKeys(config: RelayerConfig): Promise<void>;
+  reloadKeys(config: RelayerConfig): Promise<KeyReload[]>;
 }
+
+/** The outcome of a key reload on one chain. */
+export type KeyReload =
+  | { readonly chain: string; readonly ok: true; readonly active: string; readonly retiring: readonly string[] }
+  | { readonly chain: string; readonly ok: false; /** why the current keys were kept, with the fix */ readonly reason: string; readonly active: string };
 
 export interface StartSettlementOptions {
   readonly logger?: Logger;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** told when a chain stops being the one its settler started on (and when it is back): ingest's /readyz reads it */
+  readonly readiness?: { set(component: string, problem: string | null): void };
 }
 
 export function archiveDir(config: RelayerConfig): string {
@@ -126,29 +136,40 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     await stopAll();
     throw error;
   }
-  const reloadKeys = async (next: RelayerConfig) => {
+  const reloadKeys = async (next: RelayerConfig): Promise<KeyReload[]> => {
+    const results: KeyReload[] = [];
     for (const settlement of chains) {
       const log = logger?.child({ chain: settlement.chain });
+      const { settler } = settlement;
+      const kept = (reason: string, fields: Record<string, unknown> = {}) => {
+        log?.error({ ...fields, active: settler.activeSigner, reason }, "key reload failed: the settler keeps its current keys");
+        results.push({ chain: settlement.chain, ok: false, reason, active: settler.activeSigner });
+      };
       const chain = next.chains.find((c) => c.name === settlement.chain);
       const signerConfig = chain?.signer ?? next.settler.signer;
       if (chain === undefined || signerConfig === undefined) {
-        log?.error("the reloaded configuration has no signer for this chain: keeping the current keys");
+        kept("the reloaded configuration has no signer for this chain (settler.signer or chains.<name>.signer)");
         continue;
       }
       let keys: ChainKeys;
       try {
         keys = await loadChainKeys(signerConfig, next, options);
       } catch (error) {
-        log?.error({ err: error instanceof Error ? error.message : String(error) }, "reloading the signing keys failed: keeping the current keys");
+        kept(error instanceof Error ? error.message : String(error));
         continue;
       }
-      const { settler } = settlement;
       if (keys.wallet.address !== settler.activeSigner) {
-        if (!(await hasRelayerRole(settlement.rpc, settlement.router, keys.wallet.address))) {
-          log?.error(
-            { active: settler.activeSigner, refused: keys.wallet.address },
-            "the new signer has no RELAYER_ROLE on the router yet: keeping the current keys; grant it first (agentgpt keys rotate shows how), then reload again",
-          );
+        let granted: boolean;
+        try {
+          granted = await hasRelayerRole(settlement.rpc, settlement.router, keys.wallet.address);
+        } catch (error) {
+          kept(`cannot ask the router whether ${keys.wallet.address} holds RELAYER_ROLE (${error instanceof Error ? error.message : String(error)}): reload again when the RPC answers`);
+          continue;
+        }
+        if (!granted) {
+          kept(`the new signer ${keys.wallet.address} has no RELAYER_ROLE on the router yet: grant it first (agentgpt keys rotate shows how), then reload again`, {
+            refused: keys.wallet.address,
+          });
           continue;
         }
         const busy = inFlightOn(await settlement.store.active(), settler.activeSigner).length;
@@ -160,10 +181,37 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         }
       }
       settler.useKeys(keys.wallet, keys.retiring);
-      log?.info({ active: keys.wallet.address, retiring: keys.retiring.map((key) => key.address) }, "signing keys reloaded");
+      const retiring = keys.retiring.map((key) => key.address);
+      log?.info({ active: keys.wallet.address, retiring }, "signing keys reloaded");
+      results.push({ chain: settlement.chain, ok: true, active: keys.wallet.address, retiring });
     }
+    return results;
   };
   return { chains, archive, stop: stopAll, reloadKeys };
+}
+
+/**
+ * What `relayer start` requires of the settlement stage before it touches a chain, for `relayer check`: each chain
+ * with rpc_urls and a signer has its keys loaded (keystores opened with their passwords), as start does. Returns a
+ * line per chain; throws the SigningKeyError start would.
+ */
+export async function checkSettlementKeys(config: RelayerConfig, env: Readonly<Record<string, string | undefined>> = process.env): Promise<string[]> {
+  const lines: string[] = [];
+  for (const chain of config.chains) {
+    const signerConfig = chain.signer ?? config.settler.signer;
+    if (chain.rpcUrls.length === 0) {
+      lines.push(`settler ${chain.name}: no rpc_urls: its receipts stay queued, nothing is settled`);
+      continue;
+    }
+    if (signerConfig === undefined) {
+      lines.push(`settler ${chain.name}: no signer (settler.signer or chains.${chain.name}.signer): its receipts stay queued, nothing is settled`);
+      continue;
+    }
+    const keys = await loadChainKeys(signerConfig, config, { env });
+    const retiring = keys.retiring.length === 0 ? "" : `; retiring ${keys.retiring.map((key) => key.address).join(", ")}`;
+    lines.push(`settler ${chain.name}: signs with ${keys.wallet.address}${retiring}`);
+  }
+  return lines;
 }
 
 interface ChainKeys {
@@ -209,6 +257,10 @@ async function startChain(
     throw new SigningKeyError(`chains.${chain.name}: chain_id is ${chain.chainId} but its RPC serves chain ${chainId}: fix chain_id or rpc_urls`);
   }
   const router = chain.router ?? (await loadDeployment(chainId, { networkName: chain.name })).addresses.autoPayLLM;
+  const guard = new ChainGuard(rpc, { chain: chain.name, chainId, router });
+  await guard.init();
+  const wrong = await guard.problem();
+  if (wrong !== null) throw new ChainError("WRONG_CHAIN", wrong);
   // Read once: governance may change it only before the router's first batch. Without it no batch can be cut.
   const usageBucket = await readUsageBucket(rpc, router);
   logger?.info({ router, usageBucket }, "router usage bucket: batches are cut at its boundaries");
@@ -249,6 +301,8 @@ async function startChain(
     maxInFlight: config.settler.maxInFlight,
     leaseTtlMs: config.settler.leaseTtlMs,
     ...(release === null ? {} : { side: release, onFinal: (record) => release.settled(record) }),
+    guard,
+    onHealth: (problem) => options.readiness?.set(`settlement on chain ${chain.name}`, problem),
     ...(logger ? { logger: logger.child({ stage: "settler" }) } : {}),
   });
   settlerRef = settler;

@@ -37,6 +37,7 @@ import type { Charge } from "../batcher/rows-tree.js";
 import { Archive } from "../batcher/archive.js";
 import { chargesOf } from "../batcher/batch-file.js";
 import { failpoint } from "../chaos/failpoint.js";
+import type { ChainGuard } from "./chain-guard.js";
 import { bumpedFees, FeeCeilingError, initialFees, type FeePolicy, type Fees } from "./fees.js";
 import { JsonRpcError } from "./json-rpc.js";
 import { Lease } from "./lease.js";
@@ -96,6 +97,18 @@ export interface SettlerOptions {
   onFinal?: (record: SettlementRecord) => Promise<void>;
   /** other calls sent with this settler's key after each pass, through the same nonce sequence (relayer/payout's releases) */
   side?: SideCalls;
+  /**
+   * checks that the chain is still the one the settler started on (chain id, genesis, router code): checked every
+   * `healthCheckMs` and after every failed pass; while it reports a problem nothing is sent, the problem is logged
+   * once, and the settler backs off (up to `maxBackoffMs`)
+   */
+  guard?: Pick<ChainGuard, "problem">;
+  /** ms between chain checks while healthy (default max(5 * pollMs, 5,000)) */
+  healthCheckMs?: number;
+  /** longest wait between checks while the chain is wrong (default 30,000) */
+  maxBackoffMs?: number;
+  /** told when the chain goes wrong (the reason, with the fix) and when it is right again (null): readiness */
+  onHealth?: (problem: string | null) => void;
   logger?: Logger;
 }
 
@@ -223,24 +236,41 @@ export class Settler {
 
   private async loop(): Promise<void> {
     let standbyLogged = false;
+    let problem: string | null = null;
+    let backoff = 0;
+    const healthCheckMs = this.options.healthCheckMs ?? Math.max(5 * this.pollMs, 5000);
+    let nextCheck = Date.now() + healthCheckMs;
+    const checkChain = async () => {
+      if (this.options.guard === undefined) return;
+      const found = await this.options.guard.problem().catch(() => null);
+      nextCheck = Date.now() + healthCheckMs;
+      problem = this.reportHealth(problem, found);
+    };
     while (this.running) {
       try {
-        if (await this.lease.acquire()) {
-          standbyLogged = false;
-          await this.pass();
-        } else {
-          // whoever takes the lease reports its own keys; report ours again when we hold it again
-          this.signersReported = false;
-          if (!standbyLogged) {
-            standbyLogged = true;
-            this.options.logger?.info({ lease: this.lease.key }, "another settler holds the lease for this chain: standing by");
+        if (problem !== null || Date.now() >= nextCheck) await checkChain();
+        if (problem === null) {
+          if (await this.lease.acquire()) {
+            standbyLogged = false;
+            await this.pass();
+          } else {
+            // whoever takes the lease reports its own keys; report ours again when we hold it again
+            this.signersReported = false;
+            if (!standbyLogged) {
+              standbyLogged = true;
+              this.options.logger?.info({ lease: this.lease.key }, "another settler holds the lease for this chain: standing by");
+            }
           }
         }
       } catch (error) {
-        this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
+        // a pass that fails because the chain is not the one we started on says so once, not every second
+        await checkChain();
+        if (problem === null) this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
       }
+      backoff = problem === null ? 0 : backoff + 1;
+      const delay = problem === null ? this.pollMs : Math.min(this.pollMs * 2 ** backoff, this.options.maxBackoffMs ?? 30_000);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.pollMs);
+        const timer = setTimeout(resolve, delay);
         this.wake = () => {
           clearTimeout(timer);
           resolve();
@@ -248,6 +278,18 @@ export class Settler {
       });
       this.wake = null;
     }
+  }
+
+  /** Logs a change of the chain's health once (the cause and the fix) and tells `onHealth`; returns the new state. */
+  private reportHealth(previous: string | null, found: string | null): string | null {
+    if (found !== null && found !== previous) {
+      this.options.logger?.error({ router: this.router, cause: found }, `settlement stopped on this chain, nothing is sent: ${found}`);
+      this.options.onHealth?.(found);
+    } else if (found === null && previous !== null) {
+      this.options.logger?.info({ router: this.router }, "the chain is the expected one again: settlement resumes");
+      this.options.onHealth?.(null);
+    }
+    return found;
   }
 
   /** One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools. */

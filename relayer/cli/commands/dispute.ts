@@ -53,6 +53,7 @@ import { archiveDir } from "../../settler/runtime.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UsageOracle__factory } from "../../../typechain-types/factories/oracle/UsageOracle__factory.js";
 import { UserError } from "../errors.js";
+import { terminalSafe } from "../terminal-text.js";
 
 export interface ChainOptions {
   config?: string;
@@ -125,8 +126,12 @@ export function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (
   };
 }
 
+/**
+ * Prints lines that may quote the chain (provider and model names registered on the router, revert texts) or a
+ * usage API: each line goes through terminalSafe, so a name cannot move the cursor, recolour or retitle the terminal.
+ */
 export function print(lines: readonly string[]): void {
-  process.stdout.write(`${lines.join("\n")}\n`);
+  process.stdout.write(`${lines.flatMap((line) => line.split("\n")).map(terminalSafe).join("\n")}\n`);
 }
 
 export function parseTarget(options: { batch: string; row: string }): DisputeTarget {
@@ -384,7 +389,10 @@ async function openCommand(options: OpenOptions): Promise<void> {
   }
 }
 
-/** Waits (when asked) and prints; exit code 3 when the dispute is still open at the timeout. */
+/**
+ * Waits (when asked) and prints. Exit codes, the same for open, verify and wait: 0 closed (resolved or expired), 3
+ * still open at --timeout, 2 no such dispute (and every refusal).
+ */
 async function follow(session: Session, disputeId: string, wait: boolean, timeoutMs: number): Promise<void> {
   const { client, chain } = session;
   const command = `agentgpt dispute status --id ${disputeId}`;
@@ -396,6 +404,8 @@ async function follow(session: Session, disputeId: string, wait: boolean, timeou
   const status = await client.waitForResolution(disputeId, { timeoutMs });
   print(describeDispute(status, chain.token.unit, await namesOf(chain, status.provider, status.model)));
   if (status.state === "open") throw new UserError(`dispute ${disputeId} is still open after ${Math.round(timeoutMs / 1000)} s; follow it with: ${command}`, 3);
+  // waited the whole timeout for a dispute that is not there: never a success
+  if (status.state === "none") throw new UserError(`dispute ${disputeId} does not exist on this router (chain ${chain.chainId}): check --id and --chain`, 2);
 }
 
 function parseTimeout(text: string): number {

@@ -39,6 +39,7 @@ import {
   keystoreAddress,
   openConfigChain,
   openKeystore,
+  passwordFromFile,
   pickChain,
   readPassword,
   rotationPhase,
@@ -188,6 +189,7 @@ interface RotateOptions {
   chain?: string;
   to?: string;
   toPasswordEnv?: string;
+  toPasswordFile?: string;
   adminKeystore?: string;
   adminKeyEnv?: string;
   adminNodeAccount?: string;
@@ -213,7 +215,18 @@ async function resolveRotation(options: RotateOptions): Promise<Rotation> {
   let next: ConfiguredKey | null = null;
   if (options.to !== undefined) {
     const path = resolvePath(options.to);
-    next = { address: await keystoreAddress(path), source: `keystore ${path}`, keystore: path, passwordEnv: options.toPasswordEnv ?? signers.active.passwordEnv };
+    if (options.toPasswordEnv !== undefined && options.toPasswordFile !== undefined) {
+      throw new UserError("--to-password-env and --to-password-file: give one (where the settler will read the new keystore's password)");
+    }
+    const passwordFile =
+      options.toPasswordFile !== undefined ? resolvePath(options.toPasswordFile) : options.toPasswordEnv !== undefined ? null : signers.active.passwordFile;
+    next = {
+      address: await keystoreAddress(path),
+      source: `keystore ${path}`,
+      keystore: path,
+      passwordEnv: options.toPasswordEnv ?? signers.active.passwordEnv,
+      passwordFile,
+    };
   }
   let old: ConfiguredKey;
   if (next === null) {
@@ -364,9 +377,14 @@ async function rotate(options: RotateOptions): Promise<void> {
         out.push(`step 1/5 grant: ${view.next} has no RELAYER_ROLE yet`);
         if (rotation.next.keystore !== null) {
           // the settler must be able to open the new key with the password it will be given
-          const { password, source } = await readPassword(rotation.next.passwordEnv, `password of ${rotation.next.keystore}: `);
+          const { password, source } =
+            rotation.next.passwordFile !== null
+              ? await passwordFromFile(rotation.next.passwordFile)
+              : await readPassword(rotation.next.passwordEnv, `password of ${rotation.next.keystore}: `);
           await openKeystore(rotation.next.keystore, password, source);
-          out.push(`  ${rotation.next.keystore} opens with ${source}: the settler will read it from $${rotation.next.passwordEnv}`);
+          out.push(
+            `  ${rotation.next.keystore} opens with ${source}: the settler will read it from ${rotation.next.passwordFile ?? `$${rotation.next.passwordEnv}`}`,
+          );
         }
         if (!(await changeRole(rotation, "grant", view.next, await getAdmin(), options, out))) return;
         continue;
@@ -456,6 +474,7 @@ export function register(program: Command): void {
     .option("--chain <name>", "which chain (default: the only one with rpc_urls)")
     .option("--to <keystore>", "the new key's keystore (from `agentgpt keys new`); not needed once the config names it as signer")
     .option("--to-password-env <name>", "variable the settler will read the new keystore's password from (default: the signer's password_env)")
+    .option("--to-password-file <file>", "file the settler will read the new keystore's password from (read again on each SIGHUP: no restart needed)")
     .option("--admin-keystore <file>", `the router admin's keystore, to grant and revoke directly (password: $${DEFAULT_PASSWORD_ENV} or prompt)`)
     .option("--admin-key-env <name>", "variable holding the router admin's private key")
     .option("--admin-node-account <index>", "a local node's unlocked account as the router admin (default there: 0)")

@@ -11,25 +11,32 @@ import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 
 import { ConfigError, formatOverride, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
-import { openReceiptQueue, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
+import { ingestTokens, ListenError, openReceiptQueue, Readiness, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
 import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
-import { startDashboard } from "../../dashboard/index.js";
+import { dashboardTokens, startDashboard } from "../../dashboard/index.js";
 import { DisputeError } from "../../disputes/index.js";
-import { ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
-import { startSettlement } from "../../settler/runtime.js";
+import { checkReconciler, ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
+import { checkSettlementKeys, startSettlement, type KeyReload } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
-import { BackfillError, startBackfill } from "../../backfill/index.js";
+import { BackfillError, databaseUrl, startBackfill } from "../../backfill/index.js";
 import { UserError } from "../errors.js";
 import { terminalSafe } from "../terminal-text.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
 
 /** A part of the relayer that `relayer start` runs; stopped in reverse order on SIGTERM/SIGINT. */
 export interface Stage {
   readonly name: string;
+  /**
+   * What `start` requires of this stage before it connects to anything (tokens, keys, variables), run by
+   * `relayer check` so that a configuration check passes only when start would: lines to print, or the error.
+   */
+  check(config: RelayerConfig, env: Env): Promise<string[]>;
   start(
     config: RelayerConfig,
-    context: { logger: Logger; options: StartOptions },
-  ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<void> }>;
+    context: { logger: Logger; options: StartOptions; /** what /readyz reports beyond Redis */ readiness: Readiness },
+  ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<KeyReload[]> }>;
 }
 
 interface StartOptions {
@@ -43,9 +50,11 @@ interface StartOptions {
 const stages: Stage[] = [
   {
     name: "ingest",
-    start: (config, { logger, options }) =>
+    check: async (config, env) => [`ingest: ${ingestTokens(config, env).length} bearer token(s) for LiteLLM`],
+    start: (config, { logger, options, readiness }) =>
       startIngest(config, {
         logger: logger.child({ stage: "ingest" }),
+        readiness,
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.port === undefined ? {} : { port: parsePort(options.port) }),
       }),
@@ -53,21 +62,30 @@ const stages: Stage[] = [
   {
     // batcher + settler per chain with rpc_urls
     name: "settlement",
-    start: (config, { logger }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }) }),
+    check: (config, env) => checkSettlementKeys(config, env),
+    start: (config, { logger, readiness }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness }),
   },
   {
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
     name: "reconciler",
+    check: (config, env) => checkReconciler(config, env),
     start: (config, { logger }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }) }),
   },
   {
     // reads LiteLLM's spend records and queues the calls its logger never delivered, with a backfill: section
     name: "backfill",
+    check: async (config, env) =>
+      config.backfill === undefined ? [] : [`backfill: LiteLLM's database from $${config.backfill.databaseUrlEnv} (${databaseUrl(config.backfill.databaseUrlEnv, env).split(":")[0]})`],
     start: (config, { logger }) => startBackfill(config, { logger: logger.child({ stage: "backfill" }) }),
   },
   {
     // the read-only web dashboard (relayer/dashboard) on its own listener, when the config has a dashboard: section
     name: "dashboard",
+    check: async (config, env) => {
+      if (config.dashboard === undefined) return [];
+      const tokens = dashboardTokens(config, env);
+      return [`dashboard: http://${config.dashboard.host}:${config.dashboard.port}/, ${tokens.length === 0 ? "loopback clients, no token" : `${tokens.length} token(s)`}`];
+    },
     start: (config, { logger }) => startDashboard(config, { logger: logger.child({ stage: "dashboard" }) }),
   },
 ];
@@ -94,6 +112,7 @@ export function userFacing(error: unknown, configFile: string): unknown {
     return new UserError(error.message, 2, { cause: error });
   }
   if (error instanceof BackfillError) return new UserError(error.message, 2, { cause: error });
+  if (error instanceof ListenError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof QueueUnavailableError) {
     return new UserError(`${error.message}: start Redis, or fix redis.url in ${configFile} (or REDIS_URL if it uses \${REDIS_URL})`, 3, { cause: error });
   }
@@ -130,10 +149,11 @@ async function start(options: StartOptions): Promise<void> {
   for (const override of config.overrides ?? []) {
     logger.warn({ at: override.at, overrides: override.overrides }, `configuration: ${formatOverride(override)}`);
   }
-  const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<void>) | undefined }> = [];
+  const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<KeyReload[]>) | undefined }> = [];
+  const readiness = new Readiness();
   try {
     for (const stage of stages) {
-      const handle = await stage.start(config, { logger, options });
+      const handle = await stage.start(config, { logger, options, readiness });
       running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
   } catch (error) {
@@ -165,25 +185,66 @@ async function start(options: StartOptions): Promise<void> {
     // SIGHUP: re-read the config and hand the settlers their signing keys (the only setting reloaded; key rotation)
     process.on("SIGHUP", () => {
       if (stopping) return;
-      void (async () => {
-        let next: RelayerConfig;
-        try {
-          next = loadRelayerConfig(options.config);
-        } catch (error) {
-          logger.error({ err: { message: (error as Error).message } }, "SIGHUP: the configuration does not load: nothing changed");
-          return;
-        }
-        for (const stage of running) {
-          await stage.reloadKeys?.(next).catch((error: unknown) => logger.error({ stage: stage.name, err: { message: (error as Error).message } }, "SIGHUP: reload failed"));
-        }
-        logger.info("SIGHUP: signing keys reloaded (other settings take a restart)");
-      })();
+      void reloadOnSighup(options.config, running, logger);
     });
   });
 }
 
-function check(options: { config: string }): void {
+/**
+ * One SIGHUP: the configuration re-read and each stage's keys reloaded. Logs one summary: success only when every
+ * chain took its keys; otherwise an error naming each chain that kept its current keys, and why.
+ */
+export async function reloadOnSighup(
+  configFile: string,
+  running: ReadonlyArray<{ name: string; reloadKeys?: ((config: RelayerConfig) => Promise<KeyReload[]>) | undefined }>,
+  logger: Logger,
+): Promise<boolean> {
+  let next: RelayerConfig;
+  try {
+    next = loadRelayerConfig(configFile);
+  } catch (error) {
+    logger.error({ err: { message: (error as Error).message } }, "SIGHUP: the configuration does not load: nothing changed, the current keys stay in use");
+    return false;
+  }
+  const failed: Array<{ stage: string; chain?: string; reason: string }> = [];
+  const reloaded: string[] = [];
+  for (const stage of running) {
+    if (stage.reloadKeys === undefined) continue;
+    try {
+      for (const result of await stage.reloadKeys(next)) {
+        if (result.ok) reloaded.push(result.chain);
+        else failed.push({ stage: stage.name, chain: result.chain, reason: result.reason });
+      }
+    } catch (error) {
+      failed.push({ stage: stage.name, reason: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  if (failed.length > 0) {
+    logger.error(
+      { failed, reloaded },
+      `SIGHUP: key reload FAILED on ${failed.map((f) => f.chain ?? f.stage).join(", ")}: the current keys stay in use there; fix the cause and send SIGHUP again`,
+    );
+    return false;
+  }
+  if (reloaded.length === 0) {
+    logger.warn("SIGHUP: no settler runs in this process (no chain with rpc_urls and a signer): nothing was reloaded");
+    return false;
+  }
+  logger.info({ chains: reloaded }, "SIGHUP: signing keys reloaded (other settings take a restart)");
+  return true;
+}
+
+async function check(options: { config: string }): Promise<void> {
   const config = load(options.config);
+  // what start requires of each stage, checked the same way (nothing is printed when one fails)
+  const requirements: string[] = [];
+  for (const stage of stages) {
+    try {
+      requirements.push(...(await stage.check(config, process.env)));
+    } catch (error) {
+      throw userFacing(error, options.config);
+    }
+  }
   const token = config.token;
   const out: string[] = [];
   out.push(`configuration OK: ${config.files.join(", ")}`);
@@ -203,6 +264,7 @@ function check(options: { config: string }): void {
     if (route.aliases.length > 0) out.push(`    also selected by: ${route.aliases.join(", ")}`);
   }
   out.push(`payers: ${config.payers.length} rule(s)`);
+  out.push("start requirements (tokens, keys, variables):", ...requirements.map((line) => `  ${line}`));
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
@@ -297,7 +359,9 @@ export function register(program: Command): void {
 
   relayer
     .command("check")
-    .description("validate the configuration and print the routes, prices, chains and payers it defines")
+    .description(
+      "validate the configuration and what start requires (tokens, keys, variables), and print the routes, prices, chains and payers it defines; exit 2 when start would refuse",
+    )
     .requiredOption("--config <file>", "relayer configuration (YAML)")
     .action((options: { config: string }) => check(options));
 

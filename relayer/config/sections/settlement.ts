@@ -10,14 +10,17 @@
  *   max_receipts: 2000             # close a batch at this many receipts (default 2000, at most 20000)
  *   max_wait: 5s                   # ... or when its oldest receipt has waited this long (default 5s)
  * settler:
- *   signer:                        # an encrypted JSON keystore, decrypted once at start...
+ *   signer:                        # an encrypted JSON keystore, decrypted at start and on each SIGHUP...
  *     keystore: ./keys/relayer.json
- *     password_env: AGENTGPT_KEYSTORE_PASSWORD   # variable holding its password (default shown)
+ *     password_env: AGENTGPT_KEYSTORE_PASSWORD   # variable holding its password (default shown)...
+ *   #  password_file: ./keys/relayer.password    # ...or a file holding it (one line, mode 0600): read again on
+ *   #                                            # every SIGHUP, so a rotation to a key with another password
+ *   #                                            # needs no restart (a variable is fixed when the process starts)
  *   # ...or, for development only, a raw key in an environment variable:
  *   #  key_env: AGENTGPT_RELAYER_KEY
  *   # During a key rotation (`agentgpt keys rotate`), the key being replaced: it only finishes the batches it
  *   # signed; new batches are signed with the key above. Remove it once `keys rotate` says the rotation is done.
- *   #  retiring: { keystore: ./keys/relayer-old.json, password_env: AGENTGPT_OLD_KEYSTORE_PASSWORD }
+ *   #  retiring: { keystore: ./keys/relayer-old.json, password_env: AGENTGPT_OLD_KEYSTORE_PASSWORD }  (or password_file:)
  *   fees:
  *     max_fee: 50 gwei             # never offer more per gas (default 50 gwei)
  *     min_priority_fee: 0.01 gwei  # tip floor (default 0.01 gwei)
@@ -36,6 +39,8 @@ import { durationMs } from "./fields.js";
 export interface SignerConfig {
   readonly keystore?: string | undefined;
   readonly passwordEnv: string;
+  /** a file holding the keystore's password (relative to the config file); read at start and on each reload */
+  readonly passwordFile?: string | undefined;
   readonly keyEnv?: string | undefined;
   /** the key being rotated out: finishes its own in-flight transactions, signs nothing new */
   readonly retiring?: Omit<SignerConfig, "retiring"> | undefined;
@@ -84,29 +89,42 @@ export const gasPrice = () =>
 
 const envName = () => z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name (e.g. AGENTGPT_KEYSTORE_PASSWORD)");
 
+const DEFAULT_PASSWORD_ENV = "AGENTGPT_KEYSTORE_PASSWORD";
 const keyFields = {
   keystore: z.string().min(1).optional(),
-  password_env: envName().default("AGENTGPT_KEYSTORE_PASSWORD"),
+  password_env: envName().optional(),
+  password_file: z.string().min(1).optional(),
   key_env: envName().optional(),
 };
-const oneKey = (s: { keystore?: string | undefined; key_env?: string | undefined }) => (s.keystore === undefined) !== (s.key_env === undefined);
+type KeyFields = { keystore?: string | undefined; password_env?: string | undefined; password_file?: string | undefined; key_env?: string | undefined };
+const oneKey = (s: KeyFields) => (s.keystore === undefined) !== (s.key_env === undefined);
 const oneKeyMessage = "give either keystore: (an encrypted JSON keystore) or key_env: (development only), not both or neither";
+const onePassword = (s: KeyFields) => s.password_env === undefined || s.password_file === undefined;
+const onePasswordMessage = "give the keystore's password either by password_env: (a variable) or by password_file: (a file), not both";
+const keyOf = (s: KeyFields): Omit<SignerConfig, "retiring"> => ({
+  keystore: s.keystore,
+  passwordEnv: s.password_env ?? DEFAULT_PASSWORD_ENV,
+  ...(s.password_file === undefined ? {} : { passwordFile: s.password_file }),
+  keyEnv: s.key_env,
+});
 
 const retiringSection = () =>
   z
     .strictObject(keyFields)
     .refine(oneKey, { message: oneKeyMessage })
-    .transform((s): Omit<SignerConfig, "retiring"> => ({ keystore: s.keystore, passwordEnv: s.password_env, keyEnv: s.key_env }));
+    .refine(onePassword, { message: onePasswordMessage, path: ["password_file"] })
+    .transform(keyOf);
 
 export const signerSection = () =>
   z
     .strictObject({ ...keyFields, retiring: retiringSection().optional() })
     .refine(oneKey, { message: oneKeyMessage })
+    .refine(onePassword, { message: onePasswordMessage, path: ["password_file"] })
     .refine((s) => s.retiring === undefined || s.retiring.keystore === undefined || s.retiring.keystore !== s.keystore, {
       message: "retiring: is the key being replaced; it cannot be the same keystore as the signer",
       path: ["retiring", "keystore"],
     })
-    .transform((s): SignerConfig => ({ keystore: s.keystore, passwordEnv: s.password_env, keyEnv: s.key_env, retiring: s.retiring }));
+    .transform((s): SignerConfig => ({ ...keyOf(s), retiring: s.retiring }));
 
 const feeFields = {
   max_fee: gasPrice().optional(),

@@ -134,7 +134,7 @@ function render(body) {
 
   const t = report.total;
   setCard("settled", `${units(t.settled.amount)} ${symbol}`, `${report.groups.filter((g) => g.settled.requests > 0).length} ${title.toLowerCase()}(s)`);
-  setCard("requests", count(t.settled.requests), `mean latency ${latency(t.settled.requests, t.settled.latencyMsTotal)}`);
+  setCard("requests", count(t.settled.requests), `mean duration ${latency(t.settled.requests, t.settled.latencyMsTotal)}`);
   setCard("pending", `${milli(t.pending.amountMilli)} ${symbol}`, `${count(t.pending.requests)} requests not yet settled`);
   setCard("in-dispute", `${units(t.inDispute.amount)} ${symbol}`, `${count(t.inDispute.rows)} row(s); refunded ${units(t.refunded)} ${symbol}`);
   const reasons = Object.entries(t.rejected.reasons).map(([reason, n]) => `${reason} ${n}`).join(", ");
@@ -268,7 +268,7 @@ function renderCharts(report) {
         { type: "bar", label: "requests", data: series.total.requests, backgroundColor: "#9db4ea", yAxisID: "y", order: 2 },
         {
           type: "line",
-          label: "mean latency (ms)",
+          label: "mean call duration (ms)",
           data: series.total.requests.map((n, i) => (n === 0 ? null : Math.round(series.total.latencyMsTotal[i] / n))),
           borderColor: "#e15759",
           backgroundColor: "#e15759",

@@ -150,6 +150,22 @@ ${dashboard}
     expect(logs).to.not.include("second-token");
   });
 
+  it("answers a malformed cookie (bad percent-encoding) with the 401 of a missing token, and logs no error", async function () {
+    const port = await start({ DASH_TEST_TOKENS: TOKEN });
+    const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+    for (const value of ["%E0%A4%A", "%", "abc%zz"]) {
+      const answer = await get(url("/api/report"), { headers: { cookie: `other=1; ${COOKIE_NAME}=${value}` } });
+      expect(answer.status, value).to.equal(401);
+      expect(JSON.parse(answer.body.toString()), value).to.deep.include({ error: "unauthorized" });
+      expect(answer.headers["www-authenticate"], value).to.equal('Bearer realm="agentgpt-dashboard"');
+    }
+    // a malformed cookie does not hide a valid bearer token either
+    const bearer = await get(url("/api/health"), { headers: { cookie: `${COOKIE_NAME}=%`, authorization: `Bearer ${TOKEN}` } });
+    expect(bearer.status).to.equal(200);
+    expect(logs).to.not.include("unexpected error");
+    expect(logs).to.not.include('"level":50');
+  });
+
   it("is read-only, checks its parameters, serves Chart.js from node_modules, and sends strict headers", async function () {
     const port = await start({}, "dashboard: { port: 0 }");
     const url = (path: string) => `http://127.0.0.1:${port}${path}`;
@@ -171,6 +187,9 @@ ${dashboard}
 
     const page = await get(url("/"));
     expect(page.status).to.equal(200);
+    // one measure, named: a call's whole duration (not time to first token for some calls and duration for others)
+    expect(page.body.toString()).to.include(">Mean duration</th>");
+    expect(page.body.toString()).to.not.include(">Latency</th>");
     expect(page.headers["content-security-policy"]).to.match(/default-src 'none'; script-src 'self';/);
     expect(page.headers["x-content-type-options"]).to.equal("nosniff");
     expect(page.headers["cache-control"]).to.equal("no-store");

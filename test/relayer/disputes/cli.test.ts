@@ -272,9 +272,14 @@ describe("agentgpt dispute / reconcile over intervals (CLI against a hardhat nod
     const envC = { ...env, AGENTGPT_PRIVATE_KEY: c.privateKey };
     const before = await suite.router.balanceOf(c.address);
     const open = ["dispute", "--payer", c.address, "--provider", "groq", "--model", "mixtral-8x22b", "--calls-from", String(callsFrom), "--no-wait"];
-    const opened = await agentgpt(open, envC);
-    expect(opened.code, opened.stdout + opened.stderr).to.equal(0);
+    // opened and waited for: still open at --timeout is exit 3, never 0
+    const opened = await agentgpt([...open.slice(0, -1), "--timeout", "2s"], envC);
     const id = /Dispute (0x[0-9a-f]{64}) opened/.exec(opened.stdout)![1]!;
+    expect(refused(opened, 3)).to.contain(`dispute ${id} is still open after 2 s; follow it with: agentgpt dispute status --id ${id}`);
+    // waiting the whole timeout for a dispute that does not exist is no success either
+    const missing = `0x${"cd".repeat(32)}`;
+    const none = await agentgpt(["dispute", "wait", "--id", missing, "--timeout", "1s"], env);
+    expect(refused(none, 2)).to.contain(`dispute ${missing} does not exist on this router (chain ${suite.chainId}): check --id and --chain`);
     const info = await suite.router.disputeInfo(id);
     expect(await suite.router.balanceOf(c.address)).to.equal(before - BOND);
 

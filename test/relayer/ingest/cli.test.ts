@@ -3,7 +3,9 @@
  * relayer unbillable / reprice, and litellm config.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 
 import { expect } from "chai";
@@ -147,11 +149,76 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
   });
 
   it("relayer check prints what the configuration means", async function () {
-    const result = await agentgpt(["relayer", "check", "--config", join(REPO, "config", "relayer.example.yaml")], { REDIS_URL: "" });
-    expect(result.code).to.equal(0);
+    const result = await agentgpt(["relayer", "check", "--config", join(REPO, "config", "relayer.example.yaml")], { REDIS_URL: "", AGENTGPT_INGEST_TOKENS: TOKEN });
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.include("start requirements (tokens, keys, variables):\n  ingest: 1 bearer token(s) for LiteLLM\n");
     expect(result.stdout).to.include("  mission_critical: model gpt-4-turbo, 0.12 AGPT per 1k tokens, providers openai, anyscale, together-ai\n");
     expect(result.stdout).to.include("  cost_optimized: model mixtral-8x22b, 0.0085 AGPT per 1k tokens, providers groq, firework-ai, deepinfra\n");
     expect(result.stdout).to.include("  anthropic settles on polygon\n");
+  });
+
+  it("relayer check refuses what start refuses (no bearer token, a dashboard open without a token, a missing key password), with start's message", async function () {
+    const prefix = uniquePrefix("cli");
+    const dir = writeConfig(prefix).replace(/relayer\.yaml$/, "");
+    const noToken = join(dir, "no-token.yaml");
+    writeFileSync(noToken, `include: [${join(REPO, "config", "litellm-router.yaml")}]\nchains: { arbitrum: {} }\nredis: { prefix: ${prefix} }\n`);
+    const started = await agentgpt(["relayer", "start", "--config", noToken], { AGENTGPT_INGEST_TOKENS: "" });
+    const checked = await agentgpt(["relayer", "check", "--config", noToken], { AGENTGPT_INGEST_TOKENS: "" });
+    expect(started.code).to.equal(2);
+    expect([checked.code, checked.stdout, checked.stderr]).to.deep.equal([2, "", started.stderr]);
+    expect(checked.stderr).to.match(/^agentgpt: no bearer token is configured: set AGENTGPT_INGEST_TOKENS=/);
+
+    const base = `include: [${join(REPO, "config", "litellm-router.yaml")}]\nredis: { prefix: ${prefix} }\n`;
+    const openDashboard = join(dir, "open-dashboard.yaml");
+    writeFileSync(openDashboard, `${base}chains: { arbitrum: {} }\ndashboard: { host: 0.0.0.0, allow_remote: true, tokens_env: CHECK_TEST_DASH_TOKENS }\n`);
+    const dash = await agentgpt(["relayer", "check", "--config", openDashboard], { AGENTGPT_INGEST_TOKENS: TOKEN, CHECK_TEST_DASH_TOKENS: "" });
+    expect(dash.code).to.equal(2);
+    expect(dash.stderr).to.match(/^agentgpt: dashboard\.allow_remote is true but no token is set: set CHECK_TEST_DASH_TOKENS=<token>/);
+
+    const keystore = join(dir, "keystore.yaml");
+    writeFileSync(
+      keystore,
+      `${base}chains: { arbitrum: { rpc_urls: ["http://127.0.0.1:1"] } }\nsettler: { signer: { key_env: CHECK_TEST_RELAYER_KEY } }\n`,
+    );
+    const key = await agentgpt(["relayer", "check", "--config", keystore], { AGENTGPT_INGEST_TOKENS: TOKEN, CHECK_TEST_RELAYER_KEY: "" });
+    expect(key.code).to.equal(2);
+    expect(key.stderr).to.equal("agentgpt: settler signer: set CHECK_TEST_RELAYER_KEY to the relayer's private key (development only)\n");
+    const ok = await agentgpt(["relayer", "check", "--config", keystore], {
+      AGENTGPT_INGEST_TOKENS: TOKEN,
+      CHECK_TEST_RELAYER_KEY: "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    });
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.include("  settler arbitrum: signs with 0x70997970C51812dc3A010C7d01b50e0d17dc79C8\n");
+  });
+
+  it("a port in use: one line naming the port, its config key and the fix, exit 2 (ingest and dashboard)", async function () {
+    const blocker = createServer();
+    blocker.listen(0, "127.0.0.1");
+    await once(blocker, "listening");
+    const busy = (blocker.address() as AddressInfo).port;
+    const prefix = uniquePrefix("cli");
+    try {
+      const ingestBusy = writeConfig(prefix);
+      writeFileSync(ingestBusy, readFileSync(ingestBusy, "utf8").replace("  port: 0\n", `  port: ${busy}\n`));
+      const ingest = await agentgpt(["relayer", "start", "--config", ingestBusy]);
+      expect(ingest.code, ingest.stderr).to.equal(2);
+      expect(ingest.stderr).to.equal(
+        `agentgpt: server.port: 127.0.0.1:${busy} is already in use by another process: stop that process (another relayer?), or set server.port in ${ingestBusy} (or --port) to a free port\n`,
+      );
+
+      const dashboardBusy = writeConfig(prefix, { extra: `dashboard: { host: 127.0.0.1, port: ${busy} }` });
+      const dashboard = await agentgpt(["relayer", "start", "--config", dashboardBusy]);
+      expect(dashboard.code, dashboard.stderr).to.equal(2);
+      expect(dashboard.stderr).to.equal(
+        `agentgpt: dashboard.port: 127.0.0.1:${busy} is already in use by another process: stop that process (another relayer?), or set dashboard.port in ${dashboardBusy} to a free port\n`,
+      );
+      expect(ingest.stderr + dashboard.stderr).to.not.include("unexpected error");
+    } finally {
+      blocker.close();
+      const redis = testRedis();
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
   });
 
   it("relayer unbillable and reprice: list the kept calls, then queue them once a payer rule exists", async function () {
@@ -174,6 +241,18 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       const json = JSON.parse(listed.stdout) as { counts: Record<string, number>; records: Array<{ id: string; reason: string }> };
       expect(json.counts["no_payer"]).to.equal(1);
       expect(json.records.map((record) => [record.id, record.reason])).to.deep.equal([[stray["id"], "no_payer"]]);
+
+      const text = await agentgpt(["relayer", "unbillable", "--config", fixedFile]);
+      expect(text.stdout.split("\n").slice(0, 8)).to.deep.equal([
+        "no_payer           1",
+        "payer_not_allowed  0",
+        "failed_call        0",
+        "zero_usage         0",
+        "cache_hit          0",
+        "unknown_route      0",
+        "unpriced           0",
+        "per_request        0",
+      ]);
 
       const repriced = await agentgpt(["relayer", "reprice", "--config", fixedFile]);
       expect(repriced.stdout).to.equal("examined 1, queued 1, still unbillable 0\n");

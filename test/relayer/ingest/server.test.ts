@@ -61,7 +61,7 @@ function gpt4Receipt(receivedAt: number): Receipt {
     capped: false,
     startTime: 1718035200412,
     endTime: 1718035207982,
-    latencyMs: 7569,
+    latencyMs: 7570,
     cacheHit: false,
     litellmCallId: "4f1d0c2e-8b7a-4a51-9d0e-2f6b1c7e3a90",
     litellmId: "chatcmpl-9YqL3kZx1N7fPpJ2a8Wc0rTqGvH5e",
@@ -95,7 +95,7 @@ function mixtralReceipt(receivedAt: number): Receipt {
     responseCostUsd: "0.0003",
     startTime: 1718035400003,
     endTime: 1718035400771,
-    latencyMs: 769,
+    latencyMs: 768,
     litellmCallId: "c8e2a1f0-7d6b-4c5a-9e8f-0a1b2c3d4e5f",
     litellmId: "chatcmpl-5e0b3c1a-9f2d-4e8b-a7c6-1d0e9f8a7b6c",
     litellmModel: "groq/mixtral-8x7b-32768",
@@ -198,7 +198,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
     const noPayer = call({}, { user_api_key_alias: "someone-else" });
     const stranger = call({}, { user_api_key_alias: "partner-gateway", spend_logs_metadata: { wallet: STRANGER_WALLET } });
     const partner = call({}, { user_api_key_alias: "partner-gateway", requester_metadata: { wallet: PARTNER_WALLET } });
-    const zero = call({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 });
+    const zero = call({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, response_cost: 0 }); // a cost without tokens is per_request
     const cached = call({ cache_hit: true, response_cost: 0, id: "chatcmpl-x_cache_hit1718035300.1" });
     const unknown = call({ model: "openai/gpt-4o", model_group: "gpt-4o" });
     const azure = call({ custom_llm_provider: "azure", model: "azure/gpt-4-turbo" });
@@ -226,6 +226,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
       cache_hit: [cached["id"]],
       unknown_route: [unknown["id"], azure["id"]].sort(),
       unpriced: [],
+      per_request: [],
     });
     expect(contents.unbillable.unknown_route.map((record) => record.detail).sort()).to.deep.equal([
       "no route for model_group=gpt-4o, model=openai/gpt-4o",
@@ -239,6 +240,7 @@ describe("relayer/ingest POST /litellm/spend", function () {
       cache_hit: 1,
       unknown_route: 2,
       unpriced: 0,
+      per_request: 0,
     });
     expect(await metric(ingest.url, 'agentgpt_ingest_unbillable_kept{reason="unknown_route"}')).to.equal(2);
   });
@@ -504,6 +506,28 @@ describe("relayer/ingest POST /litellm/spend", function () {
     }
     const stats = await ingest.runtime.queue.store.stats();
     expect([stats.queued, stats.duplicates]).to.deep.equal([1, 1]);
+  });
+
+  it("keeps a call priced per request (a cost, no tokens) as per_request, never billed and never lost as zero_usage", async function () {
+    ingest = await startTestIngest({
+      routes: 'routes:\n  - route: metered\n    model: dall-e-3\n    pricing: response_cost\n    providers: [openai]\n',
+    });
+    const image = call({ call_type: "image_generation", model: "dall-e-3", model_group: "dall-e-3", prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, response_cost: 0.04 });
+    const speech = call({ call_type: "speech", prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, response_cost: "0.015" });
+    const nothing = call({ call_type: "image_generation", model: "dall-e-3", model_group: "dall-e-3", prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, response_cost: 0 });
+    const answer = await ingest.post(JSON.stringify([image, speech, nothing]));
+    expect(answer.status).to.equal(200);
+    expect(answer.body).to.deep.include({ queued: 0, unbillable: 3, unbillableReasons: { zero_usage: 1, per_request: 2 } });
+    const contents = await queueContents(ingest.runtime.queue);
+    expect(contents.unbillable.per_request.map((record) => [record.id, record.detail]).sort()).to.deep.equal(
+      [
+        [image["id"], "priced per request by LiteLLM (image_generation, response_cost 0.04 USD) with no tokens: AutoPayLLM bills tokens, so it is not charged"],
+        [speech["id"], "priced per request by LiteLLM (speech, response_cost 0.015 USD) with no tokens: AutoPayLLM bills tokens, so it is not charged"],
+      ].sort(),
+    );
+    expect(contents.unbillable.zero_usage.map((record) => record.id)).to.deep.equal([nothing["id"]]);
+    expect((await ingest.runtime.queue.store.unbillableCounts()).per_request).to.equal(2);
+    expect(await metric(ingest.url, 'agentgpt_ingest_unbillable_kept{reason="per_request"}')).to.equal(2);
   });
 
   it("prices a response_cost route from LiteLLM's USD cost and settles it on the provider's chain", async function () {

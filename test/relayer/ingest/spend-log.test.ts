@@ -13,6 +13,17 @@ function reasonOf(entry: unknown): string {
 
 describe("relayer/ingest spend logs", function () {
   describe("spendLogParser", function () {
+    it("measures every call's whole duration, streaming included: never LiteLLM's response_time (time to first token for a stream)", function () {
+      // a stream: first token after 0.35 s, last after 4.2 s; LiteLLM's response_time is the 0.35 s
+      const stream = parse(call({ startTime: 1718035200.0, completionStartTime: 1718035200.35, endTime: 1718035204.2, response_time: 0.35, stream: true }));
+      const whole = parse(call({ startTime: 1718035200.0, endTime: 1718035204.2, response_time: 4.2 }));
+      expect(stream.ok && stream.log.latencyMs).to.equal(4200);
+      expect(whole.ok && whole.log.latencyMs).to.equal(4200);
+      // without endTime, response_time is all there is
+      const noEnd = parse(call({ startTime: 1718035200.0, endTime: null, response_time: 1.25 }));
+      expect(noEnd.ok && noEnd.log.latencyMs).to.equal(1250);
+    });
+
     it("reduces the real success fixture to the billing fields", function () {
       const result = parse(fixture("01_openai_gpt4_turbo_success"));
       expect(result).to.deep.equal({
@@ -32,7 +43,7 @@ describe("relayer/ingest spend logs", function () {
           responseCostUsd: "0.0239",
           startTime: 1718035200412,
           endTime: 1718035207982,
-          latencyMs: 7569,
+          latencyMs: 7570,
           cacheHit: false,
           keyHash: "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b",
           keyAlias: "prod-backend",

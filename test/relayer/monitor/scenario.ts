@@ -85,6 +85,7 @@ function entry(call: Call, id: string): Record<string, unknown> {
   e.completion_tokens = call.tokens - prompt;
   e.total_tokens = call.tokens;
   e.response_time = call.latencyMs / 1000;
+  e.endTime = Number(e.startTime) + call.latencyMs / 1000; // the relayer measures a call start to end
   e.messages = [{ role: "user", content: "hi" }];
   e.response = {};
   e.model_map_information = null;
