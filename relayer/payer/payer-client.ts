@@ -36,7 +36,11 @@ const PERMIT_ABI = [
   "function nonces(address) view returns (uint256)",
   "function DOMAIN_SEPARATOR() view returns (bytes32)",
   "function eip712Domain() view returns (bytes1, string, string, uint256, address, bytes32, uint256[])",
+  "function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)",
 ];
+
+/** A permit's validity by default: an hour of chain time. */
+export const DEFAULT_PERMIT_SECONDS = 3600;
 
 export class PayerClient {
   constructor(
@@ -133,6 +137,19 @@ export class PayerClient {
     return this.send(token.getFunction("approve")(this.routerAddress, amount));
   }
 
+  /**
+   * Sets the router's allowance to `amount` with a signed EIP-2612 permit (valid `validFor` seconds of chain time),
+   * submitted by the payer itself: `approve` by signature, for tokens and wallets that prefer one. Refuses a token
+   * without a permit, naming `agentgpt payer approve`.
+   */
+  async permit(amount: bigint, validFor = DEFAULT_PERMIT_SECONDS): Promise<TxResult & { deadline: bigint }> {
+    if (amount < 0n) throw new PayerError("INVALID_AMOUNT", "--amount: an allowance cannot be negative");
+    if (!Number.isSafeInteger(validFor) || validFor < 1) throw new PayerError("INVALID_AMOUNT", "--deadline: must be at least 1 second");
+    const { v, r, s, deadline, token } = await this.signPermit(amount, validFor);
+    const submit = token.getFunction("permit")(this.account, this.routerAddress, amount, deadline, v, r, s);
+    return { ...(await this.send(submit as Promise<{ hash: string; wait(confirms?: number): Promise<unknown> }>)), deadline };
+  }
+
   /** Sets the payer's own daily ceiling (UTC days); 0 removes it. */
   async setDailyCap(cap: bigint): Promise<TxResult> {
     if (cap < 0n) throw new PayerError("INVALID_AMOUNT", "--cap: a cap cannot be negative");
@@ -148,8 +165,8 @@ export class PayerClient {
     return this.send(this.suite.autoPayLLM.connect(this.writer()).setAutoRefill(threshold, amount));
   }
 
-  /** An EIP-2612 permit of `amount` to the router, valid for an hour of chain time. */
-  private async signPermit(amount: bigint) {
+  /** An EIP-2612 permit of `amount` to the router, valid for `validFor` seconds of chain time (default an hour). */
+  private async signPermit(amount: bigint, validFor = DEFAULT_PERMIT_SECONDS) {
     const signer = this.writer();
     const token = new Contract(await this.suite.paymentToken.getAddress(), PERMIT_ABI, signer);
     let name: string;
@@ -172,7 +189,7 @@ export class PayerClient {
     }
     const { chainId } = await signer.provider!.getNetwork();
     const latest = await signer.provider!.getBlock("latest");
-    const deadline = BigInt((latest?.timestamp ?? Math.floor(Date.now() / 1000)) + 3600);
+    const deadline = BigInt((latest?.timestamp ?? Math.floor(Date.now() / 1000)) + validFor);
     const signature = await signer.signTypedData(
       { name, version, chainId, verifyingContract: await token.getAddress() },
       {
@@ -187,7 +204,7 @@ export class PayerClient {
       { owner: this.account, spender: this.routerAddress, value: amount, nonce, deadline },
     );
     const { v, r, s } = Signature.from(signature);
-    return { v, r, s, deadline };
+    return { v, r, s, deadline, token };
   }
 
   private writer(): Signer {

@@ -6,6 +6,7 @@
  *   agentgpt payer deposit --amount "500 AGPT" [--no-permit]
  *   agentgpt payer withdraw --amount "100 AGPT" | --all
  *   agentgpt payer approve --amount "1000 AGPT"
+ *   agentgpt payer permit --amount "1000 AGPT" [--deadline 1h]
  *   agentgpt payer cap --daily "50 AGPT" | --none
  *   agentgpt payer refill --threshold "20 AGPT" --amount "100 AGPT" | --off
  */
@@ -13,6 +14,7 @@ import type { Command } from "commander";
 import { getAddress } from "ethers";
 
 import { AmountError, formatTokenAmount, parseTokenAmount } from "../../config/amount.js";
+import { parseDurationMs } from "../../config/units.js";
 import { PayerClient, PayerError, type PayerStatus } from "../../payer/index.js";
 import { openSession, print, runCommand, withChainOptions, withConfirmations, type ChainOptions } from "../chain-session.js";
 import { UserError } from "../errors.js";
@@ -102,6 +104,28 @@ export function register(program: Command): void {
         const value = amount("--amount", options.amount, p);
         const { hash, block } = await p.approve(value);
         print([`Allowance set to ${formatTokenAmount(value, p.unit)} in ${hash} (block ${block}).`]);
+      }),
+    );
+
+  withConfirmations(withChainOptions(payer.command("permit")))
+    .description("set the router's allowance with a signed EIP-2612 permit instead of an approve transaction")
+    .requiredOption("--amount <amount>", 'e.g. "1000 AGPT" ("0 AGPT" revokes)')
+    .option("--deadline <duration>", 'how long the signature stays valid, in chain time, e.g. "1h" or "600s"', "1h")
+    .action(
+      run(async (options: ChainOptions & { amount: string; deadline: string }) => {
+        let validFor: number;
+        try {
+          validFor = parseDurationMs(options.deadline) / 1000;
+        } catch (error) {
+          throw new UserError(`--deadline: ${(error as Error).message}`, 2, { cause: error });
+        }
+        if (!Number.isInteger(validFor) || validFor < 1) throw new UserError(`--deadline "${options.deadline}": give whole seconds, at least 1s`);
+        const p = await client(options);
+        const value = amount("--amount", options.amount, p);
+        const { hash, block, deadline } = await p.permit(value, validFor);
+        print([
+          `Allowance set to ${formatTokenAmount(value, p.unit)} by permit (signed until ${new Date(Number(deadline) * 1000).toISOString()}) in ${hash} (block ${block}).`,
+        ]);
       }),
     );
 

@@ -104,6 +104,23 @@ describe("agentgpt payer and provider (CLI against a hardhat node)", function ()
     );
   });
 
+  it("sets the router's allowance by a signed permit (payer permit), then deposits against it without another permit", async function () {
+    const agpt = AGPTToken__factory.connect((await loadDeployment(31337, { deploymentsDir: node.deploymentsDir })).addresses.agpt, provider);
+    const router = AutoPayLLM__factory.connect(routerAddress, provider);
+    const nonce = await agpt.nonces(payer.address);
+    const before = await router.accountOf(payer.address);
+    expect(refused(await agentgpt(["payer", "permit", "--amount", "250 AGPT", "--deadline", "0s"], KEYS.payer))).to.contain("--deadline");
+    expect(refused(await agentgpt(["payer", "permit", "--amount", "250"], KEYS.payer))).to.match(/--amount: "250" is not an amount/);
+    expect(ok(await agentgpt(["payer", "permit", "--amount", "250 AGPT", "--deadline", "10m"], KEYS.payer))).to.match(
+      /Allowance set to 250 AGPT by permit \(signed until \S+\) in 0x[0-9a-f]{64}/,
+    );
+    expect(await agpt.allowance(payer.address, routerAddress)).to.equal(250n * AGPT);
+    expect(await agpt.nonces(payer.address)).to.equal(nonce + 1n);
+    ok(await agentgpt(["payer", "deposit", "--amount", "100 AGPT", "--no-permit"], KEYS.payer));
+    expect((await router.accountOf(payer.address)).deposit_).to.equal(before.deposit_ + 100n * AGPT);
+    expect(await agpt.allowance(payer.address, routerAddress)).to.equal(150n * AGPT);
+  });
+
   it("gets a provider paid: release after the window (anyone, twice harmless), then the payee withdraws", async function () {
     const router = AutoPayLLM__factory.connect(routerAddress, new Wallet(KEYS.relayer, provider));
     const charge = { user: payer.address, provider: 1, model: 1, tokens: 100_000n, amount: 12n * AGPT };
