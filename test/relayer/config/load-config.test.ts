@@ -205,8 +205,12 @@ describe("relayer/config loadRelayerConfig", function () {
       `${join(dir, "relayer.yaml")}:5:5 payers[0].payer overrides ${join(dir, "operator.yaml")}:12:5 payers[0].payer (later sources win)`,
     ]);
 
-    // `relayer check` prints them
-    const check = spawnSync(process.execPath, [join(REPO, "bin", "agentgpt.mjs"), "relayer", "check", "--config", join(dir, "relayer.yaml")], { cwd: REPO, encoding: "utf8" });
+    // `relayer check` prints them (it also checks what `start` needs: an ingest token)
+    const check = spawnSync(process.execPath, [join(REPO, "bin", "agentgpt.mjs"), "relayer", "check", "--config", join(dir, "relayer.yaml")], {
+      cwd: REPO,
+      encoding: "utf8",
+      env: { ...process.env, AGENTGPT_INGEST_TOKENS: "check-token-0123456789abcdef" },
+    });
     expect(check.status, check.stderr).to.equal(0);
     expect(check.stdout).to.include(`warning: ${overrides[0]}\n`);
     expect(check.stdout).to.include("  reasoning: model o1-preview, 0.6 AGPT per 1k tokens, providers openai\n");
