@@ -2,6 +2,7 @@
  * The receipts archive: one file per batch, `<dir>/<chain>/<batchId>.json`, written atomically (temporary file,
  * fsync, rename, fsync of the directory) before the batch is sent, so a batch on-chain always has its file.
  */
+import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, readdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -18,7 +19,7 @@ export class Archive {
     const folder = join(this.dir, chain);
     await mkdir(folder, { recursive: true });
     const path = this.pathOf(chain, batchId);
-    const temporary = `${path}.${process.pid}.tmp`;
+    const temporary = `${path}.${process.pid}.${randomUUID()}.tmp`; // two writers (one process or two) never share it
     const file = await open(temporary, "w");
     try {
       await file.writeFile(bytes);

@@ -3,7 +3,10 @@
  * the usage bucket of its calls (`callsFrom`, from its batch file), so a batch settled late is judged by its calls'
  * time.
  *
- * One process per chain holds the lease (lease.ts); it alone signs with the chain's key. Each batch moves through
+ * One process per chain holds the lease (lease.ts); it alone signs with the chain's key, and its ledger writes are
+ * fenced with the lease's token (a settler paused past its lease writes nothing once another took over). A standby
+ * asks for the lease every `pollMs` (and every `leaseTtlMs / 3`) and takes over within `leaseTtlMs + leaseTtlMs / 3`
+ * of the holder's last renewal (20 s with the defaults). Each batch moves through
  * queued -> signed -> sent -> mined -> final in the ledger (settlement-store.ts), and every step is recorded before
  * its side effect, so a crash at any point resumes without charging twice:
  * - before signing, the chain is asked whether the batch id is already settled (a crash between send and record,
@@ -40,7 +43,7 @@ import { failpoint } from "../chaos/failpoint.js";
 import type { ChainGuard } from "./chain-guard.js";
 import { bumpedFees, FeeCeilingError, initialFees, type FeePolicy, type Fees } from "./fees.js";
 import { JsonRpcError } from "./json-rpc.js";
-import { Lease } from "./lease.js";
+import { FencedError, Lease } from "./lease.js";
 import { decodeOutcome, type RpcLog, type SettlementOutcome } from "./outcome.js";
 import { SideSender, type SideCalls } from "./side-calls.js";
 import { classifySendError, revertOf } from "./rpc-errors.js";
@@ -165,7 +168,10 @@ export class Settler {
     this.maxInFlight = options.maxInFlight ?? 4;
     this.gasLimitPercent = BigInt(options.gasLimitPercent ?? 125);
     this.lookback = options.logLookbackBlocks ?? 100_000;
-    this.lease = new Lease(options.store.redis, options.store.key("lease"), options.leaseTtlMs ?? 15_000);
+    this.lease = new Lease(options.store.redis, options.store.key("lease"), options.leaseTtlMs ?? 15_000, {
+      label: `settler of chain ${options.store.chain}`,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
     this.side =
       options.side === undefined
         ? null
@@ -224,6 +230,7 @@ export class Settler {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.lease.start(); // renewed on its own timer too, so a slow pass does not outlive the lease
     this.stopped = this.loop();
   }
 
@@ -263,9 +270,15 @@ export class Settler {
           }
         }
       } catch (error) {
-        // a pass that fails because the chain is not the one we started on says so once, not every second
-        await checkChain();
-        if (problem === null) this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
+        if (error instanceof FencedError) {
+          // paused past the lease and another settler took over: nothing was written; stand by
+          this.options.logger?.warn({ lease: this.lease.key, err: error.message }, "another settler took the lease over: this pass wrote nothing more; standing by");
+          this.signersReported = false;
+        } else {
+          // a pass that fails because the chain is not the one we started on says so once, not every second
+          await checkChain();
+          if (problem === null) this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
+        }
       }
       backoff = problem === null ? 0 : backoff + 1;
       const delay = problem === null ? this.pollMs : Math.min(this.pollMs * 2 ** backoff, this.options.maxBackoffMs ?? 30_000);
@@ -292,8 +305,12 @@ export class Settler {
     return found;
   }
 
-  /** One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools. */
+  /**
+   * One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools.
+   * Run by the lease holder: from its first pass on, its ledger writes are fenced with the lease's token.
+   */
   async pass(): Promise<void> {
+    this.options.store.fence ??= { fenceKey: this.lease.fenceKey, token: () => this.lease.token };
     await this.batchPass();
     if (this.side !== null && this.lease.held && this.running) await this.side.pass(() => this.lease.held && this.running);
   }

@@ -28,7 +28,9 @@
  *   stuck_after: 30s               # replace a transaction not mined after this long (default 30s)
  *   max_in_flight: 4               # batches signed or sent at once per chain (default 4)
  *   poll: 1s                       # ledger pass interval (default 1s)
- *   lease_ttl: 15s                 # the per-chain settler lease (default 15s)
+ *   lease_ttl: 15s                 # the per-chain leases of the settler, batcher and reconciler (default 15s): a
+ *                                  # holder renews every lease_ttl / 3; a standby takes over within lease_ttl +
+ *                                  # lease_ttl / 3 (20 s by default) of the holder's last renewal
  * ```
  */
 import { parseUnits } from "ethers";
