@@ -112,11 +112,15 @@ export class Lease {
     return false;
   }
 
-  /** Keeps the lease (holder) or keeps trying to take it (standby) every `renewMs` until stop(). */
-  start(): void {
+  /**
+   * Keeps the lease (holder) or keeps trying to take it (standby) every `renewMs` until stop(). While `wanted`
+   * says false (e.g. the holder cannot work: its chain is wrong) nothing is renewed, so the lease lapses and a
+   * healthy standby can take over.
+   */
+  start(wanted: () => boolean = () => true): void {
     if (this.timer !== null) return;
     const round = () => {
-      this.ticking = this.acquire()
+      this.ticking = (wanted() ? this.acquire() : Promise.resolve(this.held))
         .then((held) => this.report(held))
         .catch((error: unknown) => {
           this.report(this.held);

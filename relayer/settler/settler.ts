@@ -154,6 +154,8 @@ export class Settler {
   private readonly lookback: number;
   private readonly calls = new Map<string, SettleCall>();
   private running = false;
+  /** what is wrong with the chain (the guard's last answer): while set, the lease is not renewed */
+  private chainProblem: string | null = null;
   private stopped: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private readonly side: SideSender | null;
@@ -230,7 +232,8 @@ export class Settler {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.lease.start(); // renewed on its own timer too, so a slow pass does not outlive the lease
+    // renewed on its own timer too, so a slow pass does not outlive the lease; not while the chain is wrong here
+    this.lease.start(() => this.running && this.chainProblem === null);
     this.stopped = this.loop();
   }
 
@@ -252,6 +255,7 @@ export class Settler {
       const found = await this.options.guard.problem().catch(() => null);
       nextCheck = Date.now() + healthCheckMs;
       problem = this.reportHealth(problem, found);
+      this.chainProblem = problem;
     };
     while (this.running) {
       try {
