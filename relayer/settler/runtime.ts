@@ -17,7 +17,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 
 import type { Worker } from "bullmq";
-import { Interface, type Wallet } from "ethers";
+import { Interface } from "ethers";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
@@ -38,7 +38,7 @@ import { Lease } from "./lease.js";
 import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
 import { inFlightOn, Settler } from "./settler.js";
-import { loadSigningKey, SigningKeyError } from "./signing-key.js";
+import { loadSigningKey, SigningKeyError, type SettlerSigner } from "./signing-key.js";
 
 /** Arbitrum One, Nova and Sepolia: no public mempool, so a stuck transaction is resubmitted, not bumped. */
 const ARBITRUM_CHAIN_IDS = new Set([42161, 42170, 421614]);
@@ -106,6 +106,8 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
   const workerConnections: Redis[] = [];
+  /** each chain's keys in use: their device sessions are closed when replaced (after the settler applied the new ones) or at stop */
+  const keysInUse = new Map<string, ChainKeys>();
   const stopAll = async () => {
     await Promise.all(workers.map((worker) => worker.close()));
     // BullMQ leaves a connection it was given open: close the workers' own
@@ -115,6 +117,8 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       await chain.batcher?.stop();
       await chain.settler?.stop();
     }
+    for (const keys of keysInUse.values()) await keys.close();
+    keysInUse.clear();
     await redis.quit().catch(() => redis.disconnect());
   };
   try {
@@ -130,7 +134,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         );
         continue;
       }
-      const settlement = await startChain(config, chain, archive, redis, { ...options, stages });
+      const settlement = await startChain(config, chain, archive, redis, { ...options, stages }, (keys) => keysInUse.set(chain.name, keys));
       chains.push(settlement);
       settlement.settler?.start();
       settlement.release?.start();
@@ -177,23 +181,28 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         kept("the reloaded configuration has no signer for this chain (settler.signer or chains.<name>.signer)");
         continue;
       }
-      let keys: ChainKeys;
+      let loaded: ChainKeys;
       try {
-        keys = await loadChainKeys(signerConfig, next, options);
+        loaded = await loadChainKeys(signerConfig, next, options);
       } catch (error) {
         kept(error instanceof Error ? error.message : String(error));
         continue;
       }
+      const keys = loaded;
+      const refuse = (reason: string, fields: Record<string, unknown> = {}) => {
+        void keys.close();
+        kept(reason, fields);
+      };
       if (keys.wallet.address !== settler.activeSigner) {
         let granted: boolean;
         try {
           granted = await hasRelayerRole(settlement.rpc, settlement.router, keys.wallet.address);
         } catch (error) {
-          kept(`cannot ask the router whether ${keys.wallet.address} holds RELAYER_ROLE (${error instanceof Error ? error.message : String(error)}): reload again when the RPC answers`);
+          refuse(`cannot ask the router whether ${keys.wallet.address} holds RELAYER_ROLE (${error instanceof Error ? error.message : String(error)}): reload again when the RPC answers`);
           continue;
         }
         if (!granted) {
-          kept(`the new signer ${keys.wallet.address} has no RELAYER_ROLE on the router yet: grant it first (agentgpt keys rotate shows how), then reload again`, {
+          refuse(`the new signer ${keys.wallet.address} has no RELAYER_ROLE on the router yet: grant it first (agentgpt keys rotate shows how), then reload again`, {
             refused: keys.wallet.address,
           });
           continue;
@@ -206,7 +215,9 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
           );
         }
       }
-      settler.useKeys(keys.wallet, keys.retiring);
+      const previous = keysInUse.get(settlement.chain);
+      keysInUse.set(settlement.chain, keys);
+      settler.useKeys(keys.wallet, keys.retiring, () => void previous?.close());
       const retiring = keys.retiring.map((key) => key.address);
       log?.info({ active: keys.wallet.address, retiring }, "signing keys reloaded");
       results.push({ chain: settlement.chain, ok: true, active: keys.wallet.address, retiring });
@@ -234,6 +245,7 @@ export async function checkSettlementKeys(config: RelayerConfig, env: Readonly<R
       continue;
     }
     const keys = await loadChainKeys(signerConfig, config, { env });
+    await keys.close();
     const retiring = keys.retiring.length === 0 ? "" : `; retiring ${keys.retiring.map((key) => key.address).join(", ")}`;
     lines.push(`settler ${chain.name}: signs with ${keys.wallet.address}${retiring}`);
   }
@@ -241,24 +253,36 @@ export async function checkSettlementKeys(config: RelayerConfig, env: Readonly<R
 }
 
 interface ChainKeys {
-  wallet: Wallet;
-  retiring: Wallet[];
+  wallet: SettlerSigner;
+  retiring: SettlerSigner[];
+  /** closes the keys' device sessions or clients (PKCS#11, KMS); nothing for keystores */
+  close(): Promise<void>;
 }
 
 async function loadChainKeys(signerConfig: NonNullable<ChainConfig["signer"]>, config: RelayerConfig, options: StartSettlementOptions): Promise<ChainKeys> {
   const loadOptions = { ...(options.env ? { env: options.env } : {}), baseDir: dirname(config.files[0] ?? ".") };
   const key = await loadSigningKey(signerConfig, loadOptions);
   if (key.development) options.logger?.warn({ source: key.source }, "the settler signs with a raw key from the environment: development only");
-  let retiring: Wallet[] = [];
+  let retiring: SettlerSigner[] = [];
+  let closeRetiring: () => Promise<void> = async () => undefined;
   if (signerConfig.retiring !== undefined) {
     try {
-      retiring = [(await loadSigningKey(signerConfig.retiring, loadOptions)).wallet];
+      const old = await loadSigningKey(signerConfig.retiring, { ...loadOptions, label: "settler signer's retiring key" });
+      retiring = [old.wallet];
+      closeRetiring = () => old.close();
     } catch (error) {
-      if (error instanceof SigningKeyError) throw new SigningKeyError(error.message.replace(/^settler signer:/, "settler signer's retiring key:"));
+      await key.close().catch(() => undefined);
       throw error;
     }
   }
-  return { wallet: key.wallet, retiring };
+  options.logger?.info({ signer: key.wallet.address, source: key.source }, "settler key loaded");
+  return {
+    wallet: key.wallet,
+    retiring,
+    close: async () => {
+      await Promise.allSettled([key.close(), closeRetiring()]);
+    },
+  };
 }
 
 const ROLES = new Interface(["function hasRole(bytes32 role, address account) view returns (bool)"]);
@@ -275,6 +299,7 @@ async function startChain(
   archive: Archive,
   redis: Redis,
   options: StartSettlementOptions & { stages: SettlementStages },
+  onKeys: (keys: ChainKeys) => void,
 ): Promise<ChainSettlement> {
   const logger = options.logger?.child({ chain: chain.name });
   const rpc = new RpcPool(chain.rpcUrls, { ...(logger ? { logger } : {}) });
@@ -289,7 +314,7 @@ async function startChain(
   if (wrong !== null) throw new ChainError("WRONG_CHAIN", wrong);
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
   const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
-  const settler = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store }) : null;
+  const settler = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store }, onKeys) : null;
   const batcher = options.stages.batcher
     ? await startBatcher(config, chain, archive, { rpc, chainId, router, pool, store, settler: settler?.settler ?? null, ...(logger ? { logger } : {}) })
     : null;
@@ -356,11 +381,13 @@ async function startSettler(
   redis: Redis,
   options: StartSettlementOptions,
   parts: { rpc: RpcPool; chainId: number; router: string; guard: ChainGuard; store: SettlementStore },
+  onKeys: (keys: ChainKeys) => void,
 ): Promise<{ settler: Settler; release: ReleaseStage | null }> {
   const logger = options.logger?.child({ chain: chain.name });
   const { rpc, chainId, router, guard, store } = parts;
   const signerConfig = (chain.signer ?? config.settler.signer)!;
   const keys = await loadChainKeys(signerConfig, config, { ...options, ...(logger ? { logger } : {}) });
+  onKeys(keys);
   if (!(await hasRelayerRole(rpc, router, keys.wallet.address))) {
     logger?.warn({ signer: keys.wallet.address, router }, "the settler's key has no RELAYER_ROLE on the router: batches stay queued until it is granted");
   }

@@ -33,8 +33,10 @@
  * cannot be bumped: add that key as `retiring:` to finish it. `useKeys` swaps keys between passes (SIGHUP), and the
  * settler reports its keys in the ledger (`signers`), so a rotation revokes the old key only once it is drained.
  */
-import { Interface, Transaction, Wallet, getAddress } from "ethers";
+import { Interface, Transaction, getAddress } from "ethers";
 import type { Logger } from "pino";
+
+import type { SettlerSigner } from "../keys/signers/device-signer.js";
 
 import type { Charge } from "../batcher/rows-tree.js";
 import { Archive } from "../batcher/archive.js";
@@ -75,10 +77,10 @@ export interface SettlerOptions {
   archive: Archive;
   chainId: number;
   router: string;
-  /** the chain's signing key (decrypted once, at start): signs every new batch */
-  wallet: Wallet;
+  /** the chain's signing key (a keystore opened at start, or an HSM / KMS key): signs every new batch */
+  wallet: SettlerSigner;
   /** keys being rotated out: they only finish the transactions they signed (watch, bump, rebroadcast) */
-  retiring?: readonly Wallet[];
+  retiring?: readonly SettlerSigner[];
   fees: FeePolicy;
   /** blocks on top of the inclusion block before a batch is final (1 = final when mined) */
   confirmations: number;
@@ -139,10 +141,11 @@ export class Settler {
   readonly lease: Lease;
   private readonly contract = new Interface(ROUTER_ABI);
   private readonly router: string;
-  private wallet: Wallet;
-  private retiring: readonly Wallet[];
+  private wallet: SettlerSigner;
+  private retiring: readonly SettlerSigner[];
   private signer: string;
-  private nextKeys: { wallet: Wallet; retiring: readonly Wallet[] } | null = null;
+  private nextKeys: { wallet: SettlerSigner; retiring: readonly SettlerSigner[] } | null = null;
+  private releaseOnApply: Array<() => void> = [];
   private signersReported = false;
   private readonly senders = new Map<string, string>();
   private readonly unheldWarned = new Set<string>();
@@ -208,9 +211,12 @@ export class Settler {
   /**
    * Switches keys before the next pass (a pass in progress finishes with the keys it started with). The previous
    * active key should be among `retiring` while batches are in flight on it, or they can no longer be bumped.
+   * `release` is called once the keys are applied (no pass uses the previous ones any more): close their device
+   * sessions there.
    */
-  useKeys(wallet: Wallet, retiring: readonly Wallet[] = []): void {
+  useKeys(wallet: SettlerSigner, retiring: readonly SettlerSigner[] = [], release?: () => void): void {
     this.nextKeys = { wallet, retiring: retiring.filter((key) => key.address !== wallet.address) };
+    if (release !== undefined) this.releaseOnApply.push(release);
     this.wake?.();
   }
 
@@ -620,6 +626,9 @@ export class Settler {
     this.signer = next.wallet.address;
     this.signersReported = false;
     this.options.logger?.info({ active: this.signer, previous, retiring: this.retiringSigners }, "settler keys changed: new batches are signed with the active key");
+    const release = this.releaseOnApply;
+    this.releaseOnApply = [];
+    for (const done of release) done();
   }
 
   /** Logs once per retiring key when no batch is in flight on it any more (the ledger is what `keys rotate` checks). */
@@ -633,7 +642,7 @@ export class Settler {
   }
 
   /** The held key for `address` (active or retiring), if any. */
-  private keyFor(address: string): Wallet | undefined {
+  private keyFor(address: string): SettlerSigner | undefined {
     if (address === this.signer) return this.wallet;
     return this.retiring.find((key) => key.address === address);
   }
@@ -682,7 +691,7 @@ export class Settler {
     }
   }
 
-  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: Wallet): Promise<SentTransaction> {
+  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: SettlerSigner): Promise<SentTransaction> {
     const tx = Transaction.from({
       type: 2,
       chainId: this.options.chainId,
