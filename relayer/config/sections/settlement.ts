@@ -22,7 +22,7 @@
  *   #  kind: pkcs11
  *   #  module: /usr/lib/softhsm/libsofthsm2.so   # the vendor's PKCS#11 library
  *   #  token: relayer                 # the token's label (or slot: <slot id>)
- *   #  key_label: relayer-1           # the key's CKA_LABEL (or key_id: <CKA_ID in hex>, or both)
+ *   #  key_label: relayer-1           # the key's CKA_LABEL (or key_id: "0x01a2...", its CKA_ID in quotes, or both)
  *   #  pin_env: AGENTGPT_PKCS11_PIN   # variable holding the user PIN (default shown), or pin_file: <file>
  *   # ...or an AWS KMS key of spec ECC_SECG_P256K1 (credentials: the AWS SDK's default chain):
  *   #  kind: aws_kms
@@ -147,7 +147,7 @@ const keyFields = {
   token: z.string().min(1).max(32).optional(),
   slot: z.int().min(0).optional(),
   key_label: z.string().min(1).optional(),
-  key_id: z.string().min(1).optional(),
+  key_id: z.string({ error: 'write it in quotes, e.g. key_id: "0x01ab" (unquoted, YAML reads 0x... as a number)' }).min(1).optional(),
   pin_env: envName().optional(),
   pin_file: z.string().min(1).optional(),
   // aws_kms
