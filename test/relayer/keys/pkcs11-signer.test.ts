@@ -285,6 +285,18 @@ describe("PKCS#11 signer (SoftHSM2)", function () {
         expect(await suite.router.balanceOf(a)).to.equal(before[0]! - charged.get(a)!);
         expect(await suite.router.balanceOf(b)).to.equal(before[1]! - charged.get(b)!);
         expect(await suite.provider.getTransactionCount(hsm.address)).to.equal(3); // nonces 0, 1, 2: no gap, nothing twice
+
+        // a reload (SIGHUP) opens a new session on the token; the old one is closed once the settler switched
+        const previous = (chain.settler as unknown as { wallet: DeviceSigner }).wallet;
+        const [reloaded] = await runtime.reloadKeys(loadRelayerConfig(setup.configFile));
+        expect(reloaded).to.include({ ok: true, active: hsm.address });
+        const four = await submit([receipt(a, "groq", "mixtral-8x22b", 100)]);
+        await until("the fourth batch final", async () => (await store.get(four.batchId))?.state === "final");
+        expect((chain.settler as unknown as { wallet: DeviceSigner }).wallet).to.not.equal(previous);
+        let closed: unknown;
+        await previous.signDigest(new Uint8Array(32)).catch((error: unknown) => (closed = error));
+        expect((closed as Error | undefined)?.message).to.include("the signer is closed");
+        expect(await suite.provider.getTransactionCount(hsm.address)).to.equal(4);
       } finally {
         await runtime.stop();
         await rm(setup.dir, { recursive: true, force: true });
