@@ -91,8 +91,12 @@ export function finalizePkcs11(): void {
   }
 }
 
+/** Whether `error` is a PKCS#11 error with one of these return values (by code, e.g. "CKR_PIN_INCORRECT"). */
 function ckr(error: unknown, ...names: string[]): boolean {
-  return error instanceof Error && names.some((name) => error.message.includes(name));
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "number") return false;
+  const constants = pkcs11js() as unknown as Record<string, unknown>;
+  return names.some((name) => constants[name] === code);
 }
 
 function handleNumber(handle: Handle): bigint {
@@ -350,7 +354,7 @@ export function createPkcs11Key(ref: Pkcs11KeyRef & { readonly keyLabel: string 
     return { address: addressOfEcPoint(point!.value as Buffer), label: ref.keyLabel, id: `0x${id.toString("hex")}`, token: lib.C_GetTokenInfo(slot).label.trim() };
   } catch (error) {
     if (error instanceof SignerError) throw error;
-    if (ckr(error, "CKR_MECHANISM_INVALID", "CKR_DOMAIN_PARAMS_INVALID", "CKR_CURVE_NOT_SUPPORTED")) {
+    if (ckr(error, "CKR_MECHANISM_INVALID", "CKR_DOMAIN_PARAMS_INVALID")) {
       throw new SignerError("DEVICE_ERROR", `pkcs11 ${tokenName(ref)}: the token cannot make secp256k1 keys (${(error as Error).message}): Ethereum needs that curve`, { cause: error });
     }
     throw new SignerError("DEVICE_ERROR", `pkcs11 ${tokenName(ref)}: creating the key failed (${(error as Error).message})`, { cause: error });

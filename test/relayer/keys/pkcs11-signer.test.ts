@@ -42,7 +42,7 @@ import { agentgpt } from "../backup/helpers.js";
 import { expectNoSecrets } from "./secrets.js";
 
 /** Opens the token with pkcs11js directly (not through the signer) and reads what it says about the private key. */
-function inspectPrivateKey(token: SoftHsmToken, label: string): { extractable: number; sensitive: number; valueError: string | null; curve: string } {
+function inspectPrivateKey(token: SoftHsmToken, label: string): { extractable: number; sensitive: number; valueError: number | null; curve: string } {
   const lib = new pkcs11js.PKCS11();
   lib.load(token.module);
   lib.C_Initialize();
@@ -54,11 +54,11 @@ function inspectPrivateKey(token: SoftHsmToken, label: string): { extractable: n
     const [key] = lib.C_FindObjects(session, 2);
     lib.C_FindObjectsFinal(session);
     const [extractable, sensitive, params] = lib.C_GetAttributeValue(session, key!, [{ type: pkcs11js.CKA_EXTRACTABLE }, { type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EC_PARAMS }]);
-    let valueError: string | null = null;
+    let valueError: number | null = null;
     try {
       lib.C_GetAttributeValue(session, key!, [{ type: pkcs11js.CKA_VALUE }]);
     } catch (error) {
-      valueError = (error as Error).message;
+      valueError = (error as pkcs11js.Pkcs11Error).code;
     }
     lib.C_CloseSession(session);
     return { extractable: (extractable!.value as Buffer)[0]!, sensitive: (sensitive!.value as Buffer)[0]!, valueError, curve: (params!.value as Buffer).toString("hex") };
@@ -98,7 +98,7 @@ describe("PKCS#11 signer (SoftHSM2)", function () {
     const inspected = inspectPrivateKey(token, "relayer-1");
     expect(inspected.extractable).to.equal(0);
     expect(inspected.sensitive).to.equal(1);
-    expect(inspected.valueError).to.equal("CKR_ATTRIBUTE_SENSITIVE"); // the private value cannot be read out
+    expect(inspected.valueError).to.equal(pkcs11js.CKR_ATTRIBUTE_SENSITIVE); // the private value cannot be read out
     expect(inspected.curve).to.equal("06052b8104000a"); // secp256k1
 
     // the signer finds the same key by its label and derives the same address from the token's public key
