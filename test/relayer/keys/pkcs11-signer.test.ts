@@ -151,6 +151,10 @@ describe("PKCS#11 signer (SoftHSM2)", function () {
       expect(high, "the token returned some high-s signatures, which were normalized").to.be.greaterThan(0);
       const message = "agentgpt relayer";
       expect(verifyMessage(message, await signer.signMessage(message))).to.equal(signer.address);
+      // a PKCS#11 session runs one operation at a time: signatures asked for at once are made one after the other
+      const digests = Array.from({ length: 8 }, (_, i) => getBytes(keccak256(toUtf8Bytes(`parallel ${i}`))));
+      const parallel = await Promise.all(digests.map((digest) => signer.signDigest(digest)));
+      parallel.forEach((signature, i) => expect(computeAddress(SigningKey.recoverPublicKey(digests[i]!, signature))).to.equal(signer.address));
     });
 
     it("signs an EIP-712 permit the token contract verifies on chain", async function () {
