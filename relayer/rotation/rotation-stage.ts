@@ -42,6 +42,8 @@ export interface RotationStageOptions {
   readonly configuredAddress: () => Promise<string>;
   /** ms between rotations; null: never on schedule (the CLI, which only carries out revocations) */
   readonly everyMs: number | null;
+  /** the lease's time to live (ms): renewed every third of it while a step runs */
+  readonly leaseTtlMs: number;
   /** ms between ticks (default 2000) */
   readonly pollMs?: number;
   /** ms to wait for every settler to take the new key before a drill revokes the old one anyway (default 30 s) */
@@ -85,6 +87,8 @@ export class RotationStage {
   /** One step: take or renew the lease; finish a pending key; carry out one revoke request; rotate when due; drain. */
   async tick(): Promise<void> {
     if (!(await this.options.lease.acquire())) return;
+    // a step can take longer than the lease (keys created, transactions confirmed): keep renewing it meanwhile
+    const heartbeat = setInterval(() => void this.options.lease.acquire().catch(() => undefined), Math.max(100, Math.floor(this.options.leaseTtlMs / 3)));
     try {
       let ring = await this.ringOrInit();
       ring = await this.resumePending(ring);
@@ -103,6 +107,8 @@ export class RotationStage {
         return;
       }
       throw error;
+    } finally {
+      clearInterval(heartbeat);
     }
   }
 
@@ -259,6 +265,14 @@ export class RotationStage {
         await this.write({ ...current, generation: current.generation + 1, active: { ...current.active, revoked: true }, rotateNow: true }, current.generation);
         await finish(true, `revoked on every chain with no replacement yet: the rotation stage adds a fresh key from ${new Date(Number(allowed.at) * 1000).toISOString()}`);
         return;
+      }
+      // a key still draining from the last rotation would make three live keys with the fresh one (over N = 2): the
+      // settler signs nothing new with it, so revoke it now (a transaction of it mined later reverts, its batch is
+      // queued again for the active key: nothing is lost, nothing charged twice)
+      for (const key of current.retiring) {
+        if (key.revoked === true) continue;
+        await this.revokeEverywhere(key.address, false);
+        current = await this.markRevoked(current, key.address);
       }
       current = await this.replaceActive(current);
       // wait (bounded) until every settler signs with the fresh key, so nothing new is signed with the leaked one

@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { loadDeployment } from "../chain/deployment.js";
 import type { RelayerConfig, RotationConfig } from "../config/index.js";
 import { KeyError } from "../keys/errors.js";
+import { useNativeScrypt } from "../keys/native-scrypt.js";
 import { Lease } from "../settler/lease.js";
 import { SettlementStore } from "../settler/settlement-store.js";
 import { loadSigningKey } from "../settler/signing-key.js";
@@ -50,6 +51,7 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   }
   const signer = config.settler.signer;
   if (signer === undefined) throw new KeyError("NO_SIGNER", "settler.rotation needs settler.signer: the key the rotation starts from");
+  useNativeScrypt();
   const env = options.env ?? process.env;
   const baseDir = dirname(config.files[0] ?? ".");
   const loadOptions = { env, baseDir };
@@ -93,6 +95,7 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   const stage = new RotationStage({
     ring,
     lease: new Lease(redis, ring.key("lease"), rotation.leaseTtlMs),
+    leaseTtlMs: rotation.leaseTtlMs,
     factory,
     chains,
     configuredAddress: async () => (await openConfigured()).address,

@@ -87,7 +87,7 @@ describe("relayer/governance settings (through the real Governor and Timelock)",
     for (const name of ["provider-register", "provider-payee", "model-price", "model-budget", "dispute-window",
       "dispute-bond", "dispute-timeouts", "usage-bucket", "verifier", "sequencer-feed", "timelock-delay", "role",
       "relayer-key", "resolve-dispute", "oracle-source", "oracle-usage-api", "oracle-functions", "oracle-secrets",
-      "oracle-price-feed", "oracle-verification"]) {
+      "oracle-price-feed", "oracle-verification", "relayer-rotator"]) {
       expect(names).to.include(name);
     }
     expect(settingByName("propose-budget").name).to.equal("model-budget");
