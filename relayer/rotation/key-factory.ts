@@ -24,6 +24,8 @@ export type RelayerKeyRef =
 export interface CreatedRelayerKey {
   readonly address: string;
   readonly ref: RelayerKeyRef;
+  /** the key opened for signing, when creating it left it open (in this process only; never stored) */
+  readonly signer?: Wallet;
 }
 
 /** Creates relayer keys and opens them for signing. Implementations never return or log a private key. */
@@ -50,7 +52,7 @@ export class KeystoreKeyFactory implements RelayerKeyFactory {
     await mkdir(this.options.dir, { recursive: true, mode: 0o700 });
     const name = `relayer-${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(4).toString("hex")}.json`;
     const created = await createKeystore(join(this.options.dir, name), password, { passwordSource: source });
-    return { address: created.address, ref: { kind: "keystore", path: created.path } };
+    return { address: created.address, ref: { kind: "keystore", path: created.path }, signer: created.wallet };
   }
 
   async openRelayerKey(ref: RelayerKeyRef): Promise<Wallet> {

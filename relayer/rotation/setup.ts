@@ -56,12 +56,22 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   const baseDir = dirname(config.files[0] ?? ".");
   const loadOptions = { env, baseDir };
   const rotatorKey = (await loadSigningKey(rotation.rotator, loadOptions)).wallet;
-  const factory =
+  const base =
     options.factory ??
     new KeystoreKeyFactory({
       dir: isAbsolute(rotation.keysDir) ? rotation.keysDir : resolve(baseDir, rotation.keysDir),
       password: keystorePassword(rotation, baseDir, env),
     });
+  // keys this process just created, kept open so its settlers switch without opening them again (scrypt)
+  const opened = new Map<string, Wallet>();
+  const factory: RelayerKeyFactory = {
+    createRelayerKey: async () => {
+      const created = await base.createRelayerKey();
+      if (created.signer !== undefined) opened.set(created.address, created.signer);
+      return created;
+    },
+    openRelayerKey: (ref) => base.openRelayerKey(ref),
+  };
   const chains: RotationChain[] = [];
   for (const chain of rotatedChains(config)) {
     const probe = new RotatorChainProbe(chain.rpcUrls[0]!);
@@ -108,7 +118,15 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
     ring,
     stage,
     chains,
-    open: async (key) => (key.ref.kind === "configured" ? openConfigured() : factory.openRelayerKey(key.ref)),
+    open: async (key) => {
+      if (key.ref.kind === "configured") return openConfigured();
+      const known = opened.get(key.address);
+      if (known !== undefined) {
+        opened.delete(key.address);
+        return known;
+      }
+      return factory.openRelayerKey(key.ref);
+    },
   };
 }
 

@@ -29,7 +29,7 @@ const PASSWORD = "e2e rotated keystore password";
 const RELAYER_ROLE = id("RELAYER_ROLE");
 
 describe("e2e: relayer key rotation under traffic, then the leaked-key drill", function () {
-  this.timeout(180_000);
+  this.timeout(360_000);
   let node: HardhatNode;
   let suite: ChainSuite;
   let redis: Redis;
@@ -146,9 +146,9 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
     // three rotations: three keys created, switched to, and the old one revoked (the rotator's RelayerKeyRevoked)
     const ring = new KeyRing(redis, prefix);
     const revokedByRotator = async () => (await rotator.queryFilter(rotator.filters.RelayerKeyRevoked(), startBlock)).length;
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 150_000; // generous: a loaded 2-core CI box makes keystore scrypt and blocks slow
     while ((await revokedByRotator()) < 3) {
-      if (Date.now() > deadline) throw new Error(`fewer than three rotations in 60 s: ${JSON.stringify(await ring.get())}\n${relayer.logs().slice(-4000)}`);
+      if (Date.now() > deadline) throw new Error(`fewer than three rotations in 150 s: ${JSON.stringify(await ring.get())}\n${relayer.logs().slice(-4000)}`);
       await new Promise((r) => setTimeout(r, 250));
     }
 
@@ -176,7 +176,7 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
 
     // every call settled once, every batch final
     const store = new SettlementStore(redis, prefix, "local");
-    const settledBy = Date.now() + 60_000;
+    const settledBy = Date.now() + 120_000;
     for (;;) {
       const stats = await store.stats();
       const active = await store.redis.zcard(store.key("active"));
