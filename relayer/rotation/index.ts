@@ -4,3 +4,4 @@ export * from "./key-ring.js";
 export * from "./rotation-stage.js";
 export * from "./rotator-chain.js";
 export * from "./setup.js";
+export * from "./revoke.js";

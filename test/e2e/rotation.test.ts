@@ -2,12 +2,10 @@
  * End to end: scheduled relayer key rotation through the RelayerKeyRotator, under traffic. The real relayer process
  * (`agentgpt relayer start`, rotation stage on, `every` shortened to seconds) settles LiteLLM-shaped POSTs on a
  * `hardhat node` over JSON-RPC with a real Redis, while it rotates its key three times; then `agentgpt keys revoke`
- * (the real CLI) revokes the key in use. Checked against the chain: every call settled exactly once (each payer
+ * (its function, in this process) revokes the key in use. Checked against the chain: every call settled exactly once (each payer
  * charged exactly what its calls cost), every batch final, and after every RELAYER_ROLE grant or revocation on the
  * router (replayed from its events) one or two relayer keys were live, never zero, never three.
  */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { rmSync } from "node:fs";
 
 import { expect } from "chai";
@@ -15,7 +13,10 @@ import { Wallet, id } from "ethers";
 import { Redis } from "ioredis";
 
 import { RelayerKeyRotator__factory } from "../../typechain-types/factories/governance/RelayerKeyRotator.sol/RelayerKeyRotator__factory.js";
+import { loadRelayerConfig } from "../../relayer/config/index.js";
 import { KeyRing } from "../../relayer/rotation/key-ring.js";
+import { revokeRelayerKey } from "../../relayer/rotation/revoke.js";
+import { setupRotation } from "../../relayer/rotation/setup.js";
 import { SettlementStore } from "../../relayer/settler/settlement-store.js";
 import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
 import { NODE_KEYS, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
@@ -85,7 +86,7 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
       chainExtra: `    rotator: "${rotatorAddress}"`,
       settlerExtra: [
         "  rotation:",
-        "    every: 4s",
+        "    every: 6s",
         "    keys_dir: ./rotated-keys",
         `    password_env: ${PASSWORD_ENV}`,
         `    rotator: { key_env: ${ROTATOR_KEY_ENV} }`,
@@ -143,28 +144,32 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
     })();
     const trafficStarted = Date.now();
 
-    // three rotations: three keys created, switched to, and the old one revoked (the rotator's RelayerKeyRevoked)
+    // three rotations: after two complete (old key revoked), wait for the third switch; the drill then revokes the
+    // key the settlers just took, while the previous one still drains (the next scheduled rotation is `every` away)
     const ring = new KeyRing(redis, prefix);
     const revokedByRotator = async () => (await rotator.queryFilter(rotator.filters.RelayerKeyRevoked(), startBlock)).length;
     const deadline = Date.now() + 150_000; // generous: a loaded 2-core CI box makes keystore scrypt and blocks slow
-    while ((await revokedByRotator()) < 3) {
-      if (Date.now() > deadline) throw new Error(`fewer than three rotations in 150 s: ${JSON.stringify(await ring.get())}\n${relayer.logs().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-
-    // the drill: revoke the key the settler signs with right now, through the real CLI
-    const inUse = (await new SettlementStore(redis, prefix, "local").signers())!.active;
-    expect(inUse).to.not.equal(relayerAddress);
-    const cli = spawn(process.execPath, ["bin/agentgpt.mjs", "keys", "revoke", inUse, "--config", setup.configFile, "--timeout", "60"], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...env },
+    const waitFor = async (what: string, done: () => Promise<boolean>) => {
+      while (!(await done())) {
+        if (Date.now() > deadline) throw new Error(`${what} not reached in 150 s: ${JSON.stringify(await ring.get())}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await waitFor("two rotations", async () => (await revokedByRotator()) >= 2);
+    const second = (await ring.get())!.active.address;
+    await waitFor("the third switch", async () => {
+      const now = await ring.get();
+      return now !== null && now.active.address !== second && now.pending === null;
     });
-    let cliOutput = "";
-    cli.stdout!.on("data", (chunk: Buffer) => (cliOutput += chunk.toString()));
-    cli.stderr!.on("data", (chunk: Buffer) => (cliOutput += chunk.toString()));
-    const [code] = await once(cli, "exit");
-    expect(code, cliOutput).to.equal(0);
-    expect(cliOutput).to.match(/revoked on every chain; the settler moved to 0x[0-9a-fA-F]{40}/);
+    const inUse = (await ring.get())!.active.address;
+    expect(inUse).to.not.equal(relayerAddress);
+    // `agentgpt keys revoke` in this process (the same function the CLI calls): a CLI process needs many seconds to
+    // start on a loaded 2-core box, long enough for the next scheduled rotation to make the key retiring first
+    const rotation = await setupRotation(loadRelayerConfig(setup.configFile), redis, { scheduled: false, env: { ...process.env, ...env } });
+    const outcome = await revokeRelayerKey(rotation, inUse, { timeoutMs: 60_000 });
+    expect(outcome.ok, outcome.message).to.equal(true);
+    expect(outcome.message).to.match(/revoked on every chain; the settler moved to 0x[0-9a-fA-F]{40}/);
+    expect(outcome.replacedBy).to.be.a("string").and.not.equal(inUse);
     expect(await suite.router.hasRole(RELAYER_ROLE, inUse)).to.equal(false);
     // traffic keeps flowing on the fresh key for a moment, then stops
     await new Promise((r) => setTimeout(r, 2000));
@@ -210,7 +215,9 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
       else live.delete(account);
       counts.push(live.size);
     }
-    expect(events.length).to.be.at.least(1 + 4 * 2); // the deployment's grant, then 4 adds and 4 revokes
+    // the deployment's grant, then 3 scheduled adds and the drill's, 2 scheduled revokes, the drill's two (the draining
+    // key, then the key in use)
+    expect(events.length).to.be.at.least(1 + 4 * 2);
     expect(counts.every((n) => n === 1 || n === 2), `live keys after each event: ${counts.join(",")}`).to.equal(true);
     expect(live.has(inUse)).to.equal(false);
     expect(live.has(relayerAddress)).to.equal(false);

@@ -50,6 +50,7 @@ import {
   type ConfiguredKey,
   type RotationView,
 } from "../../keys/index.js";
+import { revokeRelayerKey } from "../../rotation/revoke.js";
 import { setupRotation } from "../../rotation/setup.js";
 import { inFlightOn } from "../../settler/settler.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
@@ -465,23 +466,13 @@ async function revoke(address: string, options: RevokeOptions): Promise<void> {
   const redis = await openLedger(config);
   try {
     const rotation = await setupRotation(config, redis, { scheduled: false });
-    await rotation.ring.requestRevoke(key, options.allowNone === true);
-    print([`revocation of ${key} requested: the rotating process carries it out (or this command, when none runs)`]);
-    const deadline = Date.now() + timeoutS * 1000;
-    for (;;) {
-      // takes the rotation lease when no relayer holds it, and then does the work itself
-      await rotation.stage.tick();
-      const outcome = await rotation.ring.revokeOutcome(key);
-      if (outcome !== null) {
-        if (!outcome.ok) throw new KeyError("NOT_READY", outcome.message);
-        print([outcome.message]);
-        return;
-      }
-      if (Date.now() > deadline) {
-        throw new KeyError("NOT_READY", `no outcome after ${timeoutS} s: the request stays queued; is a relayer with settler.rotation running? (agentgpt keys revoke again waits for it)`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    const outcome = await revokeRelayerKey(rotation, key, {
+      allowNone: options.allowNone === true,
+      timeoutMs: timeoutS * 1000,
+      onQueued: () => print([`revocation of ${key} requested: the rotating process carries it out (or this command, when none runs)`]),
+    });
+    if (!outcome.ok) throw new KeyError("NOT_READY", outcome.message);
+    print([outcome.message]);
   } finally {
     redis.disconnect();
   }
