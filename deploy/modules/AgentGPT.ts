@@ -17,6 +17,7 @@ import { autoPayLLMModule, type PaymentTokenSource } from "./AutoPayLLM.js";
 import { governanceModule } from "./Governance.js";
 import { guardianRoleModule } from "./GuardianRole.js";
 import { registryModule, registryKey, type RegistryEntries } from "./Registry.js";
+import { relayerKeyRotatorModule } from "./RelayerKeyRotator.js";
 import { relayerRoleModule } from "./RelayerRole.js";
 import { usageOracleModule } from "./UsageOracle.js";
 
@@ -26,6 +27,9 @@ export interface SuiteOptions {
   paymentToken: PaymentTokenSource;
   /** Grant RELAYER_ROLE to `RelayerRole.relayer` at deployment. */
   relayer: boolean;
+  /** Deploy the RelayerKeyRotator (`RelayerKeyRotator.rotator` holds ROTATOR_ROLE) and grant it the router's admin
+   * role before the hand-over; with `relayer`, the relayer key is adopted into its care. */
+  rotator?: boolean;
   /** Grant PAUSER_ROLE to `GuardianRole.guardian` at deployment. */
   guardian: boolean;
   /** Deploy the oracle adapter on `UsageOracle.functionsRouter` and make it the arbiter. */
@@ -49,11 +53,23 @@ function build(options: SuiteOptions) {
     const { agpt, timelock, governor } = m.useModule(governance);
 
     const wiring: IgnitionModule[] = [settlement, governance];
-    const optional: { usageOracle?: ReturnType<typeof usageOracleModule>["results"]["usageOracle"] } = {};
+    const optional: {
+      usageOracle?: ReturnType<typeof usageOracleModule>["results"]["usageOracle"];
+      relayerKeyRotator?: ReturnType<typeof relayerKeyRotatorModule>["results"]["relayerKeyRotator"];
+    } = {};
+    let relayerModule: ReturnType<typeof relayerRoleModule> | undefined;
     if (options.relayer) {
-      const module = relayerRoleModule(settlement);
-      m.useModule(module);
+      relayerModule = relayerRoleModule(settlement);
+      m.useModule(relayerModule);
+      wiring.push(relayerModule);
+    }
+    const rotatorHandOver: ReturnType<typeof m.call>[] = [];
+    if (options.rotator === true) {
+      const module = relayerKeyRotatorModule(settlement, relayerModule);
+      const { relayerKeyRotator } = m.useModule(module);
+      optional.relayerKeyRotator = relayerKeyRotator;
       wiring.push(module);
+      rotatorHandOver.push(m.call(relayerKeyRotator, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], { id: "grantRotatorAdminToTimelock" }));
     }
     if (options.guardian) {
       const module = guardianRoleModule(settlement);
@@ -81,7 +97,10 @@ function build(options: SuiteOptions) {
     const adminToTimelock = m.call(autoPayLLM, "grantRole", [DEFAULT_ADMIN_ROLE, timelock], {
       id: "grantAdminToTimelock",
     });
-    const handOver = { after: [adminToTimelock, ...wiring] };
+    const handOver = { after: [adminToTimelock, ...rotatorHandOver, ...wiring] };
+    if (optional.relayerKeyRotator !== undefined) {
+      m.call(optional.relayerKeyRotator, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceRotatorAdmin", ...handOver });
+    }
     m.call(autoPayLLM, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceSettlementAdmin", ...handOver });
     m.call(timelock, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], { id: "renounceTimelockAdmin", ...handOver });
     if (optional.usageOracle !== undefined) {
@@ -104,6 +123,7 @@ export function agentGptModule(options: SuiteOptions): AgentGPTModule {
   const key = [
     options.paymentToken,
     options.relayer,
+    options.rotator ?? false,
     options.guardian,
     options.oracle,
     options.sequencerFeed ?? false,

@@ -25,6 +25,8 @@ export interface SuiteAddresses {
   governor: string;
   /** UsageOracle (the oracle adapter, AutoPayLLM's arbiter), when the deployment included it. */
   usageOracle?: string;
+  /** RelayerKeyRotator (scheduled key rotation without a vote), when the deployment included it. */
+  relayerKeyRotator?: string;
 }
 
 export interface Deployment {
@@ -41,10 +43,11 @@ export const FUTURE_IDS: Readonly<Record<keyof SuiteAddresses, string>> = {
   timelock: "Governance#AgentTimelock",
   governor: "Governance#AgentGovernor",
   usageOracle: "UsageOracle#UsageOracle",
+  relayerKeyRotator: "RelayerKeyRotator#RelayerKeyRotator",
 };
 
 /** Contracts a deployment may leave out. */
-const OPTIONAL: ReadonlySet<keyof SuiteAddresses> = new Set(["usageOracle"]);
+const OPTIONAL: ReadonlySet<keyof SuiteAddresses> = new Set(["usageOracle", "relayerKeyRotator"]);
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 

@@ -20,6 +20,7 @@ import {
 
 import { AutoPayLLM__factory } from "../../typechain-types/factories/AutoPayLLM__factory.js";
 import { UsageOracle__factory } from "../../typechain-types/factories/oracle/UsageOracle__factory.js";
+import { RelayerKeyRotator__factory } from "../../typechain-types/factories/governance/RelayerKeyRotator.sol/RelayerKeyRotator__factory.js";
 import { SETTLEMENT_ROLES, type NetworkInfo, type Suite } from "../chain/index.js";
 import { AmountError, formatTokenAmount, parsePricePer1k, parseTokenAmount, type TokenUnit } from "../config/amount.js";
 import {
@@ -37,6 +38,7 @@ import { GovernanceError } from "./errors.js";
 
 const settlementInterface: Interface = AutoPayLLM__factory.createInterface();
 const oracleInterface: Interface = UsageOracle__factory.createInterface();
+const rotatorInterface: Interface = RelayerKeyRotator__factory.createInterface();
 
 /** `UsageOracle.SECRETS_ROLE`: may point requests at new DON-hosted secrets (no other power). */
 export const SECRETS_ROLE = keccak256(toUtf8Bytes("SECRETS_ROLE"));
@@ -400,6 +402,62 @@ export const SETTINGS: readonly Setting[] = [
         const key = account(values, "revoke", "--revoke");
         await checkRoleChange(await autoPayLLM.hasRole(SETTLEMENT_ROLES.RELAYER, key), true, "RELAYER", key);
         actions.push(settlementRoleAction(env.ctx, "revoke", "RELAYER", key));
+      }
+      return actions;
+    },
+  },
+  {
+    name: "relayer-rotator",
+    description:
+      "grant the RelayerKeyRotator the power to add and revoke relayer keys without a vote (AutoPayLLM's admin role, " +
+      "which its code uses only for RELAYER_ROLE), take that power back, or set its limits",
+    options: [
+      { flags: "--rotator <address>", description: "the RelayerKeyRotator (default: the deployment's)" },
+      { flags: "--grant", description: "grant it the rotation power" },
+      { flags: "--revoke", description: "take the rotation power back (every add or revoke through it then fails)" },
+      { flags: "--max-keys <n>", description: "most rotator-managed relayer keys live at once (1 to 8)" },
+      { flags: "--min-interval <seconds>", description: "least seconds between two key additions (0 to 2592000)" },
+    ],
+    async build(values, env) {
+      const grant = values.grant === true;
+      const revoke = values.revoke === true;
+      const limits = values.maxKeys !== undefined || values.minInterval !== undefined;
+      if (grant && revoke) throw invalid("--grant and --revoke: give one");
+      if (!grant && !revoke && !limits) throw invalid("--grant, --revoke or --max-keys/--min-interval: say what to change");
+      const rotator = values.rotator !== undefined ? account(values, "rotator", "--rotator") : env.ctx.addresses.relayerKeyRotator;
+      if (rotator === undefined) throw invalid("--rotator: this deployment has no RelayerKeyRotator; deploy one and pass its address");
+      const { autoPayLLM } = env.suite;
+      const contract = RelayerKeyRotator__factory.connect(rotator, autoPayLLM.runner);
+      let router: string;
+      try {
+        router = await contract.router();
+      } catch {
+        throw invalid(`--rotator ${rotator}: not a RelayerKeyRotator (router() does not answer)`);
+      }
+      if (router.toLowerCase() !== env.ctx.addresses.autoPayLLM.toLowerCase()) {
+        throw invalid(`--rotator ${rotator}: it manages the router ${router}, not this deployment's AutoPayLLM ${env.ctx.addresses.autoPayLLM}`);
+      }
+      const actions: GovernanceAction[] = [];
+      const ADMIN = await autoPayLLM.DEFAULT_ADMIN_ROLE();
+      const held = await autoPayLLM.hasRole(ADMIN, rotator);
+      if (grant) {
+        if (held) throw invalid(`--grant: ${rotator} holds the rotation power already`);
+        actions.push(settlementCall(env, "grantRole", [ADMIN, rotator], `Grant the RelayerKeyRotator ${rotator} the rotation power (AutoPayLLM DEFAULT_ADMIN_ROLE, used only for RELAYER_ROLE)`));
+      }
+      if (revoke) {
+        if (!held) throw invalid(`--revoke: ${rotator} holds no rotation power: nothing to take back`);
+        actions.push(settlementCall(env, "revokeRole", [ADMIN, rotator], `Take the rotation power back from the RelayerKeyRotator ${rotator}`));
+      }
+      if (limits) {
+        const maxKeys = values.maxKeys !== undefined ? wholeNumber(values, "maxKeys", "--max-keys", 1n, 8n, "keys") : await contract.maxKeys();
+        const interval =
+          values.minInterval !== undefined ? wholeNumber(values, "minInterval", "--min-interval", 0n, 2_592_000n, "seconds") : await contract.minInterval();
+        actions.push({
+          target: rotator,
+          value: 0n,
+          calldata: rotatorInterface.encodeFunctionData("setLimits", [maxKeys, interval]),
+          summary: `Let the RelayerKeyRotator keep at most ${maxKeys} relayer keys live, adding one at most every ${seconds(interval)}`,
+        });
       }
       return actions;
     },

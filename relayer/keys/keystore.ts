@@ -18,6 +18,8 @@ export const MIN_PASSWORD_LENGTH = 12;
 export interface CreatedKeystore {
   readonly address: string;
   readonly path: string;
+  /** the new key, for a caller that signs with it at once in this process (never print or store it) */
+  readonly wallet: Wallet;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function createKeystore(path: string, password: string, options: { 
     const json = await wallet.encrypt(password);
     await handle.writeFile(`${json}\n`);
     await handle.sync();
-    return { address: wallet.address, path: target };
+    return { address: wallet.address, path: target, wallet };
   } finally {
     await handle.close();
   }

@@ -13,6 +13,9 @@
  * settler its pass, then releases the lease.
  * `reloadKeys(config)` (SIGHUP) hands each settler the signing keys of a re-read configuration: the key rotation
  * path (`agentgpt keys rotate`); nothing else is reloaded.
+ * With `settler.rotation`, the rotation stage (relayer/rotation) runs here too: the process holding its lease
+ * rotates on schedule, and every process's settlers follow the key ring (KeyFollower), so SIGHUP leaves the keys of
+ * the chains it rotates alone.
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 
@@ -33,6 +36,8 @@ import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { ReleaseStage } from "../payout/release-stage.js";
 import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
 import { ChainError } from "../chain/errors.js";
+import { KeyFollower } from "../rotation/key-follower.js";
+import { rotatedChains, setupRotation, type RotationSetup } from "../rotation/setup.js";
 import { ChainGuard } from "./chain-guard.js";
 import { Lease } from "./lease.js";
 import { RpcPool } from "./rpc-pool.js";
@@ -108,7 +113,12 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
   const workerConnections: Redis[] = [];
   /** each chain's keys in use: their device sessions are closed when replaced (after the settler applied the new ones) or at stop */
   const keysInUse = new Map<string, ChainKeys>();
+  let rotation: RotationSetup | null = null;
+  let follower: KeyFollower | null = null;
+  const rotated = new Set(config.settler.rotation === undefined ? [] : rotatedChains(config).map((chain) => chain.name));
   const stopAll = async () => {
+    await rotation?.stage.stop();
+    await follower?.stop();
     await Promise.all(workers.map((worker) => worker.close()));
     // BullMQ leaves a connection it was given open: close the workers' own
     for (const connection of workerConnections) await connection.quit().catch(() => connection.disconnect());
@@ -122,6 +132,22 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     await redis.quit().catch(() => redis.disconnect());
   };
   try {
+    if (config.settler.rotation !== undefined) {
+      rotation = await setupRotation(config, redis, { scheduled: true, ...(options.env ? { env: options.env } : {}), ...(logger ? { logger } : {}) });
+      follower = new KeyFollower({
+        ring: rotation.ring,
+        open: rotation.open,
+        apply: async (active, retiring, ring) => {
+          for (const settlement of chains) {
+            if (!rotated.has(settlement.chain)) continue;
+            settlement.settler?.useKeys(active, retiring);
+          }
+          logger?.info({ generation: ring.generation, active: active.address, retiring: retiring.map((key) => key.address) }, "settlers follow the key ring");
+        },
+        pollMs: Math.min(config.settler.pollMs, config.settler.rotation.pollMs),
+        ...(logger ? { logger } : {}),
+      });
+    }
     for (const chain of config.chains) {
       if (chain.rpcUrls.length === 0) {
         logger?.warn({ chain: chain.name }, "chain has no rpc_urls: its receipts stay queued until it has some");
@@ -136,6 +162,8 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       }
       const settlement = await startChain(config, chain, archive, redis, { ...options, stages }, (keys) => keysInUse.set(chain.name, keys));
       chains.push(settlement);
+      // the ring's keys, not the configured one, once a rotation has happened (taken before the first pass)
+      if (follower !== null && settlement.settler !== null && rotated.has(chain.name)) await follower.sync(true);
       settlement.settler?.start();
       settlement.release?.start();
       const batcher = settlement.batcher;
@@ -161,6 +189,8 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         "settlement started",
       );
     }
+    follower?.start();
+    rotation?.stage.start();
   } catch (error) {
     await stopAll();
     throw error;
@@ -175,6 +205,10 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         log?.error({ ...fields, active: settler.activeSigner, reason }, "key reload failed: the settler keeps its current keys");
         results.push({ chain: settlement.chain, ok: false, reason, active: settler.activeSigner });
       };
+      if (rotated.has(settlement.chain)) {
+        kept("settler.rotation manages this chain's keys (the key ring): a reload does not change them; use agentgpt keys revoke for a leaked key");
+        continue;
+      }
       const chain = next.chains.find((c) => c.name === settlement.chain);
       const signerConfig = chain?.signer ?? next.settler.signer;
       if (chain === undefined || signerConfig === undefined) {

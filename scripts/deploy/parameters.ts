@@ -87,6 +87,8 @@ export interface SuiteParameters {
   quorumPercent: number;
   timelockDelay: number;
   relayer?: string;
+  /** RelayerKeyRotator: the ROTATOR key's address and the limits (deploy the rotator when set). */
+  rotator?: { rotator: string; maxKeys: number; minInterval: number };
   guardian?: string;
   /** The chain's Chainlink Functions router: deploy the oracle adapter on it. */
   functionsRouter?: string;
@@ -205,6 +207,13 @@ const schema = z.strictObject({
     timelockDelay: int(1, 365 * 24 * 3600, "seconds").optional(),
   }),
   RelayerRole: z.strictObject({ relayer: address }).optional(),
+  RelayerKeyRotator: z
+    .strictObject({
+      rotator: address,
+      maxKeys: int(1, 8, "keys").optional(),
+      minInterval: int(0, 30 * 24 * 3600, "seconds").optional(),
+    })
+    .optional(),
   GuardianRole: z.strictObject({ guardian: address }).optional(),
   UsageOracle: z
     .strictObject({
@@ -322,6 +331,9 @@ export function checkParameters(raw: unknown, source: string): SuiteParameters {
     quorumPercent: p.Governance.quorumPercent ?? GOVERNANCE_DEFAULTS.quorumPercent,
     timelockDelay: p.Governance.timelockDelay ?? GOVERNANCE_DEFAULTS.timelockDelay,
     relayer: p.RelayerRole?.relayer,
+    ...(p.RelayerKeyRotator === undefined
+      ? {}
+      : { rotator: { rotator: p.RelayerKeyRotator.rotator, maxKeys: p.RelayerKeyRotator.maxKeys ?? 2, minInterval: p.RelayerKeyRotator.minInterval ?? 3600 } }),
     guardian: p.GuardianRole?.guardian,
     functionsRouter: p.UsageOracle?.functionsRouter,
     verification: {
@@ -557,6 +569,12 @@ export function toIgnition(
   };
   if (sent.length > 0) parameters.AGPTAllocations = allocationParameters;
   if (params.relayer !== undefined) parameters.RelayerRole = { relayer: params.relayer };
+  if (params.rotator !== undefined) {
+    parameters.RelayerKeyRotator = {
+      ...params.rotator,
+      ...(params.relayer === undefined ? {} : { adopt: params.relayer }),
+    };
+  }
   if (params.guardian !== undefined) parameters.GuardianRole = { guardian: params.guardian };
   if (params.functionsRouter !== undefined) {
     parameters.UsageOracle = { functionsRouter: params.functionsRouter, ...params.verification };
@@ -566,6 +584,7 @@ export function toIgnition(
     options: {
       paymentToken: params.paymentToken === undefined ? "fresh" : "existing",
       relayer: params.relayer !== undefined,
+      rotator: params.rotator !== undefined,
       guardian: params.guardian !== undefined,
       oracle: params.functionsRouter !== undefined,
       sequencerFeed: params.sequencerUptimeFeed !== undefined,

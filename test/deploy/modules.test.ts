@@ -53,6 +53,33 @@ describe("Ignition modules (deploy/modules)", function () {
     });
   });
 
+  describe("AgentGPT with the RelayerKeyRotator", function () {
+    it("grants the rotator the router's admin role and adopts the relayer before the hand-over, then the timelock is its admin", async function () {
+      const [, relayer, , , , , rotatorKey] = await ethers.getSigners();
+      const g = await deployGovernedSuite(connection, { rotator: true }, {
+        ...PARAMETERS,
+        RelayerKeyRotator: { rotator: rotatorKey!.address, maxKeys: 2, minInterval: 600, adopt: relayer!.address },
+      });
+      const router = g.suite.autoPayLLM;
+      const granted = await router.queryFilter(router.filters.RoleGranted(DEFAULT_ADMIN_ROLE));
+      const rotatorAddress = granted.map((e) => e.args[1] as string).find((a) => a !== g.deployer.address && a !== ethers.getAddress(g.suite.deployment.addresses.timelock))!;
+      const rotator = await ethers.getContractAt("RelayerKeyRotator", rotatorAddress);
+      expect(await router.hasRole(DEFAULT_ADMIN_ROLE, rotatorAddress)).to.equal(true);
+      expect(await rotator.isManaged(relayer!.address)).to.equal(true);
+      expect(await rotator.hasRole(await rotator.ROTATOR_ROLE(), rotatorKey!.address)).to.equal(true);
+      expect([await rotator.maxKeys(), await rotator.minInterval()]).to.deep.equal([2n, 600n]);
+      expect(await rotator.hasRole(DEFAULT_ADMIN_ROLE, g.suite.deployment.addresses.timelock)).to.equal(true);
+      expect(await rotator.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
+      expect(await router.hasRole(DEFAULT_ADMIN_ROLE, g.deployer.address)).to.equal(false);
+      // the rotator key rotates without a vote
+      const next = ethers.Wallet.createRandom().address;
+      await rotator.connect(rotatorKey!).addKey(next);
+      expect(await router.hasRole(RELAYER_ROLE, next)).to.equal(true);
+      await rotator.connect(rotatorKey!).revokeKey(relayer!.address, false);
+      expect(await router.hasRole(RELAYER_ROLE, relayer!.address)).to.equal(false);
+    });
+  });
+
   describe("AgentGPT with a sequencer-uptime feed", function () {
     it("sets the feed before the governor checks the timelock against window + grace, and refuses a grace too long", async function () {
       const feed = await ethers.deployContract("MockAggregator", [0]);

@@ -87,7 +87,7 @@ describe("relayer/governance settings (through the real Governor and Timelock)",
     for (const name of ["provider-register", "provider-payee", "model-price", "model-budget", "dispute-window",
       "dispute-bond", "dispute-timeouts", "usage-bucket", "verifier", "sequencer-feed", "timelock-delay", "role",
       "relayer-key", "resolve-dispute", "oracle-source", "oracle-usage-api", "oracle-functions", "oracle-secrets",
-      "oracle-price-feed", "oracle-verification"]) {
+      "oracle-price-feed", "oracle-verification", "relayer-rotator"]) {
       expect(names).to.include(name);
     }
     expect(settingByName("propose-budget").name).to.equal("model-budget");
@@ -188,6 +188,36 @@ describe("relayer/governance settings (through the real Governor and Timelock)",
     expect(await refused(g, "role", { role: "PAUSER", account: g.stranger.address })).to.contain("already holds PAUSER_ROLE");
     expect(await refused(g, "role", { role: "OWNER", account: g.stranger.address })).to.contain("RELAYER, ARBITER, PAUSER");
     expect(await refused(g, "relayer-key", { revoke: g.relayer.address })).to.contain("does not hold RELAYER_ROLE");
+  });
+
+  it("grants the RelayerKeyRotator its power, sets its limits and takes the power back, each by one proposal", async function () {
+    const g = await loadFixture(fixture);
+    const { autoPayLLM, timelock } = g.suite;
+    const rotator = await ethers.deployContract("RelayerKeyRotator", [
+      await autoPayLLM.getAddress(),
+      await timelock.getAddress(),
+      g.minnow.address,
+      2,
+      3600,
+    ]);
+    const address = await rotator.getAddress();
+    const ADMIN = await autoPayLLM.DEFAULT_ADMIN_ROLE();
+    expect(await refused(g, "relayer-rotator", { rotator: address })).to.contain("--grant, --revoke or --max-keys");
+    expect(await refused(g, "relayer-rotator", { rotator: g.stranger.address, grant: true })).to.contain("not a RelayerKeyRotator");
+    expect(await refused(g, "relayer-rotator", { rotator: address, revoke: true })).to.contain("holds no rotation power");
+
+    await pass(g, "relayer-rotator", { rotator: address, grant: true });
+    expect(await autoPayLLM.hasRole(ADMIN, address)).to.equal(true);
+    await (await rotator.connect(g.minnow).addKey(g.holder.address)).wait(); // no vote needed from here on
+    expect(await autoPayLLM.hasRole(SETTLEMENT_ROLES.RELAYER, g.holder.address)).to.equal(true);
+
+    await pass(g, "relayer-rotator", { rotator: address, maxKeys: "3", minInterval: "600" });
+    expect([await rotator.maxKeys(), await rotator.minInterval()]).to.deep.equal([3n, 600n]);
+    expect(await refused(g, "relayer-rotator", { rotator: address, maxKeys: "9" })).to.contain("--max-keys 9");
+
+    await pass(g, "relayer-rotator", { rotator: address, revoke: true });
+    expect(await autoPayLLM.hasRole(ADMIN, address)).to.equal(false);
+    await expect(rotator.connect(g.minnow).revokeKey(g.holder.address, true)).to.be.revertedWithCustomError(autoPayLLM, "AccessControlUnauthorizedAccount");
   });
 
   it("resolves a dispute by governance, and refuses an overbilled count above the held tokens", async function () {

@@ -25,6 +25,10 @@ export interface RelayerConfigOptions {
   maxReceipts?: number;
   maxWait?: string;
   stuckAfter?: string;
+  /** YAML lines added under `settler:` (indented two spaces), e.g. a rotation section */
+  settlerExtra?: string;
+  /** YAML lines added under the chain (indented four spaces), e.g. its rotator */
+  chainExtra?: string;
 }
 
 export interface RelayerSetup {
@@ -55,6 +59,7 @@ chains:
     rpc_urls: [${options.rpcUrls.map((u) => `"${u}"`).join(", ")}]
     confirmations: ${options.confirmations ?? 1}
     router: "${options.router}"
+${options.chainExtra ?? ""}
 default_chain: local
 routes:
   - route: mission_critical
@@ -80,6 +85,7 @@ settler:
   poll: 100ms
   lease_ttl: 1500ms
   max_in_flight: 4
+${options.settlerExtra ?? ""}
 ingest:
   sweep_interval: 1s
 `;

@@ -11,12 +11,14 @@
  *   agentgpt keys show --config relayer.yaml              the settler's configured keys, what the live settler signs with
  *   agentgpt keys rotate --config relayer.yaml --to keys/relayer-2.json
  *                                                         the next step of a rotation without downtime (run it again until done)
+ *   agentgpt keys revoke 0x... --config relayer.yaml      the leaked-key drill: revoke a relayer key at once through the
+ *                                                         RelayerKeyRotator (no vote); the settler first moves to a fresh key
  */
 import { resolve as resolvePath } from "node:path";
 
 import type { Command } from "commander";
 import { Redis } from "ioredis";
-import { formatEther, type JsonRpcProvider } from "ethers";
+import { formatEther, getAddress, isAddress, type JsonRpcProvider } from "ethers";
 
 import {
   ChainError,
@@ -56,6 +58,8 @@ import {
   type ConfiguredKey,
   type RotationView,
 } from "../../keys/index.js";
+import { revokeRelayerKey } from "../../rotation/revoke.js";
+import { setupRotation } from "../../rotation/setup.js";
 import { inFlightOn } from "../../settler/settler.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UserError } from "../errors.js";
@@ -541,6 +545,35 @@ async function rotate(options: RotateOptions): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------- revoke
+
+interface RevokeOptions {
+  config: string;
+  allowNone?: boolean;
+  timeout: string;
+}
+
+async function revoke(address: string, options: RevokeOptions): Promise<void> {
+  if (!isAddress(address)) throw new KeyError("INVALID_INPUT", `"${address}" is not an address: give the relayer key to revoke (0x and 40 hex digits)`);
+  const key = getAddress(address);
+  const timeoutS = Number(options.timeout);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new KeyError("INVALID_INPUT", `--timeout ${options.timeout}: a positive number of seconds`);
+  const config = load(options.config);
+  const redis = await openLedger(config);
+  try {
+    const rotation = await setupRotation(config, redis, { scheduled: false });
+    const outcome = await revokeRelayerKey(rotation, key, {
+      allowNone: options.allowNone === true,
+      timeoutMs: timeoutS * 1000,
+      onQueued: () => print([`revocation of ${key} requested: the rotating process carries it out (or this command, when none runs)`]),
+    });
+    if (!outcome.ok) throw new KeyError("NOT_READY", outcome.message);
+    print([outcome.message]);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 export function register(program: Command): void {
   const keys = program.command("keys").description("the relayer's signing keys: create an encrypted keystore, inspect keys, rotate the settler's key");
 
@@ -597,4 +630,13 @@ export function register(program: Command): void {
     .option("--wait <seconds>", "wait this long for the settler to reload and the old key to drain, then revoke", "0")
     .option("--note <text>", "reason added to a governance proposal")
     .action(run(async (options: RotateOptions) => rotate(options)));
+
+  keys
+    .command("revoke")
+    .description("the leaked-key drill: revoke a relayer key now through the RelayerKeyRotator (no vote); if the settler signs with it, it first moves to a fresh key")
+    .argument("<address>", "the relayer key to revoke")
+    .requiredOption("--config <file>", "relayer configuration with settler.rotation (the ROTATOR key, the chains, the ledger)")
+    .option("--allow-none", "revoke the active key even when the rotator's interval forbids a replacement yet (settlement waits; nothing is lost)")
+    .option("--timeout <seconds>", "how long to wait for the outcome", "120")
+    .action(run(async (address: string, options: RevokeOptions) => revoke(address, options)));
 }

@@ -10,6 +10,7 @@
  *     rpc_urls: ["${ARBITRUM_RPC_URL:-https://arb1.arbitrum.io/rpc}"]   # several for fail-over, in order of preference
  *     confirmations: 1
  *     router: "0x..."          # AutoPayLLM; default: deploy/deployments/chain-<chain_id>/deployed_addresses.json
+ *     rotator: "0x..."         # RelayerKeyRotator (settler.rotation, keys revoke); default: the deployment's
  *     replacement: resubmit    # stuck transactions: "bump" fees, or "resubmit" unchanged (default: resubmit on
  *                              # Arbitrum, which has no public mempool; bump elsewhere)
  *     signer: { keystore: ./keys/arbitrum.json }   # overrides settler.signer
@@ -29,6 +30,8 @@ export interface ChainConfig {
   readonly rpcUrls: readonly string[];
   readonly confirmations: number;
   readonly router?: string | undefined;
+  /** RelayerKeyRotator; default: the deployment's, when it has one */
+  readonly rotator?: string | undefined;
   readonly replacement?: "bump" | "resubmit" | undefined;
   readonly signer?: SignerConfig | undefined;
   readonly fees?: FeeOverrides | undefined;
@@ -54,6 +57,7 @@ export const chainsSection = () =>
           rpc_urls: z.array(z.string().regex(/^(https?|wss?):\/\/\S+$/, "an RPC URL (http://, https://, ws:// or wss://)")).default([]),
           confirmations: z.int().min(1, "at least 1: a batch is final once its block is included").max(10_000).default(1),
           router: contractAddress().optional(),
+          rotator: contractAddress().optional(),
           replacement: z.enum(["bump", "resubmit"]).optional(),
           signer: signerSection().optional(),
           fees: feesSection().optional(),
@@ -68,6 +72,7 @@ export const chainsSection = () =>
         rpcUrls: chain.rpc_urls,
         confirmations: chain.confirmations,
         router: chain.router,
+        rotator: chain.rotator,
         replacement: chain.replacement,
         signer: chain.signer,
         fees: chain.fees,

@@ -42,6 +42,16 @@
  *   lease_ttl: 15s                 # the per-chain leases of the settler, batcher and reconciler (default 15s): a
  *                                  # holder renews every lease_ttl / 3; a standby takes over within lease_ttl +
  *                                  # lease_ttl / 3 (20 s by default) of the holder's last renewal
+ *   rotation:                      # automatic key rotation through the RelayerKeyRotator (off without it)
+ *     every: 24h                   # create a new key and switch to it this often (at least 1s; 24h in production)
+ *     key: keystore                # what creates the new key: "keystore" (an encrypted keystore written by the
+ *                                  # relayer); the HSM signers plug in here later
+ *     keys_dir: ./keys/rotated     # where created keystores are written (mode 0600 in a 0700 directory)
+ *     password_file: ./keys/rotated.password   # password of the created keystores (or password_env:)
+ *     rotator: { keystore: ./keys/rotator.json, password_file: ./keys/rotator.password }   # the ROTATOR key
+ *     fund: 0.05 ETH               # gas the rotator key sends each new key before it is authorized (default 0)
+ *     poll: 2s                     # how often the rotation stage looks (default 2s)
+ *     lease_ttl: 15s               # the one rotating process's lease (default 15s)
  * ```
  */
 import { parseUnits } from "ethers";
@@ -106,8 +116,30 @@ export interface BatcherConfig {
   readonly maxWaitMs: number;
 }
 
+/** `settler.rotation`: scheduled key rotation through the RelayerKeyRotator contract (relayer/rotation). */
+export interface RotationConfig {
+  /** ms between rotations */
+  readonly everyMs: number;
+  /** what creates new keys: only "keystore" for now */
+  readonly key: "keystore";
+  /** directory the created keystores go to (relative to the config file) */
+  readonly keysDir: string;
+  /** the created keystores' password: from this variable... */
+  readonly passwordEnv: string;
+  /** ...or this file (read each time a key is created or opened) */
+  readonly passwordFile?: string | undefined;
+  /** the ROTATOR key that signs addKey / revokeKey */
+  readonly rotator: Omit<SignerConfig, "retiring">;
+  /** wei the rotator key sends each new key for gas */
+  readonly fundWei: bigint;
+  readonly pollMs: number;
+  readonly leaseTtlMs: number;
+}
+
 export interface SettlerConfig {
   readonly signer?: SignerConfig | undefined;
+  /** absent: no scheduled rotation (`agentgpt keys rotate` by hand, and `keys revoke` is unavailable) */
+  readonly rotation?: RotationConfig | undefined;
   readonly fees: FeeConfig;
   readonly stuckAfterMs: number;
   readonly maxInFlight: number;
@@ -282,10 +314,61 @@ export const batcherSection = () =>
     .prefault({})
     .transform((b): BatcherConfig => ({ maxReceipts: b.max_receipts, maxWaitMs: b.max_wait }));
 
+/** "0.05 ETH" | "50000000 gwei" | "1000 wei" -> wei (the chain's native coin, for gas) */
+const nativeAmount = () =>
+  z.unknown().transform((value, ctx): bigint => {
+    const text = typeof value === "number" ? `${value} ETH` : typeof value === "string" ? value.trim() : "";
+    const match = /^(\d+(?:\.\d+)?)\s*(eth|gwei|wei)$/i.exec(text);
+    if (match === null) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not an amount of gas coin; write e.g. "0.05 ETH"`, input: value });
+      return z.NEVER;
+    }
+    const unit = match[2]!.toLowerCase();
+    try {
+      return parseUnits(match[1]!, unit === "eth" ? 18 : unit === "gwei" ? 9 : 0);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)}: too many decimals for ${unit}`, input: value });
+      return z.NEVER;
+    }
+  });
+
+export const rotationSection = () =>
+  z
+    .strictObject({
+      every: durationMs().refine((ms) => ms >= 1000, "rotate at most once a second (24h in production)"),
+      key: z.enum(["keystore"], { message: 'the kind of key to create: "keystore" (the HSM kinds come with their signers)' }).default("keystore"),
+      keys_dir: z.string().min(1).default("./keys/rotated"),
+      password_env: envName().optional(),
+      password_file: z.string().min(1).optional(),
+      // the ROTATOR key: any signer kind (in production the HSM, like the relayer keys)
+      rotator: z.strictObject(keyFields).superRefine(checkKey).transform(keyOf),
+      fund: nativeAmount().default(0n),
+      poll: durationMs().default(2000),
+      lease_ttl: durationMs().default(15_000),
+    })
+    .refine((r) => r.password_env === undefined || r.password_file === undefined, {
+      message: "give the created keystores' password either by password_env: (a variable) or by password_file: (a file), not both",
+      path: ["password_file"],
+    })
+    .transform(
+      (r): RotationConfig => ({
+        everyMs: r.every,
+        key: r.key,
+        keysDir: r.keys_dir,
+        passwordEnv: r.password_env ?? "AGENTGPT_ROTATED_KEYSTORE_PASSWORD",
+        ...(r.password_file === undefined ? {} : { passwordFile: r.password_file }),
+        rotator: r.rotator,
+        fundWei: r.fund,
+        pollMs: r.poll,
+        leaseTtlMs: r.lease_ttl,
+      }),
+    );
+
 export const settlerSection = () =>
   z
     .strictObject({
       signer: signerSection().optional(),
+      rotation: rotationSection().optional(),
       fees: feesSection().prefault({}),
       stuck_after: durationMs().default(30_000),
       max_in_flight: z.int().min(1).max(64).default(4),
@@ -293,9 +376,14 @@ export const settlerSection = () =>
       lease_ttl: durationMs().default(15_000),
     })
     .prefault({})
+    .refine((s) => s.rotation === undefined || s.signer?.retiring === undefined, {
+      message: "settler.rotation manages the retiring key itself: remove signer.retiring (finish the manual rotation first)",
+      path: ["rotation"],
+    })
     .transform(
       (s): SettlerConfig => ({
         signer: s.signer,
+        rotation: s.rotation,
         fees: resolveFees({ maxFeePerGas: 50n * 10n ** 9n, minPriorityFeePerGas: 10n ** 7n, bumpPercent: 12.5 }, s.fees),
         stuckAfterMs: s.stuck_after,
         maxInFlight: s.max_in_flight,

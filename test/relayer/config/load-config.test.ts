@@ -137,6 +137,37 @@ describe("relayer/config loadRelayerConfig", function () {
     ]);
   });
 
+  it("reads settler.rotation (every, key kind, keys, rotator key, gas) and a chain's rotator, and refuses what cannot rotate", function () {
+    const dir = write({
+      "relayer.yaml":
+        "default_chain: arbitrum\nchains:\n  arbitrum:\n    rotator: \"0x5fbdb2315678afecb367f032d93f642f64180aa3\"\n" +
+        "settler:\n  signer: { keystore: ./keys/relayer.json }\n  rotation:\n    every: 24h\n    password_file: ./keys/rotated.password\n" +
+        "    rotator: { keystore: ./keys/rotator.json, password_env: ROTATOR_PASSWORD }\n    fund: 0.05 ETH\n",
+    });
+    const config = loadRelayerConfig(join(dir, "relayer.yaml"), { env: {} });
+    expect(config.settler.rotation).to.deep.include({
+      everyMs: 24 * 3600 * 1000,
+      key: "keystore",
+      keysDir: "./keys/rotated",
+      passwordFile: "./keys/rotated.password",
+      fundWei: 5n * 10n ** 16n,
+      pollMs: 2000,
+      leaseTtlMs: 15_000,
+    });
+    expect(config.settler.rotation!.rotator).to.deep.include({ keystore: "./keys/rotator.json", passwordEnv: "ROTATOR_PASSWORD" });
+    expect(config.chains[0]!.rotator).to.equal("0x5FbDB2315678afecb367f032d93F642f64180aa3");
+
+    const bad = write({
+      "relayer.yaml":
+        "default_chain: arbitrum\nsettler:\n  signer: { keystore: a.json, retiring: { keystore: b.json } }\n  rotation:\n    every: 10ms\n" +
+        "    key: pkcs11\n    rotator: { keystore: r.json }\n    fund: lots\n",
+    });
+    const found = problems(() => loadRelayerConfig(join(bad, "relayer.yaml"), { env: {} }));
+    expect(found.join("\n")).to.match(/settler\.rotation\.every: rotate at most once a second/);
+    expect(found.join("\n")).to.match(/settler\.rotation\.key: the kind of key to create: "keystore"/);
+    expect(found.join("\n")).to.match(/settler\.rotation\.fund: "lots" is not an amount of gas coin/);
+  });
+
   it("refuses a route defined twice in one file (wherever it sits among the sources), and a payment token that is not the token", function () {
     const dir = write({
       "a.yaml": "routes:\n  - { route: q, model: m, budget: 1 AGPT/1k tokens, providers: [p] }\n",

@@ -146,7 +146,7 @@ describe("AWS KMS signer (local KMS stand-in)", function () {
         const path = await runtime.archive.write("local", built.file.batchId, built.bytes);
         const amount = built.charges.reduce((sum, c) => sum + c.amount, 0n);
         chargedA += built.charges.filter((c) => c.user === a).reduce((sum, c) => sum + c.amount, 0n);
-        await chain.settler.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, callsFrom: built.file.callsFrom, rows: built.charges.length, receipts: receipts.length, amount: amount.toString() });
+        await chain.settler!.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, callsFrom: built.file.callsFrom, rows: built.charges.length, receipts: receipts.length, amount: amount.toString() });
         ids.push(built.file.batchId);
       }
       const deadline = Date.now() + 30_000;

@@ -251,7 +251,7 @@ describe("PKCS#11 signer (SoftHSM2)", function () {
           });
           const path = await runtime.archive.write("local", built.file.batchId, built.bytes);
           const amount = built.charges.reduce((sum, c) => sum + c.amount, 0n);
-          await chain.settler.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, callsFrom: built.file.callsFrom, rows: built.charges.length, receipts: receipts.length, amount: amount.toString() });
+          await chain.settler!.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, callsFrom: built.file.callsFrom, rows: built.charges.length, receipts: receipts.length, amount: amount.toString() });
           for (const charge of built.charges) charged.set(charge.user, (charged.get(charge.user) ?? 0n) + charge.amount);
           return { batchId: built.file.batchId, amount };
         };

@@ -1,0 +1,147 @@
+/**
+ * Builds the rotation stage from the configuration: the ROTATOR key, the key factory, and for every chain that
+ * settles with `settler.signer` its RelayerKeyRotator (chains.<name>.rotator, else the deployment's) and ledger.
+ * Used by the settlement runtime (scheduled) and by `agentgpt keys revoke` (revocations only).
+ */
+import { dirname, isAbsolute, resolve } from "node:path";
+
+import type { SettlerSigner } from "../keys/signers/device-signer.js";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+
+import { loadDeployment } from "../chain/deployment.js";
+import type { RelayerConfig, RotationConfig } from "../config/index.js";
+import { KeyError } from "../keys/errors.js";
+import { useNativeScrypt } from "../keys/native-scrypt.js";
+import { Lease } from "../settler/lease.js";
+import { SettlementStore } from "../settler/settlement-store.js";
+import { loadSigningKey } from "../settler/signing-key.js";
+import { KeystoreKeyFactory, keystorePassword, type RelayerKeyFactory } from "./key-factory.js";
+import { KeyRing, type RingKey } from "./key-ring.js";
+import { RotationStage, type RotationChain } from "./rotation-stage.js";
+import { RotatorChain } from "./rotator-chain.js";
+
+export interface RotationSetup {
+  readonly config: RotationConfig;
+  readonly ring: KeyRing;
+  readonly stage: RotationStage;
+  readonly chains: readonly RotationChain[];
+  /** opens a ring key (the configured signer or a created one) */
+  open(key: RingKey): Promise<SettlerSigner>;
+}
+
+export interface SetupRotationOptions {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logger?: Logger;
+  /** false: revocations only (the CLI) */
+  readonly scheduled: boolean;
+  /** the key factory (default: keystores in settler.rotation.keys_dir); the HSM factories plug in here */
+  readonly factory?: RelayerKeyFactory;
+}
+
+/** The chains the rotation covers: those with RPC URLs that sign with `settler.signer` (not a chain's own). */
+export function rotatedChains(config: RelayerConfig) {
+  return config.chains.filter((chain) => chain.rpcUrls.length > 0 && chain.signer === undefined);
+}
+
+export async function setupRotation(config: RelayerConfig, redis: Redis, options: SetupRotationOptions): Promise<RotationSetup> {
+  const rotation = config.settler.rotation;
+  if (rotation === undefined) {
+    throw new KeyError("NOT_READY", "settler.rotation is not configured: add it (every:, rotator:, keys_dir:, password_file:) to rotate or revoke keys through the RelayerKeyRotator");
+  }
+  const signer = config.settler.signer;
+  if (signer === undefined) throw new KeyError("NO_SIGNER", "settler.rotation needs settler.signer: the key the rotation starts from");
+  useNativeScrypt();
+  const env = options.env ?? process.env;
+  const baseDir = dirname(config.files[0] ?? ".");
+  const loadOptions = { env, baseDir };
+  const rotatorKey = (await loadSigningKey(rotation.rotator, loadOptions)).wallet;
+  const base =
+    options.factory ??
+    new KeystoreKeyFactory({
+      dir: isAbsolute(rotation.keysDir) ? rotation.keysDir : resolve(baseDir, rotation.keysDir),
+      password: keystorePassword(rotation, baseDir, env),
+    });
+  // keys this process just created, kept open so its settlers switch without opening them again (scrypt)
+  const opened = new Map<string, SettlerSigner>();
+  const factory: RelayerKeyFactory = {
+    createRelayerKey: async () => {
+      const created = await base.createRelayerKey();
+      if (created.signer !== undefined) opened.set(created.address, created.signer);
+      return created;
+    },
+    openRelayerKey: (ref) => base.openRelayerKey(ref),
+  };
+  const chains: RotationChain[] = [];
+  for (const chain of rotatedChains(config)) {
+    const probe = new RotatorChainProbe(chain.rpcUrls[0]!);
+    const chainId = chain.chainId ?? (await probe.chainId());
+    const deployment = chain.router !== undefined && chain.rotator !== undefined ? null : await loadDeployment(chainId, { networkName: chain.name });
+    const router = chain.router ?? deployment!.addresses.autoPayLLM;
+    const rotator = chain.rotator ?? deployment?.addresses.relayerKeyRotator;
+    if (rotator === undefined) {
+      throw new KeyError(
+        "NOT_READY",
+        `chains.${chain.name}: no RelayerKeyRotator: set chains.${chain.name}.rotator, or deploy one (RelayerKeyRotator parameters) and grant it by governance (agentgpt governance propose relayer-rotator --grant)`,
+      );
+    }
+    chains.push({
+      rotator: new RotatorChain({
+        chain: chain.name,
+        rpcUrl: chain.rpcUrls[0]!,
+        router,
+        rotator,
+        signer: rotatorKey,
+        confirmations: chain.confirmations,
+        fundWei: rotation.fundWei,
+        ...(options.logger ? { logger: options.logger } : {}),
+      }),
+      store: new SettlementStore(redis, config.redis.prefix, chain.name),
+    });
+  }
+  const ring = new KeyRing(redis, config.redis.prefix);
+  let configured: SettlerSigner | null = null;
+  const openConfigured = async () => (configured ??= (await loadSigningKey(signer, loadOptions)).wallet);
+  const stage = new RotationStage({
+    ring,
+    lease: new Lease(redis, ring.key("lease"), rotation.leaseTtlMs),
+    leaseTtlMs: rotation.leaseTtlMs,
+    factory,
+    chains,
+    configuredAddress: async () => (await openConfigured()).address,
+    everyMs: options.scheduled ? rotation.everyMs : null,
+    pollMs: rotation.pollMs,
+    ...(options.logger ? { logger: options.logger.child({ stage: "rotation" }) } : {}),
+  });
+  return {
+    config: rotation,
+    ring,
+    stage,
+    chains,
+    open: async (key) => {
+      if (key.ref.kind === "configured") return openConfigured();
+      const known = opened.get(key.address);
+      if (known !== undefined) {
+        opened.delete(key.address);
+        return known;
+      }
+      return factory.openRelayerKey(key.ref);
+    },
+  };
+}
+
+/** eth_chainId over plain fetch, before a provider is made for the chain. */
+class RotatorChainProbe {
+  constructor(private readonly url: string) {}
+
+  async chainId(): Promise<number> {
+    const response = await fetch(this.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+    });
+    const body = (await response.json()) as { result?: string };
+    if (typeof body.result !== "string") throw new KeyError("NOT_READY", "the chain's RPC did not answer eth_chainId: set chains.<name>.chain_id or check rpc_urls");
+    return Number(BigInt(body.result));
+  }
+}
