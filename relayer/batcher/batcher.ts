@@ -18,6 +18,7 @@ import type { Receipt } from "../queue/index.js";
 import type { Archive } from "./archive.js";
 import { buildBatch, type BatchContext } from "./batch-file.js";
 import type { BatchPool } from "./batch-pool.js";
+import type { BatcherEvents } from "./metrics.js";
 
 /** What the batcher needs from the settler: one typed call. */
 export interface BatchSink {
@@ -49,6 +50,8 @@ export interface BatcherOptions {
   maxWaitMs?: number;
   /** ms between checks (default 250) */
   tickMs?: number;
+  /** told of each batch sealed (relayer/batcher/metrics.ts) */
+  events?: BatcherEvents;
   logger?: Logger;
 }
 
@@ -126,6 +129,7 @@ export class Batcher {
       { batchId, cid: built.cid, callsFrom: sealing.callsFrom, receipts: receipts.length, rows: built.charges.length, amount },
       "batch sealed and archived",
     );
+    this.options.events?.sealed({ receipts: receipts.length });
     await this.handOver(batchId);
   }
 

@@ -16,6 +16,7 @@ import { formatEpoch, epochOf, type Epoch } from "./epoch.js";
 import type { AutoDisputer, AutoDisputeOutcome, FollowUp } from "./auto-dispute.js";
 import type { DisputeLedger } from "./dispute-ledger.js";
 import { formatReport } from "./format-report.js";
+import type { ReconcilerEvents } from "./metrics.js";
 import type { Reconciler } from "./reconciler.js";
 import type { EpochReport } from "./report.js";
 
@@ -30,6 +31,8 @@ export interface ReconcilerServiceOptions {
   readonly reportDelaySeconds: number;
   readonly intervalMs: number;
   readonly logger?: Logger | undefined;
+  /** told of each pass (relayer/reconciler/metrics.ts) */
+  readonly events?: Pick<ReconcilerEvents, "pass"> | undefined;
 }
 
 export interface PassResult {
@@ -52,8 +55,11 @@ export class ReconcilerService {
     const loop = async () => {
       if (this.stopped) return;
       this.running = this.pass()
-        .then(() => undefined)
+        .then((result) => {
+          this.options.events?.pass("ok", result.disputes.filter((d) => d.result === "disputed").length);
+        })
         .catch((error: unknown) => {
+          this.options.events?.pass("failed", 0);
           this.options.logger?.error({ err: { name: (error as Error).name, message: (error as Error).message } }, "reconciler pass failed; retried next interval");
         });
       await this.running;

@@ -31,6 +31,8 @@ import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
 import { inFlightOn, Settler } from "./settler.js";
 import { loadSigningKey, SigningKeyError } from "./signing-key.js";
+import { observeChain, type ObservedChain } from "./observe.js";
+import type { ProcessTelemetry } from "../telemetry/process-telemetry.js";
 
 /** Arbitrum One, Nova and Sepolia: no public mempool, so a stuck transaction is resubmitted, not bumped. */
 const ARBITRUM_CHAIN_IDS = new Set([42161, 42170, 421614]);
@@ -47,6 +49,8 @@ export interface ChainSettlement {
   readonly settler: Settler;
   /** null when `payout.enabled` is false */
   readonly release: ReleaseStage | null;
+  /** its metrics and readiness checks, when started with `telemetry` */
+  readonly observed?: ObservedChain;
 }
 
 export interface SettlementRuntime {
@@ -72,6 +76,8 @@ export interface StartSettlementOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** told when a chain stops being the one its settler started on (and when it is back): ingest's /readyz reads it */
   readonly readiness?: { set(component: string, problem: string | null): void };
+  /** the process registry and per-stage readiness: each chain's metrics and /readyz checks go there (observe.ts) */
+  readonly telemetry?: ProcessTelemetry;
 }
 
 export function archiveDir(config: RelayerConfig): string {
@@ -94,6 +100,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       await chain.release?.stop();
       await chain.batcher.stop();
       await chain.settler.stop();
+      chain.observed?.detach();
     }
     await redis.quit().catch(() => redis.disconnect());
   };
@@ -270,6 +277,7 @@ async function startChain(
     logger?.warn({ signer: keys.wallet.address, router }, "the settler's key has no RELAYER_ROLE on the router: batches stay queued until it is granted");
   }
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
+  const observed = options.telemetry === undefined ? undefined : observeChain(options.telemetry, chain.name);
   // The release stage: its releases go out as the settler's side calls (one key, one nonce sequence, one lease).
   let settlerRef: Settler | null = null;
   const release = config.payout.enabled
@@ -303,6 +311,7 @@ async function startChain(
     ...(release === null ? {} : { side: release, onFinal: (record) => release.settled(record) }),
     guard,
     onHealth: (problem) => options.readiness?.set(`settlement on chain ${chain.name}`, problem),
+    ...(observed === undefined ? {} : { events: observed.settler }),
     ...(logger ? { logger: logger.child({ stage: "settler" }) } : {}),
   });
   settlerRef = settler;
@@ -318,9 +327,19 @@ async function startChain(
     maxReceipts: config.batcher.maxReceipts,
     maxWaitMs: config.batcher.maxWaitMs,
     ...(logger ? { logger: logger.child({ stage: "batcher" }) } : {}),
+    ...(observed === undefined ? {} : { events: observed.batcher }),
+  });
+  observed?.attach({
+    redis,
+    rpc,
+    store,
+    pool,
+    settler,
+    guardComponent: `settlement on chain ${chain.name}`,
+    minSignerBalance: chain.minSignerBalance ?? config.settler.minSignerBalance,
   });
   if (keys.retiring.length > 0) {
     logger?.info({ active: keys.wallet.address, retiring: keys.retiring.map((key) => key.address) }, "key rotation: new batches are signed with the active key; the retiring key finishes its own");
   }
-  return { chain: chain.name, chainId, router, signer: keys.wallet.address, rpc, store, pool, batcher, settler, release };
+  return { chain: chain.name, chainId, router, signer: keys.wallet.address, rpc, store, pool, batcher, settler, release, ...(observed === undefined ? {} : { observed }) };
 }

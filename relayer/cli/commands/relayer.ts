@@ -20,6 +20,7 @@ import { checkReconciler, ReconcilerKeyError, startReconciler } from "../../reco
 import { checkSettlementKeys, startSettlement, type KeyReload } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, databaseUrl, startBackfill } from "../../backfill/index.js";
+import { needsTelemetryListener, ProcessTelemetry, startTelemetryListener } from "../../telemetry/index.js";
 import { UserError } from "../errors.js";
 import { terminalSafe } from "../terminal-text.js";
 
@@ -35,7 +36,14 @@ export interface Stage {
   check(config: RelayerConfig, env: Env): Promise<string[]>;
   start(
     config: RelayerConfig,
-    context: { logger: Logger; options: StartOptions; /** what /readyz reports beyond Redis */ readiness: Readiness },
+    context: {
+      logger: Logger;
+      options: StartOptions;
+      /** what /readyz reports beyond Redis */
+      readiness: Readiness;
+      /** the process registry (/metrics) and per-stage readiness (/readyz): each stage adds its own (relayer/telemetry) */
+      telemetry: ProcessTelemetry;
+    },
   ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<KeyReload[]> }>;
 }
 
@@ -51,10 +59,11 @@ const stages: Stage[] = [
   {
     name: "ingest",
     check: async (config, env) => [`ingest: ${ingestTokens(config, env).length} bearer token(s) for LiteLLM`],
-    start: (config, { logger, options, readiness }) =>
+    start: (config, { logger, options, readiness, telemetry }) =>
       startIngest(config, {
         logger: logger.child({ stage: "ingest" }),
         readiness,
+        telemetry,
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.port === undefined ? {} : { port: parsePort(options.port) }),
       }),
@@ -63,13 +72,13 @@ const stages: Stage[] = [
     // batcher + settler per chain with rpc_urls
     name: "settlement",
     check: (config, env) => checkSettlementKeys(config, env),
-    start: (config, { logger, readiness }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness }),
+    start: (config, { logger, readiness, telemetry }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, telemetry }),
   },
   {
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
     name: "reconciler",
     check: (config, env) => checkReconciler(config, env),
-    start: (config, { logger }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }) }),
+    start: (config, { logger, telemetry }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }), telemetry }),
   },
   {
     // reads LiteLLM's spend records and queues the calls its logger never delivered, with a backfill: section
@@ -150,11 +159,17 @@ async function start(options: StartOptions): Promise<void> {
     logger.warn({ at: override.at, overrides: override.overrides }, `configuration: ${formatOverride(override)}`);
   }
   const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<KeyReload[]>) | undefined }> = [];
-  const readiness = new Readiness();
+  const telemetry = new ProcessTelemetry({ defaultMetrics: config.metrics.defaultMetrics });
+  const readiness = telemetry.readiness;
   try {
     for (const stage of stages) {
-      const handle = await stage.start(config, { logger, options, readiness });
+      const handle = await stage.start(config, { logger, options, readiness, telemetry });
       running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
+    }
+    // /metrics and /readyz: ingest's server serves them; without ingest here (or with metrics.listen) a listener of its own
+    if (needsTelemetryListener(config, running.some((stage) => stage.name === "ingest"))) {
+      const listener = await startTelemetryListener(config, telemetry, logger.child({ stage: "metrics" }));
+      running.push({ name: "metrics", stop: () => listener.stop() });
     }
   } catch (error) {
     for (const stage of running.reverse()) await stage.stop();

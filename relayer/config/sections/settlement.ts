@@ -29,6 +29,8 @@
  *   max_in_flight: 4               # batches signed or sent at once per chain (default 4)
  *   poll: 1s                       # ledger pass interval (default 1s)
  *   lease_ttl: 15s                 # the per-chain settler lease (default 15s)
+ *   min_signer_balance: 0.05       # /readyz fails while the signer holds no more than this, in the chain's native
+ *                                  # coin (ETH on Arbitrum, POL on Polygon); default 0: an empty signer is not ready
  * ```
  */
 import { parseUnits } from "ethers";
@@ -68,6 +70,8 @@ export interface SettlerConfig {
   readonly maxInFlight: number;
   readonly pollMs: number;
   readonly leaseTtlMs: number;
+  /** wei: the settler is not ready while its signer's balance is at or below this (chains.<name>.min_signer_balance overrides) */
+  readonly minSignerBalance: bigint;
 }
 
 /** "50 gwei" | "0.01 gwei" | "1000000 wei" | a number of gwei -> wei */
@@ -85,6 +89,17 @@ export const gasPrice = () =>
       ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)}: at most 9 decimals of gwei, whole wei`, input: value });
       return z.NEVER;
     }
+  });
+
+/** An amount of a chain's native coin (ETH, POL), e.g. 0.05 or "0.05" -> wei */
+export const nativeAmount = () =>
+  z.unknown().transform((value, ctx): bigint => {
+    const text = typeof value === "number" ? String(value) : typeof value === "string" ? value.trim() : "";
+    if (!/^\d+(?:\.\d{1,18})?$/.test(text)) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not an amount of the chain's native coin; write e.g. 0.05 (at most 18 decimals)`, input: value });
+      return z.NEVER;
+    }
+    return parseUnits(text, 18);
   });
 
 const envName = () => z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name (e.g. AGENTGPT_KEYSTORE_PASSWORD)");
@@ -167,6 +182,7 @@ export const settlerSection = () =>
       max_in_flight: z.int().min(1).max(64).default(4),
       poll: durationMs().default(1000),
       lease_ttl: durationMs().default(15_000),
+      min_signer_balance: nativeAmount().default(0n),
     })
     .prefault({})
     .transform(
@@ -177,5 +193,6 @@ export const settlerSection = () =>
         maxInFlight: s.max_in_flight,
         pollMs: s.poll,
         leaseTtlMs: s.lease_ttl,
+        minSignerBalance: s.min_signer_balance,
       }),
     );
