@@ -23,6 +23,7 @@ import type { RpcLog, SettlementOutcome } from "../settler/outcome.js";
 import type { RpcPool } from "../settler/rpc-pool.js";
 import type { SideCall, SideCalls, SideOutcome } from "../settler/side-calls.js";
 import { AutoPayLLM__factory } from "../../typechain-types/factories/AutoPayLLM__factory.js";
+import type { PayoutEvents } from "./metrics.js";
 import type { ReleaseSchedule } from "./release-schedule.js";
 
 export interface ReleaseStageOptions {
@@ -42,6 +43,8 @@ export interface ReleaseStageOptions {
   /** called when due batches are found (wakes the settler) */
   readonly onReady?: () => void;
   readonly logger?: Logger | undefined;
+  /** told how each release ended (relayer/payout/metrics.ts) */
+  readonly events?: PayoutEvents | undefined;
 }
 
 /** `disputeClosesAt` while an L2 sequencer outage keeps the window from closing. */
@@ -165,14 +168,17 @@ export class ReleaseStage implements SideCalls {
       const amount = this.releasedAmount(call.id, outcome.logs);
       this.options.logger?.info({ batchId: call.id, hash: outcome.hash, amount: amount?.toString() ?? null }, "batch released to its providers' credits");
       await this.options.schedule.remove(call.id);
+      this.options.events?.release("released");
       return;
     }
     const info = await this.batchInfo(call.id);
     if (info.status === 2) {
       this.options.logger?.info({ batchId: call.id, hash: outcome?.hash ?? null }, "batch was released by someone else first");
       await this.options.schedule.remove(call.id);
+      this.options.events?.release("elsewhere");
     } else {
       this.options.logger?.warn({ batchId: call.id, hash: outcome?.hash ?? null }, "release did not go through; it is tried again");
+      this.options.events?.release("failed");
     }
   }
 

@@ -15,6 +15,8 @@ import type { Redis } from "ioredis";
 
 import { BatcherMetrics, type BatcherEvents } from "../batcher/metrics.js";
 import type { BatchPool } from "../batcher/batch-pool.js";
+import { PayoutMetrics, type PayoutEvents } from "../payout/metrics.js";
+import type { ReleaseStage } from "../payout/release-stage.js";
 import { metricsOnce, type ProcessTelemetry } from "../telemetry/process-telemetry.js";
 import { failed, ok } from "../telemetry/readiness.js";
 import { shared } from "../telemetry/within.js";
@@ -31,9 +33,15 @@ export function batcherMetricsOf(telemetry: ProcessTelemetry): BatcherMetrics {
   return metricsOnce(telemetry.registry, "batcher", () => new BatcherMetrics(telemetry.registry));
 }
 
+export function payoutMetricsOf(telemetry: ProcessTelemetry): PayoutMetrics {
+  return metricsOnce(telemetry.registry, "payout", () => new PayoutMetrics(telemetry.registry));
+}
+
 export interface ObservedChain {
   /** hand to the Settler (`events`) */
   readonly settler: SettlerEvents;
+  /** hand to the ReleaseStage (`events`) */
+  readonly payout: PayoutEvents;
   /** hand to the Batcher (`events`) */
   readonly batcher: BatcherEvents;
   /** once the chain's stages exist: their gauges and readiness checks */
@@ -43,6 +51,8 @@ export interface ObservedChain {
     readonly store: SettlementStore;
     readonly pool: BatchPool;
     readonly settler: Settler;
+    /** null when payout.enabled is false */
+    readonly release: ReleaseStage | null;
     /** the component the settler's chain guard raises its problem on (Readiness.set) */
     readonly guardComponent: string;
     /** wei */
@@ -59,7 +69,9 @@ export function observeChain(telemetry: ProcessTelemetry, chain: string): Observ
   return {
     settler: settlerMetrics.events(chain),
     batcher: batcherMetrics.events(chain),
-    attach({ redis, rpc, store, pool, settler, guardComponent, minSignerBalance }) {
+    payout: payoutMetricsOf(telemetry).events(chain),
+    attach({ redis, rpc, store, pool, settler, release, guardComponent, minSignerBalance }) {
+      if (release !== null) removals.push(payoutMetricsOf(telemetry).watch(chain, release.schedule));
       const balance = shared(async () => BigInt(await rpc.request<string>("eth_getBalance", [settler.activeSigner, "latest"])), 1000);
       const ping = async () => {
         await redis.ping();

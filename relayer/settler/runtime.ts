@@ -291,6 +291,7 @@ async function startChain(
         active: () => settlerRef?.lease.held ?? false,
         onReady: () => settlerRef?.poke(),
         ...(logger ? { logger: logger.child({ stage: "release" }) } : {}),
+        ...(observed === undefined ? {} : { events: observed.payout }),
       })
     : null;
   const settler = new Settler({
@@ -335,6 +336,7 @@ async function startChain(
     store,
     pool,
     settler,
+    release,
     guardComponent: `settlement on chain ${chain.name}`,
     minSignerBalance: chain.minSignerBalance ?? config.settler.minSignerBalance,
   });
