@@ -21,8 +21,8 @@ export interface MetricsConfig {
 export const DEFAULT_METRICS_LISTEN = { host: "127.0.0.1", port: 9464 } as const;
 
 const listenAddress = () =>
-  z.string().transform((value, ctx) => {
-    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  z.unknown().transform((value, ctx) => {
+    const match = typeof value === "string" ? /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim()) : null;
     const port = match === null ? NaN : Number(match[3]);
     if (match === null || port > 65_535) {
       ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not host:port; write e.g. "127.0.0.1:9464" (or "[::1]:9464")`, input: value });
