@@ -20,19 +20,26 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 }
 
 /**
- * `read` shared by every caller within `ttlMs` of the last call (and while one is in flight): several gauges filled
- * from one Redis or RPC read per scrape. A failed read is not kept.
+ * `read` shared by every caller while one read is in flight, and (with `ttlMs`) for that long after it started:
+ * several gauges filled from one Redis or RPC read per scrape (prom-client collects them all at once). A failed
+ * read is not kept.
  */
-export function shared<T>(read: () => Promise<T>, ttlMs = 500): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | null = null;
+export function shared<T>(read: () => Promise<T>, ttlMs = 0): () => Promise<T> {
+  let last: { at: number; value: Promise<T>; pending: boolean } | null = null;
   return () => {
     const now = Date.now();
-    if (last !== null && now - last.at < ttlMs) return last.value;
-    const value = read();
-    last = { at: now, value };
-    value.catch(() => {
-      if (last?.value === value) last = null;
-    });
-    return value;
+    if (last !== null && (last.pending || now - last.at < ttlMs)) return last.value;
+    const entry: { at: number; value: Promise<T>; pending: boolean } = { at: now, value: read(), pending: true };
+    last = entry;
+    entry.value.then(
+      () => {
+        entry.pending = false;
+      },
+      () => {
+        entry.pending = false;
+        if (last === entry) last = null;
+      },
+    );
+    return entry.value;
   };
 }
