@@ -159,6 +159,10 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
     expect(samplesOf(after, "agentgpt_rpc_breaker_state", { chain: "local", stage: "settler" }).map((s) => s.value)).to.deep.equal([0]);
     expect(samplesOf(after, "agentgpt_rpc_breaker_state", { chain: "local", stage: "reconciler" }).map((s) => s.value)).to.deep.equal([0]);
     expect(total(after, "agentgpt_reconciler_disputes_open", { chain: "local" })).to.equal(0);
+    expect(total(after, "agentgpt_reconciler_passes_total", { chain: "local", outcome: "ok" })).to.be.greaterThan(0);
+    expect(total(after, "agentgpt_reconciler_passes_total", { chain: "local", outcome: "failed" })).to.equal(0);
+    expect(total(after, "agentgpt_payout_releases_total", { chain: "local" })).to.equal(0); // the dispute window is open
+    expect(total(after, "agentgpt_payout_batches_awaiting_release", { chain: "local" })).to.equal(total(after, "agentgpt_settler_batches_final_total", { chain: "local" }));
     // bounded labels: no batch id, receipt id or address in any label value
     for (const sample of after.samples) for (const value of Object.values(sample.labels)) expect(value, sample.name).to.not.match(/0x[0-9a-fA-F]{40}|[0-9a-f]{32}|ops-/);
   });
