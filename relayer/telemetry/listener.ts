@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 
 import { DEFAULT_METRICS_LISTEN, type RelayerConfig } from "../config/index.js";
-import { listenOn } from "../ingest/listen.js";
+import { ListenError, listenOn } from "../ingest/listen.js";
 import type { ProcessTelemetry } from "./process-telemetry.js";
 import { addOperationsRoutes } from "./routes.js";
 
@@ -37,4 +37,28 @@ export async function startTelemetryListener(config: RelayerConfig, telemetry: P
   );
   logger?.info({ url, stages: telemetry.readiness.stages() }, "metrics and health listening (GET /metrics, /readyz, /healthz)");
   return { url, app, stop: () => app.close() };
+}
+
+/**
+ * What `relayer start` runs after its stages: the listener when this process needs one (needsTelemetryListener).
+ * An explicit `metrics.listen` that cannot listen stops the start (ListenError, with the fix); the default address
+ * in use (several processes without ingest on one host) only warns: the stages run, without /metrics here, and the
+ * warning says to give each process its own metrics.listen. Null when no listener runs.
+ */
+export async function serveOperations(
+  config: RelayerConfig,
+  telemetry: ProcessTelemetry,
+  options: { readonly ingestRuns: boolean; readonly logger?: Logger },
+): Promise<TelemetryListener | null> {
+  if (!needsTelemetryListener(config, options.ingestRuns)) return null;
+  try {
+    return await startTelemetryListener(config, telemetry, options.logger);
+  } catch (error) {
+    if (config.metrics.listen !== undefined || !(error instanceof ListenError) || error.code !== "PORT_IN_USE") throw error;
+    options.logger?.warn(
+      { listen: `${DEFAULT_METRICS_LISTEN.host}:${DEFAULT_METRICS_LISTEN.port}` },
+      "no /metrics or /readyz in this process: the default metrics address is in use (another relayer process on this host?); set metrics.listen to a free host:port for each process",
+    );
+    return null;
+  }
 }

@@ -20,7 +20,7 @@ import { checkReconciler, ReconcilerKeyError, startReconciler } from "../../reco
 import { checkSettlementKeys, startSettlement, type KeyReload } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, databaseUrl, startBackfill } from "../../backfill/index.js";
-import { needsTelemetryListener, ProcessTelemetry, startTelemetryListener } from "../../telemetry/index.js";
+import { ProcessTelemetry, serveOperations } from "../../telemetry/index.js";
 import { UserError } from "../errors.js";
 import { terminalSafe } from "../terminal-text.js";
 
@@ -167,10 +167,8 @@ async function start(options: StartOptions): Promise<void> {
       running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
     // /metrics and /readyz: ingest's server serves them; without ingest here (or with metrics.listen) a listener of its own
-    if (needsTelemetryListener(config, running.some((stage) => stage.name === "ingest"))) {
-      const listener = await startTelemetryListener(config, telemetry, logger.child({ stage: "metrics" }));
-      running.push({ name: "metrics", stop: () => listener.stop() });
-    }
+    const listener = await serveOperations(config, telemetry, { ingestRuns: running.some((stage) => stage.name === "ingest"), logger: logger.child({ stage: "metrics" }) });
+    if (listener !== null) running.push({ name: "metrics", stop: () => listener.stop() });
   } catch (error) {
     for (const stage of running.reverse()) await stage.stop();
     throw userFacing(error, options.config);

@@ -10,10 +10,11 @@ import { join } from "node:path";
 
 import { expect } from "chai";
 import { parseEther } from "ethers";
+import type { Logger } from "pino";
 
 import { ConfigError, loadRelayerConfig, type RelayerConfig } from "../../../relayer/config/index.js";
 import { ListenError } from "../../../relayer/ingest/listen.js";
-import { failed, ok, ProcessTelemetry, startTelemetryListener, needsTelemetryListener } from "../../../relayer/telemetry/index.js";
+import { failed, needsTelemetryListener, ok, ProcessTelemetry, serveOperations, startTelemetryListener } from "../../../relayer/telemetry/index.js";
 import { parseExposition, samplesOf } from "../../helpers/prometheus.js";
 
 const BASE = `token: { symbol: AGPT, decimals: 18 }
@@ -147,6 +148,33 @@ describe("relayer/telemetry", function () {
         expect((error as Error).message).to.match(new RegExp(`^metrics\\.listen: 127\\.0\\.0\\.1:${port} is already in use by another process: .*set metrics\\.listen in .*relayer\\.yaml to a free port`));
       } finally {
         server.close();
+      }
+    });
+  });
+
+  describe("serveOperations (relayer start)", function () {
+    it("runs no listener beside ingest unless metrics.listen is set; without ingest, warns and runs none when the default address is taken", async function () {
+      const telemetry = new ProcessTelemetry({ defaultMetrics: false });
+      expect(await serveOperations(load(""), telemetry, { ingestRuns: true })).to.equal(null);
+      const beside = await serveOperations(load("metrics: { listen: 127.0.0.1:0 }\n"), telemetry, { ingestRuns: true });
+      expect(beside).to.not.equal(null);
+      await beside!.stop();
+
+      // the default address taken (another relayer process on this host): warned, not fatal
+      const server = createServer();
+      const taken = await new Promise<boolean>((resolve) => {
+        server.once("error", () => resolve(false));
+        server.listen(9464, "127.0.0.1", () => resolve(true));
+      });
+      try {
+        const warnings: string[] = [];
+        const logger = { warn: (_fields: unknown, message: string) => warnings.push(message) } as unknown as Logger;
+        expect(await serveOperations(load(""), telemetry, { ingestRuns: false, logger })).to.equal(null);
+        expect(warnings).to.deep.equal([
+          "no /metrics or /readyz in this process: the default metrics address is in use (another relayer process on this host?); set metrics.listen to a free host:port for each process",
+        ]);
+      } finally {
+        if (taken) server.close();
       }
     });
   });
