@@ -115,6 +115,7 @@ export class ReleaseStage implements SideCalls {
       const info = await this.batchInfo(batchId);
       if (info.status !== 1) {
         await this.options.schedule.remove(batchId); // released (by anyone), or unknown (settled in a block reorged away)
+        if (info.status === 2) this.options.events?.release("elsewhere");
         continue;
       }
       const closes = await this.closesAt(batchId);
@@ -147,6 +148,7 @@ export class ReleaseStage implements SideCalls {
         if (revert?.name === "AutoPayLLMBatchNotEscrowed") {
           this.options.logger?.info({ batchId }, "batch already released (by someone else): nothing to send");
           await this.options.schedule.remove(batchId);
+          this.options.events?.release("elsewhere");
         } else if (revert?.name === "AutoPayLLMWindowOpen") {
           await this.options.schedule.reschedule(batchId, Number(revert.args[1] as bigint));
         } else {
@@ -163,6 +165,7 @@ export class ReleaseStage implements SideCalls {
 
   /** SideCalls: a release was mined (or its nonce taken). Only a batch the chain shows released leaves the schedule. */
   async done(call: { readonly id: string }, outcome: SideOutcome | null): Promise<void> {
+    if (outcome?.feeWei !== undefined) this.options.events?.feePaid(outcome.feeWei);
     this.ready = this.ready.filter((batchId) => batchId !== call.id.toLowerCase()); // found due again while it was in flight
     if (outcome !== null && outcome.ok) {
       const amount = this.releasedAmount(call.id, outcome.logs);
