@@ -27,6 +27,7 @@ import { BatchFile, buildBatch, chargesOf, type BatchContext, type BuiltBatch } 
 import { contentId } from "./content-id.js";
 import { FencedError, type Lease } from "../settler/lease.js";
 import { StaleSealingError, type BatchPool, type Fence } from "./batch-pool.js";
+import type { BatcherEvents } from "./metrics.js";
 
 /** What the batcher needs from the settler: one typed call. */
 export interface BatchSink {
@@ -63,6 +64,8 @@ export interface BatcherOptions {
    * without it this batcher assumes it is the only one (tests, tools)
    */
   lease?: Lease;
+  /** told of each batch sealed (relayer/batcher/metrics.ts) */
+  events?: BatcherEvents;
   logger?: Logger;
 }
 
@@ -81,6 +84,11 @@ export class Batcher {
       throw new RangeError(`batcher ${options.chain}: usage bucket must be a positive number of seconds, got ${options.usageBucket}`);
     }
   }
+  /** the chain's batcher lease, when this batcher runs under one */
+  get lease(): Lease | undefined {
+    return this.options.lease;
+  }
+
 
   /** The chunk handler for ingest's receipt worker: durable in the pool when it resolves. */
   async take(receipts: readonly Receipt[]): Promise<void> {
@@ -172,6 +180,7 @@ export class Batcher {
       { batchId, cid: built.cid, callsFrom: sealing.callsFrom, receipts: receipts.length, rows: built.charges.length, amount },
       "batch sealed and archived",
     );
+    this.options.events?.sealed({ receipts: receipts.length });
     await this.handOver(batchId);
     return true;
   }

@@ -13,6 +13,7 @@ import { chainsSection, defaultChainSection, type ChainConfig } from "./sections
 import { dashboardSection, type DashboardConfig } from "./sections/dashboard.js";
 import type { SectionContext } from "./sections/fields.js";
 import { ingestSection, type IngestConfig } from "./sections/ingest.js";
+import { metricsSection, type MetricsConfig } from "./sections/metrics.js";
 import {
   autoRefillSection,
   paymentChannelsSection,
@@ -68,6 +69,8 @@ export interface RelayerConfig {
   readonly backfill?: BackfillConfig | undefined;
   /** the release stage beside each settler (on unless `enabled: false`) */
   readonly payout: PayoutConfig;
+  /** where a process without ingest serves /metrics and /readyz */
+  readonly metrics: MetricsConfig;
 }
 
 /** The top-level keys, each with its section schema. `include` is handled by the loader before this runs. */
@@ -94,6 +97,7 @@ export const relayerConfigShape = (ctx: SectionContext) => ({
   dashboard: dashboardSection(),
   backfill: backfillSection(),
   payout: payoutSection(),
+  metrics: metricsSection(),
 });
 
 export const relayerConfigSchema = (ctx: SectionContext) => z.strictObject(relayerConfigShape(ctx));
@@ -203,6 +207,7 @@ export function resolve(
       dashboard: parsed.dashboard,
       backfill: parsed.backfill,
       payout: parsed.payout,
+      metrics: parsed.metrics,
     },
   };
 }

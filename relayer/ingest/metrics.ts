@@ -1,5 +1,6 @@
 /**
- * Prometheus metrics of ingest, on a registry of their own (served at GET /metrics). Counters count events since
+ * Prometheus metrics of ingest, on the process registry when given (relayer/telemetry: every stage's metrics, served
+ * at GET /metrics), else on a registry of their own. Counters count events since
  * start; the two gauges read Redis at scrape time (pending chunks, unbillable calls kept), so they are the same
  * across restarts and replicas.
  */
@@ -9,7 +10,7 @@ import { UNBILLABLE_REASONS } from "../queue/index.js";
 import type { ReceiptQueue } from "../queue/index.js";
 
 export class IngestMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly requests: Counter<"code">;
   readonly entries: Counter<"outcome">;
   readonly unbillable: Counter<"reason">;
@@ -20,7 +21,8 @@ export class IngestMetrics {
   readonly queueUnavailable: Counter;
   readonly ackSeconds: Histogram;
 
-  constructor(options: { queue?: ReceiptQueue; defaultMetrics?: boolean } = {}) {
+  constructor(options: { queue?: ReceiptQueue; defaultMetrics?: boolean; /** the process registry (relayer/telemetry) */ registry?: Registry } = {}) {
+    this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     this.requests = new Counter({
       name: "agentgpt_ingest_requests_total",

@@ -11,6 +11,11 @@ export class Readiness {
     else this.problemsBy.set(component, problem);
   }
 
+  /** The problem raised for `component`, or null. */
+  problemOf(component: string): string | null {
+    return this.problemsBy.get(component) ?? null;
+  }
+
   /** The raised problems, each as "component: reason". */
   problems(): string[] {
     return [...this.problemsBy].map(([component, problem]) => `${component}: ${problem}`);

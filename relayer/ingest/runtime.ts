@@ -14,6 +14,8 @@ import { SubmissionBuilder } from "./build-submission.js";
 import { IngestService } from "./ingest-service.js";
 import { type BatchParser, createBatchParser } from "./parse-pool.js";
 import { IngestMetrics } from "./metrics.js";
+import { ok } from "../telemetry/readiness.js";
+import type { ProcessTelemetry } from "../telemetry/process-telemetry.js";
 import { listenOn } from "./listen.js";
 import { buildIngestServer } from "./server.js";
 
@@ -42,6 +44,11 @@ export interface StartIngestOptions {
   readonly parseWorkers?: number;
   /** problems other stages raise, reported by /readyz */
   readonly readiness?: { problems(): string[] };
+  /**
+   * the process's registry and per-stage readiness (relayer/telemetry): ingest's metrics go on its registry, its
+   * Redis check into its readiness, and the server's /metrics and /readyz answer for every stage of the process
+   */
+  readonly telemetry?: ProcessTelemetry;
 }
 
 /** Every chain a receipt can be queued for: configured chains, payment channels and the default chain. */
@@ -92,11 +99,22 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
   const auth = new BearerAuth(tokens);
   const { queue, redis, close } = await openReceiptQueue(config, logger);
   let parser: BatchParser | undefined;
+  let removeCheck: (() => void) | undefined;
   try {
-    const metrics = new IngestMetrics({ queue, defaultMetrics: options.defaultMetrics ?? true });
+    const telemetry = options.telemetry;
+    const metrics = new IngestMetrics({
+      queue,
+      // Node's process metrics are the telemetry's (once per process) when it is given
+      defaultMetrics: telemetry === undefined && (options.defaultMetrics ?? true),
+      ...(telemetry === undefined ? {} : { registry: telemetry.registry }),
+    });
+    removeCheck = telemetry?.readiness.add("ingest", "redis", async () => {
+      await queue.ping(1000);
+      return ok();
+    });
     parser = await createBatchParser(config, options.parseWorkers ?? config.server.parseWorkers);
     const service = new IngestService({ parser, sink: queue, metrics, ...(logger === undefined ? {} : { logger }) });
-    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }), ...(options.readiness === undefined ? {} : { readiness: options.readiness }) });
+    const app = await buildIngestServer({ service, auth, sink: queue, metrics, bodyLimit: config.server.bodyLimit, ...(logger === undefined ? {} : { logger }), ...(options.readiness === undefined ? {} : { readiness: options.readiness }), ...(telemetry === undefined ? {} : { telemetry }) });
     const url = await listenOn(app, {
       host: options.host ?? config.server.host,
       port: options.port ?? config.server.port,
@@ -126,6 +144,7 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
       stop: () =>
         (stopping ??= (async () => {
           await app.close();
+          removeCheck?.();
           await stopSweeper();
           await parser?.close();
           await close();
@@ -133,6 +152,7 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
         })()),
     };
   } catch (error) {
+    removeCheck?.();
     await parser?.close();
     await close();
     throw error;

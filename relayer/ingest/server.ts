@@ -2,8 +2,9 @@
  * The ingest HTTP server (fastify):
  *   POST /litellm/spend   LiteLLM's generic API logger (json_array, ndjson or single); bearer token required
  *   GET  /healthz         the process is up
- *   GET  /readyz          Redis answers and no stage of the process reports a problem (503 with the reason when not)
- *   GET  /metrics         Prometheus
+ *   GET  /readyz          Redis answers and no stage of the process reports a problem (503 with the reason when not);
+ *                         with `telemetry`, every check of every stage of the process, per stage (relayer/telemetry)
+ *   GET  /metrics         Prometheus (with `telemetry`: every stage's metrics)
  * Every error answer is JSON `{ error, reason }` where `reason` says what to do.
  */
 import type { IncomingMessage } from "node:http";
@@ -14,6 +15,8 @@ import type { Logger } from "pino";
 import type { BearerAuth } from "./auth.js";
 import type { IngestService, ReceiptSink } from "./ingest-service.js";
 import type { IngestMetrics } from "./metrics.js";
+import type { ProcessTelemetry } from "../telemetry/process-telemetry.js";
+import { addOperationsRoutes } from "../telemetry/routes.js";
 
 export const SPEND_PATH = "/litellm/spend";
 
@@ -30,6 +33,8 @@ export interface IngestServerOptions {
   readonly readyTimeoutMs?: number;
   /** problems other stages raise (a settler whose chain was reset): /readyz is 503 while any is raised */
   readonly readiness?: { problems(): string[] };
+  /** the process's registry and per-stage readiness: /metrics and /readyz answer for every stage (relayer/telemetry) */
+  readonly telemetry?: ProcessTelemetry;
 }
 
 const BODY_TYPES = ["application/json", "application/x-ndjson", "application/ndjson", "text/plain"];
@@ -96,6 +101,11 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
       return reply.code(result.status).send(result.body);
     },
   );
+
+  if (options.telemetry !== undefined) {
+    addOperationsRoutes(app as unknown as FastifyInstance, options.telemetry);
+    return app as unknown as FastifyInstance;
+  }
 
   app.get("/healthz", async () => ({ status: "ok" }));
 

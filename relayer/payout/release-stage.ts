@@ -23,6 +23,7 @@ import type { RpcLog, SettlementOutcome } from "../settler/outcome.js";
 import type { RpcPool } from "../settler/rpc-pool.js";
 import type { SideCall, SideCalls, SideOutcome } from "../settler/side-calls.js";
 import { AutoPayLLM__factory } from "../../typechain-types/factories/AutoPayLLM__factory.js";
+import type { PayoutEvents } from "./metrics.js";
 import type { ReleaseSchedule } from "./release-schedule.js";
 
 export interface ReleaseStageOptions {
@@ -42,6 +43,8 @@ export interface ReleaseStageOptions {
   /** called when due batches are found (wakes the settler) */
   readonly onReady?: () => void;
   readonly logger?: Logger | undefined;
+  /** told how each release ended (relayer/payout/metrics.ts) */
+  readonly events?: PayoutEvents | undefined;
 }
 
 /** `disputeClosesAt` while an L2 sequencer outage keeps the window from closing. */
@@ -112,6 +115,7 @@ export class ReleaseStage implements SideCalls {
       const info = await this.batchInfo(batchId);
       if (info.status !== 1) {
         await this.options.schedule.remove(batchId); // released (by anyone), or unknown (settled in a block reorged away)
+        if (info.status === 2) this.options.events?.release("elsewhere");
         continue;
       }
       const closes = await this.closesAt(batchId);
@@ -144,6 +148,7 @@ export class ReleaseStage implements SideCalls {
         if (revert?.name === "AutoPayLLMBatchNotEscrowed") {
           this.options.logger?.info({ batchId }, "batch already released (by someone else): nothing to send");
           await this.options.schedule.remove(batchId);
+          this.options.events?.release("elsewhere");
         } else if (revert?.name === "AutoPayLLMWindowOpen") {
           await this.options.schedule.reschedule(batchId, Number(revert.args[1] as bigint));
         } else {
@@ -160,19 +165,23 @@ export class ReleaseStage implements SideCalls {
 
   /** SideCalls: a release was mined (or its nonce taken). Only a batch the chain shows released leaves the schedule. */
   async done(call: { readonly id: string }, outcome: SideOutcome | null): Promise<void> {
+    if (outcome?.feeWei !== undefined) this.options.events?.feePaid(outcome.feeWei);
     this.ready = this.ready.filter((batchId) => batchId !== call.id.toLowerCase()); // found due again while it was in flight
     if (outcome !== null && outcome.ok) {
       const amount = this.releasedAmount(call.id, outcome.logs);
       this.options.logger?.info({ batchId: call.id, hash: outcome.hash, amount: amount?.toString() ?? null }, "batch released to its providers' credits");
       await this.options.schedule.remove(call.id);
+      this.options.events?.release("released");
       return;
     }
     const info = await this.batchInfo(call.id);
     if (info.status === 2) {
       this.options.logger?.info({ batchId: call.id, hash: outcome?.hash ?? null }, "batch was released by someone else first");
       await this.options.schedule.remove(call.id);
+      this.options.events?.release("elsewhere");
     } else {
       this.options.logger?.warn({ batchId: call.id, hash: outcome?.hash ?? null }, "release did not go through; it is tried again");
+      this.options.events?.release("failed");
     }
   }
 

@@ -17,6 +17,7 @@ import { DEFAULT_LOG_CHUNK_BLOCKS, getLogsChunked } from "../disputes/logs.js";
 import type { IntervalKey } from "../disputes/interval.js";
 import { FencedError } from "../settler/lease.js";
 import type { DisputeLedger } from "./dispute-ledger.js";
+import type { ReconcilerEvents } from "./metrics.js";
 import type { IntervalCheck } from "./report.js";
 
 export interface ControlledPayer {
@@ -42,6 +43,8 @@ export interface AutoDisputerOptions {
    */
   readonly active?: (() => boolean) | undefined;
   readonly logger?: Logger | undefined;
+  /** told after each follow-up which disputes are open and their deadlines (relayer/reconciler/metrics.ts) */
+  readonly events?: Pick<ReconcilerEvents, "openDisputes"> | undefined;
 }
 
 export type AutoDisputeOutcome =
@@ -96,6 +99,8 @@ export class AutoDisputer {
     const { client, ledger, logger } = this.options;
     await this.discover(sinceTime);
     const out: FollowUp[] = [];
+    const open: { arbiterDeadline: number; governanceDeadline: number }[] = [];
+    let chainNow: number | null = null;
     for (const entry of await ledger.list()) {
       const id = entry.disputeId;
       const info = await client.chain.router.disputeInfo(id);
@@ -119,6 +124,8 @@ export class AutoDisputer {
         governanceDeadline: Number(info.governanceDeadline),
         verification: client.chain.oracle === undefined ? undefined : await client.verificationState(id),
       } as const;
+      open.push({ arbiterDeadline: status.arbiterDeadline, governanceDeadline: status.governanceDeadline });
+      chainNow = status.now;
       const action = nextAction(status);
       if ((action !== "request" && action !== "settle-expired") || this.options.keeper === undefined) {
         out.push({ disputeId: id, state, action, note: action === "request" || action === "settle-expired" ? "no keeper key: watched only" : undefined });
@@ -139,6 +146,7 @@ export class AutoDisputer {
         out.push({ disputeId: id, state, action, note: error.message });
       }
     }
+    this.options.events?.openDisputes(open, chainNow ?? Date.now() / 1000);
     return out;
   }
 

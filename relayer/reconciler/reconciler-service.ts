@@ -23,6 +23,7 @@ import { formatEpoch, epochOf, type Epoch } from "./epoch.js";
 import type { AutoDisputer, AutoDisputeOutcome, FollowUp } from "./auto-dispute.js";
 import type { DisputeLedger } from "./dispute-ledger.js";
 import { formatReport } from "./format-report.js";
+import type { ReconcilerEvents } from "./metrics.js";
 import type { Reconciler } from "./reconciler.js";
 import type { EpochReport } from "./report.js";
 
@@ -39,6 +40,8 @@ export interface ReconcilerServiceOptions {
   /** the chain's reconciler lease (renewed on its own timer); without it this process assumes it is the only one */
   readonly lease?: Lease | undefined;
   readonly logger?: Logger | undefined;
+  /** told of each pass (relayer/reconciler/metrics.ts) */
+  readonly events?: Pick<ReconcilerEvents, "pass"> | undefined;
 }
 
 export interface PassResult {
@@ -68,12 +71,15 @@ export class ReconcilerService {
         return;
       }
       this.running = this.pass()
-        .then(() => undefined)
+        .then((result) => {
+          this.options.events?.pass("ok", result.disputes.filter((d) => d.result === "disputed").length);
+        })
         .catch((error: unknown) => {
           if (error instanceof FencedError) {
             this.options.logger?.warn({ err: error.message }, "another reconciler took the lease over: this pass stopped; standing by");
             return;
           }
+          this.options.events?.pass("failed", 0);
           this.options.logger?.error({ err: { name: (error as Error).name, message: (error as Error).message } }, "reconciler pass failed; retried next interval");
         });
       await this.running;

@@ -29,7 +29,9 @@ import { AutoDisputer, type ControlledPayer } from "./auto-dispute.js";
 import { RedisDisputeLedger } from "./dispute-ledger.js";
 import { HttpJsonAdapter } from "./http-json-adapter.js";
 import { loadKey, loadPayerKeys, ReconcilerKeyError } from "./keys.js";
+import { observeReconciler } from "./observe.js";
 import { PooledProvider } from "./pooled-provider.js";
+import type { ProcessTelemetry } from "../telemetry/process-telemetry.js";
 import { Reconciler } from "./reconciler.js";
 import { ReconcilerService } from "./reconciler-service.js";
 import type { UsageAdapter } from "./usage-adapter.js";
@@ -37,6 +39,8 @@ import type { UsageAdapter } from "./usage-adapter.js";
 export interface StartReconcilerOptions {
   readonly logger?: Logger | undefined;
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** the process registry and per-stage readiness: each chain's metrics and /readyz checks go there (observe.ts) */
+  readonly telemetry?: ProcessTelemetry | undefined;
 }
 
 export interface ReconcilerHandle {
@@ -116,8 +120,10 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
   redis.on("error", () => undefined); // ioredis reconnects; a pass fails and is retried meanwhile
 
   const services: { chain: string; service: ReconcilerService }[] = [];
+  const detach: Array<() => void> = [];
   const stopAll = async () => {
     for (const { service } of services) await service.stop();
+    for (const remove of detach.splice(0)) remove();
     await redis.quit().catch(() => redis.disconnect());
   };
   try {
@@ -157,12 +163,19 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
       // one reconciler (and auto-disputer) per chain across processes: the lease, its token fencing the ledger
       const lease = new Lease(redis, ledger.leaseKey, config.settler.leaseTtlMs, { logger: chainLogger, label: `reconciler of chain ${chain.name}` });
       ledger.fence = { fenceKey: lease.fenceKey, token: () => lease.token };
+      const observed =
+        options.telemetry === undefined
+          ? undefined
+          : await observeReconciler(options.telemetry, { chain: chain.name, chainId, router: disputeChain.routerAddress, redis, rpc, ledger });
+      if (observed !== undefined) detach.push(observed.detach);
+      if (options.telemetry !== undefined) detach.push(options.telemetry.registerLease("reconciler", chain.name, () => lease.held));
       const disputer = new AutoDisputer({ client, payers, keeper: keeperKey?.wallet.connect(provider),
         active: () => lease.held,
         approveBond: settings.approveBond,
         ledger,
         logChunkBlocks: settings.logChunkBlocks,
         logger: chainLogger,
+        events: observed?.events,
       });
       const service = new ReconcilerService({
         chainName: chain.name,
@@ -174,6 +187,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
         intervalMs: settings.intervalMs,
         lease,
         logger: chainLogger,
+        events: observed?.events,
       });
       services.push({ chain: chain.name, service });
       chainLogger?.info(

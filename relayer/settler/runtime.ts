@@ -44,6 +44,8 @@ import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
 import { inFlightOn, Settler } from "./settler.js";
 import { loadSigningKey, SigningKeyError, type SettlerSigner } from "./signing-key.js";
+import { observeChain, type ObservedChain } from "./observe.js";
+import type { ProcessTelemetry } from "../telemetry/process-telemetry.js";
 
 /** Arbitrum One, Nova and Sepolia: no public mempool, so a stuck transaction is resubmitted, not bumped. */
 const ARBITRUM_CHAIN_IDS = new Set([42161, 42170, 421614]);
@@ -63,6 +65,8 @@ export interface ChainSettlement {
   readonly settler: Settler | null;
   /** null when `payout.enabled` is false or this process runs no settler */
   readonly release: ReleaseStage | null;
+  /** its metrics and readiness checks, when started with `telemetry` */
+  readonly observed?: ObservedChain;
 }
 
 /** Which settlement stages a process runs (default: both). */
@@ -96,6 +100,8 @@ export interface StartSettlementOptions {
   readonly readiness?: { set(component: string, problem: string | null): void };
   /** the stages to run (default: batcher and settler) */
   readonly stages?: SettlementStages;
+  /** the process registry and per-stage readiness: each chain's metrics and /readyz checks go there (observe.ts) */
+  readonly telemetry?: ProcessTelemetry;
 }
 
 export function archiveDir(config: RelayerConfig): string {
@@ -126,6 +132,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       await chain.release?.stop();
       await chain.batcher?.stop();
       await chain.settler?.stop();
+      chain.observed?.detach();
     }
     for (const keys of keysInUse.values()) await keys.close();
     keysInUse.clear();
@@ -348,11 +355,24 @@ async function startChain(
   if (wrong !== null) throw new ChainError("WRONG_CHAIN", wrong);
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
   const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
-  const settler = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store }, onKeys) : null;
+  const observed = options.telemetry === undefined ? undefined : observeChain(options.telemetry, chain.name);
+  const settler = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store, observed }, onKeys) : null;
   const batcher = options.stages.batcher
-    ? await startBatcher(config, chain, archive, { rpc, chainId, router, pool, store, settler: settler?.settler ?? null, ...(logger ? { logger } : {}) })
+    ? await startBatcher(config, chain, archive, { rpc, chainId, router, pool, store, settler: settler?.settler ?? null, observed, ...(logger ? { logger } : {}) })
     : null;
+  observed?.attach({
+    redis,
+    rpc,
+    store,
+    pool,
+    batcher,
+    settler: settler?.settler ?? null,
+    release: settler?.release ?? null,
+    guardComponent: `settlement on chain ${chain.name}`,
+    minSignerBalance: chain.minSignerBalance ?? config.settler.minSignerBalance,
+  });
   return {
+    ...(observed === undefined ? {} : { observed }),
     chain: chain.name,
     chainId,
     router,
@@ -374,7 +394,7 @@ async function startBatcher(
   config: RelayerConfig,
   chain: ChainConfig,
   archive: Archive,
-  parts: { rpc: RpcPool; chainId: number; router: string; pool: BatchPool; store: SettlementStore; settler: Settler | null; logger?: Logger },
+  parts: { rpc: RpcPool; chainId: number; router: string; pool: BatchPool; store: SettlementStore; settler: Settler | null; observed: ObservedChain | undefined; logger?: Logger },
 ): Promise<Batcher> {
   const { rpc, chainId, router, pool, store, logger } = parts;
   // Read once: governance may change it only before the router's first batch. Without it no batch can be cut.
@@ -403,6 +423,7 @@ async function startBatcher(
       label: `batcher of chain ${chain.name}`,
       ...(batcherLogger ? { logger: batcherLogger } : {}),
     }),
+    ...(parts.observed === undefined ? {} : { events: parts.observed.batcher }),
     ...(batcherLogger ? { logger: batcherLogger } : {}),
   });
 }
@@ -414,11 +435,11 @@ async function startSettler(
   archive: Archive,
   redis: Redis,
   options: StartSettlementOptions,
-  parts: { rpc: RpcPool; chainId: number; router: string; guard: ChainGuard; store: SettlementStore },
+  parts: { rpc: RpcPool; chainId: number; router: string; guard: ChainGuard; store: SettlementStore; observed: ObservedChain | undefined },
   onKeys: (keys: ChainKeys) => void,
 ): Promise<{ settler: Settler; release: ReleaseStage | null }> {
   const logger = options.logger?.child({ chain: chain.name });
-  const { rpc, chainId, router, guard, store } = parts;
+  const { rpc, chainId, router, guard, store, observed } = parts;
   const signerConfig = (chain.signer ?? config.settler.signer)!;
   const keys = await loadChainKeys(signerConfig, config, { ...options, ...(logger ? { logger } : {}) });
   onKeys(keys);
@@ -438,6 +459,7 @@ async function startSettler(
         active: () => settlerRef?.lease.held ?? false,
         onReady: () => settlerRef?.poke(),
         ...(logger ? { logger: logger.child({ stage: "release" }) } : {}),
+        ...(observed === undefined ? {} : { events: observed.payout }),
       })
     : null;
   const settler = new Settler({
@@ -458,6 +480,7 @@ async function startSettler(
     ...(release === null ? {} : { side: release, onFinal: (record) => release.settled(record) }),
     guard,
     onHealth: (problem) => options.readiness?.set(`settlement on chain ${chain.name}`, problem),
+    ...(observed === undefined ? {} : { events: observed.settler }),
     ...(logger ? { logger: logger.child({ stage: "settler" }) } : {}),
   });
   settlerRef = settler;

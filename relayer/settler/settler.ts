@@ -50,6 +50,7 @@ import { decodeOutcome, type RpcLog, type SettlementOutcome } from "./outcome.js
 import { SideSender, type SideCalls } from "./side-calls.js";
 import { classifySendError, revertOf } from "./rpc-errors.js";
 import type { RpcPool } from "./rpc-pool.js";
+import type { SettlerEvents } from "./metrics.js";
 import {
   feesOf,
   SettlementStore,
@@ -114,6 +115,8 @@ export interface SettlerOptions {
   maxBackoffMs?: number;
   /** told when the chain goes wrong (the reason, with the fix) and when it is right again (null): readiness */
   onHealth?: (problem: string | null) => void;
+  /** told of final, reverted, stuck, replaced and refused transactions as they happen (relayer/settler/metrics.ts) */
+  events?: SettlerEvents;
   logger?: Logger;
 }
 
@@ -123,6 +126,8 @@ interface RpcReceipt {
   blockHash: string;
   status: string;
   gasUsed: string;
+  /** wei per gas actually paid (absent on some old nodes: the fee is then counted as 0) */
+  effectiveGasPrice?: string;
   logs: RpcLog[];
 }
 
@@ -483,6 +488,7 @@ export class Settler {
 
   /** A stuck transaction: rebroadcast (resubmit, or if dropped) or replace with the same nonce and higher fees. */
   private async replace(record: SettlementRecord, last: SentTransaction): Promise<void> {
+    this.options.events?.stuck();
     const known = await this.rpc<unknown>("eth_getTransactionByHash", [last.hash]);
     const key = this.keyFor(this.senderOf(last));
     if (key === undefined && !this.unheldWarned.has(record.batchId)) {
@@ -496,6 +502,7 @@ export class Settler {
       this.options.logger?.info({ batchId: record.batchId, hash: last.hash, dropped: known === null }, "rebroadcasting a pending transaction");
       const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
       await this.store.update(record.batchId, { txs });
+      this.options.events?.replaced("rebroadcast");
       await this.broadcast({ ...record, txs }, last);
       return;
     }
@@ -515,6 +522,7 @@ export class Settler {
       { batchId: record.batchId, nonce: record.nonce, hash: tx.hash, maxFeePerGas: tx.maxFeePerGas, maxPriorityFeePerGas: tx.maxPriorityFeePerGas },
       "replacing a stuck transaction with higher fees",
     );
+    this.options.events?.replaced("bump");
     await this.broadcast({ ...record, txs }, tx);
   }
 
@@ -523,6 +531,7 @@ export class Settler {
       // Reverted on-chain (e.g. paused between simulation and inclusion): the nonce is spent, the batch is not.
       this.options.logger?.warn({ batchId: record.batchId, hash: receipt.transactionHash }, "settlement transaction reverted; batch goes back to the queue");
       await this.store.update(record.batchId, { state: "queued", nonce: null, txs: [], note: `reverted in ${receipt.transactionHash}` });
+      this.options.events?.reverted(feeOf(receipt));
       return;
     }
     await this.store.update(record.batchId, {
@@ -554,10 +563,10 @@ export class Settler {
     failpoint("during-confirm");
     const outcome = decodeOutcome(record.batchId, receipt.logs, this.router, this.contract);
     if (outcome === null) throw new Error(`batch ${record.batchId}: no BatchSettled log in ${record.txHash}`);
-    await this.finalize(record, outcome);
+    await this.finalize(record, outcome, receipt);
   }
 
-  private async finalize(record: SettlementRecord, outcome: SettlementOutcome): Promise<void> {
+  private async finalize(record: SettlementRecord, outcome: SettlementOutcome, receipt: RpcReceipt): Promise<void> {
     const file = await this.options.archive.read(this.store.chain, record.batchId);
     const rowReceipts = file?.rows.map((row) => row.receipts) ?? [];
     const rejectedRows = new Set(outcome.rejected.map(([index]) => index));
@@ -577,6 +586,12 @@ export class Settler {
     counters.receipts_settled = rowReceipts.reduce((sum, n, i) => sum + (rejectedRows.has(i) ? 0 : n), 0);
     const final: SettlementRecord = { ...record, state: "final", outcome, note: null };
     await this.store.finalize(final, counters);
+    this.options.events?.final({
+      sealedAt: file?.sealedAt ?? record.submittedAt,
+      ...feeOf(receipt),
+      receiptsSettled: counters.receipts_settled ?? 0,
+      receiptsRejected: receiptsRejected,
+    });
     this.calls.delete(record.batchId);
     this.options.logger?.info(
       { batchId: record.batchId, hash: record.txHash, block: record.block, accepted: outcome.acceptedRows, rejected: outcome.rejected },
@@ -594,6 +609,7 @@ export class Settler {
     const file = await this.options.archive.read(this.store.chain, record.batchId);
     const receipts = file?.receipts.length ?? record.receipts;
     await this.store.refuse({ ...record, state: "refused", note }, { batches_refused: 1, receipts_refused: receipts });
+    this.options.events?.refused();
     this.calls.delete(record.batchId);
     this.options.logger?.error(
       { batchId: record.batchId, receiptsRoot: record.receiptsRoot, settledBy, receipts, amount: record.amount },
@@ -747,6 +763,12 @@ export function inFlightOn(records: readonly SettlementRecord[], address: string
 export function signerOfRecord(record: Pick<SettlementRecord, "txs">): string | null {
   const last = record.txs.at(-1);
   return last === undefined ? null : signerOfRaw(last.raw);
+}
+
+/** Gas used and the fee paid (wei) by a mined transaction. */
+function feeOf(receipt: Pick<RpcReceipt, "gasUsed" | "effectiveGasPrice">): { gasUsed: bigint; feeWei: bigint } {
+  const gasUsed = BigInt(receipt.gasUsed);
+  return { gasUsed, feeWei: gasUsed * BigInt(receipt.effectiveGasPrice ?? "0x0") };
 }
 
 function errorInfo(error: unknown): { name: string; message: string } {

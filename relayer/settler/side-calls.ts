@@ -38,6 +38,8 @@ export interface SideOutcome {
   /** receipt status 1 */
   readonly ok: boolean;
   readonly logs: readonly RpcLog[];
+  /** gasUsed x effectiveGasPrice (wei), for metrics; absent when the node does not report the price */
+  readonly feeWei?: bigint;
 }
 
 /** What another stage gives the settler to send. */
@@ -68,6 +70,8 @@ interface RpcReceipt {
   transactionHash: string;
   status: string;
   logs: RpcLog[];
+  gasUsed?: string;
+  effectiveGasPrice?: string;
 }
 
 export class SideSender {
@@ -132,7 +136,8 @@ export class SideSender {
     for (const tx of [...record.txs].reverse()) {
       const receipt = await this.rpc<RpcReceipt | null>("eth_getTransactionReceipt", [tx.hash]);
       if (receipt === null) continue;
-      await this.options.calls.done(record, { hash: receipt.transactionHash, ok: receipt.status === "0x1", logs: receipt.logs });
+      const feeWei = receipt.gasUsed === undefined || receipt.effectiveGasPrice === undefined ? undefined : BigInt(receipt.gasUsed) * BigInt(receipt.effectiveGasPrice);
+      await this.options.calls.done(record, { hash: receipt.transactionHash, ok: receipt.status === "0x1", logs: receipt.logs, ...(feeWei === undefined ? {} : { feeWei }) });
       await this.options.store.clearSide();
       return true;
     }

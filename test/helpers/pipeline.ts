@@ -7,7 +7,7 @@ import type { Redis } from "ioredis";
 
 import { Archive } from "../../relayer/batcher/archive.js";
 import { BatchPool } from "../../relayer/batcher/batch-pool.js";
-import { Batcher } from "../../relayer/batcher/batcher.js";
+import { Batcher, type BatcherOptions } from "../../relayer/batcher/batcher.js";
 import { OnchainRegistry } from "../../relayer/batcher/onchain-registry.js";
 import type { Receipt } from "../../relayer/queue/index.js";
 import { RpcPool, type RpcPoolOptions } from "../../relayer/settler/rpc-pool.js";
@@ -27,6 +27,8 @@ export interface PipelineOptions {
   chain?: string;
   rpc?: RpcPoolOptions;
   settler?: Partial<SettlerOptions>;
+  /** batcher options beyond the ones set here (events) */
+  batcher?: Pick<BatcherOptions, "events">;
   maxReceipts?: number;
   /** the usage bucket (s) the batcher cuts at; default: read from the router */
   usageBucket?: number;
@@ -76,6 +78,7 @@ export function pipeline(options: PipelineOptions): Pipeline {
     context: async (receipts) => ({ chain, chainId: suite.chainId, router: suite.routerAddress, registry: await registry.resolve(receipts) }),
     maxReceipts: options.maxReceipts ?? 10_000,
     maxWaitMs: 0,
+    ...options.batcher,
   });
   return { chain, rpc, archive, store, pool, settler, batcher };
 }

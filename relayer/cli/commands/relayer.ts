@@ -22,6 +22,7 @@ import { checkReconciler, ReconcilerKeyError, startReconciler } from "../../reco
 import { checkSettlementKeys, startSettlement, type KeyReload } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, databaseUrl, startBackfill } from "../../backfill/index.js";
+import { ProcessTelemetry, serveOperations } from "../../telemetry/index.js";
 import { UserError } from "../errors.js";
 import { terminalSafe } from "../terminal-text.js";
 
@@ -40,9 +41,12 @@ export interface Stage {
     context: {
       logger: Logger;
       options: StartOptions;
-      /** what /readyz reports beyond Redis */ readiness: Readiness;
-      /** every stage this process runs */ selected: ReadonlySet<StageName>;
-    },
+      /** what /readyz reports beyond Redis */
+      readiness: Readiness;
+      /** every stage this process runs */
+      selected: ReadonlySet<StageName>;
+      /** the process registry (/metrics) and per-stage readiness (/readyz): each stage adds its own (relayer/telemetry) */
+      telemetry: ProcessTelemetry;    },
   ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<KeyReload[]> }>;
 }
 
@@ -87,10 +91,11 @@ const stages: Array<Stage & { readonly name: StageName }> = [
   {
     name: "ingest",
     check: async (config, env) => [`ingest: ${ingestTokens(config, env).length} bearer token(s) for LiteLLM`],
-    start: (config, { logger, options, readiness }) =>
+    start: (config, { logger, options, readiness, telemetry }) =>
       startIngest(config, {
         logger: logger.child({ stage: "ingest" }),
         readiness,
+        telemetry,
         ...(options.host === undefined ? {} : { host: options.host }),
         ...(options.port === undefined ? {} : { port: parsePort(options.port) }),
       }),
@@ -100,23 +105,22 @@ const stages: Array<Stage & { readonly name: StageName }> = [
     // in this process it runs in the settler's runtime (below) and hands batches over in process
     name: "batcher",
     check: async (config) => batcherLines(config),
-    start: async (config, { logger, readiness, selected }) =>
+    start: async (config, { logger, readiness, selected, telemetry }) =>
       selected.has("settler")
         ? { stop: async () => undefined }
-        : startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, stages: { batcher: true, settler: false } }),
+        : startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, telemetry, stages: { batcher: true, settler: false } }),
   },
   {
     // the settler (and the release stage, which sends through it) per chain, under the chain's settler lease
     name: "settler",
     check: (config, env) => checkSettlementKeys(config, env),
-    start: (config, { logger, readiness, selected }) =>
-      startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, stages: { batcher: selected.has("batcher"), settler: true } }),
-  },
+    start: (config, { logger, readiness, selected, telemetry }) =>
+      startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, telemetry, stages: { batcher: selected.has("batcher"), settler: true } }),  },
   {
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
     name: "reconciler",
     check: (config, env) => checkReconciler(config, env),
-    start: (config, { logger }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }) }),
+    start: (config, { logger, telemetry }) => startReconciler(config, { logger: logger.child({ stage: "reconciler" }), telemetry }),
   },
   {
     // reads LiteLLM's spend records and queues the calls its logger never delivered, with a backfill: section
@@ -198,13 +202,16 @@ async function start(options: StartOptions): Promise<void> {
   }
   const selected = parseStages(options.stages);
   const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<KeyReload[]>) | undefined }> = [];
-  const readiness = new Readiness();
+  const telemetry = new ProcessTelemetry({ defaultMetrics: config.metrics.defaultMetrics });
+  const readiness = telemetry.readiness;
   try {
     for (const stage of stages) {
       if (!selected.has(stage.name)) continue;
-      const handle = await stage.start(config, { logger, options, readiness, selected });
-      running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
+      const handle = await stage.start(config, { logger, options, readiness, selected, telemetry });      running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
+    // /metrics and /readyz: ingest's server serves them; without ingest here (or with metrics.listen) a listener of its own
+    const listener = await serveOperations(config, telemetry, { ingestRuns: running.some((stage) => stage.name === "ingest"), logger: logger.child({ stage: "metrics" }) });
+    if (listener !== null) running.push({ name: "metrics", stop: () => listener.stop() });
   } catch (error) {
     for (const stage of running.reverse()) await stage.stop();
     throw userFacing(error, options.config);

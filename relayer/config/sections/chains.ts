@@ -15,6 +15,7 @@
  *                              # Arbitrum, which has no public mempool; bump elsewhere)
  *     signer: { keystore: ./keys/arbitrum.json }   # overrides settler.signer
  *     fees: { max_fee: 2 gwei }                    # overrides settler.fees
+ *     min_signer_balance: 0.02                     # overrides settler.min_signer_balance (native coin)
  * default_chain: arbitrum   # default: the first chain listed, else the first payment channel's chain
  * ```
  */
@@ -22,7 +23,7 @@ import { getAddress } from "ethers";
 import { z } from "zod";
 
 import { chainName } from "./fields.js";
-import { feesSection, signerSection, type FeeOverrides, type SignerConfig } from "./settlement.js";
+import { feesSection, nativeAmount, signerSection, type FeeOverrides, type SignerConfig } from "./settlement.js";
 
 export interface ChainConfig {
   readonly name: string;
@@ -35,6 +36,8 @@ export interface ChainConfig {
   readonly replacement?: "bump" | "resubmit" | undefined;
   readonly signer?: SignerConfig | undefined;
   readonly fees?: FeeOverrides | undefined;
+  /** wei; overrides settler.minSignerBalance */
+  readonly minSignerBalance?: bigint | undefined;
 }
 
 const contractAddress = () =>
@@ -61,6 +64,7 @@ export const chainsSection = () =>
           replacement: z.enum(["bump", "resubmit"]).optional(),
           signer: signerSection().optional(),
           fees: feesSection().optional(),
+          min_signer_balance: nativeAmount().optional(),
         })
         .prefault({}),
     )
@@ -76,6 +80,7 @@ export const chainsSection = () =>
         replacement: chain.replacement,
         signer: chain.signer,
         fees: chain.fees,
+        minSignerBalance: chain.min_signer_balance,
       })),
     );
 

@@ -52,6 +52,8 @@
  *     fund: 0.05 ETH               # gas the rotator key sends each new key before it is authorized (default 0)
  *     poll: 2s                     # how often the rotation stage looks (default 2s)
  *     lease_ttl: 15s               # the one rotating process's lease (default 15s)
+ *   min_signer_balance: 0.05       # /readyz fails while the signer holds no more than this, in the chain's native
+ *                                  # coin (ETH on Arbitrum, POL on Polygon); default 0: an empty signer is not ready
  * ```
  */
 import { parseUnits } from "ethers";
@@ -145,6 +147,8 @@ export interface SettlerConfig {
   readonly maxInFlight: number;
   readonly pollMs: number;
   readonly leaseTtlMs: number;
+  /** wei: the settler is not ready while its signer's balance is at or below this (chains.<name>.min_signer_balance overrides) */
+  readonly minSignerBalance: bigint;
 }
 
 /** "50 gwei" | "0.01 gwei" | "1000000 wei" | a number of gwei -> wei */
@@ -160,6 +164,28 @@ export const gasPrice = () =>
       return parseUnits(match[1]!, match[2]!.toLowerCase() === "gwei" ? 9 : 0);
     } catch {
       ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)}: at most 9 decimals of gwei, whole wei`, input: value });
+      return z.NEVER;
+    }
+  });
+
+/**
+ * An amount of a chain's native coin (ETH on Arbitrum, POL on Polygon) -> wei: a plain number is whole coins
+ * (0.05, "0.05"), or with a unit: "0.05 ETH", "0.05 POL", "50000000 gwei", "1000 wei".
+ */
+export const nativeAmount = () =>
+  z.unknown().transform((value, ctx): bigint => {
+    const text = typeof value === "number" ? String(value) : typeof value === "string" ? value.trim() : "";
+    const match = /^(\d+(?:\.\d+)?)(?:\s*(eth|pol|matic|gwei|wei))?$/i.exec(text);
+    if (match === null) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not an amount of the chain's native coin; write e.g. 0.05 or "0.05 ETH" (or gwei, wei)`, input: value });
+      return z.NEVER;
+    }
+    const unit = (match[2] ?? "eth").toLowerCase();
+    const decimals = unit === "gwei" ? 9 : unit === "wei" ? 0 : 18;
+    try {
+      return parseUnits(match[1]!, decimals);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)}: too many decimals for ${unit}`, input: value });
       return z.NEVER;
     }
   });
@@ -314,24 +340,6 @@ export const batcherSection = () =>
     .prefault({})
     .transform((b): BatcherConfig => ({ maxReceipts: b.max_receipts, maxWaitMs: b.max_wait }));
 
-/** "0.05 ETH" | "50000000 gwei" | "1000 wei" -> wei (the chain's native coin, for gas) */
-const nativeAmount = () =>
-  z.unknown().transform((value, ctx): bigint => {
-    const text = typeof value === "number" ? `${value} ETH` : typeof value === "string" ? value.trim() : "";
-    const match = /^(\d+(?:\.\d+)?)\s*(eth|gwei|wei)$/i.exec(text);
-    if (match === null) {
-      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not an amount of gas coin; write e.g. "0.05 ETH"`, input: value });
-      return z.NEVER;
-    }
-    const unit = match[2]!.toLowerCase();
-    try {
-      return parseUnits(match[1]!, unit === "eth" ? 18 : unit === "gwei" ? 9 : 0);
-    } catch {
-      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)}: too many decimals for ${unit}`, input: value });
-      return z.NEVER;
-    }
-  });
-
 export const rotationSection = () =>
   z
     .strictObject({
@@ -374,6 +382,7 @@ export const settlerSection = () =>
       max_in_flight: z.int().min(1).max(64).default(4),
       poll: durationMs().default(1000),
       lease_ttl: durationMs().default(15_000),
+      min_signer_balance: nativeAmount().default(0n),
     })
     .prefault({})
     .refine((s) => s.rotation === undefined || s.signer?.retiring === undefined, {
@@ -389,5 +398,6 @@ export const settlerSection = () =>
         maxInFlight: s.max_in_flight,
         pollMs: s.poll,
         leaseTtlMs: s.lease_ttl,
+        minSignerBalance: s.min_signer_balance,
       }),
     );

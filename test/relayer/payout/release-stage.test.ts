@@ -12,9 +12,11 @@ import { expect } from "chai";
 import { Transaction, Wallet } from "ethers";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
+import { Registry } from "prom-client";
 
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
 import { buildReport, MonitorCollector, renderReport, type ChainPayouts } from "../../../relayer/monitor/index.js";
+import { PayoutMetrics } from "../../../relayer/payout/metrics.js";
 import { ReleaseSchedule } from "../../../relayer/payout/release-schedule.js";
 import { ReleaseStage } from "../../../relayer/payout/release-stage.js";
 import { RpcPool } from "../../../relayer/settler/rpc-pool.js";
@@ -22,6 +24,7 @@ import type { Settler } from "../../../relayer/settler/settler.js";
 import { deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
 import { startHardhatNode, type HardhatNode } from "../../helpers/hardhat-node.js";
 import { pipeline, settleReceipts, type Pipeline } from "../../helpers/pipeline.js";
+import { parseExposition, total, type Exposition } from "../../helpers/prometheus.js";
 import { receipt } from "../../helpers/receipts.js";
 import { dropPrefix, REDIS_URL, testRedis, uniquePrefix } from "../../helpers/redis.js";
 
@@ -31,6 +34,7 @@ interface Host {
   p: Pipeline;
   stage: ReleaseStage;
   logs: Array<{ level: number; msg: string }>;
+  scrape(): Promise<Exposition>;
 }
 
 describe("relayer: the release stage (payout) on a hardhat node", function () {
@@ -67,6 +71,8 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
   /** One relayer host: settler + release stage on this chain and prefix, wired as runtime.ts wires them. */
   function host(options: { intervalMs?: number; lookbackBlocks?: number } = {}): Host {
     const logs: Host["logs"] = [];
+    const registry = new Registry();
+    const metrics = new PayoutMetrics(registry);
     const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line) as { level: number; msg: string }) });
     let settler: Settler | null = null;
     const stage = new ReleaseStage({
@@ -79,7 +85,9 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
       active: () => settler?.lease.held ?? false,
       onReady: () => settler?.poke(),
       logger: logger.child({ stage: "release" }),
+      events: metrics.events("local"),
     });
+    metrics.watch("local", stage.schedule);
     const p = pipeline({
       suite,
       rpcUrls: [node.url],
@@ -89,7 +97,7 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
       settler: { side: stage, onFinal: (record) => stage.settled(record), leaseTtlMs: 1000, logger: logger.child({ stage: "settler" }) },
     });
     settler = p.settler;
-    const made = { p, stage, logs };
+    const made = { p, stage, logs, scrape: async () => parseExposition(await registry.metrics()) };
     hosts.push(made);
     return made;
   }
@@ -166,6 +174,10 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     expect(await status(later.batchId)).to.equal(1);
     expect(h.logs.filter((l) => l.level >= 40), JSON.stringify(h.logs.filter((l) => l.level >= 40))).to.deep.equal([]);
     expect(h.logs.some((l) => l.msg === "batch released to its providers' credits")).to.equal(true);
+    let metrics = await h.scrape();
+    expect(total(metrics, "agentgpt_payout_releases_total", { chain: "local", outcome: "released" })).to.equal(1);
+    expect(total(metrics, "agentgpt_payout_fees_paid_native_total", { chain: "local" })).to.be.greaterThan(0);
+    expect(total(metrics, "agentgpt_payout_batches_awaiting_release", { chain: "local" })).to.equal(2); // open, later
 
     // once its window closes, the other one goes too; a batch someone else released first is a no-op
     await advance(WINDOW + 1);
@@ -174,6 +186,13 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     await until("the second release", async () => (await status(open.batchId)) === 2 && (await schedule.size()) === 0);
     expect(await suite.router.totalEscrow()).to.equal(0n);
     expect(h.logs.filter((l) => l.level >= 40)).to.deep.equal([]);
+    // counted right after the batch leaves the schedule (the probe above may see the removal a moment before)
+    await until("the releases counted", async () => total(await h.scrape(), "agentgpt_payout_releases_total", { chain: "local" }) === 3);
+    metrics = await h.scrape();
+    expect(total(metrics, "agentgpt_payout_releases_total", { chain: "local", outcome: "released" })).to.equal(2);
+    expect(total(metrics, "agentgpt_payout_releases_total", { chain: "local", outcome: "elsewhere" })).to.equal(1);
+    expect(total(metrics, "agentgpt_payout_releases_total", { chain: "local", outcome: "failed" })).to.equal(0);
+    expect(total(metrics, "agentgpt_payout_batches_awaiting_release", { chain: "local" })).to.equal(0);
   });
 
   it("two hosts on one Redis and chain: each batch released once, no failed transaction, no warning", async function () {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Wallet, getAddress } from "ethers";
 import type { Redis } from "ioredis";
+import { Registry } from "prom-client";
 
 import { Archive } from "../../../relayer/batcher/archive.js";
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
@@ -34,7 +35,9 @@ import {
 import { RpcPool } from "../../../relayer/settler/rpc-pool.js";
 import { SettlementStore } from "../../../relayer/settler/settlement-store.js";
 import { PooledProvider } from "../../../relayer/reconciler/pooled-provider.js";
+import { ReconcilerMetrics } from "../../../relayer/reconciler/metrics.js";
 import { AGPT, deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
+import { parseExposition, samplesOf, total } from "../../helpers/prometheus.js";
 import { LocalDon, advance, deployOracle, fundGas, settleReceipts, writeDeployments, type OracleDeployment } from "../../helpers/dispute-chain.js";
 import { startHardhatNode, type HardhatNode } from "../../helpers/hardhat-node.js";
 import { USAGE_API_KEY } from "../../helpers/oracle.js";
@@ -106,7 +109,12 @@ describe("reconciler: end to end on a hardhat node", function () {
     });
     const ledger = new RedisDisputeLedger(redis, prefix, CHAIN);
     const payers = new Map((options.controlled ?? []).map((w) => [w.address, { address: w.address, signer: w.connect(provider), source: "test key" }]));
-    const disputer = new AutoDisputer({ client, payers, keeper: options.keeper?.connect(provider), approveBond: false, ledger });
+    const registry = new Registry();
+    const metrics = new ReconcilerMetrics(registry);
+    const events = metrics.events(CHAIN);
+    metrics.watch(CHAIN, ledger);
+    const scrape = async () => parseExposition(await registry.metrics());
+    const disputer = new AutoDisputer({ client, payers, keeper: options.keeper?.connect(provider), approveBond: false, ledger, events });
     const service = new ReconcilerService({
       chainName: CHAIN,
       reconciler,
@@ -115,8 +123,9 @@ describe("reconciler: end to end on a hardhat node", function () {
       epochSeconds: 86_400,
       reportDelaySeconds: options.reportDelaySeconds ?? 5,
       intervalMs: 1000,
+      events,
     });
-    return { client, reconciler, ledger, disputer, service };
+    return { client, reconciler, ledger, disputer, service, scrape };
   }
 
   /** The bucket of the chain's clock now and a call start inside it (ms), so every batch below commits that bucket. */
@@ -229,7 +238,7 @@ describe("reconciler: end to end on a hardhat node", function () {
     usage.add({ provider: "groq", model: "mixtral-8x22b", payer: c.address, at: callsFrom + 5, tokens: 10_000n });
     // B and C dispute on their own (no verifier on this router: nobody asks the oracle yet); the reconciler holds
     // neither key, only a keeper's.
-    const { service, client, ledger } = build({ keeper: a });
+    const { service, client, ledger, scrape } = build({ keeper: a });
     const openFor = async (payer: Wallet, providerName: string, model: string) => {
       const key = { payer: payer.address, provider: Number(await suite.router.providerId(providerName)), model: Number(await suite.router.modelId(model)), callsFrom };
       return (await client.open(await client.prepare(key, payer.address), payer.connect(provider))).disputeId;
@@ -247,6 +256,15 @@ describe("reconciler: end to end on a hardhat node", function () {
     expect(action(first, disputeB).requested?.attempt).to.equal(1);
     expect(action(first, disputeC).requested?.attempt).to.equal(1);
     expect((await ledger.list()).map((e) => e.mine)).to.deep.equal([false, false]);
+    // metrics: two disputes open (not this relayer's), the nearest deadlines counted down from the chain's
+    let metrics = await scrape();
+    expect(total(metrics, "agentgpt_reconciler_disputes_open", { chain: CHAIN, mine: "false" })).to.equal(2);
+    expect(total(metrics, "agentgpt_reconciler_disputes_open", { chain: CHAIN, mine: "true" })).to.equal(0);
+    const infos = [await suite.router.disputeInfo(disputeB), await suite.router.disputeInfo(disputeC)];
+    const chainNow = (await suite.provider.getBlock("latest"))!.timestamp;
+    const nearest = (field: "arbiterDeadline" | "governanceDeadline") => Math.min(...infos.map((i) => Number(i[field]))) - chainNow;
+    expect(total(metrics, "agentgpt_reconciler_dispute_deadline_seconds", { chain: CHAIN, deadline: "arbiter" })).to.be.closeTo(nearest("arbiterDeadline"), 5);
+    expect(total(metrics, "agentgpt_reconciler_dispute_deadline_seconds", { chain: CHAIN, deadline: "governance" })).to.be.closeTo(nearest("governanceDeadline"), 5);
     expect(await don.answerPending()).to.equal(2);
     expect(don.answered.map((x) => x.error)).to.deep.equal(["usage API answered HTTP 500", "usage API answered HTTP 500"]);
 
@@ -267,6 +285,8 @@ describe("reconciler: end to end on a hardhat node", function () {
     const settledB = await service.pass();
     expect(action(settledB, disputeB)).to.include({ state: "resolved" });
     expect((await ledger.list()).map((e) => e.disputeId)).to.deep.equal([disputeC]);
+    metrics = await scrape();
+    expect(total(metrics, "agentgpt_reconciler_disputes_open", { chain: CHAIN })).to.equal(1);
 
     // C: no answer resolves it; past its governance deadline the keeper settles it: the charge stands, bond back.
     const info = await suite.router.disputeInfo(disputeC);
@@ -278,6 +298,10 @@ describe("reconciler: end to end on a hardhat node", function () {
       expect(action(expired, disputeC).settledTx).to.match(/^0x[0-9a-f]{64}$/);
       expect(Number((await suite.router.disputeInfo(disputeC)).status)).to.equal(3);
       expect(await suite.router.balanceOf(c.address)).to.equal(cBefore + BOND);
+      await service.pass();
+      metrics = await scrape();
+      expect(total(metrics, "agentgpt_reconciler_disputes_open", { chain: CHAIN })).to.equal(0);
+      expect(samplesOf(metrics, "agentgpt_reconciler_dispute_deadline_seconds")).to.deep.equal([]); // none open: no deadline
     } else {
       expect.fail(`C's dispute closed without an answer (status ${info.status})`);
     }
