@@ -114,7 +114,7 @@ async function serve(mode: Mode, configFile: string): Promise<void> {
     return;
   }
   const opened = await openReceiptQueue(config);
-  const sink = new OneJobPerReceipt(opened.redis, config.redis.prefix);
+  const sink = new OneJobPerReceipt(opened.redis as Redis, config.redis.prefix);
   const metrics = new IngestMetrics({ defaultMetrics: false });
   const parser = await createBatchParser(config, config.server.parseWorkers);
   const service = new IngestService({ parser, sink, metrics });
