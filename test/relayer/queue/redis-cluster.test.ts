@@ -3,6 +3,10 @@
  * redis-server started by the test): receipts spread over many slots, each billed once, and a master failed over
  * while POSTs are in flight with nothing lost and nothing taken twice.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
 import { expect } from "chai";
 import type { Worker } from "bullmq";
 
@@ -22,6 +26,10 @@ import {
   type RedisClient,
   type Submission,
 } from "../../../relayer/queue/index.js";
+import { deployChainSuite } from "../../helpers/chain-suite.js";
+import { startHardhatNode } from "../../helpers/hardhat-node.js";
+import { pipeline as settlementPipeline, sealNow, settleAll } from "../../helpers/pipeline.js";
+import { expectedCharges, receipt as pricedReceipt } from "../../helpers/receipts.js";
 import { type RedisClusterHandle, slotSpread, startRedisCluster } from "../../helpers/redis-cluster.js";
 import { uniquePrefix } from "../../helpers/redis.js";
 
@@ -185,5 +193,54 @@ describe("ingest and the batcher on a real Redis Cluster", function () {
     expect(await pooledIds(pools)).to.deep.equal([...expected].sort());
     expect([...taken.values()].every((count) => count === 1), "a receipt handed to the batcher twice").to.equal(true);
     for (const chain of CHAINS) expect(await queue.store.pendingCount(chain)).to.equal(0);
+  });
+
+  it("settles on a hardhat node exactly what came in through the cluster (ingest, batcher, settler on cluster clients)", async function () {
+    const node = await startHardhatNode();
+    const archiveDir = await mkdtemp(join(tmpdir(), "agentgpt-archive-"));
+    const connection = createWorkerRedis(cluster.url);
+    try {
+      const suite = await deployChainSuite(node.url);
+      const prefix = uniquePrefix("cls");
+      const p = settlementPipeline({ suite, rpcUrls: [node.url], redis: asRedis(connection), prefix, archiveDir, maxReceipts: 25 });
+      const queue = new ReceiptQueue({ connection: producer, prefix, chains: ["local"], dedupeTtlMs: 86_400_000 });
+      opened.push(queue);
+      const handed = new Set<string>();
+      const worker = createReceiptWorker({
+        connection,
+        prefix,
+        chain: "local",
+        handler: async (receipts) => {
+          await p.batcher.take(receipts);
+          for (const one of receipts) handed.add(one.id);
+        },
+      });
+      opened.push(worker);
+      const receipts: Receipt[] = [];
+      for (let i = 0; i < 60; i++) {
+        const payer = suite.payers[i % 3]!.address;
+        const [provider, model] = [["openai", "gpt-4-turbo"], ["anthropic", "claude-3-opus"], ["groq", "mixtral-8x22b"]][i % 3]!;
+        receipts.push(pricedReceipt(payer, provider!, model!, 1 + ((i * 7919) % 5000)));
+      }
+      const submissions = receipts.map(({ id, ...rest }): Submission => ({ kind: "receipt", key: id, fingerprint: "00000000000000b2", body: rest }));
+      await send(queue, submissions.slice(0, 40));
+      await send(queue, submissions.slice(20)); // overlaps: a re-send is not queued twice
+      await until("every receipt handed to the batcher", async () => handed.size === 60);
+      const before = new Map<string, bigint>();
+      for (const payer of suite.payers) before.set(payer.address.toLowerCase(), await suite.router.balanceOf(payer.address));
+      await sealNow(p);
+      await settleAll(p);
+      expect((await p.store.finalIds()).length).to.equal(3);
+      const expected = expectedCharges(receipts);
+      for (const [payer, amount] of expected.byPayer) {
+        expect(before.get(payer)! - (await suite.router.balanceOf(payer)), payer).to.equal(amount);
+      }
+      expect(await suite.router.totalEscrow()).to.equal([...expected.byProvider.values()].reduce((x, y) => x + y, 0n));
+      expect((await p.store.stats()).receipts_settled).to.equal(60);
+    } finally {
+      connection.disconnect();
+      await node.stop();
+      await rm(archiveDir, { recursive: true, force: true });
+    }
   });
 });
