@@ -64,6 +64,14 @@ export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): 
     waitTimeoutMs: config.redis.waitTimeoutMs,
     ...(logger === undefined ? {} : { logger }),
   });
+  try {
+    // a process configured with another redis.shards than the keys were written with refuses to start
+    await queue.store.checkLayout();
+  } catch (error) {
+    await queue.close();
+    redis.disconnect();
+    throw error;
+  }
   return {
     queue,
     redis,

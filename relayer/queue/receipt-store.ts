@@ -253,7 +253,7 @@ export class ReceiptStore {
    * The spread layout records its shard count at first use; a process configured with another count would look for
    * dedupe records in the wrong tags (and bill re-sends again), so it refuses to work instead.
    */
-  private checkLayout(): Promise<void> {
+  checkLayout(): Promise<void> {
     if (this.layout.shards === null) return Promise.resolve();
     this.layoutChecked ??= (async () => {
       const wanted = String(this.layout.shards);
