@@ -34,7 +34,7 @@ import { RELAYER_ROLE } from "../chain/roles.js";
 import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/index.js";
 import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { ReleaseStage } from "../payout/release-stage.js";
-import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
+import { asRedis, createReceiptWorker, createWorkerRedis, isClusterTarget, type RedisClient } from "../queue/index.js";
 import { ChainError } from "../chain/errors.js";
 import { KeyFollower } from "../rotation/key-follower.js";
 import { rotatedChains, setupRotation, type RotationSetup } from "../rotation/setup.js";
@@ -113,10 +113,10 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
   const logger = options.logger;
   const stages = options.stages ?? { batcher: true, settler: true };
   const archive = new Archive(archiveDir(config));
-  const redis: Redis = createWorkerRedis(config.redis.url, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) });
+  const redis: Redis = asRedis(createWorkerRedis(config.redis, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) }));
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
-  const workerConnections: Redis[] = [];
+  const workerConnections: RedisClient[] = [];
   /** each chain's keys in use: their device sessions are closed when replaced (after the settler applied the new ones) or at stop */
   const keysInUse = new Map<string, ChainKeys>();
   let rotation: RotationSetup | null = null;
@@ -178,11 +178,12 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         logger?.info({ chain: chain.name, chainId: settlement.chainId, router: settlement.router, signer: settlement.signer }, "settler started (batches come from the batchers of other processes)");
         continue;
       }
-      const connection = createWorkerRedis(config.redis.url, { connectionName: `agentgpt-batcher-${chain.name}` });
+      const connection = createWorkerRedis(config.redis, { connectionName: `agentgpt-batcher-${chain.name}` });
       workerConnections.push(connection);
       const worker = createReceiptWorker({
         connection,
         prefix: config.redis.prefix,
+        shards: isClusterTarget(config.redis) ? config.redis.shards : null,
         chain: chain.name,
         handler: (receipts) => batcher.take(receipts),
         // take() is atomic and idempotent per receipt, so chunks can be taken in parallel (order does not matter).
