@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 
-import { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import type { RelayerConfig } from "../config/index.js";
 import type { SettlementStore } from "../settler/settlement-store.js";
 import { amountOf, checkBatchBytes } from "./batch-checks.js";
@@ -75,7 +75,7 @@ interface Collected {
 
 export async function createBackup(options: CreateBackupOptions): Promise<BackupSummary> {
   const now = options.now ?? new Date();
-  const archive = new Archive(options.archiveDir);
+  const archive = new LocalArchive(options.archiveDir);
   const chainNames = await archiveChains(options.archiveDir);
   const warnings: string[] = [];
   const chains = new Map<string, BackupChain>();
@@ -104,7 +104,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     const collected = await mapLimit(work, options.concurrency ?? 8, async ({ chain: name, batchId }) => {
       const chain = chains.get(name)!;
       const bytes = await archive.readBytes(name, batchId);
-      if (bytes === null) throw new BackupError("ARCHIVE_INVALID", `${archive.pathOf(name, batchId)} disappeared during the backup: run it again`);
+      if (bytes === null) throw new BackupError("ARCHIVE_INVALID", `${archive.locationOf(name, batchId)} disappeared during the backup: run it again`);
       const checked = await checkBatchBytes(bytes, { chain: name, batchId });
       for (const problem of checked.problems) warnings.push(`batch ${batchId} (${name}): ${problem}`);
       const hint = (await options.ledger?.(name).get(batchId).catch(() => null))?.block ?? null;
@@ -191,7 +191,7 @@ async function writeArchive(
   manifest: Uint8Array,
   references: Uint8Array,
   collected: readonly Collected[],
-  archive: Archive,
+  archive: LocalArchive,
   progressEnabled: boolean | undefined,
 ): Promise<{ sha256: string; bytes: number }> {
   const hasher = hashingStream();
@@ -206,7 +206,7 @@ async function writeArchive(
     for (const item of collected) {
       const data = await archive.readBytes(item.chain, item.batchId);
       if (data === null || sha256Hex(data) !== item.sha256) {
-        throw new BackupError("ARCHIVE_INVALID", `${archive.pathOf(item.chain, item.batchId)} changed during the backup: archive files must never change; find out why, then run the backup again`);
+        throw new BackupError("ARCHIVE_INVALID", `${archive.locationOf(item.chain, item.batchId)} changed during the backup: archive files must never change; find out why, then run the backup again`);
       }
       await tar.add(item.entry, data, mtime);
       progress.tick();

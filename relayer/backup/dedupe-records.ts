@@ -20,7 +20,7 @@
  */
 import { readdir } from "node:fs/promises";
 
-import { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import { BatchFile } from "../batcher/batch-file.js";
 import { contentId } from "../batcher/content-id.js";
 import { loadBatchFile } from "../disputes/batch-source.js";
@@ -86,14 +86,14 @@ export interface RebuildOptions {
 
 /** The batch files of the archive directory, by chain folder, one at a time (an unreadable file is reported, skipped). */
 async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGenerator<{ chain: string; file: BatchFile }> {
-  const archive = new Archive(archiveDir);
+  const archive = new LocalArchive(archiveDir);
   for (const chain of await chainFolders(archiveDir)) {
     for (const batchId of await archive.list(chain)) {
       let file: BatchFile | null;
       try {
         file = await archive.read(chain, batchId);
       } catch (error) {
-        problems.push(`${archive.pathOf(chain, batchId)} is not a batch file (${(error as Error).message.split("\n")[0]}): its calls have no dedupe record`);
+        problems.push(`${archive.locationOf(chain, batchId)} is not a batch file (${(error as Error).message.split("\n")[0]}): its calls have no dedupe record`);
         continue;
       }
       if (file !== null) yield { chain, file };
@@ -109,7 +109,7 @@ async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGener
 export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebuildReport> {
   const now = options.now ?? Date.now();
   const problems: string[] = [];
-  const archive = new Archive(options.archiveDir);
+  const archive = new LocalArchive(options.archiveDir);
   const known = new Set<string>();
   for (const chain of await chainFolders(options.archiveDir)) for (const batchId of await archive.list(chain)) known.add(`${chain}/${batchId}`);
   const archiveBatches = known.size;

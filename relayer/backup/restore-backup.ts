@@ -10,7 +10,7 @@
 import { rename } from "node:fs/promises";
 import type { Readable } from "node:stream";
 
-import { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import { contentId } from "../batcher/content-id.js";
 import { checkBatchBytes } from "./batch-checks.js";
 import type { Manifest } from "./manifest.js";
@@ -63,7 +63,7 @@ export interface RestoreOptions {
 }
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
-  const archive = new Archive(options.archiveDir);
+  const archive = new LocalArchive(options.archiveDir);
   const stamp = (options.now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
   const restored: string[] = [];
   const unchanged: string[] = [];
@@ -89,7 +89,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
         refused.push({ chain: entry.chain, batchId: entry.batchId, problems: reasons });
         continue;
       }
-      const path = archive.pathOf(entry.chain, entry.batchId);
+      const path = archive.locationOf(entry.chain, entry.batchId);
       const existing = await archive.readBytes(entry.chain, entry.batchId);
       if (existing === null) {
         if (options.dryRun !== true) await archive.write(entry.chain, entry.batchId, entry.bytes);

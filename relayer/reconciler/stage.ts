@@ -11,7 +11,7 @@ import { getAddress } from "ethers";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 
-import { Archive } from "../batcher/archive.js";
+import { openCheckedArchive } from "../batcher/open-archive.js";
 import { ChainError } from "../chain/errors.js";
 import { loadDeployment } from "../chain/deployment.js";
 import type { ChainConfig, RelayerConfig } from "../config/index.js";
@@ -20,7 +20,6 @@ import { BlockClock } from "../disputes/block-clock.js";
 import { openDisputeChain } from "../disputes/dispute-chain.js";
 import { DisputeClient } from "../disputes/dispute-client.js";
 import { IpfsClient } from "../disputes/ipfs.js";
-import { archiveDir } from "../settler/runtime.js";
 import { SettlementStore } from "../settler/settlement-store.js";
 import { RpcPool } from "../settler/rpc-pool.js";
 import { UsageOracle__factory } from "../../typechain-types/factories/oracle/UsageOracle__factory.js";
@@ -109,7 +108,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
   for (const key of [...payerKeys, ...(keeperKey !== undefined && settings.keeper !== undefined ? [keeperKey] : [])]) {
     if (key.development) logger?.warn({ account: key.wallet.address, source: key.source }, "the reconciler signs with a raw key from the environment: development only");
   }
-  const archive = new Archive(archiveDir(config));
+  const archive = await openCheckedArchive(config, logger);
   const ipfs = settings.ipfs === undefined ? undefined : new IpfsClient(settings.ipfs);
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: "agentgpt-reconciler", lazyConnect: false });
   redis.on("error", () => undefined); // ioredis reconnects; a pass fails and is retried meanwhile
@@ -118,6 +117,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
   const stopAll = async () => {
     for (const { service } of services) await service.stop();
     await redis.quit().catch(() => redis.disconnect());
+    archive.close();
   };
   try {
     for (const chain of chains) {

@@ -7,14 +7,15 @@
  * `reloadKeys(config)` (SIGHUP) hands each settler the signing keys of a re-read configuration: the key rotation
  * path (`agentgpt keys rotate`); nothing else is reloaded.
  */
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname } from "node:path";
 
 import type { Worker } from "bullmq";
 import { Interface, type Wallet } from "ethers";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
+import { openCheckedArchive } from "../batcher/open-archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { Batcher } from "../batcher/batcher.js";
 import { OnchainRegistry } from "../batcher/onchain-registry.js";
@@ -74,14 +75,11 @@ export interface StartSettlementOptions {
   readonly readiness?: { set(component: string, problem: string | null): void };
 }
 
-export function archiveDir(config: RelayerConfig): string {
-  const dir = config.archive.dir;
-  return isAbsolute(dir) ? dir : resolve(dirname(config.files[0] ?? "."), dir);
-}
+export { archiveDir } from "../batcher/open-archive.js";
 
 export async function startSettlement(config: RelayerConfig, options: StartSettlementOptions = {}): Promise<SettlementRuntime> {
   const logger = options.logger;
-  const archive = new Archive(archiveDir(config));
+  const archive = await openCheckedArchive(config, logger);
   const redis: Redis = createWorkerRedis(config.redis.url, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) });
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
@@ -96,6 +94,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       await chain.settler.stop();
     }
     await redis.quit().catch(() => redis.disconnect());
+    archive.close();
   };
   try {
     for (const chain of config.chains) {

@@ -34,7 +34,7 @@ import { Interface, Transaction, Wallet, getAddress } from "ethers";
 import type { Logger } from "pino";
 
 import type { Charge } from "../batcher/rows-tree.js";
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
 import { chargesOf } from "../batcher/batch-file.js";
 import { failpoint } from "../chaos/failpoint.js";
 import type { ChainGuard } from "./chain-guard.js";

@@ -5,7 +5,7 @@
 import { Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../relayer/batcher/local-archive.js";
 import { BatchPool } from "../../relayer/batcher/batch-pool.js";
 import { Batcher } from "../../relayer/batcher/batcher.js";
 import { OnchainRegistry } from "../../relayer/batcher/onchain-registry.js";
@@ -35,7 +35,7 @@ export interface PipelineOptions {
 export interface Pipeline {
   chain: string;
   rpc: RpcPool;
-  archive: Archive;
+  archive: LocalArchive;
   store: SettlementStore;
   pool: BatchPool;
   settler: Settler;
@@ -50,7 +50,7 @@ export function pipeline(options: PipelineOptions): Pipeline {
   const { suite, redis, prefix } = options;
   const chain = options.chain ?? "local";
   const rpc = new RpcPool(options.rpcUrls, options.rpc ?? { timeoutMs: 5000 });
-  const archive = new Archive(options.archiveDir);
+  const archive = new LocalArchive(options.archiveDir);
   const store = new SettlementStore(redis, prefix, chain);
   const settler = new Settler({
     store,

@@ -17,6 +17,8 @@ import { ChainError } from "../../chain/errors.js";
 import { dashboardTokens, startDashboard } from "../../dashboard/index.js";
 import { DisputeError } from "../../disputes/index.js";
 import { checkReconciler, ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
+import { ArchiveError } from "../../batcher/archive.js";
+import { checkConfiguredArchive } from "../../batcher/open-archive.js";
 import { checkSettlementKeys, startSettlement, type KeyReload } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, databaseUrl, startBackfill } from "../../backfill/index.js";
@@ -62,7 +64,7 @@ const stages: Stage[] = [
   {
     // batcher + settler per chain with rpc_urls
     name: "settlement",
-    check: (config, env) => checkSettlementKeys(config, env),
+    check: async (config, env) => [...(await checkConfiguredArchive(config)), ...(await checkSettlementKeys(config, env))],
     start: (config, { logger, readiness }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness }),
   },
   {
@@ -111,6 +113,7 @@ export function userFacing(error: unknown, configFile: string): unknown {
   if (error instanceof SigningKeyError || error instanceof ChainError || error instanceof ReconcilerKeyError || error instanceof DisputeError) {
     return new UserError(error.message, 2, { cause: error });
   }
+  if (error instanceof ArchiveError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof BackfillError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof ListenError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof QueueUnavailableError) {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { buildBatch } from "../../../relayer/batcher/batch-file.js";
 import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
 import { createBackup, LocalTarget, openTarget, restoreBackup, verifyBackup, type References } from "../../../relayer/backup/index.js";
@@ -69,7 +69,7 @@ describe("agentgpt litellm backup / verify / restore", function () {
       registry: { providerId: () => 1, modelId: () => 1 },
     });
     pending = built.file.batchId;
-    await new Archive(setup.archiveDir).write("local", pending, built.bytes);
+    await new LocalArchive(setup.archiveDir).write("local", pending, built.bytes);
   });
 
   after(async function () {
@@ -176,7 +176,7 @@ describe("agentgpt litellm backup / verify / restore", function () {
       });
       expect(reference.cid).to.equal(record.cid);
     }
-    const second = (await new Archive(setup.archiveDir).read("local", settled[1]!.batchId))!;
+    const second = (await new LocalArchive(setup.archiveDir).read("local", settled[1]!.batchId))!;
     expect(settled[1]!.outcome!.rejected).to.deep.equal([[second.rows.findIndex((row) => row.modelName === "gpt-3.5-unpriced"), "ModelNotPriced"]]);
     expect(references.batches.find((r) => r.batchId === pending)!.settlement).to.equal(null);
   });
