@@ -381,7 +381,6 @@ describe("agentgpt litellm backup / verify / restore", function () {
     expect(noConfig.code).to.equal(2);
     expect(noConfig.stderr).to.include("--config <file>: verify checks every batch against the chain");
     expect(() => openTarget({ strategy: "glacier", location: "eu-central-1" }, {})).to.throw("--strategy glacier: name the bucket with --bucket <name> or AGENTGPT_BACKUP_BUCKET");
-    expect(() => openTarget({ strategy: "glacier", location: "eu-central-1", bucket: "b-1" }, {})).to.throw("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-    expect(() => openTarget({ strategy: "s3", location: "mars", bucket: "b-1" }, { AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "b" })).to.throw("--location mars: give an AWS region, e.g. eu-central-1");
+    expect(() => openTarget({ strategy: "s3", location: "mars", bucket: "b-1" }, {})).to.throw("--location mars: give an AWS region, e.g. eu-central-1");
   });
 });
