@@ -3,8 +3,9 @@
  * temporary name, fsynced, then linked to its name (link fails when the name exists: a file is never replaced, see
  * the write rule in ./archive.ts) and the directory fsynced, so a crash leaves the whole file or none.
  */
-import { link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { constants } from "node:fs";
+import { access, link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 import { ArchiveConflictError, ArchiveError, BATCH_ID_PATTERN, CHAIN_NAME_PATTERN, parseBatchBytes, sameBytes, type Archive } from "./archive.js";
 import type { BatchFile } from "./batch-file.js";
@@ -88,17 +89,23 @@ export class LocalArchive implements Archive {
     return keptAs;
   }
 
+  /** The folder (or, before the first batch, its nearest existing parent) is writable; nothing is created. */
   async check(): Promise<void> {
-    try {
-      await mkdir(this.dir, { recursive: true });
-      const probe = join(this.dir, `.check-${process.pid}.tmp`);
-      const handle = await open(probe, "w");
-      await handle.close();
-      await rm(probe, { force: true });
-    } catch (error) {
-      throw new ArchiveError("ACCESS_DENIED", `archive.dir ${this.dir}: cannot write there (${(error as NodeJS.ErrnoException).code ?? String(error)}): fix the path or its permissions`, {
-        cause: error,
-      });
+    let at = this.dir;
+    for (;;) {
+      try {
+        await access(at, constants.W_OK | constants.X_OK);
+        return;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" && dirname(at) !== at) {
+          at = dirname(at);
+          continue;
+        }
+        throw new ArchiveError("ACCESS_DENIED", `archive.dir ${this.dir}: cannot write there (${code ?? String(error)} on ${at}): fix the path or its permissions`, {
+          cause: error,
+        });
+      }
     }
   }
 

@@ -5,6 +5,7 @@
 import { Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
+import type { Archive } from "../../relayer/batcher/archive.js";
 import { LocalArchive } from "../../relayer/batcher/local-archive.js";
 import { BatchPool } from "../../relayer/batcher/batch-pool.js";
 import { Batcher } from "../../relayer/batcher/batcher.js";
@@ -24,6 +25,8 @@ export interface PipelineOptions {
   redis: Redis;
   prefix: string;
   archiveDir: string;
+  /** another archive (a bucket) instead of the folder archiveDir */
+  archive?: Archive;
   chain?: string;
   rpc?: RpcPoolOptions;
   settler?: Partial<SettlerOptions>;
@@ -35,7 +38,7 @@ export interface PipelineOptions {
 export interface Pipeline {
   chain: string;
   rpc: RpcPool;
-  archive: LocalArchive;
+  archive: Archive;
   store: SettlementStore;
   pool: BatchPool;
   settler: Settler;
@@ -50,7 +53,7 @@ export function pipeline(options: PipelineOptions): Pipeline {
   const { suite, redis, prefix } = options;
   const chain = options.chain ?? "local";
   const rpc = new RpcPool(options.rpcUrls, options.rpc ?? { timeoutMs: 5000 });
-  const archive = new LocalArchive(options.archiveDir);
+  const archive = options.archive ?? new LocalArchive(options.archiveDir);
   const store = new SettlementStore(redis, prefix, chain);
   const settler = new Settler({
     store,
