@@ -25,18 +25,14 @@ const ROUTER = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const PAYER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const BUCKET = "agentgpt-archive";
 
-/** A batch of one receipt; another `sealedAt` gives other bytes under the same batch id (the id hashes the receipts). */
-async function batchOf(tokens: number, sealedAt = 1_700_000_000_000): Promise<BuiltBatch> {
+/** A batch of one receipt; `again(sealedAt)` seals the same receipt into other bytes under the same batch id. */
+async function batchOf(tokens: number): Promise<BuiltBatch & { again(sealedAt: number): Promise<BuiltBatch> }> {
   const bucket = 3600;
   const callsFrom = Math.floor(Date.now() / 1000 / bucket) * bucket;
   const receipts = [receipt(PAYER, "openai", "gpt-4-turbo", tokens, { chain: "local", startTime: callsFrom * 1000 + 1000 })];
-  return buildBatch(receipts, sealedAt, callsFrom, {
-    chain: "local",
-    chainId: 31337,
-    router: ROUTER,
-    usageBucket: bucket,
-    registry: { providerId: () => 1, modelId: () => 1 },
-  });
+  const context = { chain: "local", chainId: 31337, router: ROUTER, usageBucket: bucket, registry: { providerId: () => 1, modelId: () => 1 } };
+  const again = (sealedAt: number) => buildBatch(receipts, sealedAt, callsFrom, context);
+  return { ...(await again(1_700_000_000_000)), again };
 }
 
 async function caught(promise: Promise<unknown>): Promise<Error> {
@@ -116,7 +112,7 @@ describe("batcher: the archive on S3 (s3rver)", function () {
     // the same bytes again (a retried write, a batcher resuming): accepted, nothing changes
     expect(await hostB.write("local", id, batch.bytes)).to.equal(hostA.locationOf("local", id));
     // other bytes under the same batch id (a second batcher sealing the same receipts): refused, the first kept
-    const other = await batchOf(700, 1_700_000_000_001);
+    const other = await batch.again(1_700_000_000_001);
     expect(other.file.batchId).to.equal(id);
     expect(Buffer.compare(Buffer.from(other.bytes), Buffer.from(batch.bytes))).to.not.equal(0);
     const error = await caught(hostB.write("local", id, other.bytes));
@@ -226,7 +222,7 @@ describe("batcher: the archive on S3 (s3rver)", function () {
     const path = await archive.write("local", id, batch.bytes);
     expect(path).to.equal(join(dir, "archive", "local", `${id}.json`));
     expect(await archive.write("local", id, batch.bytes)).to.equal(path);
-    const other = await batchOf(42, 1_700_000_000_001);
+    const other = await batch.again(1_700_000_000_001);
     expect(await caught(archive.write("local", id, other.bytes))).to.be.instanceOf(ArchiveConflictError);
     expect(Buffer.compare(await readFile(path), Buffer.from(batch.bytes))).to.equal(0);
     expect(await archive.list("local")).to.deep.equal([id]);
