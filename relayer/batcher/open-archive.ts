@@ -80,7 +80,7 @@ export function archiveAt(location: string): Archive {
   return new S3Archive({ bucket: match[1]!, prefix: match[2]! });
 }
 
-/** The local archive folder, absolute; null when the archive is a bucket. */
+/** The local archive folder `archive.dir`, absolute (./.archive next to the config file when unset). */
 export function archiveDir(config: Pick<RelayerConfig, "archive" | "files">): string {
   const dir = config.archive.dir ?? "./.archive";
   return isAbsolute(dir) ? dir : resolve(dirname(config.files[0] ?? "."), dir);
