@@ -49,7 +49,12 @@ export async function loadBatchFile(sources: BatchFileSources, batch: BatchIdent
     }
   }
   if (sources.ipfs === undefined) {
-    const where = sources.archive === undefined ? "no archive was given" : `not in the archive ${sources.archive.location}`;
+    const where =
+      sources.archive === undefined
+        ? "no archive was given"
+        : sources.archiveChain === undefined && (await sources.archive.chains()).length === 0
+          ? `not in the archive ${sources.archive.location}, which holds no batch file at all (if it does not exist: check --archive)`
+          : `not in the archive ${sources.archive.location}`;
     throw new DisputeError(
       "BATCH_FILE_MISSING",
       `the batch file of ${batch.batchId} (CID ${batch.dataCid}) is ${where}: pass --archive <dir|s3://bucket/prefix> (the relayer's archive.dir or archive.s3) ` +
@@ -65,12 +70,6 @@ async function readArchived(sources: BatchFileSources, batchId: string): Promise
   if (archive === undefined) return null;
   const id = batchId.toLowerCase();
   const chains = sources.archiveChain !== undefined ? [sources.archiveChain] : await archive.chains();
-  if (chains.length === 0) {
-    throw new DisputeError(
-      "BATCH_FILE_MISSING",
-      `the archive ${archive.location} holds no chain's batch files (or does not exist: check --archive, the relayer's archive.dir or archive.s3)`,
-    );
-  }
   for (const chain of chains) {
     const bytes = await archive.readBytes(chain, id);
     if (bytes !== null) return { bytes, path: archive.locationOf(chain, id) };
