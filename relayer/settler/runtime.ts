@@ -15,7 +15,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 import type { Archive } from "../batcher/archive.js";
-import { openCheckedArchive } from "../batcher/open-archive.js";
+import { openArchive, openCheckedArchive } from "../batcher/open-archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { Batcher } from "../batcher/batcher.js";
 import { OnchainRegistry } from "../batcher/onchain-registry.js";
@@ -79,7 +79,9 @@ export { archiveDir } from "../batcher/open-archive.js";
 
 export async function startSettlement(config: RelayerConfig, options: StartSettlementOptions = {}): Promise<SettlementRuntime> {
   const logger = options.logger;
-  const archive = await openCheckedArchive(config, logger);
+  // checked (folder writable, bucket reachable) only when some chain will settle: nothing else touches it here
+  const settles = config.chains.some((chain) => chain.rpcUrls.length > 0 && (chain.signer ?? config.settler.signer) !== undefined);
+  const archive = settles ? await openCheckedArchive(config, logger) : openArchive(config);
   const redis: Redis = createWorkerRedis(config.redis.url, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) });
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
