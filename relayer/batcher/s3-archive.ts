@@ -19,16 +19,7 @@
  */
 import { randomBytes } from "node:crypto";
 
-import {
-  CopyObjectCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type ListObjectsV2CommandOutput,
-  type S3ClientConfig,
-} from "@aws-sdk/client-s3";
+import type { ListObjectsV2CommandOutput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 
 import { ArchiveConflictError, ArchiveError, BATCH_ID_PATTERN, CHAIN_NAME_PATTERN, parseBatchBytes, sameBytes, type Archive } from "./archive.js";
 import type { BatchFile } from "./batch-file.js";
@@ -49,24 +40,40 @@ export interface S3ArchiveOptions {
   readonly credentials?: S3ClientConfig["credentials"];
 }
 
+type Sdk = typeof import("@aws-sdk/client-s3");
+let sdkLoading: Promise<Sdk> | null = null;
+/** The SDK, loaded on first use: every `agentgpt` command would otherwise pay for loading it. */
+export function loadS3Sdk(): Promise<Sdk> {
+  return (sdkLoading ??= import("@aws-sdk/client-s3"));
+}
+
 export class S3Archive implements Archive {
   readonly bucket: string;
   readonly prefix: string;
-  private readonly client: S3Client;
+  private connected: Promise<{ sdk: Sdk; client: S3Client }> | null = null;
+  private client: S3Client | null = null;
   /** false once check() saw the store ignore If-None-Match; null before */
   conditionalWrites: boolean | null = null;
 
   constructor(private readonly options: S3ArchiveOptions) {
     this.bucket = options.bucket;
     this.prefix = normalisePrefix(options.prefix);
-    const region = options.region ?? (options.endpoint !== undefined ? "us-east-1" : undefined);
-    this.client = new S3Client({
-      ...(region === undefined ? {} : { region }),
-      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-      forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
-      maxAttempts: options.maxAttempts ?? 5,
-      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+  }
+
+  private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.connected ??= loadS3Sdk().then((sdk) => {
+      const options = this.options;
+      const region = options.region ?? (options.endpoint !== undefined ? "us-east-1" : undefined);
+      this.client = new sdk.S3Client({
+        ...(region === undefined ? {} : { region }),
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+        maxAttempts: options.maxAttempts ?? 5,
+        ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      });
+      return { sdk, client: this.client };
     });
+    return this.connected;
   }
 
   get location(): string {
@@ -127,10 +134,11 @@ export class S3Archive implements Archive {
   async setAside(chain: string, batchId: string, suffix: string): Promise<string> {
     const key = this.keyOf(chain, batchId);
     const kept = `${key}.${suffix}`;
+    const { sdk, client } = await this.connect();
     await this.call(`copy ${key}`, () =>
-      this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: kept, CopySource: `${this.bucket}/${key.split("/").map(encodeURIComponent).join("/")}` })),
+      client.send(new sdk.CopyObjectCommand({ Bucket: this.bucket, Key: kept, CopySource: `${this.bucket}/${key.split("/").map(encodeURIComponent).join("/")}` })),
     );
-    await this.call(`delete ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+    await this.call(`delete ${key}`, () => client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
     return `s3://${this.bucket}/${kept}`;
   }
 
@@ -139,16 +147,17 @@ export class S3Archive implements Archive {
    * with If-None-Match: * (writing is allowed; does the store honour conditional writes?) and deletes it.
    */
   async check(): Promise<void> {
-    await this.call("list", () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 })));
+    const { sdk, client } = await this.connect();
+    await this.call("list", () => client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 })));
     const probe = `${this.prefix}.agentgpt-check-${randomBytes(6).toString("hex")}`;
     const body = new TextEncoder().encode("agentgpt archive check\n");
     await this.putIfAbsent(probe, body, "text/plain");
     this.conditionalWrites = !(await this.putIfAbsent(probe, body, "text/plain"));
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe })).catch(() => undefined);
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: probe })).catch(() => undefined);
   }
 
   close(): void {
-    this.client.destroy();
+    this.client?.destroy();
   }
 
   private keyOf(chain: string, batchId: string): string {
@@ -158,7 +167,8 @@ export class S3Archive implements Archive {
   /** PutObject with If-None-Match: *; false when the store refused it because the key exists. */
   private async putIfAbsent(key: string, bytes: Uint8Array, contentType: string): Promise<boolean> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, IfNoneMatch: "*" }));
+      const { sdk, client } = await this.connect();
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, IfNoneMatch: "*" }));
       return true;
     } catch (error) {
       const status = statusOf(error);
@@ -170,7 +180,8 @@ export class S3Archive implements Archive {
 
   private async getBytes(key: string): Promise<Uint8Array | null> {
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const { sdk, client } = await this.connect();
+      const response = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return await response.Body!.transformToByteArray();
     } catch (error) {
       if (codeOf(error) === "NoSuchKey") return null;
@@ -180,10 +191,11 @@ export class S3Archive implements Archive {
 
   private async *pages(prefix: string, delimiter?: string): AsyncGenerator<ListObjectsV2CommandOutput> {
     let token: string | undefined;
+    const { sdk, client } = await this.connect();
     do {
       const page = await this.call(`list s3://${this.bucket}/${prefix}`, () =>
-        this.client.send(
-          new ListObjectsV2Command({
+        client.send(
+          new sdk.ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: prefix,
             ...(delimiter === undefined ? {} : { Delimiter: delimiter }),

@@ -19,10 +19,9 @@
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 
-import { describeS3Error } from "../../batcher/s3-archive.js";
+import { describeS3Error, loadS3Sdk } from "../../batcher/s3-archive.js";
 import { BackupError } from "../errors.js";
 import { BACKUP_NAME_PATTERN, compareBackupNames } from "../manifest.js";
 import { parseSha256Line, sha256Line, type BackupTarget } from "./target.js";
@@ -43,8 +42,11 @@ export interface S3TargetOptions {
   readonly partSize?: number | undefined;
 }
 
+type Sdk = Awaited<ReturnType<typeof loadS3Sdk>>;
+
 export class S3Target implements BackupTarget {
-  private readonly client: S3Client;
+  private connected: Promise<{ sdk: Sdk; client: S3Client }> | null = null;
+  private client: S3Client | null = null;
 
   constructor(private readonly options: S3TargetOptions) {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {
@@ -53,12 +55,21 @@ export class S3Target implements BackupTarget {
     if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(options.region) && options.endpoint === undefined) {
       throw new BackupError("INVALID_INPUT", `--location ${options.region}: give an AWS region, e.g. eu-central-1`);
     }
-    this.client = new S3Client({
-      region: options.region,
-      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
-      maxAttempts: 5,
-      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+  }
+
+  /** The SDK is loaded on first use (every `agentgpt` command would pay for it otherwise). */
+  private connect(): Promise<{ sdk: Sdk; client: S3Client }> {
+    this.connected ??= loadS3Sdk().then((sdk) => {
+      const options = this.options;
+      this.client = new sdk.S3Client({
+        region: options.region,
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint, forcePathStyle: true }),
+        maxAttempts: 5,
+        ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      });
+      return { sdk, client: this.client };
     });
+    return this.connected;
   }
 
   get label(): string {
@@ -68,8 +79,10 @@ export class S3Target implements BackupTarget {
   async put(name: string, localFile: string, sha256: string): Promise<string> {
     const key = this.key(name);
     if (await this.exists(key)) throw new BackupError("TARGET_FAILED", `s3://${this.options.bucket}/${key} exists already: backups are never replaced`);
+    const { sdk, client } = await this.connect();
+    const { Upload } = await import("@aws-sdk/lib-storage");
     const upload = new Upload({
-      client: this.client,
+      client,
       params: { Bucket: this.options.bucket, Key: key, Body: createReadStream(localFile), StorageClass: this.options.storageClass, ContentType: "application/gzip" },
       partSize: Math.max(this.options.partSize ?? PART_SIZE, 5 * 1024 * 1024),
       queueSize: 4,
@@ -81,8 +94,8 @@ export class S3Target implements BackupTarget {
       throw this.failure(`upload s3://${this.options.bucket}/${key}`, error);
     }
     try {
-      await this.client.send(
-        new PutObjectCommand({ Bucket: this.options.bucket, Key: `${key}.sha256`, Body: sha256Line(sha256, name), ContentType: "text/plain", StorageClass: "STANDARD" }),
+      await client.send(
+        new sdk.PutObjectCommand({ Bucket: this.options.bucket, Key: `${key}.sha256`, Body: sha256Line(sha256, name), ContentType: "text/plain", StorageClass: "STANDARD" }),
       );
     } catch (error) {
       throw this.failure(`write s3://${this.options.bucket}/${key}.sha256`, error);
@@ -92,8 +105,9 @@ export class S3Target implements BackupTarget {
 
   async open(name: string): Promise<Readable> {
     const key = this.key(name);
+    const { sdk, client } = await this.connect();
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      const response = await client.send(new sdk.GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
       return response.Body as Readable;
     } catch (error) {
       const code = (error as { name?: string }).name;
@@ -111,8 +125,9 @@ export class S3Target implements BackupTarget {
 
   async recordedSha256(name: string): Promise<string | null> {
     const key = `${this.key(name)}.sha256`;
+    const { sdk, client } = await this.connect();
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      const response = await client.send(new sdk.GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
       return parseSha256Line(await response.Body!.transformToString());
     } catch (error) {
       if ((error as { name?: string }).name === "NoSuchKey") return null;
@@ -122,12 +137,13 @@ export class S3Target implements BackupTarget {
 
   async list(): Promise<string[]> {
     const names: string[] = [];
+    const { sdk, client } = await this.connect();
     let token: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: this.options.prefix, ...(token === undefined ? {} : { ContinuationToken: token }) }),
+        page = await client.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: this.options.prefix, ...(token === undefined ? {} : { ContinuationToken: token }) }),
         );
       } catch (error) {
         throw this.failure(`list s3://${this.options.bucket}/${this.options.prefix}`, error);
@@ -143,7 +159,7 @@ export class S3Target implements BackupTarget {
 
   /** Releases the client's sockets. */
   close(): void {
-    this.client.destroy();
+    this.client?.destroy();
   }
 
   private key(name: string): string {
@@ -151,8 +167,9 @@ export class S3Target implements BackupTarget {
   }
 
   private async exists(key: string): Promise<boolean> {
+    const { sdk, client } = await this.connect();
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      await client.send(new sdk.HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
       return true;
     } catch (error) {
       const name = (error as { name?: string }).name;
