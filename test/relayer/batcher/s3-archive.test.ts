@@ -5,6 +5,8 @@
  * The local folder keeps the same write rule.
  */
 import { spawn } from "node:child_process";
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +56,49 @@ function agentgpt(args: readonly string[], env: Record<string, string>): Promise
     child.once("error", reject);
     child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+
+/**
+ * A pass-through HTTP proxy in front of s3rver that adds what s3rver lacks: `If-None-Match: *` on PutObject (412
+ * when the key exists), checked and written under one lock as S3 does. Requests and bodies are forwarded unchanged.
+ */
+async function conditionalProxy(target: string): Promise<{ endpoint: string; refused: () => number; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  let lock: Promise<void> = Promise.resolve();
+  let refused = 0;
+  const forward = (req: IncomingMessage, method: string, body: boolean): Promise<{ status: number; headers: IncomingMessage["headers"]; data: Buffer }> =>
+    new Promise((resolve, reject) => {
+      const out = request({ host: upstream.hostname, port: upstream.port, method, path: req.url, headers: body ? req.headers : {} }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, data: Buffer.concat(chunks) }));
+      });
+      out.on("error", reject);
+      if (body) req.pipe(out);
+      else out.end();
+    });
+  const server: Server = createServer((req, res) => {
+    const conditional = req.method === "PUT" && req.headers["if-none-match"] === "*";
+    const run = async () => {
+      if (conditional && (await forward(req, "HEAD", false)).status === 200) {
+        refused++;
+        req.resume();
+        res.writeHead(412, { "content-type": "application/xml" }).end("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>");
+        return;
+      }
+      const answer = await forward(req, req.method!, true);
+      res.writeHead(answer.status, answer.headers).end(answer.data);
+    };
+    const done = conditional ? (lock = lock.then(run, run)) : run();
+    done.catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    refused: () => refused,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe("batcher: the archive on S3 (s3rver)", function () {
@@ -119,6 +164,38 @@ describe("batcher: the archive on S3 (s3rver)", function () {
     expect(error).to.be.instanceOf(ArchiveConflictError);
     expect(error.message).to.include(`s3://${BUCKET}/fleet/local/${id}.json exists with different bytes`);
     expect(Buffer.compare(Buffer.from((await hostA.readBytes("local", id))!), Buffer.from(batch.bytes))).to.equal(0);
+  });
+
+  it("on a store that honours If-None-Match (s3rver behind a conditional proxy): check() sees it, and of two writers racing with different bytes exactly one wins", async function () {
+    const proxy = await conditionalProxy(s3.endpoint);
+    try {
+      const via = (prefix: string) => {
+        const archive = new S3Archive({ bucket: BUCKET, prefix, endpoint: proxy.endpoint, credentials: S3_CREDENTIALS, maxAttempts: 1 });
+        open.push(archive);
+        return archive;
+      };
+      const probe = via("cond-check/");
+      await probe.check();
+      expect(probe.conditionalWrites).to.equal(true);
+      expect(proxy.refused()).to.equal(1); // the probe's second write
+
+      const batch = await batchOf(99);
+      const id = batch.file.batchId;
+      const other = await batch.again(1_700_000_000_001);
+      const [first, second] = [via("race/"), via("race/")];
+      const results = await Promise.allSettled([first.write("local", id, batch.bytes), second.write("local", id, other.bytes)]);
+      const won = results.findIndex((r) => r.status === "fulfilled");
+      expect(results.filter((r) => r.status === "fulfilled").length).to.equal(1);
+      const lost = results[1 - won] as PromiseRejectedResult;
+      expect(lost.reason).to.be.instanceOf(ArchiveConflictError);
+      const stored = Buffer.from((await first.readBytes("local", id))!);
+      expect(Buffer.compare(stored, Buffer.from(won === 0 ? batch.bytes : other.bytes))).to.equal(0);
+      // the loser is refused by its pre-read or, when both pre-reads missed (the usual case here), by the 412 and the
+      // read-back that follows it; either way nothing was replaced
+      expect(proxy.refused()).to.be.within(1, 2);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("setAside moves a file out of the way (backup restore --overwrite) and keeps it readable", async function () {
