@@ -13,7 +13,13 @@
  *   <tag>:batch:<batchId>    hash: cid, path, receipts, rows, amount, callsFrom, sealedAt, handedOff
  *   <tag>:batches            zset batch id -> sealedAt
  *   <tag>:unhanded           set of registered batch ids not yet handed to the settler
+ *   <tag>:lease, <tag>:fence the batcher lease of this chain and its fencing counter (relayer/settler/lease.ts):
+ *                            seal() and register() given the holder's token refuse to write once another batcher
+ *                            took the lease over
  *
+ * Two batchers on one chain (a fleet, or a standby that took over from a paused holder): register() compares the
+ * sealing it registers with the one in Redis before deleting it, and refuses a stale one (StaleSealingError) without
+ * writing: it cannot strand the receipts of a sealing another batcher made meanwhile.
  * A batch holds the receipts of one usage bucket only: sealing takes the bucket of the receipt that has waited
  * longest and up to `max` receipts of that bucket, longest waiting first (it walks the order zset a thousand at a
  * time, with ZMSCORE: Redis 6.2 or newer). Receipts of other buckets (a backfill, a late delivery, the next
@@ -22,6 +28,7 @@
 import type { Redis, Result } from "ioredis";
 
 import type { Receipt } from "../queue/index.js";
+import { fenceCheck, FencedError } from "../settler/lease.js";
 import { callsFromOf } from "./usage-bucket.js";
 
 // KEYS: pool, order, buckets, known:<id>...; ARGV: knownTtlMs, now, n, then id, receipt JSON, callsFrom per receipt
@@ -41,9 +48,10 @@ end
 return added
 `;
 
-// KEYS: sealing, order, buckets, pool; ARGV: now, max, usageBucket (s)
+
+// KEYS: sealing, order, buckets, pool, fence; ARGV: now, max, usageBucket (s), fencing token or ''
 // Receipts pooled by a batcher older than usage buckets have no bucket yet: they get one from their startTime.
-const SEAL = `
+const SEAL = `${fenceCheck(5, 4, "batcher lease")}
 local current = redis.call('GET', KEYS[1])
 if current then return current end
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)
@@ -87,14 +95,31 @@ redis.call('SET', KEYS[1], sealing)
 return sealing
 `;
 
-const REGISTER = `
-local n = tonumber(ARGV[3])
+// KEYS: sealing, pool, batches, batch:<batchId>, unhanded, fence, known:<id>...
+// ARGV: batchId, sealedAt, callsFrom, fencing token or '', n, the n ids, then field, value pairs of the batch hash.
+// Compare before delete: the sealing registered must be the one in Redis (same sealedAt, bucket and ids, in order).
+// A batcher that lost the race (another one registered this sealing and sealed the next) gets STALE and changes
+// nothing: deleting the newer sealing would strand its receipts (out of the order zset, in no batch).
+const REGISTER = `${fenceCheck(6, 4, "batcher lease")}
+local n = tonumber(ARGV[5])
+local raw = redis.call('GET', KEYS[1])
+if not raw then return redis.error_reply('STALE: no batch is being sealed (it was registered already)') end
+local current = cjson.decode(raw)
+local ids = current.ids
+if type(ids) ~= 'table' then ids = {} end
+local same = tonumber(current.sealedAt) == tonumber(ARGV[2]) and tonumber(current.callsFrom) == tonumber(ARGV[3]) and #ids == n
+if same then
+  for i = 1, n do
+    if ids[i] ~= ARGV[5 + i] then same = false; break end
+  end
+end
+if not same then return redis.error_reply('STALE: another batch is being sealed now (sealed at ' .. tostring(current.sealedAt) .. ')') end
 for i = 1, n do
-  redis.call('SET', KEYS[5 + i], ARGV[1], 'KEEPTTL')
-  redis.call('HDEL', KEYS[2], ARGV[3 + i])
+  redis.call('SET', KEYS[6 + i], ARGV[1], 'KEEPTTL')
+  redis.call('HDEL', KEYS[2], ARGV[5 + i])
 end
 redis.call('DEL', KEYS[1])
-for j = 4 + n, #ARGV, 2 do
+for j = 6 + n, #ARGV, 2 do
   redis.call('HSET', KEYS[4], ARGV[j], ARGV[j + 1])
 end
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
@@ -109,6 +134,28 @@ declare module "ioredis" {
     agentgptBatcherRegister(...args: (string | number)[]): Result<number, Context>;
   }
 }
+/** Thrown by register() when the sealing is not the batch being sealed in Redis any more: drop the work, re-read. */
+export class StaleSealingError extends Error {
+  override readonly name = "StaleSealingError";
+}
+
+/** The part of a lease the pool's writes are fenced with: the token taken when it was acquired. */
+export interface Fence {
+  readonly token: number;
+}
+
+/** Runs a pool script, turning its STALE and FENCED refusals into typed errors. */
+async function fenced<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (message.startsWith("STALE")) throw new StaleSealingError(`the batch was not registered: ${message}`);
+    if (message.startsWith("FENCED")) throw new FencedError(message);
+    throw error;
+  }
+}
+
 export interface Sealing {
   sealedAt: number;
   /** start (unix s) of the usage bucket in which every call of the batch started */
@@ -148,13 +195,23 @@ export class BatchPool {
     this.knownTtlMs = options.knownTtlMs ?? 40 * 86_400_000;
     if (typeof redis.agentgptBatcherTake !== "function") {
       redis.defineCommand("agentgptBatcherTake", { lua: TAKE });
-      redis.defineCommand("agentgptBatcherSeal", { lua: SEAL, numberOfKeys: 4 });
+      redis.defineCommand("agentgptBatcherSeal", { lua: SEAL, numberOfKeys: 5 });
       redis.defineCommand("agentgptBatcherRegister", { lua: REGISTER });
     }
   }
 
   private key(name: string): string {
     return `${this.tag}:${name}`;
+  }
+
+  /** The connection the pool writes through (its lease must use the same Redis). */
+  get redisConnection(): Redis {
+    return this.redis;
+  }
+
+  /** The batcher lease of this chain and its fencing counter (same hash tag as the pool: one slot). */
+  get leaseKeys(): { key: string; fenceKey: string } {
+    return { key: this.key("lease"), fenceKey: this.key("fence") };
   }
 
   /**
@@ -184,8 +241,10 @@ export class BatchPool {
    * receipt that has waited longest. Returns the batch already being sealed (after a crash) unchanged. Null when
    * there is nothing to seal. `usageBucket` (s) only places receipts pooled before buckets existed.
    */
-  async seal(max: number, usageBucket: number, now = Date.now()): Promise<Sealing | null> {
-    const raw = await this.redis.agentgptBatcherSeal(this.key("sealing"), this.key("order"), this.key("buckets"), this.key("pool"), now, max, usageBucket);
+  async seal(max: number, usageBucket: number, now = Date.now(), fence?: Fence): Promise<Sealing | null> {
+    const raw = await fenced(() =>
+      this.redis.agentgptBatcherSeal(this.key("sealing"), this.key("order"), this.key("buckets"), this.key("pool"), this.key("fence"), now, max, usageBucket, fence?.token ?? ""),
+    );
     if (raw === null) return null;
     const parsed = JSON.parse(raw) as { sealedAt: number; callsFrom?: number; ids: string[] | Record<string, never> };
     if (typeof parsed.callsFrom !== "number") {
@@ -223,14 +282,19 @@ export class BatchPool {
     });
   }
 
-  /** Records the sealed batch: its receipts now belong to `batch.batchId`; it waits to be handed to the settler. */
-  async register(sealing: Sealing, batch: Omit<RegisteredBatch, "handedOff" | "sealedAt" | "callsFrom">): Promise<void> {
+  /**
+   * Records the sealed batch: its receipts now belong to `batch.batchId`; it waits to be handed to the settler.
+   * Refused with StaleSealingError (nothing written) when `sealing` is not the batch being sealed in Redis any more
+   * (another batcher registered it, and maybe sealed the next), and with FencedError when `fence` is stale.
+   */
+  async register(sealing: Sealing, batch: Omit<RegisteredBatch, "handedOff" | "sealedAt" | "callsFrom">, fence?: Fence): Promise<void> {
     const keys = [
       this.key("sealing"),
       this.key("pool"),
       this.key("batches"),
       this.key(`batch:${batch.batchId}`),
       this.key("unhanded"),
+      this.key("fence"),
       ...sealing.ids.map((id) => this.key(`known:${id}`)),
     ];
     const fields: Record<string, string | number> = {
@@ -243,9 +307,9 @@ export class BatchPool {
       sealedAt: sealing.sealedAt,
       handedOff: 0,
     };
-    const args: (string | number)[] = [batch.batchId, sealing.sealedAt, sealing.ids.length, ...sealing.ids];
+    const args: (string | number)[] = [batch.batchId, sealing.sealedAt, sealing.callsFrom, fence?.token ?? "", sealing.ids.length, ...sealing.ids];
     for (const [field, value] of Object.entries(fields)) args.push(field, value);
-    await this.redis.agentgptBatcherRegister(keys.length, ...keys, ...args);
+    await fenced(() => this.redis.agentgptBatcherRegister(keys.length, ...keys, ...args));
   }
 
   async markHandedOff(batchId: string): Promise<void> {

@@ -10,14 +10,23 @@
  * Exactly once: a receipt enters the pool once (by id, see batch-pool.ts); a sealed batch is rebuilt from the same
  * receipts after a crash (same rows, same receipts root, same batch id, same file); the settler refuses a batch id
  * it knows and the contract one it has settled.
+ *
+ * Several batchers on one chain (a fleet): only the holder of the chain's batcher lease (`lease`) seals, registers
+ * and hands over; the others only take receipts into the pool (atomic, idempotent) and stand by, taking over within
+ * the lease's `takeoverMs` when the holder dies. Seal and register are fenced with the lease's token, and register
+ * compares the sealing before it deletes it: a batcher that lost the lease, or a race, gets FencedError or
+ * StaleSealingError, drops the batch it was building and reads the pool again. A batch file already in the archive
+ * for a batch id is kept, never rewritten (the first file of a batch id is the one registered and settled).
  */
 import type { Logger } from "pino";
 
 import { failpoint } from "../chaos/failpoint.js";
 import type { Receipt } from "../queue/index.js";
 import type { Archive } from "./archive.js";
-import { buildBatch, type BatchContext } from "./batch-file.js";
-import type { BatchPool } from "./batch-pool.js";
+import { BatchFile, buildBatch, chargesOf, type BatchContext, type BuiltBatch } from "./batch-file.js";
+import { contentId } from "./content-id.js";
+import { FencedError, type Lease } from "../settler/lease.js";
+import { StaleSealingError, type BatchPool, type Fence } from "./batch-pool.js";
 
 /** What the batcher needs from the settler: one typed call. */
 export interface BatchSink {
@@ -49,6 +58,11 @@ export interface BatcherOptions {
   maxWaitMs?: number;
   /** ms between checks (default 250) */
   tickMs?: number;
+  /**
+   * the chain's batcher lease (pool.leaseKeys): when given, only its holder seals and hands over, with fenced writes;
+   * without it this batcher assumes it is the only one (tests, tools)
+   */
+  lease?: Lease;
   logger?: Logger;
 }
 
@@ -79,8 +93,10 @@ export class Batcher {
 
   start(): void {
     if (this.timer !== null) return;
+    this.options.lease?.start(); // renewed on its own timer too, so a slow batch does not outlive the lease
     const tick = () => {
       this.busy = this.tick()
+        .then(() => undefined)
         .catch((error: unknown) => {
           this.options.logger?.error({ err: error instanceof Error ? error.message : String(error) }, "batcher tick failed; retrying");
         })
@@ -95,38 +111,90 @@ export class Batcher {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.busy;
+    await this.options.lease?.release().catch(() => undefined);
   }
 
-  /** Hands over what a crash left behind, finishes a batch a crash left half-sealed, then closes every due batch. */
-  async tick(now = Date.now()): Promise<void> {
-    await this.handOverUnhanded();
-    if (await this.options.pool.hasSealing()) await this.sealAndArchive(now);
-    for (;;) {
-      const { count, oldestAt } = await this.options.pool.pending();
-      const due = count >= this.maxReceipts || (oldestAt !== null && now - oldestAt >= this.maxWaitMs);
-      if (!due) return;
-      await this.sealAndArchive(now);
+  /**
+   * Hands over what a crash left behind, finishes a batch a crash left half-sealed, then closes every due batch.
+   * With a lease: a standby does nothing (false); the holder renews the lease first. True when it ran as the holder.
+   */
+  async tick(now = Date.now()): Promise<boolean> {
+    const lease = this.options.lease;
+    if (lease !== undefined && !(await lease.acquire())) {
+      if (!this.standby) this.options.logger?.info({ lease: lease.key, takeoverMs: lease.takeoverMs }, "another batcher holds this chain's lease: standing by");
+      this.standby = true;
+      return false;
+    }
+    if (this.standby) this.options.logger?.info({ lease: lease?.key, token: lease?.token }, "took the batcher lease: sealing on this chain");
+    this.standby = false;
+    try {
+      await this.handOverUnhanded();
+      if (await this.options.pool.hasSealing()) await this.sealAndArchive(now);
+      for (;;) {
+        const { count, oldestAt } = await this.options.pool.pending();
+        const due = count >= this.maxReceipts || (oldestAt !== null && now - oldestAt >= this.maxWaitMs);
+        if (!due) return true;
+        if (!(await this.sealAndArchive(now))) return true;
+      }
+    } catch (error) {
+      if (error instanceof FencedError || error instanceof StaleSealingError) {
+        // another batcher took over (or won the race): drop what was built; the next tick reads the pool again
+        this.options.logger?.warn({ err: error.message }, "batch dropped: another batcher registered it or holds the lease now");
+        return true;
+      }
+      throw error;
     }
   }
 
-  /** Seals one batch (or resumes the one being sealed), archives it, registers it and hands it to the settler. */
-  private async sealAndArchive(now: number): Promise<void> {
-    const { pool, archive, chain } = this.options;
-    const sealing = await pool.seal(this.maxReceipts, this.options.usageBucket, now);
-    if (sealing === null) return;
+  private standby = false;
+
+  /** The fence for this tick's writes (undefined without a lease); throws FencedError once the lease lapsed. */
+  private fence(): Fence | undefined {
+    return this.options.lease?.fence();
+  }
+
+  /**
+   * Seals one batch (or resumes the one being sealed), archives it, registers it and hands it to the settler.
+   * False when there was nothing to seal.
+   */
+  private async sealAndArchive(now: number): Promise<boolean> {
+    const { pool, chain } = this.options;
+    const sealing = await pool.seal(this.maxReceipts, this.options.usageBucket, now, this.fence());
+    if (sealing === null) return false;
     const receipts = await pool.receiptsOf(sealing);
     const context = { ...(await this.options.context(receipts)), usageBucket: this.options.usageBucket };
-    const built = await buildBatch(receipts, sealing.sealedAt, sealing.callsFrom, context);
+    const { built, path } = await this.archived(await buildBatch(receipts, sealing.sealedAt, sealing.callsFrom, context));
     const { batchId } = built.file;
-    const path = await archive.write(chain, batchId, built.bytes);
     failpoint("after-archive");
     const amount = built.charges.reduce((sum, charge) => sum + charge.amount, 0n).toString();
-    await pool.register(sealing, { batchId, cid: built.cid, path, receipts: receipts.length, rows: built.charges.length, amount });
+    await pool.register(sealing, { batchId, cid: built.cid, path, receipts: receipts.length, rows: built.charges.length, amount }, this.fence());
     this.options.logger?.info(
       { batchId, cid: built.cid, callsFrom: sealing.callsFrom, receipts: receipts.length, rows: built.charges.length, amount },
       "batch sealed and archived",
     );
     await this.handOver(batchId);
+    return true;
+  }
+
+  /**
+   * Writes the batch file unless the archive has one for this batch id already (a crash after archiving, or another
+   * batcher that built the same sealing): that file is kept and used, so a batch id has one file, whoever wrote it.
+   */
+  private async archived(built: BuiltBatch): Promise<{ built: BuiltBatch; path: string }> {
+    const { archive, chain } = this.options;
+    const { batchId, receiptsRoot } = built.file;
+    const bytes = await archive.readBytes(chain, batchId);
+    if (bytes !== null) {
+      const parsed = BatchFile.safeParse(safeJson(bytes));
+      if (parsed.success && parsed.data.batchId === batchId && parsed.data.receiptsRoot === receiptsRoot) {
+        const existing: BuiltBatch = { file: parsed.data, bytes, cid: await contentId(bytes), charges: chargesOf(parsed.data) };
+        if (existing.cid !== built.cid) this.options.logger?.warn({ batchId, kept: existing.cid, built: built.cid }, "the archive already holds this batch's file: kept as is");
+        return { built: existing, path: archive.locationOf(chain, batchId) };
+      }
+      this.options.logger?.warn({ batchId }, "the archive holds an unreadable or different file for this batch id: it is never replaced, so this write is refused");
+    }
+    this.fence(); // a lapsed lease stops here rather than writing the file
+    return { built, path: await archive.write(chain, batchId, built.bytes) };
   }
 
   private async handOverUnhanded(): Promise<void> {
@@ -149,5 +217,13 @@ export class Batcher {
       amount: batch.amount,
     });
     await this.options.pool.markHandedOff(batchId);
+  }
+}
+
+function safeJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
   }
 }

@@ -3,6 +3,7 @@
  * temporary name, fsynced, then linked to its name (link fails when the name exists: a file is never replaced, see
  * the write rule in ./archive.ts) and the directory fsynced, so a crash leaves the whole file or none.
  */
+import { randomUUID } from "node:crypto";
 import { constants } from "node:fs";
 import { access, link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -25,7 +26,7 @@ export class LocalArchive implements Archive {
     const folder = join(this.dir, chain);
     await mkdir(folder, { recursive: true });
     const path = this.locationOf(chain, batchId);
-    const temporary = `${path}.${process.pid}.tmp`;
+    const temporary = `${path}.${process.pid}.${randomUUID()}.tmp`; // two writers (one process or two) never share it
     const file = await open(temporary, "w");
     try {
       await file.writeFile(bytes);

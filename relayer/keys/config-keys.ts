@@ -12,6 +12,7 @@ import { ChainError, loadDeployment, openChain, type ChainConnection } from "../
 import type { ChainConfig, RelayerConfig, SignerConfig } from "../config/index.js";
 import { KeyError } from "./errors.js";
 import { keystoreAddress } from "./keystore.js";
+import { loadConfiguredSigner, SigningKeyError } from "./signers/load-signer.js";
 
 export interface ConfigChain {
   readonly config: ChainConfig;
@@ -21,13 +22,15 @@ export interface ConfigChain {
 
 export interface ConfiguredKey {
   readonly address: string;
-  /** "keystore /abs/path" or "$VAR (development key)" */
+  /** "keystore /abs/path", "$VAR (development key)", "pkcs11 token ..., key ..." or "aws_kms key ..." */
   readonly source: string;
   /** absolute keystore path, when a keystore */
   readonly keystore: string | null;
   readonly passwordEnv: string;
   /** absolute path of the signer's password_file, when it reads its password from a file */
   readonly passwordFile: string | null;
+  /** pkcs11 or aws_kms; absent for keystores and development keys */
+  readonly kind?: "pkcs11" | "aws_kms";
 }
 
 export interface ConfiguredSigners {
@@ -90,6 +93,18 @@ export async function configuredSigners(
 }
 
 async function configuredKey(signer: Omit<SignerConfig, "retiring">, baseDir: string, env: Readonly<Record<string, string | undefined>>, at: string): Promise<ConfiguredKey> {
+  if (signer.kind === "pkcs11" || signer.kind === "aws_kms") {
+    // the address is the device's: ask it (a PKCS#11 token needs its PIN to find the key)
+    let loaded;
+    try {
+      loaded = await loadConfiguredSigner(signer, { env, baseDir, label: at });
+    } catch (error) {
+      if (error instanceof SigningKeyError) throw new KeyError("NO_SIGNER", error.message, { cause: error });
+      throw error;
+    }
+    await loaded.close();
+    return { address: loaded.signer.address, source: loaded.source, keystore: null, passwordEnv: signer.passwordEnv, passwordFile: null, kind: signer.kind };
+  }
   if (signer.keystore !== undefined) {
     const path = isAbsolute(signer.keystore) ? signer.keystore : resolve(baseDir, signer.keystore);
     const passwordFile = signer.passwordFile === undefined ? null : isAbsolute(signer.passwordFile) ? signer.passwordFile : resolve(baseDir, signer.passwordFile);

@@ -4,3 +4,4 @@ export * from "./key-status.js";
 export * from "./keystore.js";
 export * from "./password.js";
 export * from "./rotation.js";
+export * from "./signers/index.js";

@@ -15,6 +15,7 @@ import { nextAction, type DisputeClient, type KeeperAction, type RequestedVerifi
 import { DisputeError } from "../disputes/errors.js";
 import { DEFAULT_LOG_CHUNK_BLOCKS, getLogsChunked } from "../disputes/logs.js";
 import type { IntervalKey } from "../disputes/interval.js";
+import { FencedError } from "../settler/lease.js";
 import type { DisputeLedger } from "./dispute-ledger.js";
 import type { IntervalCheck } from "./report.js";
 
@@ -35,6 +36,11 @@ export interface AutoDisputerOptions {
   readonly approveBond: boolean;
   readonly ledger: DisputeLedger;
   readonly logChunkBlocks?: number | undefined;
+  /**
+   * whether this process still holds the chain's reconciler lease (the auto-disputer runs under it): asked before
+   * every transaction, so a process that lost the lease opens no dispute (no second bond) and sends no keeper call
+   */
+  readonly active?: (() => boolean) | undefined;
   readonly logger?: Logger | undefined;
 }
 
@@ -70,8 +76,16 @@ export class AutoDisputer {
 
   async act(intervals: readonly IntervalCheck[]): Promise<AutoDisputeOutcome[]> {
     const out: AutoDisputeOutcome[] = [];
-    for (const interval of this.candidates(intervals)) out.push(await this.dispute(interval));
+    for (const interval of this.candidates(intervals)) {
+      this.leading();
+      out.push(await this.dispute(interval));
+    }
     return out;
+  }
+
+  /** Throws FencedError when this process no longer holds the reconciler lease (before every transaction). */
+  private leading(): void {
+    if (this.options.active !== undefined && !this.options.active()) throw new FencedError("the reconciler lease was lost: no dispute or keeper call is sent");
   }
 
   /**
@@ -110,6 +124,7 @@ export class AutoDisputer {
         out.push({ disputeId: id, state, action, note: action === "request" || action === "settle-expired" ? "no keeper key: watched only" : undefined });
         continue;
       }
+      this.leading();
       try {
         if (action === "request") {
           const requested = await client.requestVerification(id, this.options.keeper);

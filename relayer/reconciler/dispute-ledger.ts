@@ -7,8 +7,13 @@
  *   <tag>:cursor       chain time (unix seconds) up to which settled batches were checked
  *   <tag>:epoch        start of the last epoch reported
  *   <tag>:disputeBlock the last block whose DisputeOpened logs were read
+ *   <tag>:lease        the reconciler lease of this chain (one reconciler and auto-disputer per chain, see
+ *                      relayer/settler/lease.ts); <tag>:lease:fence its fencing counter: with `fence` set, every write
+ *                      checks the holder's token first (a reconciler paused past its lease writes nothing)
  */
 import type { Redis } from "ioredis";
+
+import { writeOps, type WriteFence } from "../settler/lease.js";
 
 export interface LedgerEntry {
   readonly disputeId: string;
@@ -33,6 +38,8 @@ export interface DisputeLedger {
 
 export class RedisDisputeLedger implements DisputeLedger {
   readonly tag: string;
+  /** set by the service holding the reconciler lease: every write is fenced with its token */
+  fence: WriteFence | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -43,16 +50,21 @@ export class RedisDisputeLedger implements DisputeLedger {
   }
 
   async add(entry: LedgerEntry): Promise<void> {
-    await this.redis.hset(`${this.tag}:disputes`, entry.disputeId.toLowerCase(), JSON.stringify(entry));
+    await writeOps(this.redis, this.fence, [["HSET", `${this.tag}:disputes`, entry.disputeId.toLowerCase(), JSON.stringify(entry)]]);
   }
 
   async remove(disputeId: string): Promise<void> {
-    await this.redis.hdel(`${this.tag}:disputes`, disputeId.toLowerCase());
+    await writeOps(this.redis, this.fence, [["HDEL", `${this.tag}:disputes`, disputeId.toLowerCase()]]);
   }
 
   async list(): Promise<LedgerEntry[]> {
     const all = await this.redis.hgetall(`${this.tag}:disputes`);
     return Object.values(all).map((text) => JSON.parse(text) as LedgerEntry);
+  }
+
+  /** The key of this chain's reconciler lease (same hash tag as the ledger). */
+  get leaseKey(): string {
+    return `${this.tag}:lease`;
   }
 
   async getNumber(name: LedgerNumber): Promise<number | null> {
@@ -61,7 +73,7 @@ export class RedisDisputeLedger implements DisputeLedger {
   }
 
   async setNumber(name: LedgerNumber, value: number): Promise<void> {
-    await this.redis.set(`${this.tag}:${name}`, String(value));
+    await writeOps(this.redis, this.fence, [["SET", `${this.tag}:${name}`, String(value)]]);
   }
 }
 

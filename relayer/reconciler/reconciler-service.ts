@@ -9,8 +9,15 @@
  *    disputes that can still be open under the current timeouts);
  * 3. when an epoch has closed (plus `report_delay`), reconciles it as a whole and logs the per-provider summary.
  * The cursor and the open disputes live in Redis (or memory), so a restart resumes where the last pass stopped.
+ *
+ * Several processes may run the reconciler of one chain: with `lease`, only its holder runs passes (reconciling and
+ * the auto-disputer's disputes, bonds and keeper calls: two would race for the payers' nonces and bond twice), its
+ * ledger writes fenced with the lease's token; a standby takes over within the lease's `takeoverMs` (ttl + renew
+ * interval) of the holder's last renewal, and carries on from the ledger's cursor.
  */
 import type { Logger } from "pino";
+
+import { FencedError, type Lease } from "../settler/lease.js";
 
 import { formatEpoch, epochOf, type Epoch } from "./epoch.js";
 import type { AutoDisputer, AutoDisputeOutcome, FollowUp } from "./auto-dispute.js";
@@ -29,6 +36,8 @@ export interface ReconcilerServiceOptions {
   /** seconds after a settlement before its rows are compared */
   readonly reportDelaySeconds: number;
   readonly intervalMs: number;
+  /** the chain's reconciler lease (renewed on its own timer); without it this process assumes it is the only one */
+  readonly lease?: Lease | undefined;
   readonly logger?: Logger | undefined;
 }
 
@@ -49,11 +58,22 @@ export class ReconcilerService {
   constructor(private readonly options: ReconcilerServiceOptions) {}
 
   start(): void {
+    const lease = this.options.lease;
+    lease?.start();
     const loop = async () => {
       if (this.stopped) return;
+      if (lease !== undefined && !(lease.held || (await lease.acquire().catch(() => false)))) {
+        // standby: look again at the lease's pace, so a takeover does not wait a whole interval
+        if (!this.stopped) this.timer = setTimeout(() => void loop(), lease.renewMs);
+        return;
+      }
       this.running = this.pass()
         .then(() => undefined)
         .catch((error: unknown) => {
+          if (error instanceof FencedError) {
+            this.options.logger?.warn({ err: error.message }, "another reconciler took the lease over: this pass stopped; standing by");
+            return;
+          }
           this.options.logger?.error({ err: { name: (error as Error).name, message: (error as Error).message } }, "reconciler pass failed; retried next interval");
         });
       await this.running;
@@ -67,6 +87,13 @@ export class ReconcilerService {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     await this.running;
+    await this.options.lease?.release().catch(() => undefined);
+  }
+
+  /** Throws FencedError when a lease is used and this process no longer holds it (checked before each phase). */
+  private holding(): void {
+    const lease = this.options.lease;
+    if (lease !== undefined && !lease.held) throw new FencedError(`the reconciler lease ${lease.key} is no longer held by this process`);
   }
 
   async pass(): Promise<PassResult> {
@@ -88,6 +115,7 @@ export class ReconcilerService {
       window = { start: cursor, end: due };
       report = await reconciler.reconcile(window);
       for (const finding of report.findings) logger?.warn({ window: formatEpoch(window) }, finding);
+      this.holding();
       disputes = await disputer.act(report.intervals);
       for (const outcome of disputes) {
         if (outcome.result === "disputed") {
@@ -100,6 +128,7 @@ export class ReconcilerService {
     }
 
     const [arbiter, governance] = await Promise.all([chain.router.arbiterTimeout(), chain.router.governanceTimeout()]);
+    this.holding();
     const followUps = await disputer.followUp(now - Number(arbiter + governance) - 86_400);
 
     let epochReport: EpochReport | null = null;

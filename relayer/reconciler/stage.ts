@@ -22,6 +22,7 @@ import { DisputeClient } from "../disputes/dispute-client.js";
 import { IpfsClient } from "../disputes/ipfs.js";
 import { SettlementStore } from "../settler/settlement-store.js";
 import { RpcPool } from "../settler/rpc-pool.js";
+import { Lease } from "../settler/lease.js";
 import { UsageOracle__factory } from "../../typechain-types/factories/oracle/UsageOracle__factory.js";
 import { AutoDisputer, type ControlledPayer } from "./auto-dispute.js";
 import { RedisDisputeLedger } from "./dispute-ledger.js";
@@ -153,7 +154,11 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
         payerKeys.map((key) => [key.wallet.address, { address: key.wallet.address, signer: key.wallet.connect(provider), source: key.source }]),
       );
       const ledger = new RedisDisputeLedger(redis, config.redis.prefix, chain.name);
+      // one reconciler (and auto-disputer) per chain across processes: the lease, its token fencing the ledger
+      const lease = new Lease(redis, ledger.leaseKey, config.settler.leaseTtlMs, { logger: chainLogger, label: `reconciler of chain ${chain.name}` });
+      ledger.fence = { fenceKey: lease.fenceKey, token: () => lease.token };
       const disputer = new AutoDisputer({ client, payers, keeper: keeperKey?.wallet.connect(provider),
+        active: () => lease.held,
         approveBond: settings.approveBond,
         ledger,
         logChunkBlocks: settings.logChunkBlocks,
@@ -167,6 +172,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
         epochSeconds: Math.round(settings.epochMs / 1000),
         reportDelaySeconds: Math.round(settings.reportDelayMs / 1000),
         intervalMs: settings.intervalMs,
+        lease,
         logger: chainLogger,
       });
       services.push({ chain: chain.name, service });

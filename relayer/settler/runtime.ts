@@ -2,6 +2,13 @@
  * The settlement stages as a running service, built from the configuration: for every chain with RPC URLs, a
  * receipt worker on ingest's queue feeding the batcher, the settler behind it, and (unless `payout.enabled` is
  * false) the release stage, whose releases the settler sends with its key (relayer/payout/release-stage.ts).
+ *
+ * `stages` picks the batcher, the settler (with the release stage), or both (the default). Any number of processes
+ * may run either against one Redis: each chain's batcher and settler hold a lease with fencing (lease.ts), so one
+ * of each runs per chain and a standby takes over when its holder dies. A batcher without the settler in its
+ * process hands batches to the settler's ledger in Redis (SettlementStore.submit), where the settler holding the
+ * lease finds them at its next pass; the batch files are read from the archive (`archive.dir`: a folder shared by
+ * the processes of one host).
  * `stop()` stops the release stage and taking chunks, lets the batcher finish the batch it is sealing and the
  * settler its pass, then releases the lease.
  * `reloadKeys(config)` (SIGHUP) hands each settler the signing keys of a re-read configuration: the key rotation
@@ -10,14 +17,14 @@
 import { dirname } from "node:path";
 
 import type { Worker } from "bullmq";
-import { Interface, type Wallet } from "ethers";
+import { Interface } from "ethers";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 import type { Archive } from "../batcher/archive.js";
 import { openArchive, openCheckedArchive } from "../batcher/open-archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
-import { Batcher } from "../batcher/batcher.js";
+import { Batcher, type BatchSink } from "../batcher/batcher.js";
 import { OnchainRegistry } from "../batcher/onchain-registry.js";
 import { readUsageBucket } from "../batcher/usage-bucket.js";
 import { loadDeployment } from "../chain/deployment.js";
@@ -28,10 +35,11 @@ import { ReleaseStage } from "../payout/release-stage.js";
 import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
 import { ChainError } from "../chain/errors.js";
 import { ChainGuard } from "./chain-guard.js";
+import { Lease } from "./lease.js";
 import { RpcPool } from "./rpc-pool.js";
 import { SettlementStore } from "./settlement-store.js";
 import { inFlightOn, Settler } from "./settler.js";
-import { loadSigningKey, SigningKeyError } from "./signing-key.js";
+import { loadSigningKey, SigningKeyError, type SettlerSigner } from "./signing-key.js";
 
 /** Arbitrum One, Nova and Sepolia: no public mempool, so a stuck transaction is resubmitted, not bumped. */
 const ARBITRUM_CHAIN_IDS = new Set([42161, 42170, 421614]);
@@ -40,14 +48,23 @@ export interface ChainSettlement {
   readonly chain: string;
   readonly chainId: number;
   readonly router: string;
-  readonly signer: string;
+  /** the settler's active key; null when this process runs no settler */
+  readonly signer: string | null;
   readonly rpc: RpcPool;
   readonly store: SettlementStore;
   readonly pool: BatchPool;
-  readonly batcher: Batcher;
-  readonly settler: Settler;
-  /** null when `payout.enabled` is false */
+  /** null when this process runs no batcher */
+  readonly batcher: Batcher | null;
+  /** null when this process runs no settler */
+  readonly settler: Settler | null;
+  /** null when `payout.enabled` is false or this process runs no settler */
   readonly release: ReleaseStage | null;
+}
+
+/** Which settlement stages a process runs (default: both). */
+export interface SettlementStages {
+  readonly batcher: boolean;
+  readonly settler: boolean;
 }
 
 export interface SettlementRuntime {
@@ -73,12 +90,15 @@ export interface StartSettlementOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** told when a chain stops being the one its settler started on (and when it is back): ingest's /readyz reads it */
   readonly readiness?: { set(component: string, problem: string | null): void };
+  /** the stages to run (default: batcher and settler) */
+  readonly stages?: SettlementStages;
 }
 
 export { archiveDir } from "../batcher/open-archive.js";
 
 export async function startSettlement(config: RelayerConfig, options: StartSettlementOptions = {}): Promise<SettlementRuntime> {
   const logger = options.logger;
+  const stages = options.stages ?? { batcher: true, settler: true };
   // checked (folder writable, bucket reachable) only when some chain will settle: nothing else touches it here
   const settles = config.chains.some((chain) => chain.rpcUrls.length > 0 && (chain.signer ?? config.settler.signer) !== undefined);
   const archive = settles ? await openCheckedArchive(config, logger) : openArchive(config);
@@ -86,15 +106,19 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
   const workerConnections: Redis[] = [];
+  /** each chain's keys in use: their device sessions are closed when replaced (after the settler applied the new ones) or at stop */
+  const keysInUse = new Map<string, ChainKeys>();
   const stopAll = async () => {
     await Promise.all(workers.map((worker) => worker.close()));
     // BullMQ leaves a connection it was given open: close the workers' own
     for (const connection of workerConnections) await connection.quit().catch(() => connection.disconnect());
     for (const chain of chains) {
       await chain.release?.stop();
-      await chain.batcher.stop();
-      await chain.settler.stop();
+      await chain.batcher?.stop();
+      await chain.settler?.stop();
     }
+    for (const keys of keysInUse.values()) await keys.close();
+    keysInUse.clear();
     await redis.quit().catch(() => redis.disconnect());
     archive.close();
   };
@@ -111,25 +135,30 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         );
         continue;
       }
-      const settlement = await startChain(config, chain, archive, redis, options);
+      const settlement = await startChain(config, chain, archive, redis, { ...options, stages }, (keys) => keysInUse.set(chain.name, keys));
       chains.push(settlement);
+      settlement.settler?.start();
+      settlement.release?.start();
+      const batcher = settlement.batcher;
+      if (batcher === null) {
+        logger?.info({ chain: chain.name, chainId: settlement.chainId, router: settlement.router, signer: settlement.signer }, "settler started (batches come from the batchers of other processes)");
+        continue;
+      }
       const connection = createWorkerRedis(config.redis.url, { connectionName: `agentgpt-batcher-${chain.name}` });
       workerConnections.push(connection);
       const worker = createReceiptWorker({
         connection,
         prefix: config.redis.prefix,
         chain: chain.name,
-        handler: (receipts) => settlement.batcher.take(receipts),
+        handler: (receipts) => batcher.take(receipts),
         // take() is atomic and idempotent per receipt, so chunks can be taken in parallel (order does not matter).
         concurrency: 4,
       });
       worker.on("failed", (job, error) => logger?.error({ chain: chain.name, chunk: job?.id, err: error.message }, "receipt chunk not taken; retried"));
       workers.push(worker);
-      settlement.settler.start();
-      settlement.batcher.start();
-      settlement.release?.start();
+      batcher.start();
       logger?.info(
-        { chain: chain.name, chainId: settlement.chainId, router: settlement.router, signer: settlement.signer, rpc: settlement.rpc.health().map((h) => h.endpoint) },
+        { chain: chain.name, chainId: settlement.chainId, router: settlement.router, signer: settlement.signer, rpc: settlement.rpc.health().map((h) => h.endpoint), stages },
         "settlement started",
       );
     }
@@ -142,6 +171,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     for (const settlement of chains) {
       const log = logger?.child({ chain: settlement.chain });
       const { settler } = settlement;
+      if (settler === null) continue; // a batcher only: it signs nothing
       const kept = (reason: string, fields: Record<string, unknown> = {}) => {
         log?.error({ ...fields, active: settler.activeSigner, reason }, "key reload failed: the settler keeps its current keys");
         results.push({ chain: settlement.chain, ok: false, reason, active: settler.activeSigner });
@@ -152,23 +182,28 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         kept("the reloaded configuration has no signer for this chain (settler.signer or chains.<name>.signer)");
         continue;
       }
-      let keys: ChainKeys;
+      let loaded: ChainKeys;
       try {
-        keys = await loadChainKeys(signerConfig, next, options);
+        loaded = await loadChainKeys(signerConfig, next, options);
       } catch (error) {
         kept(error instanceof Error ? error.message : String(error));
         continue;
       }
+      const keys = loaded;
+      const refuse = (reason: string, fields: Record<string, unknown> = {}) => {
+        void keys.close();
+        kept(reason, fields);
+      };
       if (keys.wallet.address !== settler.activeSigner) {
         let granted: boolean;
         try {
           granted = await hasRelayerRole(settlement.rpc, settlement.router, keys.wallet.address);
         } catch (error) {
-          kept(`cannot ask the router whether ${keys.wallet.address} holds RELAYER_ROLE (${error instanceof Error ? error.message : String(error)}): reload again when the RPC answers`);
+          refuse(`cannot ask the router whether ${keys.wallet.address} holds RELAYER_ROLE (${error instanceof Error ? error.message : String(error)}): reload again when the RPC answers`);
           continue;
         }
         if (!granted) {
-          kept(`the new signer ${keys.wallet.address} has no RELAYER_ROLE on the router yet: grant it first (agentgpt keys rotate shows how), then reload again`, {
+          refuse(`the new signer ${keys.wallet.address} has no RELAYER_ROLE on the router yet: grant it first (agentgpt keys rotate shows how), then reload again`, {
             refused: keys.wallet.address,
           });
           continue;
@@ -181,7 +216,9 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
           );
         }
       }
-      settler.useKeys(keys.wallet, keys.retiring);
+      const previous = keysInUse.get(settlement.chain);
+      keysInUse.set(settlement.chain, keys);
+      settler.useKeys(keys.wallet, keys.retiring, () => void previous?.close());
       const retiring = keys.retiring.map((key) => key.address);
       log?.info({ active: keys.wallet.address, retiring }, "signing keys reloaded");
       results.push({ chain: settlement.chain, ok: true, active: keys.wallet.address, retiring });
@@ -209,6 +246,7 @@ export async function checkSettlementKeys(config: RelayerConfig, env: Readonly<R
       continue;
     }
     const keys = await loadChainKeys(signerConfig, config, { env });
+    await keys.close();
     const retiring = keys.retiring.length === 0 ? "" : `; retiring ${keys.retiring.map((key) => key.address).join(", ")}`;
     lines.push(`settler ${chain.name}: signs with ${keys.wallet.address}${retiring}`);
   }
@@ -216,24 +254,36 @@ export async function checkSettlementKeys(config: RelayerConfig, env: Readonly<R
 }
 
 interface ChainKeys {
-  wallet: Wallet;
-  retiring: Wallet[];
+  wallet: SettlerSigner;
+  retiring: SettlerSigner[];
+  /** closes the keys' device sessions or clients (PKCS#11, KMS); nothing for keystores */
+  close(): Promise<void>;
 }
 
 async function loadChainKeys(signerConfig: NonNullable<ChainConfig["signer"]>, config: RelayerConfig, options: StartSettlementOptions): Promise<ChainKeys> {
   const loadOptions = { ...(options.env ? { env: options.env } : {}), baseDir: dirname(config.files[0] ?? ".") };
   const key = await loadSigningKey(signerConfig, loadOptions);
   if (key.development) options.logger?.warn({ source: key.source }, "the settler signs with a raw key from the environment: development only");
-  let retiring: Wallet[] = [];
+  let retiring: SettlerSigner[] = [];
+  let closeRetiring: () => Promise<void> = async () => undefined;
   if (signerConfig.retiring !== undefined) {
     try {
-      retiring = [(await loadSigningKey(signerConfig.retiring, loadOptions)).wallet];
+      const old = await loadSigningKey(signerConfig.retiring, { ...loadOptions, label: "settler signer's retiring key" });
+      retiring = [old.wallet];
+      closeRetiring = () => old.close();
     } catch (error) {
-      if (error instanceof SigningKeyError) throw new SigningKeyError(error.message.replace(/^settler signer:/, "settler signer's retiring key:"));
+      await key.close().catch(() => undefined);
       throw error;
     }
   }
-  return { wallet: key.wallet, retiring };
+  options.logger?.info({ signer: key.wallet.address, source: key.source }, "settler key loaded");
+  return {
+    wallet: key.wallet,
+    retiring,
+    close: async () => {
+      await Promise.allSettled([key.close(), closeRetiring()]);
+    },
+  };
 }
 
 const ROLES = new Interface(["function hasRole(bytes32 role, address account) view returns (bool)"]);
@@ -249,7 +299,8 @@ async function startChain(
   chain: ChainConfig,
   archive: Archive,
   redis: Redis,
-  options: StartSettlementOptions,
+  options: StartSettlementOptions & { stages: SettlementStages },
+  onKeys: (keys: ChainKeys) => void,
 ): Promise<ChainSettlement> {
   const logger = options.logger?.child({ chain: chain.name });
   const rpc = new RpcPool(chain.rpcUrls, { ...(logger ? { logger } : {}) });
@@ -262,15 +313,85 @@ async function startChain(
   await guard.init();
   const wrong = await guard.problem();
   if (wrong !== null) throw new ChainError("WRONG_CHAIN", wrong);
+  const store = new SettlementStore(redis, config.redis.prefix, chain.name);
+  const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
+  const settler = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store }, onKeys) : null;
+  const batcher = options.stages.batcher
+    ? await startBatcher(config, chain, archive, { rpc, chainId, router, pool, store, settler: settler?.settler ?? null, ...(logger ? { logger } : {}) })
+    : null;
+  return {
+    chain: chain.name,
+    chainId,
+    router,
+    signer: settler?.settler.activeSigner ?? null,
+    rpc,
+    store,
+    pool,
+    batcher,
+    settler: settler?.settler ?? null,
+    release: settler?.release ?? null,
+  };
+}
+
+/**
+ * The batcher of one chain: under its lease (the pool's lease keys, `settler.lease_ttl`), handing batches to the
+ * settler of this process, or to the settler ledger in Redis when the settler runs elsewhere.
+ */
+async function startBatcher(
+  config: RelayerConfig,
+  chain: ChainConfig,
+  archive: Archive,
+  parts: { rpc: RpcPool; chainId: number; router: string; pool: BatchPool; store: SettlementStore; settler: Settler | null; logger?: Logger },
+): Promise<Batcher> {
+  const { rpc, chainId, router, pool, store, logger } = parts;
   // Read once: governance may change it only before the router's first batch. Without it no batch can be cut.
   const usageBucket = await readUsageBucket(rpc, router);
   logger?.info({ router, usageBucket }, "router usage bucket: batches are cut at its boundaries");
+  const registry = new OnchainRegistry(rpc, router);
+  const sink: BatchSink = parts.settler ?? {
+    // the settler runs in another process: its ledger is the hand-over (submit is idempotent by batch id)
+    submit: async (batch) => {
+      const head = Number(BigInt(await rpc.request<string>("eth_blockNumber")));
+      if (await store.submit(batch, head)) logger?.info({ batchId: batch.batchId, rows: batch.rows, receipts: batch.receipts }, "batch handed to the settlers' ledger");
+    },
+  };
+  const batcherLogger = logger?.child({ stage: "batcher" });
+  return new Batcher({
+    chain: chain.name,
+    pool,
+    archive,
+    sink,
+    usageBucket,
+    context: async (receipts) => ({ chain: chain.name, chainId, router, registry: await registry.resolve(receipts) }),
+    maxReceipts: config.batcher.maxReceipts,
+    maxWaitMs: config.batcher.maxWaitMs,
+    lease: new Lease(pool.redisConnection, pool.leaseKeys.key, config.settler.leaseTtlMs, {
+      fenceKey: pool.leaseKeys.fenceKey,
+      label: `batcher of chain ${chain.name}`,
+      ...(batcherLogger ? { logger: batcherLogger } : {}),
+    }),
+    ...(batcherLogger ? { logger: batcherLogger } : {}),
+  });
+}
+
+/** The settler of one chain and its release stage (unless `payout.enabled` is false), signing with the chain's key. */
+async function startSettler(
+  config: RelayerConfig,
+  chain: ChainConfig,
+  archive: Archive,
+  redis: Redis,
+  options: StartSettlementOptions,
+  parts: { rpc: RpcPool; chainId: number; router: string; guard: ChainGuard; store: SettlementStore },
+  onKeys: (keys: ChainKeys) => void,
+): Promise<{ settler: Settler; release: ReleaseStage | null }> {
+  const logger = options.logger?.child({ chain: chain.name });
+  const { rpc, chainId, router, guard, store } = parts;
   const signerConfig = (chain.signer ?? config.settler.signer)!;
   const keys = await loadChainKeys(signerConfig, config, { ...options, ...(logger ? { logger } : {}) });
+  onKeys(keys);
   if (!(await hasRelayerRole(rpc, router, keys.wallet.address))) {
     logger?.warn({ signer: keys.wallet.address, router }, "the settler's key has no RELAYER_ROLE on the router: batches stay queued until it is granted");
   }
-  const store = new SettlementStore(redis, config.redis.prefix, chain.name);
   // The release stage: its releases go out as the settler's side calls (one key, one nonce sequence, one lease).
   let settlerRef: Settler | null = null;
   const release = config.payout.enabled
@@ -307,21 +428,8 @@ async function startChain(
     ...(logger ? { logger: logger.child({ stage: "settler" }) } : {}),
   });
   settlerRef = settler;
-  const registry = new OnchainRegistry(rpc, router);
-  const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
-  const batcher = new Batcher({
-    chain: chain.name,
-    pool,
-    archive,
-    sink: settler,
-    usageBucket,
-    context: async (receipts) => ({ chain: chain.name, chainId, router, registry: await registry.resolve(receipts) }),
-    maxReceipts: config.batcher.maxReceipts,
-    maxWaitMs: config.batcher.maxWaitMs,
-    ...(logger ? { logger: logger.child({ stage: "batcher" }) } : {}),
-  });
   if (keys.retiring.length > 0) {
     logger?.info({ active: keys.wallet.address, retiring: keys.retiring.map((key) => key.address) }, "key rotation: new batches are signed with the active key; the retiring key finishes its own");
   }
-  return { chain: chain.name, chainId, router, signer: keys.wallet.address, rpc, store, pool, batcher, settler, release };
+  return { settler, release };
 }

@@ -11,7 +11,11 @@
  *   <tag>:seq               submission counter
  *   <tag>:nonce:<signer>    next nonce to assign
  *   <tag>:stats             hash of counters
- *   <tag>:lease             the settler lease (see lease.ts)
+ *   <tag>:lease             the settler lease (see lease.ts); <tag>:lease:fence its fencing counter
+ *
+ * Fencing: the settler holding the lease sets `fence`; from then on every write of the ledger but submit() (which
+ * the batcher calls, from any process) is one Lua step that checks the lease's token first, so a settler paused past
+ * its lease cannot write over the ledger of the settler that took over (FencedError, nothing written).
  *   <tag>:signers           hash: the keys the settler holding the lease signs with (active, retiring, at); for
  *                           `agentgpt keys rotate`, which revokes a retiring key only once the live settler has moved on
  *   <tag>:side              hash: the one side transaction in flight (a release, see side-calls.ts), see SideRecord;
@@ -20,6 +24,7 @@
 import type { Redis } from "ioredis";
 
 import type { Fees } from "./fees.js";
+import { writeOps, type FencedOp, type WriteFence } from "./lease.js";
 import type { SettlementOutcome } from "./outcome.js";
 
 export type SettlementState = "queued" | "signed" | "sent" | "mined" | "final" | "blocked" | "refused";
@@ -100,6 +105,8 @@ const NUMBER_FIELDS = new Set(["callsFrom", "rows", "receipts", "submittedAt", "
 
 export class SettlementStore {
   readonly tag: string;
+  /** set by the settler holding the lease: its writes are fenced with the lease's token */
+  fence: WriteFence | undefined;
 
   constructor(
     readonly redis: Redis,
@@ -162,7 +169,12 @@ export class SettlementStore {
   }
 
   async update(batchId: string, changes: Partial<SettlementRecord>): Promise<void> {
-    await this.redis.hset(this.key(`batch:${batchId}`), encode(changes));
+    await this.write([hset(this.key(`batch:${batchId}`), encode(changes))]);
+  }
+
+  /** Writes `ops` in one step, fenced when the settler holding the lease set `fence`. */
+  private async write(ops: FencedOp[]): Promise<void> {
+    await writeOps(this.redis, this.fence, ops.filter((op) => op.length > 2));
   }
 
   /** Assigns the next nonce to a queued batch and stores its first signed transaction, in one step. */
@@ -173,11 +185,10 @@ export class SettlementStore {
     gasLimit: bigint,
     tx: SentTransaction,
   ): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.key(`nonce:${signer.toLowerCase()}`), nonce + 1)
-      .hset(this.key(`batch:${batchId}`), encode({ state: "signed", nonce, gasLimit: gasLimit.toString(), txs: [tx], note: null }))
-      .exec();
+    await this.write([
+      ["SET", this.key(`nonce:${signer.toLowerCase()}`), nonce + 1],
+      hset(this.key(`batch:${batchId}`), encode({ state: "signed", nonce, gasLimit: gasLimit.toString(), txs: [tx], note: null })),
+    ]);
   }
 
   async nextNonce(signer: string): Promise<number> {
@@ -185,17 +196,17 @@ export class SettlementStore {
   }
 
   async setNextNonce(signer: string, nonce: number): Promise<void> {
-    await this.redis.set(this.key(`nonce:${signer.toLowerCase()}`), nonce);
+    await this.write([["SET", this.key(`nonce:${signer.toLowerCase()}`), nonce]]);
   }
 
   async finalize(record: SettlementRecord, counters: Record<string, number>, now = Date.now()): Promise<void> {
-    const multi = this.redis
-      .multi()
-      .hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "final", finalAt: now }))
-      .zrem(this.key("active"), record.batchId)
-      .zadd(this.key("final"), now, record.batchId);
-    for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
-    await multi.exec();
+    const ops: FencedOp[] = [
+      hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "final", finalAt: now })),
+      ["ZREM", this.key("active"), record.batchId],
+      ["ZADD", this.key("final"), now, record.batchId],
+    ];
+    for (const [name, value] of Object.entries(counters)) ops.push(["HINCRBY", this.key("stats"), name, value]);
+    await this.write(ops);
   }
 
   /** Batch ids the router refused for good, most recent last. */
@@ -205,13 +216,13 @@ export class SettlementStore {
 
   /** Takes a batch out of the active set for good (state "refused", with its note), counting it in the stats. */
   async refuse(record: SettlementRecord, counters: Record<string, number>, now = Date.now()): Promise<void> {
-    const multi = this.redis
-      .multi()
-      .hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "refused", finalAt: now }))
-      .zrem(this.key("active"), record.batchId)
-      .zadd(this.key("refused"), now, record.batchId);
-    for (const [name, value] of Object.entries(counters)) multi.hincrby(this.key("stats"), name, value);
-    await multi.exec();
+    const ops: FencedOp[] = [
+      hset(this.key(`batch:${record.batchId}`), encode({ ...record, state: "refused", finalAt: now })),
+      ["ZREM", this.key("active"), record.batchId],
+      ["ZADD", this.key("refused"), now, record.batchId],
+    ];
+    for (const [name, value] of Object.entries(counters)) ops.push(["HINCRBY", this.key("stats"), name, value]);
+    await this.write(ops);
   }
 
   /** The side transaction in flight, if any. */
@@ -231,28 +242,27 @@ export class SettlementStore {
 
   /** Stores a newly signed side transaction and takes its nonce from the signer's sequence, in one step. */
   async assignSideNonce(signer: string, record: SideRecord): Promise<void> {
-    await this.redis
-      .multi()
-      .set(this.key(`nonce:${signer.toLowerCase()}`), record.nonce + 1)
-      .del(this.key("side"))
-      .hset(this.key("side"), { ...record, nonce: String(record.nonce), txs: JSON.stringify(record.txs) })
-      .exec();
+    await this.write([
+      ["SET", this.key(`nonce:${signer.toLowerCase()}`), record.nonce + 1],
+      ["DEL", this.key("side")],
+      hset(this.key("side"), { ...record, nonce: String(record.nonce), txs: JSON.stringify(record.txs) }),
+    ]);
   }
 
   async updateSide(changes: Partial<Pick<SideRecord, "state" | "txs">>): Promise<void> {
     const fields: Record<string, string> = {};
     if (changes.state !== undefined) fields.state = changes.state;
     if (changes.txs !== undefined) fields.txs = JSON.stringify(changes.txs);
-    await this.redis.hset(this.key("side"), fields);
+    await this.write([hset(this.key("side"), fields)]);
   }
 
   async clearSide(): Promise<void> {
-    await this.redis.del(this.key("side"));
+    await this.write([["DEL", this.key("side")]]);
   }
 
   /** Records which keys the settler holding the lease signs with (informational: nothing is sent because of it). */
   async setSigners(signers: SettlerSigners): Promise<void> {
-    await this.redis.hset(this.key("signers"), { active: signers.active, retiring: signers.retiring.join(","), at: signers.at });
+    await this.write([hset(this.key("signers"), { active: signers.active, retiring: signers.retiring.join(","), at: signers.at })]);
   }
 
   /** The keys the settler last reported, or null when no settler has reported since this field exists. */
@@ -270,6 +280,11 @@ export class SettlementStore {
 
 export function feesOf(tx: SentTransaction): Fees {
   return { maxFeePerGas: BigInt(tx.maxFeePerGas), maxPriorityFeePerGas: BigInt(tx.maxPriorityFeePerGas) };
+}
+
+/** An HSET op of `fields` (dropped by write() when there is no field). */
+function hset(key: string, fields: Record<string, string | number>): FencedOp {
+  return ["HSET", key, ...Object.entries(fields).flat()];
 }
 
 function encode(record: Partial<SettlementRecord>): Record<string, string> {

@@ -3,7 +3,10 @@
  * the usage bucket of its calls (`callsFrom`, from its batch file), so a batch settled late is judged by its calls'
  * time.
  *
- * One process per chain holds the lease (lease.ts); it alone signs with the chain's key. Each batch moves through
+ * One process per chain holds the lease (lease.ts); it alone signs with the chain's key, and its ledger writes are
+ * fenced with the lease's token (a settler paused past its lease writes nothing once another took over). A standby
+ * asks for the lease every `pollMs` (and every `leaseTtlMs / 3`) and takes over within `leaseTtlMs + leaseTtlMs / 3`
+ * of the holder's last renewal (20 s with the defaults). Each batch moves through
  * queued -> signed -> sent -> mined -> final in the ledger (settlement-store.ts), and every step is recorded before
  * its side effect, so a crash at any point resumes without charging twice:
  * - before signing, the chain is asked whether the batch id is already settled (a crash between send and record,
@@ -30,8 +33,10 @@
  * cannot be bumped: add that key as `retiring:` to finish it. `useKeys` swaps keys between passes (SIGHUP), and the
  * settler reports its keys in the ledger (`signers`), so a rotation revokes the old key only once it is drained.
  */
-import { Interface, Transaction, Wallet, getAddress } from "ethers";
+import { Interface, Transaction, getAddress } from "ethers";
 import type { Logger } from "pino";
+
+import type { SettlerSigner } from "../keys/signers/device-signer.js";
 
 import type { Charge } from "../batcher/rows-tree.js";
 import type { Archive } from "../batcher/archive.js";
@@ -40,7 +45,7 @@ import { failpoint } from "../chaos/failpoint.js";
 import type { ChainGuard } from "./chain-guard.js";
 import { bumpedFees, FeeCeilingError, initialFees, type FeePolicy, type Fees } from "./fees.js";
 import { JsonRpcError } from "./json-rpc.js";
-import { Lease } from "./lease.js";
+import { FencedError, Lease } from "./lease.js";
 import { decodeOutcome, type RpcLog, type SettlementOutcome } from "./outcome.js";
 import { SideSender, type SideCalls } from "./side-calls.js";
 import { classifySendError, revertOf } from "./rpc-errors.js";
@@ -72,10 +77,10 @@ export interface SettlerOptions {
   archive: Archive;
   chainId: number;
   router: string;
-  /** the chain's signing key (decrypted once, at start): signs every new batch */
-  wallet: Wallet;
+  /** the chain's signing key (a keystore opened at start, or an HSM / KMS key): signs every new batch */
+  wallet: SettlerSigner;
   /** keys being rotated out: they only finish the transactions they signed (watch, bump, rebroadcast) */
-  retiring?: readonly Wallet[];
+  retiring?: readonly SettlerSigner[];
   fees: FeePolicy;
   /** blocks on top of the inclusion block before a batch is final (1 = final when mined) */
   confirmations: number;
@@ -136,10 +141,11 @@ export class Settler {
   readonly lease: Lease;
   private readonly contract = new Interface(ROUTER_ABI);
   private readonly router: string;
-  private wallet: Wallet;
-  private retiring: readonly Wallet[];
+  private wallet: SettlerSigner;
+  private retiring: readonly SettlerSigner[];
   private signer: string;
-  private nextKeys: { wallet: Wallet; retiring: readonly Wallet[] } | null = null;
+  private nextKeys: { wallet: SettlerSigner; retiring: readonly SettlerSigner[] } | null = null;
+  private releaseOnApply: Array<() => void> = [];
   private signersReported = false;
   private readonly senders = new Map<string, string>();
   private readonly unheldWarned = new Set<string>();
@@ -151,6 +157,8 @@ export class Settler {
   private readonly lookback: number;
   private readonly calls = new Map<string, SettleCall>();
   private running = false;
+  /** what is wrong with the chain (the guard's last answer): while set, the lease is not renewed */
+  private chainProblem: string | null = null;
   private stopped: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private readonly side: SideSender | null;
@@ -165,7 +173,10 @@ export class Settler {
     this.maxInFlight = options.maxInFlight ?? 4;
     this.gasLimitPercent = BigInt(options.gasLimitPercent ?? 125);
     this.lookback = options.logLookbackBlocks ?? 100_000;
-    this.lease = new Lease(options.store.redis, options.store.key("lease"), options.leaseTtlMs ?? 15_000);
+    this.lease = new Lease(options.store.redis, options.store.key("lease"), options.leaseTtlMs ?? 15_000, {
+      label: `settler of chain ${options.store.chain}`,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
     this.side =
       options.side === undefined
         ? null
@@ -200,9 +211,12 @@ export class Settler {
   /**
    * Switches keys before the next pass (a pass in progress finishes with the keys it started with). The previous
    * active key should be among `retiring` while batches are in flight on it, or they can no longer be bumped.
+   * `release` is called once the keys are applied (no pass uses the previous ones any more): close their device
+   * sessions there.
    */
-  useKeys(wallet: Wallet, retiring: readonly Wallet[] = []): void {
+  useKeys(wallet: SettlerSigner, retiring: readonly SettlerSigner[] = [], release?: () => void): void {
     this.nextKeys = { wallet, retiring: retiring.filter((key) => key.address !== wallet.address) };
+    if (release !== undefined) this.releaseOnApply.push(release);
     this.wake?.();
   }
 
@@ -224,6 +238,8 @@ export class Settler {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // renewed on its own timer too, so a slow pass does not outlive the lease; not while the chain is wrong here
+    this.lease.start(() => this.running && this.chainProblem === null);
     this.stopped = this.loop();
   }
 
@@ -245,6 +261,7 @@ export class Settler {
       const found = await this.options.guard.problem().catch(() => null);
       nextCheck = Date.now() + healthCheckMs;
       problem = this.reportHealth(problem, found);
+      this.chainProblem = problem;
     };
     while (this.running) {
       try {
@@ -263,9 +280,15 @@ export class Settler {
           }
         }
       } catch (error) {
-        // a pass that fails because the chain is not the one we started on says so once, not every second
-        await checkChain();
-        if (problem === null) this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
+        if (error instanceof FencedError) {
+          // paused past the lease and another settler took over: nothing was written; stand by
+          this.options.logger?.warn({ lease: this.lease.key, err: error.message }, "another settler took the lease over: this pass wrote nothing more; standing by");
+          this.signersReported = false;
+        } else {
+          // a pass that fails because the chain is not the one we started on says so once, not every second
+          await checkChain();
+          if (problem === null) this.options.logger?.error({ err: errorInfo(error) }, "settler pass failed; retrying");
+        }
       }
       backoff = problem === null ? 0 : backoff + 1;
       const delay = problem === null ? this.pollMs : Math.min(this.pollMs * 2 ** backoff, this.options.maxBackoffMs ?? 30_000);
@@ -292,8 +315,12 @@ export class Settler {
     return found;
   }
 
-  /** One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools. */
+  /**
+   * One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools.
+   * Run by the lease holder: from its first pass on, its ledger writes are fenced with the lease's token.
+   */
   async pass(): Promise<void> {
+    this.options.store.fence ??= { fenceKey: this.lease.fenceKey, token: () => this.lease.token };
     await this.batchPass();
     if (this.side !== null && this.lease.held && this.running) await this.side.pass(() => this.lease.held && this.running);
   }
@@ -599,6 +626,9 @@ export class Settler {
     this.signer = next.wallet.address;
     this.signersReported = false;
     this.options.logger?.info({ active: this.signer, previous, retiring: this.retiringSigners }, "settler keys changed: new batches are signed with the active key");
+    const release = this.releaseOnApply;
+    this.releaseOnApply = [];
+    for (const done of release) done();
   }
 
   /** Logs once per retiring key when no batch is in flight on it any more (the ledger is what `keys rotate` checks). */
@@ -612,7 +642,7 @@ export class Settler {
   }
 
   /** The held key for `address` (active or retiring), if any. */
-  private keyFor(address: string): Wallet | undefined {
+  private keyFor(address: string): SettlerSigner | undefined {
     if (address === this.signer) return this.wallet;
     return this.retiring.find((key) => key.address === address);
   }
@@ -661,7 +691,7 @@ export class Settler {
     }
   }
 
-  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: Wallet): Promise<SentTransaction> {
+  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: SettlerSigner): Promise<SentTransaction> {
     const tx = Transaction.from({
       type: 2,
       chainId: this.options.chainId,

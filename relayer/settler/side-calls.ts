@@ -11,8 +11,10 @@
  *   `done(call, null)`: the caller decides from the chain's state whether to try again.
  * One side transaction is in flight at a time; with nothing pending, several are sent in one pass.
  */
-import { Transaction, type Wallet } from "ethers";
+import { Transaction } from "ethers";
 import type { Logger } from "pino";
+
+import type { SettlerSigner } from "../keys/signers/device-signer.js";
 
 import { bumpedFees, initialFees, type FeePolicy, type Fees } from "./fees.js";
 import { JsonRpcError } from "./json-rpc.js";
@@ -56,7 +58,7 @@ export interface SideSenderOptions {
   readonly replacement: "bump" | "resubmit";
   readonly stuckAfterMs: number;
   /** the settler's keys: the active one signs new side transactions; a bump needs the key that signed */
-  readonly keys: { active(): Wallet; keyFor(address: string): Wallet | undefined };
+  readonly keys: { active(): SettlerSigner; keyFor(address: string): SettlerSigner | undefined };
   /** side transactions sent in one pass at most (default 16) */
   readonly maxPerPass?: number;
   readonly logger?: Logger | undefined;
@@ -179,7 +181,7 @@ export class SideSender {
     return initialFees(BigInt(block.baseFeePerGas ?? "0"), BigInt(tip), this.options.fees);
   }
 
-  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: Wallet): Promise<SentTransaction> {
+  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: SettlerSigner): Promise<SentTransaction> {
     const raw = await wallet.signTransaction(
       Transaction.from({
         type: 2,

@@ -100,8 +100,10 @@ export async function startRelayer(
   setup: RelayerSetup,
   relayerKey: string,
   env: Record<string, string> = {},
+  /** more arguments of `relayer start`, e.g. ["--stages", "settler"] */
+  args: readonly string[] = [],
 ): Promise<RelayerProcess> {
-  const child = spawn(process.execPath, ["bin/agentgpt.mjs", "relayer", "start", "--config", setup.configFile, "--log-level", "info"], {
+  const child = spawn(process.execPath, ["bin/agentgpt.mjs", "relayer", "start", "--config", setup.configFile, "--log-level", "info", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, [RELAYER_KEY_ENV]: relayerKey, ...env },
   });

@@ -3,6 +3,10 @@
  * No command prints, logs or echoes a private key, a password or a keystore's contents.
  *
  *   agentgpt keys new --out keys/relayer.json             a new encrypted keystore (password: $AGENTGPT_KEYSTORE_PASSWORD or typed)
+ *   agentgpt keys new --pkcs11 --module /usr/lib/softhsm/libsofthsm2.so --token relayer --label relayer-1
+ *                                                         a new secp256k1 key inside an HSM token (PIN: $AGENTGPT_PKCS11_PIN)
+ *   agentgpt keys show --pkcs11 --module ... --token ... --label ...   an HSM key's address, roles, gas, nonces
+ *   agentgpt keys show --kms-key <id or ARN> [--region r]  an AWS KMS key's address, roles, gas, nonces
  *   agentgpt keys show --keystore keys/relayer.json       address, roles on AutoPayLLM, gas, pending nonces (--network/--rpc)
  *   agentgpt keys show --config relayer.yaml              the settler's configured keys, what the live settler signs with
  *   agentgpt keys rotate --config relayer.yaml --to keys/relayer-2.json
@@ -26,7 +30,7 @@ import {
   type LoadedSigner,
   type NetworkInfo,
 } from "../../chain/index.js";
-import { loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
+import { loadRelayerConfig, type Pkcs11SignerConfig, type RelayerConfig, type SignerConfig } from "../../config/index.js";
 import { AutoPayLLM__factory } from "../../../typechain-types/factories/AutoPayLLM__factory.js";
 import { GovernanceClient, GovernanceError, settlementRoleAction, type GovernanceAction } from "../../governance/index.js";
 import {
@@ -37,7 +41,11 @@ import {
   hasRole,
   keyStatus,
   keystoreAddress,
+  createPkcs11SignerKey,
+  loadConfiguredSigner,
   openConfigChain,
+  SignerError,
+  SigningKeyError,
   openKeystore,
   passwordFromFile,
   pickChain,
@@ -54,6 +62,7 @@ import { UserError } from "../errors.js";
 import { userFacing } from "./relayer.js";
 
 const DEFAULT_PASSWORD_ENV = "AGENTGPT_KEYSTORE_PASSWORD";
+const DEFAULT_PIN_ENV = "AGENTGPT_PKCS11_PIN";
 
 function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
@@ -61,6 +70,7 @@ function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args
       await body(...args);
     } catch (error) {
       if (error instanceof KeyError) throw new UserError(error.message, error.code === "LEDGER_UNAVAILABLE" ? 3 : 2, { cause: error });
+      if (error instanceof SigningKeyError || error instanceof SignerError) throw new UserError(error.message, 2, { cause: error });
       if (error instanceof ChainError || error instanceof GovernanceError) throw new UserError(redactUrls(error.message), 2, { cause: error });
       if (error instanceof Error && !(error instanceof UserError)) {
         error.message = redactUrls(error.message);
@@ -98,7 +108,75 @@ async function openLedger(config: RelayerConfig): Promise<Redis> {
 
 // ------------------------------------------------------------------------------------------------------- new
 
-async function newKey(options: { out: string; passwordEnv: string }): Promise<void> {
+interface NewKeyOptions {
+  out?: string;
+  passwordEnv: string;
+  pkcs11?: boolean;
+  module?: string;
+  token?: string;
+  slot?: string;
+  label?: string;
+  keyId?: string;
+  pinEnv: string;
+  pinFile?: string;
+}
+
+interface Pkcs11Flags {
+  module?: string;
+  token?: string;
+  slot?: string;
+  label?: string;
+  keyId?: string;
+  pinEnv: string;
+  pinFile?: string;
+}
+
+/** The PKCS#11 signer settings the flags give (as the configuration's `kind: pkcs11` section would). */
+function pkcs11Flags(options: Pkcs11Flags, command: string): Pkcs11SignerConfig {
+  if (options.module === undefined) throw new UserError(`${command} --pkcs11: --module <path>: the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so`);
+  if ((options.token === undefined) === (options.slot === undefined)) throw new UserError(`${command} --pkcs11: --token <label> or --slot <id>: which token (one of the two)`);
+  const slot = options.slot === undefined ? undefined : Number(options.slot);
+  if (slot !== undefined && (!Number.isInteger(slot) || slot < 0)) throw new UserError(`--slot ${options.slot}: the token's slot id (a whole number; softhsm2-util --show-slots lists them)`);
+  if (options.keyId !== undefined && !/^(0x)?([0-9a-fA-F]{2})+$/.test(options.keyId)) throw new UserError(`--key-id ${options.keyId}: the key's CKA_ID in hex, e.g. 0x01a2`);
+  return {
+    module: resolvePath(options.module),
+    token: options.token,
+    slot,
+    keyLabel: options.label,
+    keyId: options.keyId,
+    pinEnv: options.pinEnv,
+    ...(options.pinFile === undefined ? {} : { pinFile: resolvePath(options.pinFile) }),
+  };
+}
+
+async function newKey(options: NewKeyOptions): Promise<void> {
+  if (options.pkcs11 === true) return newPkcs11Key(options);
+  if (options.out === undefined) throw new UserError("keys new: --out <file> (a new encrypted keystore), or --pkcs11 --module ... --token ... --label ... (a key inside an HSM)");
+  await newKeystore({ out: options.out, passwordEnv: options.passwordEnv });
+}
+
+async function newPkcs11Key(options: NewKeyOptions): Promise<void> {
+  if (options.out !== undefined) throw new UserError("keys new --pkcs11: the key is created inside the token, there is no file: drop --out");
+  if (options.label === undefined) throw new UserError("keys new --pkcs11: --label <name>: the new key's label on the token, e.g. relayer-1");
+  const config = pkcs11Flags(options, "keys new");
+  const created = await createPkcs11SignerKey({ ...config, keyLabel: options.label });
+  const pin = config.pinFile === undefined ? `  pin_env: ${config.pinEnv}` : `  pin_file: ${config.pinFile}`;
+  print([
+    `created a secp256k1 key inside the PKCS#11 token "${created.token}" (${config.module})`,
+    `  address ${created.address}`,
+    `  label ${created.label}, id ${created.id}; private key sensitive and not extractable: it never leaves the token`,
+    "Configure the settler to sign with it (settler.signer, or chains.<name>.signer):",
+    "  signer:",
+    "    kind: pkcs11",
+    `    module: ${config.module}`,
+    config.token !== undefined ? `    token: ${config.token}` : `    slot: ${config.slot}`,
+    `    key_label: ${created.label}`,
+    `  ${pin}`,
+    "Next: give it RELAYER_ROLE and gas, then switch the settler to it (agentgpt keys rotate shows the steps).",
+  ]);
+}
+
+async function newKeystore(options: { out: string; passwordEnv: string }): Promise<void> {
   const { password, source } = await readPassword(options.passwordEnv, `password for the new keystore ${options.out}: `, { confirm: true });
   const created = await createKeystore(options.out, password, { passwordSource: source });
   print([
@@ -111,7 +189,11 @@ async function newKey(options: { out: string; passwordEnv: string }): Promise<vo
 
 // ------------------------------------------------------------------------------------------------------ show
 
-interface ShowOptions {
+interface ShowOptions extends Partial<Pkcs11Flags> {
+  pkcs11?: boolean;
+  kmsKey?: string;
+  region?: string;
+  endpoint?: string;
   keystore?: string;
   config?: string;
   chain?: string;
@@ -122,8 +204,21 @@ interface ShowOptions {
 }
 
 async function show(options: ShowOptions): Promise<void> {
-  if (options.keystore === undefined && options.config === undefined) {
-    throw new UserError("keys show: pass --keystore <file> (one key) or --config <relayer.yaml> (the settler's keys)");
+  if (options.keystore === undefined && options.config === undefined && options.pkcs11 !== true && options.kmsKey === undefined) {
+    throw new UserError("keys show: pass --keystore <file>, --pkcs11 ... or --kms-key <id> (one key), or --config <relayer.yaml> (the settler's keys)");
+  }
+  // a device key's address is asked of the device first (a wrong PIN or key id fails before any RPC)
+  let device: { address: string; source: string } | undefined;
+  if (options.pkcs11 === true || options.kmsKey !== undefined) {
+    if (options.pkcs11 === true && options.kmsKey !== undefined) throw new UserError("keys show: --pkcs11 or --kms-key, not both");
+    if (options.pkcs11 === true && options.label === undefined && options.keyId === undefined) throw new UserError("keys show --pkcs11: --label <name> or --key-id <hex>: which key on the token");
+    const signerConfig: SignerConfig =
+      options.pkcs11 === true
+        ? { kind: "pkcs11", passwordEnv: DEFAULT_PASSWORD_ENV, pkcs11: pkcs11Flags({ ...options, pinEnv: options.pinEnv ?? DEFAULT_PIN_ENV }, "keys show") }
+        : { kind: "aws_kms", passwordEnv: DEFAULT_PASSWORD_ENV, awsKms: { keyId: options.kmsKey!, region: options.region, endpoint: options.endpoint } };
+    const loaded = await loadConfiguredSigner(signerConfig, { label: options.pkcs11 === true ? "--pkcs11" : "--kms-key" });
+    await loaded.close();
+    device = { address: loaded.signer.address, source: loaded.source };
   }
   let chain: { provider: JsonRpcProvider; label: string; router: string; close(): void };
   let config: RelayerConfig | undefined;
@@ -153,6 +248,7 @@ async function show(options: ShowOptions): Promise<void> {
     if (options.keystore !== undefined) {
       await describe(await keystoreAddress(options.keystore), `keystore ${options.keystore} (address as the file declares it)`, "key ");
     }
+    if (device !== undefined) await describe(device.address, `${device.source} (address from the device's public key)`, "key ");
     if (config !== undefined && opened !== undefined) {
       const signers = await configuredSigners(config, opened.config);
       await describe(signers.active.address, `${signers.active.source}, ${signers.at}`, "settler key (active) ");
@@ -450,15 +546,34 @@ export function register(program: Command): void {
 
   keys
     .command("new")
-    .description("create a new key in an encrypted JSON keystore (never overwrites a file)")
-    .requiredOption("--out <file>", "where to write the keystore, e.g. keys/relayer.json")
+    .description("create a new key: in an encrypted JSON keystore (never overwrites a file), or with --pkcs11 inside an HSM token (never leaves it)")
+    .option("--out <file>", "where to write the keystore, e.g. keys/relayer.json")
     .option("--password-env <name>", "environment variable holding the password (else it is asked on the terminal, twice)", DEFAULT_PASSWORD_ENV)
-    .action(run(async (options: { out: string; passwordEnv: string }) => newKey(options)));
+    .option("--pkcs11", "create a secp256k1 key inside a PKCS#11 token (an HSM) instead of a keystore")
+    .option("--module <path>", "with --pkcs11: the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    .option("--token <label>", "with --pkcs11: the token's label")
+    .option("--slot <id>", "with --pkcs11: the token's slot id (instead of --token)")
+    .option("--label <name>", "with --pkcs11: the new key's label on the token, e.g. relayer-1")
+    .option("--key-id <hex>", "with --pkcs11: the new key's CKA_ID (default: 16 random bytes)")
+    .option("--pin-env <name>", "with --pkcs11: variable holding the token's user PIN", DEFAULT_PIN_ENV)
+    .option("--pin-file <file>", "with --pkcs11: file holding the token's user PIN (one line)")
+    .action(run(async (options: NewKeyOptions) => newKey(options)));
 
   keys
     .command("show")
     .description("a key's address, roles on AutoPayLLM, gas balance and pending transactions; with --config, the settler's keys")
     .option("--keystore <file>", "the keystore to show (its address is read without the password)")
+    .option("--pkcs11", "show a key inside a PKCS#11 token (with --module, --token or --slot, --label or --key-id; PIN from --pin-env / --pin-file)")
+    .option("--module <path>", "with --pkcs11: the PKCS#11 library")
+    .option("--token <label>", "with --pkcs11: the token's label")
+    .option("--slot <id>", "with --pkcs11: the token's slot id")
+    .option("--label <name>", "with --pkcs11: the key's label")
+    .option("--key-id <hex>", "with --pkcs11: the key's CKA_ID")
+    .option("--pin-env <name>", "with --pkcs11: variable holding the user PIN", DEFAULT_PIN_ENV)
+    .option("--pin-file <file>", "with --pkcs11: file holding the user PIN")
+    .option("--kms-key <id>", "show an AWS KMS key (id, ARN or alias/...; credentials: the AWS SDK's default chain)")
+    .option("--region <region>", "with --kms-key: the AWS region")
+    .option("--endpoint <url>", "with --kms-key: another KMS endpoint")
     .option("--config <file>", "relayer configuration: the settler's signer (and retiring key) and the chain")
     .option("--chain <name>", "with --config: which chain (default: the only one with rpc_urls)")
     .option("--network <name>", "without --config: localhost, arbitrumSepolia or polygonAmoy (default localhost)")

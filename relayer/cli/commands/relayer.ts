@@ -1,8 +1,10 @@
 /**
  * `agentgpt relayer ...`: run and operate the relayer.
  *   start --config FILE        serve LiteLLM's spend logs (and, as they land, the later stages); SIGTERM stops gracefully,
- *                              SIGHUP reloads the settler's signing keys (key rotation, see `agentgpt keys rotate`)
- *   check --config FILE        validate the configuration and print what it means
+ *                              SIGHUP reloads the settler's signing keys (key rotation, see `agentgpt keys rotate`);
+ *                              --stages a,b,... runs only those stages (default: all), so a fleet of processes can
+ *                              split them: the single-per-chain ones (batcher, settler, reconciler) hold leases
+ *   check --config FILE        validate the configuration and print what it means (--stages: those stages' needs)
  *   unbillable --config FILE   counts (and with --reason, the records) of calls kept as unbillable
  *   reprice --config FILE      price kept unbillable calls again after fixing payers or routes
  *   conflicts --config FILE    logs of a call that disagree with the one billed (kept, never billed)
@@ -34,22 +36,56 @@ export interface Stage {
    * What `start` requires of this stage before it connects to anything (tokens, keys, variables), run by
    * `relayer check` so that a configuration check passes only when start would: lines to print, or the error.
    */
-  check(config: RelayerConfig, env: Env): Promise<string[]>;
+  check(config: RelayerConfig, env: Env, selected: ReadonlySet<StageName>): Promise<string[]>;
   start(
     config: RelayerConfig,
-    context: { logger: Logger; options: StartOptions; /** what /readyz reports beyond Redis */ readiness: Readiness },
+    context: {
+      logger: Logger;
+      options: StartOptions;
+      /** what /readyz reports beyond Redis */ readiness: Readiness;
+      /** every stage this process runs */ selected: ReadonlySet<StageName>;
+    },
   ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<KeyReload[]> }>;
 }
 
 interface StartOptions {
   readonly config: string;
+  readonly stages?: string;
   readonly host?: string;
   readonly port?: string;
   readonly logLevel: string;
 }
 
+/** The stages `relayer start --stages` can pick, in flow order (the release stage runs with the settler). */
+export const STAGE_NAMES = ["ingest", "batcher", "settler", "reconciler", "backfill", "dashboard"] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+/**
+ * `--stages ingest,batcher,...` as a set (undefined: every stage). A name not in STAGE_NAMES, or an empty list, is a
+ * UserError naming the flag and the valid names.
+ */
+export function parseStages(text: string | undefined): ReadonlySet<StageName> {
+  if (text === undefined) return new Set(STAGE_NAMES);
+  const names = text.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  if (names.length === 0) throw new UserError(`--stages "${text}": name at least one stage: ${STAGE_NAMES.join(", ")}`);
+  const unknown = names.filter((name) => !(STAGE_NAMES as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new UserError(`--stages: unknown stage ${unknown.map((name) => `"${name}"`).join(", ")}; valid stages: ${STAGE_NAMES.join(", ")} (comma-separated)`);
+  }
+  return new Set(names as StageName[]);
+}
+
+/** What the batcher of each chain needs (no key: it signs nothing): for `relayer check`. */
+function batcherLines(config: RelayerConfig): string[] {
+  return config.chains.map((chain) => {
+    if (chain.rpcUrls.length === 0) return `batcher ${chain.name}: no rpc_urls: its receipts stay queued`;
+    if ((chain.signer ?? config.settler.signer) === undefined) return `batcher ${chain.name}: no settler signer configured: its receipts stay queued`;
+    return `batcher ${chain.name}: batches of up to ${config.batcher.maxReceipts} receipts, lease ${config.settler.leaseTtlMs} ms`;
+  });
+}
+
 /** Stages in flow order. */
-const stages: Stage[] = [
+const stages: Array<Stage & { readonly name: StageName }> = [
   {
     name: "ingest",
     check: async (config, env) => [`ingest: ${ingestTokens(config, env).length} bearer token(s) for LiteLLM`],
@@ -62,10 +98,21 @@ const stages: Stage[] = [
       }),
   },
   {
-    // batcher + settler per chain with rpc_urls
-    name: "settlement",
+    // the batcher per chain with rpc_urls and a signer configured, under the chain's batcher lease; with the settler
+    // in this process it runs in the settler's runtime (below) and hands batches over in process
+    name: "batcher",
+    check: async (config, _env, selected) => [...(selected.has("settler") ? [] : await checkConfiguredArchive(config)), ...batcherLines(config)],
+    start: async (config, { logger, readiness, selected }) =>
+      selected.has("settler")
+        ? { stop: async () => undefined }
+        : startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, stages: { batcher: true, settler: false } }),
+  },
+  {
+    // the settler (and the release stage, which sends through it) per chain, under the chain's settler lease
+    name: "settler",
     check: async (config, env) => [...(await checkConfiguredArchive(config)), ...(await checkSettlementKeys(config, env))],
-    start: (config, { logger, readiness }) => startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness }),
+    start: (config, { logger, readiness, selected }) =>
+      startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, stages: { batcher: selected.has("batcher"), settler: true } }),
   },
   {
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
@@ -152,11 +199,13 @@ async function start(options: StartOptions): Promise<void> {
   for (const override of config.overrides ?? []) {
     logger.warn({ at: override.at, overrides: override.overrides }, `configuration: ${formatOverride(override)}`);
   }
+  const selected = parseStages(options.stages);
   const running: Array<{ name: string; stop(): Promise<void>; reloadKeys?: ((config: RelayerConfig) => Promise<KeyReload[]>) | undefined }> = [];
   const readiness = new Readiness();
   try {
     for (const stage of stages) {
-      const handle = await stage.start(config, { logger, options, readiness });
+      if (!selected.has(stage.name)) continue;
+      const handle = await stage.start(config, { logger, options, readiness, selected });
       running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
   } catch (error) {
@@ -237,13 +286,15 @@ export async function reloadOnSighup(
   return true;
 }
 
-async function check(options: { config: string }): Promise<void> {
+async function check(options: { config: string; stages?: string }): Promise<void> {
+  const selected = parseStages(options.stages);
   const config = load(options.config);
-  // what start requires of each stage, checked the same way (nothing is printed when one fails)
+  // what start requires of each selected stage, checked the same way (nothing is printed when one fails)
   const requirements: string[] = [];
   for (const stage of stages) {
+    if (!selected.has(stage.name)) continue;
     try {
-      requirements.push(...(await stage.check(config, process.env)));
+      requirements.push(...(await stage.check(config, process.env, selected)));
     } catch (error) {
       throw userFacing(error, options.config);
     }
@@ -346,6 +397,12 @@ async function reprice(options: { config: string; reason?: string[]; limit: stri
   });
 }
 
+const STAGES_HELP =
+  `comma-separated stages to run in this process (default: all): ${STAGE_NAMES.join(", ")}. ` +
+  "The release stage (payout) runs with the settler. Several processes may run any stages against one Redis: " +
+  "batcher, settler and reconciler hold a lease per chain, and a standby takes over within settler.lease_ttl * 4/3 " +
+  "(20 s by default) when the holder dies";
+
 export function register(program: Command): void {
   const relayer =
     program.commands.find((command) => command.name() === "relayer") ??
@@ -358,6 +415,7 @@ export function register(program: Command): void {
     .option("--host <host>", "listen address (overrides server.host)")
     .option("--port <port>", "listen port (overrides server.port; 0 picks a free one)")
     .option("--log-level <level>", "trace, debug, info, warn or error", process.env["LOG_LEVEL"] ?? "info")
+    .option("--stages <list>", STAGES_HELP)
     .action((options: StartOptions) => start(options));
 
   relayer
@@ -366,7 +424,8 @@ export function register(program: Command): void {
       "validate the configuration and what start requires (tokens, keys, variables), and print the routes, prices, chains and payers it defines; exit 2 when start would refuse",
     )
     .requiredOption("--config <file>", "relayer configuration (YAML)")
-    .action((options: { config: string }) => check(options));
+    .option("--stages <list>", "check only what these stages need (as relayer start --stages)")
+    .action((options: { config: string; stages?: string }) => check(options));
 
   relayer
     .command("unbillable")

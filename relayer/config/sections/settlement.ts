@@ -27,6 +27,17 @@
  *   #                                            # needs no restart (a variable is fixed when the process starts)
  *   # ...or, for development only, a raw key in an environment variable:
  *   #  key_env: AGENTGPT_RELAYER_KEY
+ *   # ...or a key inside an HSM, through its PKCS#11 module (the key never leaves the token):
+ *   #  kind: pkcs11
+ *   #  module: /usr/lib/softhsm/libsofthsm2.so   # the vendor's PKCS#11 library
+ *   #  token: relayer                 # the token's label (or slot: <slot id>)
+ *   #  key_label: relayer-1           # the key's CKA_LABEL (or key_id: "0x01a2...", its CKA_ID in quotes, or both)
+ *   #  pin_env: AGENTGPT_PKCS11_PIN   # variable holding the user PIN (default shown), or pin_file: <file>
+ *   # ...or an AWS KMS key of spec ECC_SECG_P256K1 (credentials: the AWS SDK's default chain):
+ *   #  kind: aws_kms
+ *   #  key_id: arn:aws:kms:eu-west-1:111122223333:key/...   # id, ARN or alias/...
+ *   #  region: eu-west-1              # default: AWS_REGION / the shared config
+ *   #  endpoint: https://kms.eu-west-1.amazonaws.com       # optional (a VPC endpoint)
  *   # During a key rotation (`agentgpt keys rotate`), the key being replaced: it only finishes the batches it
  *   # signed; new batches are signed with the key above. Remove it once `keys rotate` says the rotation is done.
  *   #  retiring: { keystore: ./keys/relayer-old.json, password_env: AGENTGPT_OLD_KEYSTORE_PASSWORD }  (or password_file:)
@@ -37,7 +48,9 @@
  *   stuck_after: 30s               # replace a transaction not mined after this long (default 30s)
  *   max_in_flight: 4               # batches signed or sent at once per chain (default 4)
  *   poll: 1s                       # ledger pass interval (default 1s)
- *   lease_ttl: 15s                 # the per-chain settler lease (default 15s)
+ *   lease_ttl: 15s                 # the per-chain leases of the settler, batcher and reconciler (default 15s): a
+ *                                  # holder renews every lease_ttl / 3; a standby takes over within lease_ttl +
+ *                                  # lease_ttl / 3 (20 s by default) of the holder's last renewal
  * ```
  */
 import { parseUnits } from "ethers";
@@ -45,7 +58,39 @@ import { z } from "zod";
 
 import { durationMs } from "./fields.js";
 
+/** Where the settler's key lives: an encrypted keystore (or a development key), an HSM through PKCS#11, AWS KMS. */
+export type SignerKind = "keystore" | "pkcs11" | "aws_kms";
+
+export interface Pkcs11SignerConfig {
+  /** the vendor's PKCS#11 library (relative paths are relative to the config file) */
+  readonly module: string;
+  /** the token's label, or... */
+  readonly token?: string | undefined;
+  /** ...its slot id */
+  readonly slot?: number | undefined;
+  /** the key's CKA_LABEL and/or CKA_ID (hex) */
+  readonly keyLabel?: string | undefined;
+  readonly keyId?: string | undefined;
+  /** variable holding the user PIN (default AGENTGPT_PKCS11_PIN), unless pinFile */
+  readonly pinEnv: string;
+  /** a file holding the user PIN (one line), read at start and on each reload */
+  readonly pinFile?: string | undefined;
+}
+
+export interface AwsKmsSignerConfig {
+  /** key id, key ARN, alias/... or alias ARN */
+  readonly keyId: string;
+  readonly region?: string | undefined;
+  readonly endpoint?: string | undefined;
+}
+
 export interface SignerConfig {
+  /** absent: keystore (or key_env), as before signer kinds existed */
+  readonly kind?: SignerKind | undefined;
+  /** kind pkcs11 */
+  readonly pkcs11?: Pkcs11SignerConfig | undefined;
+  /** kind aws_kms */
+  readonly awsKms?: AwsKmsSignerConfig | undefined;
   readonly keystore?: string | undefined;
   readonly passwordEnv: string;
   /** a file holding the keystore's password (relative to the config file); read at start and on each reload */
@@ -107,41 +152,120 @@ export const gasPrice = () =>
 const envName = () => z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "an environment variable name (e.g. AGENTGPT_KEYSTORE_PASSWORD)");
 
 const DEFAULT_PASSWORD_ENV = "AGENTGPT_KEYSTORE_PASSWORD";
+export const DEFAULT_PIN_ENV = "AGENTGPT_PKCS11_PIN";
 const keyFields = {
+  kind: z.enum(["keystore", "pkcs11", "aws_kms"]).optional(),
   keystore: z.string().min(1).optional(),
   password_env: envName().optional(),
   password_file: z.string().min(1).optional(),
   key_env: envName().optional(),
+  // pkcs11
+  module: z.string().min(1).optional(),
+  token: z.string().min(1).max(32).optional(),
+  slot: z.int().min(0).optional(),
+  key_label: z.string().min(1).optional(),
+  key_id: z.string({ error: 'write it in quotes, e.g. key_id: "0x01ab" (unquoted, YAML reads 0x... as a number)' }).min(1).optional(),
+  pin_env: envName().optional(),
+  pin_file: z.string().min(1).optional(),
+  // aws_kms
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "an AWS region such as eu-west-1").optional(),
+  endpoint: z.url().optional(),
 };
-type KeyFields = { keystore?: string | undefined; password_env?: string | undefined; password_file?: string | undefined; key_env?: string | undefined };
-const oneKey = (s: KeyFields) => (s.keystore === undefined) !== (s.key_env === undefined);
-const oneKeyMessage = "give either keystore: (an encrypted JSON keystore) or key_env: (development only), not both or neither";
-const onePassword = (s: KeyFields) => s.password_env === undefined || s.password_file === undefined;
-const onePasswordMessage = "give the keystore's password either by password_env: (a variable) or by password_file: (a file), not both";
-const keyOf = (s: KeyFields): Omit<SignerConfig, "retiring"> => ({
-  keystore: s.keystore,
-  passwordEnv: s.password_env ?? DEFAULT_PASSWORD_ENV,
-  ...(s.password_file === undefined ? {} : { passwordFile: s.password_file }),
-  keyEnv: s.key_env,
-});
+type KeyFields = {
+  kind?: SignerKind | undefined;
+  keystore?: string | undefined;
+  password_env?: string | undefined;
+  password_file?: string | undefined;
+  key_env?: string | undefined;
+  module?: string | undefined;
+  token?: string | undefined;
+  slot?: number | undefined;
+  key_label?: string | undefined;
+  key_id?: string | undefined;
+  pin_env?: string | undefined;
+  pin_file?: string | undefined;
+  region?: string | undefined;
+  endpoint?: string | undefined;
+};
 
-const retiringSection = () =>
-  z
-    .strictObject(keyFields)
-    .refine(oneKey, { message: oneKeyMessage })
-    .refine(onePassword, { message: onePasswordMessage, path: ["password_file"] })
-    .transform(keyOf);
+const KIND_FIELDS: Record<SignerKind, readonly (keyof KeyFields)[]> = {
+  keystore: ["keystore", "password_env", "password_file", "key_env"],
+  pkcs11: ["module", "token", "slot", "key_label", "key_id", "pin_env", "pin_file"],
+  aws_kms: ["key_id", "region", "endpoint"],
+};
+const ALL_KEY_FIELDS = [...new Set(Object.values(KIND_FIELDS).flat())];
+
+/** Each kind's required fields and no field of another kind; issues name the field and the fix. */
+function checkKey(s: KeyFields, ctx: z.RefinementCtx): void {
+  const kind = s.kind ?? "keystore";
+  for (const field of ALL_KEY_FIELDS) {
+    if (s[field] !== undefined && !KIND_FIELDS[kind].includes(field)) {
+      ctx.addIssue({ code: "custom", path: [field], message: `${field}: is not a setting of a ${kind} signer (kind: ${kind}${s.kind === undefined ? ", the default" : ""}): remove it or set kind:` });
+    }
+  }
+  if (kind === "keystore") {
+    if ((s.keystore === undefined) === (s.key_env === undefined)) {
+      ctx.addIssue({ code: "custom", path: [], message: "give either keystore: (an encrypted JSON keystore) or key_env: (development only), not both or neither; or kind: pkcs11 / aws_kms" });
+    }
+    if (s.password_env !== undefined && s.password_file !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["password_file"], message: "give the keystore's password either by password_env: (a variable) or by password_file: (a file), not both" });
+    }
+  } else if (kind === "pkcs11") {
+    if (s.module === undefined) ctx.addIssue({ code: "custom", path: ["module"], message: "module: the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so" });
+    if ((s.token === undefined) === (s.slot === undefined)) ctx.addIssue({ code: "custom", path: ["token"], message: "give the token either by token: (its label) or by slot: (its slot id), not both or neither" });
+    if (s.key_label === undefined && s.key_id === undefined) ctx.addIssue({ code: "custom", path: ["key_label"], message: "key_label: (the key's label) or key_id: (its CKA_ID in hex): which key on the token signs" });
+    if (s.key_id !== undefined && !/^(0x)?([0-9a-fA-F]{2})+$/.test(s.key_id)) ctx.addIssue({ code: "custom", path: ["key_id"], message: "key_id: the key's CKA_ID in hex, e.g. 0x01a2b3" });
+    if (s.pin_env !== undefined && s.pin_file !== undefined) ctx.addIssue({ code: "custom", path: ["pin_file"], message: "give the user PIN either by pin_env: (a variable) or by pin_file: (a file), not both" });
+  } else if (s.key_id === undefined) {
+    ctx.addIssue({ code: "custom", path: ["key_id"], message: "key_id: the KMS key (id, ARN or alias/...), an ECC_SECG_P256K1 key with usage SIGN_VERIFY" });
+  }
+}
+
+const keyOf = (s: KeyFields): Omit<SignerConfig, "retiring"> => {
+  const kind = s.kind ?? "keystore";
+  if (kind === "pkcs11") {
+    return {
+      kind,
+      passwordEnv: DEFAULT_PASSWORD_ENV,
+      pkcs11: {
+        module: s.module!,
+        token: s.token,
+        slot: s.slot,
+        keyLabel: s.key_label,
+        keyId: s.key_id,
+        pinEnv: s.pin_env ?? DEFAULT_PIN_ENV,
+        ...(s.pin_file === undefined ? {} : { pinFile: s.pin_file }),
+      },
+    };
+  }
+  if (kind === "aws_kms") return { kind, passwordEnv: DEFAULT_PASSWORD_ENV, awsKms: { keyId: s.key_id!, region: s.region, endpoint: s.endpoint } };
+  return {
+    ...(s.kind === undefined ? {} : { kind }),
+    keystore: s.keystore,
+    passwordEnv: s.password_env ?? DEFAULT_PASSWORD_ENV,
+    ...(s.password_file === undefined ? {} : { passwordFile: s.password_file }),
+    keyEnv: s.key_env,
+  };
+};
+
+/** The same key named twice (the signer and its retiring key). */
+function sameKey(a: KeyFields, b: KeyFields): boolean {
+  const kind = a.kind ?? "keystore";
+  if (kind !== (b.kind ?? "keystore")) return false;
+  if (kind === "keystore") return a.keystore !== undefined && a.keystore === b.keystore;
+  if (kind === "aws_kms") return a.key_id === b.key_id && a.region === b.region;
+  return a.module === b.module && a.token === b.token && a.slot === b.slot && a.key_label === b.key_label && a.key_id === b.key_id;
+}
 
 export const signerSection = () =>
   z
-    .strictObject({ ...keyFields, retiring: retiringSection().optional() })
-    .refine(oneKey, { message: oneKeyMessage })
-    .refine(onePassword, { message: onePasswordMessage, path: ["password_file"] })
-    .refine((s) => s.retiring === undefined || s.retiring.keystore === undefined || s.retiring.keystore !== s.keystore, {
-      message: "retiring: is the key being replaced; it cannot be the same keystore as the signer",
-      path: ["retiring", "keystore"],
+    .strictObject({ ...keyFields, retiring: z.strictObject(keyFields).superRefine(checkKey).optional() })
+    .superRefine(checkKey)
+    .refine((s) => s.retiring === undefined || !sameKey(s, s.retiring), {
+      message: "retiring: is the key being replaced; it cannot be the same key as the signer",
+      path: ["retiring"],
     })
-    .transform((s): SignerConfig => ({ ...keyOf(s), retiring: s.retiring }));
+    .transform((s): SignerConfig => ({ ...keyOf(s), retiring: s.retiring === undefined ? undefined : keyOf(s.retiring) }));
 
 const feeFields = {
   max_fee: gasPrice().optional(),

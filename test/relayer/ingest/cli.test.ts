@@ -191,6 +191,41 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     expect(ok.stdout).to.include("  settler arbitrum: signs with 0x70997970C51812dc3A010C7d01b50e0d17dc79C8\n");
   });
 
+  it("relayer start and check --stages: an unknown stage names the flag and the valid stages; check needs only the selected stages' keys", async function () {
+    const prefix = uniquePrefix("cli");
+    const dir = writeConfig(prefix).replace(/relayer\.yaml$/, "");
+    const file = join(dir, "stages.yaml");
+    writeFileSync(
+      file,
+      `include: [${join(REPO, "config", "litellm-router.yaml")}]\nredis: { prefix: ${prefix} }\n` +
+        `chains: { arbitrum: { rpc_urls: ["http://127.0.0.1:1"] } }\nsettler: { signer: { key_env: CHECK_TEST_STAGES_KEY } }\n`,
+    );
+    const env = { AGENTGPT_INGEST_TOKENS: TOKEN, CHECK_TEST_STAGES_KEY: "" };
+    const valid = "valid stages: ingest, batcher, settler, reconciler, backfill, dashboard (comma-separated)";
+    for (const command of ["start", "check"]) {
+      const bad = await agentgpt(["relayer", command, "--config", file, "--stages", "ingest,settlment"], env);
+      expect([bad.code, bad.stdout, bad.stderr]).to.deep.equal([2, "", `agentgpt: --stages: unknown stage "settlment"; ${valid}\n`]);
+    }
+    const empty = await agentgpt(["relayer", "check", "--config", file, "--stages", " , "], env);
+    expect(empty.code).to.equal(2);
+    expect(empty.stderr).to.include("--stages");
+    // a batcher signs nothing: its host needs no settler key; the settler's does
+    const batcher = await agentgpt(["relayer", "check", "--config", file, "--stages", "ingest,batcher"], env);
+    expect(batcher.code, batcher.stderr).to.equal(0);
+    expect(batcher.stdout).to.include("start requirements (tokens, keys, variables):\n  ingest: 1 bearer token(s) for LiteLLM\n  batcher arbitrum: batches of up to");
+    expect(batcher.stdout).to.not.include("settler arbitrum");
+    const settler = await agentgpt(["relayer", "check", "--config", file, "--stages", "settler"], env);
+    expect(settler.code).to.equal(2);
+    expect(settler.stderr).to.equal("agentgpt: settler signer: set CHECK_TEST_STAGES_KEY to the relayer's private key (development only)\n");
+    // and a settler host needs no ingest token
+    const settlerOnly = await agentgpt(["relayer", "check", "--config", file, "--stages", "settler"], {
+      AGENTGPT_INGEST_TOKENS: "",
+      CHECK_TEST_STAGES_KEY: "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    });
+    expect(settlerOnly.code, settlerOnly.stderr).to.equal(0);
+    expect(settlerOnly.stdout).to.include("start requirements (tokens, keys, variables):\n  settler arbitrum: signs with 0x70997970C51812dc3A010C7d01b50e0d17dc79C8\n");
+  });
+
   it("a port in use: one line naming the port, its config key and the fix, exit 2 (ingest and dashboard)", async function () {
     const blocker = createServer();
     blocker.listen(0, "127.0.0.1");

@@ -92,6 +92,6 @@ describe("agentgpt keys new / show", function () {
 
     const noKey = await agentgpt(["keys", "show"]);
     expect(noKey.code).to.equal(2);
-    expect(noKey.stderr).to.include("keys show: pass --keystore <file> (one key) or --config <relayer.yaml> (the settler's keys)");
+    expect(noKey.stderr).to.include("keys show: pass --keystore <file>, --pkcs11 ... or --kms-key <id> (one key), or --config <relayer.yaml> (the settler's keys)");
   });
 });

@@ -196,7 +196,7 @@ describe("settler: retiring key (rotation drain)", function () {
       const env = { [RELAYER_KEY_ENV]: suite.relayerKey, NEXT_PW: "pw-for-this-test-only" };
       const runtime = await startSettlement(loadRelayerConfig(setup.configFile), { env });
       try {
-        const { settler: live } = runtime.chains[0]!;
+        const live = runtime.chains[0]!.settler!;
         await runtime.reloadKeys(loadRelayerConfig(switched));
         expect(live.activeSigner).to.equal(oldKey().address); // refused: no RELAYER_ROLE
         await (await suite.router.grantRole(RELAYER_ROLE, unprivileged.address)).wait();
