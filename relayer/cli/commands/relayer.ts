@@ -101,7 +101,7 @@ const stages: Array<Stage & { readonly name: StageName }> = [
     // the batcher per chain with rpc_urls and a signer configured, under the chain's batcher lease; with the settler
     // in this process it runs in the settler's runtime (below) and hands batches over in process
     name: "batcher",
-    check: async (config, _env, selected) => [...(selected.has("settler") ? [] : await checkConfiguredArchive(config)), ...batcherLines(config)],
+    check: async (config, _env, selected) => [...batcherLines(config), ...(selected.has("settler") ? [] : await checkConfiguredArchive(config))],
     start: async (config, { logger, readiness, selected }) =>
       selected.has("settler")
         ? { stop: async () => undefined }
@@ -110,7 +110,7 @@ const stages: Array<Stage & { readonly name: StageName }> = [
   {
     // the settler (and the release stage, which sends through it) per chain, under the chain's settler lease
     name: "settler",
-    check: async (config, env) => [...(await checkConfiguredArchive(config)), ...(await checkSettlementKeys(config, env))],
+    check: async (config, env) => [...(await checkSettlementKeys(config, env)), ...(await checkConfiguredArchive(config))],
     start: (config, { logger, readiness, selected }) =>
       startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, stages: { batcher: selected.has("batcher"), settler: true } }),
   },
