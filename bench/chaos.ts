@@ -32,7 +32,7 @@ import { Wallet } from "ethers";
 import { Redis } from "ioredis";
 
 import { prng } from "./workload.js";
-import { Archive } from "../relayer/batcher/archive.js";
+import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
 import { SettlementStore } from "../relayer/settler/settlement-store.js";
 import { deployChainSuite } from "../test/helpers/chain-suite.js";
@@ -213,7 +213,7 @@ try {
   }
 
   // ---- check against chain state and the archive
-  const archive = new Archive(setup.archiveDir);
+  const archive = new LocalArchive(setup.archiveDir);
   const batchesOf = new Map<string, number>();
   let outsideBucket = 0;
   let wrongInterval = 0;

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import Table from "cli-table3";
 import { Redis } from "ioredis";
 
-import { Archive } from "../relayer/batcher/archive.js";
+import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
 import { SettlementStore } from "../relayer/settler/settlement-store.js";
 import { deployChainSuite } from "../test/helpers/chain-suite.js";
@@ -99,7 +99,7 @@ try {
   }
 
   // ---- per-receipt latency: ack -> its batch final
-  const archive = new Archive(setup.archiveDir);
+  const archive = new LocalArchive(setup.archiveDir);
   const latencies: number[] = [];
   const seen = new Map<string, number>();
   let gasUsed = 0n;

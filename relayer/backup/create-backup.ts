@@ -7,13 +7,14 @@
  */
 import { createHash } from "node:crypto";
 import { createWriteStream, readFileSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import type { RelayerConfig } from "../config/index.js";
 import type { SettlementStore } from "../settler/settlement-store.js";
 import { amountOf, checkBatchBytes } from "./batch-checks.js";
@@ -42,7 +43,9 @@ export const CREATED_BY = `agentgpt ${PACKAGE.version}`;
 export interface CreateBackupOptions {
   readonly config: RelayerConfig;
   /** the relayer's archive directory (`archive.dir` resolved against the config file) */
-  readonly archiveDir: string;
+  readonly archiveDir?: string | undefined;
+  /** ...or the archive itself (a bucket): takes precedence over archiveDir */
+  readonly archive?: Archive | undefined;
   readonly target: BackupTarget;
   /** the settler's ledger per chain, when Redis is reachable: block hints, and final batches missing from the archive */
   readonly ledger?: ((chain: string) => SettlementStore) | undefined;
@@ -75,8 +78,8 @@ interface Collected {
 
 export async function createBackup(options: CreateBackupOptions): Promise<BackupSummary> {
   const now = options.now ?? new Date();
-  const archive = new Archive(options.archiveDir);
-  const chainNames = await archiveChains(options.archiveDir);
+  const archive = options.archive ?? new LocalArchive(options.archiveDir!);
+  const chainNames = await archive.chains();
   const warnings: string[] = [];
   const chains = new Map<string, BackupChain>();
   try {
@@ -85,7 +88,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
       if (config === undefined) {
         throw new BackupError(
           "NO_CHAIN",
-          `the archive ${options.archiveDir} has batches of chain "${name}", which ${options.config.files[0]} does not list under chains: add it (with rpc_urls) so its settlements can be read`,
+          `the archive ${archive.location} has batches of chain "${name}", which ${options.config.files[0]} does not list under chains: add it (with rpc_urls) so its settlements can be read`,
         );
       }
       chains.set(name, await openBackupChain(config, { deploymentsDir: options.deploymentsDir }));
@@ -94,7 +97,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     const work: Array<{ chain: string; batchId: string }> = [];
     for (const name of chainNames) for (const batchId of (await archive.list(name)).sort()) work.push({ chain: name, batchId });
     if (work.length === 0) {
-      throw new BackupError("NO_BACKUP", `the archive ${options.archiveDir} holds no batch files: nothing to back up (check archive.dir in the config)`);
+      throw new BackupError("NO_BACKUP", `the archive ${archive.location} holds no batch files: nothing to back up (check archive.dir or archive.s3 in the config)`);
     }
 
     const heads = new Map<string, Awaited<ReturnType<typeof headOf>>>();
@@ -104,7 +107,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     const collected = await mapLimit(work, options.concurrency ?? 8, async ({ chain: name, batchId }) => {
       const chain = chains.get(name)!;
       const bytes = await archive.readBytes(name, batchId);
-      if (bytes === null) throw new BackupError("ARCHIVE_INVALID", `${archive.pathOf(name, batchId)} disappeared during the backup: run it again`);
+      if (bytes === null) throw new BackupError("ARCHIVE_INVALID", `${archive.locationOf(name, batchId)} disappeared during the backup: run it again`);
       const checked = await checkBatchBytes(bytes, { chain: name, batchId });
       for (const problem of checked.problems) warnings.push(`batch ${batchId} (${name}): ${problem}`);
       const hint = (await options.ledger?.(name).get(batchId).catch(() => null))?.block ?? null;
@@ -157,7 +160,7 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
       format: BACKUP_FORMAT,
       createdAt: now.toISOString(),
       createdBy: CREATED_BY,
-      source: { archiveDir: options.archiveDir, config: [...options.config.files] },
+      source: { archiveDir: archive.location, config: [...options.config.files] },
       chains: [...chains.values()].map((chain) => ({ name: chain.name, chainId: chain.chainId, router: chain.router, head: heads.get(chain.name)! })),
       totals: {
         batches: collected.length,
@@ -206,7 +209,7 @@ async function writeArchive(
     for (const item of collected) {
       const data = await archive.readBytes(item.chain, item.batchId);
       if (data === null || sha256Hex(data) !== item.sha256) {
-        throw new BackupError("ARCHIVE_INVALID", `${archive.pathOf(item.chain, item.batchId)} changed during the backup: archive files must never change; find out why, then run the backup again`);
+        throw new BackupError("ARCHIVE_INVALID", `${archive.locationOf(item.chain, item.batchId)} changed during the backup: archive files must never change; find out why, then run the backup again`);
       }
       await tar.add(item.entry, data, mtime);
       progress.tick();
@@ -224,19 +227,6 @@ async function writeArchive(
 }
 
 /** Chain folders of the archive directory. */
-async function archiveChains(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true }))
-      .filter((entry) => entry.isDirectory() && /^[a-z][a-z0-9-]{0,31}$/.test(entry.name))
-      .map((entry) => entry.name)
-      .sort();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new BackupError("NO_BACKUP", `the archive directory ${dir} does not exist: check archive.dir in the config (the relayer writes its batch files there)`);
-    }
-    throw error;
-  }
-}
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");

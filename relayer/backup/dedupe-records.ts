@@ -18,9 +18,9 @@
  * configuration now prices it, as it never was), conflict records, receipts still queued or pooled at the time of
  * the loss, and ingest's counters.
  */
-import { readdir } from "node:fs/promises";
 
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import { BatchFile } from "../batcher/batch-file.js";
 import { contentId } from "../batcher/content-id.js";
 import { loadBatchFile } from "../disputes/batch-source.js";
@@ -76,7 +76,9 @@ export interface DedupeRebuildReport {
 
 export interface RebuildOptions {
   readonly store: ReceiptStore;
-  readonly archiveDir: string;
+  readonly archiveDir?: string | undefined;
+  /** ...or the archive itself (a bucket): takes precedence over archiveDir */
+  readonly archive?: Archive | undefined;
   readonly dedupeTtlMs: number;
   /** chains to look for settled batches missing from the archive (opened with openBackupChain) */
   readonly chains?: readonly BackupChain[] | undefined;
@@ -85,15 +87,14 @@ export interface RebuildOptions {
 }
 
 /** The batch files of the archive directory, by chain folder, one at a time (an unreadable file is reported, skipped). */
-async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGenerator<{ chain: string; file: BatchFile }> {
-  const archive = new Archive(archiveDir);
-  for (const chain of await chainFolders(archiveDir)) {
+async function* archiveFiles(archive: Archive, problems: string[]): AsyncGenerator<{ chain: string; file: BatchFile }> {
+  for (const chain of await archive.chains()) {
     for (const batchId of await archive.list(chain)) {
       let file: BatchFile | null;
       try {
         file = await archive.read(chain, batchId);
       } catch (error) {
-        problems.push(`${archive.pathOf(chain, batchId)} is not a batch file (${(error as Error).message.split("\n")[0]}): its calls have no dedupe record`);
+        problems.push(`${archive.locationOf(chain, batchId)} is not a batch file (${(error as Error).message.split("\n")[0]}): its calls have no dedupe record`);
         continue;
       }
       if (file !== null) yield { chain, file };
@@ -109,9 +110,9 @@ async function* archiveFiles(archiveDir: string, problems: string[]): AsyncGener
 export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebuildReport> {
   const now = options.now ?? Date.now();
   const problems: string[] = [];
-  const archive = new Archive(options.archiveDir);
+  const archive = options.archive ?? new LocalArchive(options.archiveDir!);
   const known = new Set<string>();
-  for (const chain of await chainFolders(options.archiveDir)) for (const batchId of await archive.list(chain)) known.add(`${chain}/${batchId}`);
+  for (const chain of await archive.chains()) for (const batchId of await archive.list(chain)) known.add(`${chain}/${batchId}`);
   const archiveBatches = known.size;
   const chainBatches: DedupeRebuildReport["chainBatches"] = [];
   const unrebuilt: UnrebuiltBatch[] = [];
@@ -146,7 +147,7 @@ export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebu
   const notSettled: DedupeRebuildReport["notSettled"] = [];
   const skip = new Set<string>();
   const totals = { receipts: 0, written: 0, present: 0, expired: 0, keysFilled: 0 };
-  for await (const { chain, file } of archiveFiles(options.archiveDir, problems)) {
+  for await (const { chain, file } of archiveFiles(archive, problems)) {
     const records = dedupeRecordsOf(file, options.dedupeTtlMs);
     const connection = opened.get(chain);
     if (records.some((record) => record.expiresAt > now) && connection !== undefined && Number((await connection.chain.router.batchInfo(file.batchId)).status) === 0) {
@@ -160,21 +161,13 @@ export async function rebuildDedupe(options: RebuildOptions): Promise<DedupeRebu
     totals.present += result.present;
     totals.expired += result.expired;
   }
-  for await (const { chain, file } of archiveFiles(options.archiveDir, [])) {
+  for await (const { chain, file } of archiveFiles(archive, [])) {
     if (skip.has(`${chain}/${file.batchId}`)) continue;
     totals.keysFilled += await options.store.holdReusedKeys(dedupeRecordsOf(file, options.dedupeTtlMs), { now });
   }
   return { archiveBatches, chainBatches, unrebuilt, notSettled, chainsScanned, ...totals, problems };
 }
 
-async function chainFolders(archiveDir: string): Promise<string[]> {
-  try {
-    return (await readdir(archiveDir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
-}
 
 /** The batches `chain`'s router settled at or after `since` (unix seconds), from its BatchSettled logs. */
 async function settledSince(

@@ -11,6 +11,5 @@ export * from "./tar.js";
 export * from "./targets/local-target.js";
 export * from "./targets/open-target.js";
 export * from "./targets/s3-target.js";
-export * from "./targets/sigv4.js";
 export * from "./targets/target.js";
 export * from "./verify-backup.js";

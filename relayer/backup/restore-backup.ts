@@ -7,10 +7,10 @@
  * with `overwrite`, the old one kept beside it as `<batchId>.json.replaced-<time>`. Ingest's dedupe records are
  * rebuilt after it from the archive directory (./dedupe-records.ts rebuildDedupe; the CLI runs both).
  */
-import { rename } from "node:fs/promises";
 import type { Readable } from "node:stream";
 
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import { contentId } from "../batcher/content-id.js";
 import { checkBatchBytes } from "./batch-checks.js";
 import type { Manifest } from "./manifest.js";
@@ -53,7 +53,9 @@ export interface RestoreOptions {
   readonly source: Readable;
   readonly name: string;
   readonly recordedSha256: string | null;
-  readonly archiveDir: string;
+  readonly archiveDir?: string | undefined;
+  /** ...or the archive itself (a bucket): takes precedence over archiveDir */
+  readonly archive?: Archive | undefined;
   /** replace differing files (the old ones are kept beside them) */
   readonly overwrite?: boolean | undefined;
   /** report what would happen, write nothing */
@@ -63,7 +65,7 @@ export interface RestoreOptions {
 }
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
-  const archive = new Archive(options.archiveDir);
+  const archive = options.archive ?? new LocalArchive(options.archiveDir!);
   const stamp = (options.now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
   const restored: string[] = [];
   const unchanged: string[] = [];
@@ -89,7 +91,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
         refused.push({ chain: entry.chain, batchId: entry.batchId, problems: reasons });
         continue;
       }
-      const path = archive.pathOf(entry.chain, entry.batchId);
+      const path = archive.locationOf(entry.chain, entry.batchId);
       const existing = await archive.readBytes(entry.chain, entry.batchId);
       if (existing === null) {
         if (options.dryRun !== true) await archive.write(entry.chain, entry.batchId, entry.bytes);
@@ -109,9 +111,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
         settledCid: reference?.settlement?.dataCid ?? null,
       };
       if (options.overwrite === true) {
-        const keptAs = `${path}.replaced-${stamp}`;
+        let keptAs = `${path}.replaced-${stamp}`;
         if (options.dryRun !== true) {
-          await rename(path, keptAs);
+          keptAs = await archive.setAside(entry.chain, entry.batchId, `replaced-${stamp}`);
           await archive.write(entry.chain, entry.batchId, entry.bytes);
         }
         conflicts.push({ ...conflict, replaced: true, keptAs });
@@ -126,7 +128,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
       problems.push(`the archive's SHA-256 is ${finished.sha256}, its .sha256 file says ${options.recordedSha256}: the archive was altered or corrupted`);
     }
     const ok = problems.length === 0 && refused.length === 0 && conflicts.every((conflict) => conflict.replaced);
-    return { name: options.name, manifest: backup.manifest, archiveDir: options.archiveDir, restored, unchanged, conflicts, refused, problems, ok };
+    return { name: options.name, manifest: backup.manifest, archiveDir: archive.location, restored, unchanged, conflicts, refused, problems, ok };
   } finally {
     options.source.destroy();
   }

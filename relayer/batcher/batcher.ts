@@ -198,9 +198,9 @@ export class Batcher {
       if (parsed.success && parsed.data.batchId === batchId && parsed.data.receiptsRoot === receiptsRoot) {
         const existing: BuiltBatch = { file: parsed.data, bytes, cid: await contentId(bytes), charges: chargesOf(parsed.data) };
         if (existing.cid !== built.cid) this.options.logger?.warn({ batchId, kept: existing.cid, built: built.cid }, "the archive already holds this batch's file: kept as is");
-        return { built: existing, path: archive.pathOf(chain, batchId) };
+        return { built: existing, path: archive.locationOf(chain, batchId) };
       }
-      this.options.logger?.warn({ batchId }, "the archive holds an unreadable or different file for this batch id: rewritten");
+      this.options.logger?.warn({ batchId }, "the archive holds an unreadable or different file for this batch id: it is never replaced, so this write is refused");
     }
     this.fence(); // a lapsed lease stops here rather than writing the file
     return { built, path: await archive.write(chain, batchId, built.bytes) };

@@ -36,7 +36,7 @@ import { Wallet, encodeBytes32String, parseEther, type JsonRpcSigner } from "eth
 import { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 
-import { Archive } from "../batcher/archive.js";
+import { LocalArchive } from "../batcher/local-archive.js";
 import type { BatchFile } from "../batcher/batch-file.js";
 import { AGPT_UNIT, DEPLOYMENTS_DIR_VARIABLE, advanceLocalChain, connectSuite, loadDeployment } from "../chain/index.js";
 import { formatTokenAmount, loadRelayerConfig } from "../config/index.js";
@@ -352,7 +352,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
 
     // 7. settle
     const store = new SettlementStore(redis, prefix, "local");
-    const archive = new Archive(config.archiveDir);
+    const archive = new LocalArchive(config.archiveDir);
     /** Waits until `queued` receipts in all are settled or rejected and no batch is in flight; the final records. */
     const settledRecords = async (queued: number): Promise<SettlementRecord[]> => {
       const deadline = Date.now() + 60_000;

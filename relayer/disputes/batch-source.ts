@@ -1,11 +1,8 @@
 /**
- * Finding a settled batch's file: the local receipts archive first, else IPFS by the CID recorded on-chain. Either
+ * Finding a settled batch's file: the receipts archive (a folder or a bucket) first, else IPFS by the CID recorded on-chain. Either
  * way the bytes must hash to that CID, and the file must name this batch, chain and router; a file that does not is
  * refused with what to do instead.
  */
-import { readdir } from "node:fs/promises";
-import { join } from "node:path";
-
 import { getAddress } from "ethers";
 
 import type { Archive } from "../batcher/archive.js";
@@ -52,10 +49,15 @@ export async function loadBatchFile(sources: BatchFileSources, batch: BatchIdent
     }
   }
   if (sources.ipfs === undefined) {
-    const where = sources.archive === undefined ? "no archive was given" : `not in the archive ${sources.archive.dir}`;
+    const where =
+      sources.archive === undefined
+        ? "no archive was given"
+        : sources.archiveChain === undefined && (await sources.archive.chains()).length === 0
+          ? `not in the archive ${sources.archive.location}, which holds no batch file at all (if it does not exist: check --archive)`
+          : `not in the archive ${sources.archive.location}`;
     throw new DisputeError(
       "BATCH_FILE_MISSING",
-      `the batch file of ${batch.batchId} (CID ${batch.dataCid}) is ${where}: pass --archive <dir> (the relayer's archive.dir) ` +
+      `the batch file of ${batch.batchId} (CID ${batch.dataCid}) is ${where}: pass --archive <dir|s3://bucket/prefix> (the relayer's archive.dir or archive.s3) ` +
         "or --ipfs <url> (a gateway or Kubo node that has the CID)",
     );
   }
@@ -67,23 +69,12 @@ async function readArchived(sources: BatchFileSources, batchId: string): Promise
   const archive = sources.archive;
   if (archive === undefined) return null;
   const id = batchId.toLowerCase();
-  const chains = sources.archiveChain !== undefined ? [sources.archiveChain] : await chainFolders(archive.dir);
+  const chains = sources.archiveChain !== undefined ? [sources.archiveChain] : await archive.chains();
   for (const chain of chains) {
     const bytes = await archive.readBytes(chain, id);
-    if (bytes !== null) return { bytes, path: archive.pathOf(chain, id) };
+    if (bytes !== null) return { bytes, path: archive.locationOf(chain, id) };
   }
   return null;
-}
-
-async function chainFolders(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new DisputeError("BATCH_FILE_MISSING", `the archive directory ${join(dir)} does not exist: check --archive (the relayer's archive.dir)`);
-    }
-    throw error;
-  }
 }
 
 function parse(bytes: Uint8Array, location: string, batch: BatchIdentity): BatchFile {

@@ -10,13 +10,12 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
-import { Archive } from "../batcher/archive.js";
+import { openArchive } from "../batcher/open-archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { redactUrls } from "../chain/networks.js";
 import type { RelayerConfig, TokenUnit } from "../config/index.js";
 import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { asRedis, connectRedis, createProducerRedis, isClusterTarget, ReceiptStore, type UnbillableReason } from "../queue/index.js";
-import { archiveDir } from "../settler/runtime.js";
 import { SettlementStore } from "../settler/settlement-store.js";
 import { ArchiveLines } from "./archive-lines.js";
 import { readModelBudgets, readPayerBudget, type ModelBudget, type PayerBudget } from "./budgets.js";
@@ -111,7 +110,7 @@ export class MonitorCollector {
     private readonly redis: Redis,
     private readonly options: CollectorOptions,
   ) {
-    this.lines = new ArchiveLines(new Archive(archiveDir(config)));
+    this.lines = new ArchiveLines(openArchive(config));
     this.receipts = new ReceiptStore(redis, {
       prefix: config.redis.prefix,
       dedupeTtlMs: config.ingest.dedupeTtlMs,
@@ -189,6 +188,7 @@ export class MonitorCollector {
     await this.inFlight?.catch(() => undefined);
     for (const slot of this.slots) slot.chain?.provider.destroy();
     await this.redis.quit().catch(() => this.redis.disconnect());
+    this.lines.archive.close();
   }
 
   private async connect(slot: ChainSlot): Promise<MonitorChain> {

@@ -12,7 +12,7 @@ import type { Redis } from "ioredis";
 import { asRedis, createRedis } from "../queue/index.js";
 import type { Logger } from "pino";
 
-import { Archive } from "../batcher/archive.js";
+import { openCheckedArchive } from "../batcher/open-archive.js";
 import { ChainError } from "../chain/errors.js";
 import { loadDeployment } from "../chain/deployment.js";
 import type { ChainConfig, RelayerConfig } from "../config/index.js";
@@ -21,7 +21,6 @@ import { BlockClock } from "../disputes/block-clock.js";
 import { openDisputeChain } from "../disputes/dispute-chain.js";
 import { DisputeClient } from "../disputes/dispute-client.js";
 import { IpfsClient } from "../disputes/ipfs.js";
-import { archiveDir } from "../settler/runtime.js";
 import { SettlementStore } from "../settler/settlement-store.js";
 import { RpcPool } from "../settler/rpc-pool.js";
 import { Lease } from "../settler/lease.js";
@@ -115,7 +114,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
   for (const key of [...payerKeys, ...(keeperKey !== undefined && settings.keeper !== undefined ? [keeperKey] : [])]) {
     if (key.development) logger?.warn({ account: key.wallet.address, source: key.source }, "the reconciler signs with a raw key from the environment: development only");
   }
-  const archive = new Archive(archiveDir(config));
+  const archive = await openCheckedArchive(config, logger);
   const ipfs = settings.ipfs === undefined ? undefined : new IpfsClient(settings.ipfs);
   const redis = asRedis(createRedis(config.redis, { maxRetriesPerRequest: 3, connectionName: "agentgpt-reconciler", lazyConnect: false }));
   redis.on("error", () => undefined); // ioredis reconnects; a pass fails and is retried meanwhile
@@ -126,6 +125,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
     for (const { service } of services) await service.stop();
     for (const remove of detach.splice(0)) remove();
     await redis.quit().catch(() => redis.disconnect());
+    archive.close();
   };
   try {
     for (const chain of chains) {

@@ -17,14 +17,15 @@
  * rotates on schedule, and every process's settlers follow the key ring (KeyFollower), so SIGHUP leaves the keys of
  * the chains it rotates alone.
  */
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname } from "node:path";
 
 import type { Worker } from "bullmq";
 import { Interface } from "ethers";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
+import { openArchive, openCheckedArchive } from "../batcher/open-archive.js";
 import { BatchPool } from "../batcher/batch-pool.js";
 import { Batcher, type BatchSink } from "../batcher/batcher.js";
 import { OnchainRegistry } from "../batcher/onchain-registry.js";
@@ -104,15 +105,14 @@ export interface StartSettlementOptions {
   readonly telemetry?: ProcessTelemetry;
 }
 
-export function archiveDir(config: RelayerConfig): string {
-  const dir = config.archive.dir;
-  return isAbsolute(dir) ? dir : resolve(dirname(config.files[0] ?? "."), dir);
-}
+export { archiveDir } from "../batcher/open-archive.js";
 
 export async function startSettlement(config: RelayerConfig, options: StartSettlementOptions = {}): Promise<SettlementRuntime> {
   const logger = options.logger;
   const stages = options.stages ?? { batcher: true, settler: true };
-  const archive = new Archive(archiveDir(config));
+  // checked (folder writable, bucket reachable) only when some chain will settle: nothing else touches it here
+  const settles = config.chains.some((chain) => chain.rpcUrls.length > 0 && (chain.signer ?? config.settler.signer) !== undefined);
+  const archive = settles ? await openCheckedArchive(config, logger) : openArchive(config);
   const redis: Redis = asRedis(createWorkerRedis(config.redis, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) }));
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
@@ -137,6 +137,7 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     for (const keys of keysInUse.values()) await keys.close();
     keysInUse.clear();
     await redis.quit().catch(() => redis.disconnect());
+    archive.close();
   };
   try {
     if (config.settler.rotation !== undefined) {

@@ -39,7 +39,7 @@ import type { Logger } from "pino";
 import type { SettlerSigner } from "../keys/signers/device-signer.js";
 
 import type { Charge } from "../batcher/rows-tree.js";
-import { Archive } from "../batcher/archive.js";
+import type { Archive } from "../batcher/archive.js";
 import { chargesOf } from "../batcher/batch-file.js";
 import { failpoint } from "../chaos/failpoint.js";
 import type { ChainGuard } from "./chain-guard.js";

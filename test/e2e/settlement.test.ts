@@ -13,7 +13,7 @@ import { expect } from "chai";
 import { Wallet } from "ethers";
 import { Redis } from "ioredis";
 
-import { Archive } from "../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../relayer/batcher/local-archive.js";
 import { SettlementStore } from "../../relayer/settler/settlement-store.js";
 import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
 import { freePort, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
@@ -145,7 +145,7 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
     await expectExactTotals([...logs, late]);
 
     const store = new SettlementStore(redis, prefix, "local");
-    const archive = new Archive(setup.archiveDir);
+    const archive = new LocalArchive(setup.archiveDir);
     const byBucket = new Map<number, number>();
     let lateBatch: string | null = null;
     for (const batchId of await store.finalIds()) {

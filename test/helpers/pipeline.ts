@@ -5,7 +5,8 @@
 import { Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../relayer/batcher/archive.js";
+import type { Archive } from "../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../relayer/batcher/local-archive.js";
 import { BatchPool } from "../../relayer/batcher/batch-pool.js";
 import { Batcher, type BatcherOptions } from "../../relayer/batcher/batcher.js";
 import { OnchainRegistry } from "../../relayer/batcher/onchain-registry.js";
@@ -24,6 +25,8 @@ export interface PipelineOptions {
   redis: Redis;
   prefix: string;
   archiveDir: string;
+  /** another archive (a bucket) instead of the folder archiveDir */
+  archive?: Archive;
   chain?: string;
   rpc?: RpcPoolOptions;
   settler?: Partial<SettlerOptions>;
@@ -52,7 +55,7 @@ export function pipeline(options: PipelineOptions): Pipeline {
   const { suite, redis, prefix } = options;
   const chain = options.chain ?? "local";
   const rpc = new RpcPool(options.rpcUrls, options.rpc ?? { timeoutMs: 5000 });
-  const archive = new Archive(options.archiveDir);
+  const archive = options.archive ?? new LocalArchive(options.archiveDir);
   const store = new SettlementStore(redis, prefix, chain);
   const settler = new Settler({
     store,

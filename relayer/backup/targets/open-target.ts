@@ -26,11 +26,7 @@ export function openTarget(options: TargetOptions, env: Readonly<Record<string, 
   if (bucket === undefined || bucket === "") {
     throw new BackupError("INVALID_INPUT", `--strategy ${strategy}: name the bucket with --bucket <name> or AGENTGPT_BACKUP_BUCKET`);
   }
-  const accessKeyId = env.AWS_ACCESS_KEY_ID;
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-  if (accessKeyId === undefined || accessKeyId === "" || secretAccessKey === undefined || secretAccessKey === "") {
-    throw new BackupError("CREDENTIALS", `--strategy ${strategy}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)`);
-  }
+  // credentials: the AWS SDK's default chain (environment, AWS_PROFILE and the shared files, the instance role)
   let prefix = options.prefix ?? env.AGENTGPT_BACKUP_PREFIX ?? "agentgpt-backups/";
   if (prefix !== "" && !prefix.endsWith("/")) prefix += "/";
   const endpoint = env.AGENTGPT_S3_ENDPOINT;
@@ -39,7 +35,6 @@ export function openTarget(options: TargetOptions, env: Readonly<Record<string, 
     bucket,
     prefix,
     storageClass: strategy === "glacier" ? "GLACIER" : "STANDARD",
-    credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN },
     endpoint: endpoint === undefined || endpoint === "" ? undefined : endpoint,
   });
 }

@@ -37,7 +37,8 @@ import { ChainError, redactUrls } from "../../chain/index.js";
 import { loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
 import { IpfsClient } from "../../disputes/ipfs.js";
 import { asRedis, connectRedis, createProducerRedis, createRedis, describeRedisTarget, isClusterTarget, ReceiptStore } from "../../queue/index.js";
-import { archiveDir } from "../../settler/runtime.js";
+import { ArchiveError, type Archive } from "../../batcher/archive.js";
+import { archiveAt, openArchive } from "../../batcher/open-archive.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UserError } from "../errors.js";
 import { userFacing } from "./relayer.js";
@@ -91,6 +92,7 @@ function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args
         throw new UserError(redactUrls(error.message), code, { cause: error });
       }
       if (error instanceof ChainError) throw new UserError(redactUrls(error.message), 2, { cause: error });
+      if (error instanceof ArchiveError) throw new UserError(error.message, error.code === "CONFLICT" ? 2 : 3, { cause: error });
       if (error instanceof Error && !(error instanceof UserError)) {
         error.message = redactUrls(error.message);
         if (error.stack !== undefined) error.stack = redactUrls(error.stack);
@@ -134,12 +136,13 @@ async function ledger(config: RelayerConfig): Promise<Redis | null> {
 async function backup(flags: CommonFlags): Promise<void> {
   const where = target(flags);
   const config = load(flags.config, "to find the archive directory (archive.dir) and the chains (chains:)");
-  const dir = archiveDir(config);
+  const archive = openArchive(config);
+  const dir = archive.location;
   const redis = await ledger(config);
   try {
     const summary = await createBackup({
       config,
-      archiveDir: dir,
+      archive,
       target: where,
       ledger: redis === null ? undefined : (chain) => new SettlementStore(redis, config.redis.prefix, chain),
       deploymentsDir: flags.deployments,
@@ -161,6 +164,7 @@ async function backup(flags: CommonFlags): Promise<void> {
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     redis?.disconnect();
+    archive.close();
   }
 }
 
@@ -275,29 +279,34 @@ async function restore(flags: RestoreFlags): Promise<void> {
   }
   const config = flags.config === undefined ? undefined : load(flags.config, "to find archive.dir and Redis");
   const ipfs = ipfsOf(flags, config);
-  const dir = flags.archiveDir ?? archiveDir(config!);
-  const name = await chooseBackup(where, flags.name);
-  const report = await restoreBackup({
-    source: await where.open(name),
-    name,
-    recordedSha256: await where.recordedSha256(name),
-    archiveDir: dir,
-    overwrite: flags.overwrite,
-    dryRun: flags.dryRun,
-    progress: flags.progress ? undefined : false,
-  });
-  const dedupe = config === undefined || flags.dryRun === true ? null : await restoreDedupe(config, flags, dir, ipfs);
-  if (flags.json === true) process.stdout.write(`${JSON.stringify({ ...report, dedupe }, null, 2)}\n`);
-  else {
-    const lines = describeRestore(report, flags.dryRun === true);
-    if (flags.dryRun === true) lines.push("  dedupe records: rebuilt from the archive by a real restore (with --config), not in a dry run");
-    else if (dedupe === null) lines.push("  dedupe records NOT rebuilt: pass --config FILE (its Redis), or LiteLLM logs re-sent after the restore are billed again");
-    else lines.push(...describeRebuild(dedupe.report, dedupe.problems));
-    process.stdout.write(`${lines.join("\n")}\n`);
-  }
-  if (!report.ok) throw new UserError(`restore of ${name} into ${dir} is incomplete: see the conflicts and problems above`, 1);
-  if (dedupe !== null && (dedupe.problems.length > 0 || dedupe.report.unrebuilt.length > 0 || dedupe.report.problems.length > 0)) {
-    throw new UserError(`restore of ${name}: the dedupe records of some billed calls could not be rebuilt (listed above): re-sends of those calls would be billed again`, 1);
+  const archive = flags.archiveDir !== undefined ? archiveAt(flags.archiveDir) : openArchive(config!);
+  const dir = archive.location;
+  try {
+    const name = await chooseBackup(where, flags.name);
+    const report = await restoreBackup({
+      source: await where.open(name),
+      name,
+      recordedSha256: await where.recordedSha256(name),
+      archive,
+      overwrite: flags.overwrite,
+      dryRun: flags.dryRun,
+      progress: flags.progress ? undefined : false,
+    });
+    const dedupe = config === undefined || flags.dryRun === true ? null : await restoreDedupe(config, flags, archive, ipfs);
+    if (flags.json === true) process.stdout.write(`${JSON.stringify({ ...report, dedupe }, null, 2)}\n`);
+    else {
+      const lines = describeRestore(report, flags.dryRun === true);
+      if (flags.dryRun === true) lines.push("  dedupe records: rebuilt from the archive by a real restore (with --config), not in a dry run");
+      else if (dedupe === null) lines.push("  dedupe records NOT rebuilt: pass --config FILE (its Redis), or LiteLLM logs re-sent after the restore are billed again");
+      else lines.push(...describeRebuild(dedupe.report, dedupe.problems));
+      process.stdout.write(`${lines.join("\n")}\n`);
+    }
+    if (!report.ok) throw new UserError(`restore of ${name} into ${dir} is incomplete: see the conflicts and problems above`, 1);
+    if (dedupe !== null && (dedupe.problems.length > 0 || dedupe.report.unrebuilt.length > 0 || dedupe.report.problems.length > 0)) {
+      throw new UserError(`restore of ${name}: the dedupe records of some billed calls could not be rebuilt (listed above): re-sends of those calls would be billed again`, 1);
+    }
+  } finally {
+    archive.close();
   }
 }
 
@@ -314,7 +323,7 @@ function ipfsOf(flags: RestoreFlags, config: RelayerConfig | undefined): IpfsCli
 async function restoreDedupe(
   config: RelayerConfig,
   flags: RestoreFlags,
-  dir: string,
+  archive: Archive,
   ipfs: IpfsClient | undefined,
 ): Promise<{ report: DedupeRebuildReport; problems: string[] }> {
   const problems: string[] = [];
@@ -333,7 +342,7 @@ async function restoreDedupe(
         problems.push(`${redactUrls(error.message)}: its settled batches missing from the archive were not looked for`);
       }
     }
-    const report = await rebuildDedupe({ store, archiveDir: dir, dedupeTtlMs: config.ingest.dedupeTtlMs, chains, ipfs });
+    const report = await rebuildDedupe({ store, archive, dedupeTtlMs: config.ingest.dedupeTtlMs, chains, ipfs });
     return { report, problems };
   } finally {
     for (const chain of chains) chain.close();
@@ -434,7 +443,7 @@ export function register(program: Command): void {
     .option("--config <file>", "relayer configuration: restore into its archive.dir, and the dedupe records into its Redis")
     .option("--ipfs <url>", "IPFS gateway (or Kubo RPC with --ipfs-api kubo) to fetch settled batches missing from the archive (default: reconciler.ipfs)")
     .option("--ipfs-api <api>", "gateway (GET /ipfs/<cid>) or kubo (POST /api/v0/cat)")
-    .option("--archive-dir <dir>", "restore into this directory instead")
+    .option("--archive-dir <dir|s3://bucket/prefix>", "restore into this directory (or bucket) instead of the config's archive")
     .option("--overwrite", "replace files that differ from the backup (each old file is kept as <file>.replaced-<time>)")
     .option("--dry-run", "say what would be written; write nothing")
     .option("--json", "print the report as JSON")

@@ -22,7 +22,8 @@ import type { Command } from "commander";
 import { getAddress, isAddress } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../batcher/archive.js";
+import { ArchiveError, type Archive } from "../../batcher/archive.js";
+import { archiveAt, openArchive } from "../../batcher/open-archive.js";
 import {
   ChainError,
   KEYSTORE_PASSWORD_VARIABLE,
@@ -49,7 +50,6 @@ import {
 } from "../../disputes/index.js";
 import { asRedis, createProducerRedis } from "../../queue/index.js";
 import { disputeRefund } from "../../reconciler/refund.js";
-import { archiveDir } from "../../settler/runtime.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UsageOracle__factory } from "../../../typechain-types/factories/oracle/UsageOracle__factory.js";
 import { UserError } from "../errors.js";
@@ -95,7 +95,7 @@ export function withChainOptions(command: Command): Command {
     .option("--deployments <dir>", "deployments directory (default: deploy/deployments, or $AGENTGPT_DEPLOYMENTS_DIR)")
     .option("--router <address>", "AutoPayLLM address (default: chains.<name>.router, else the deployment file)")
     .option("--oracle <address>", "UsageOracle address (default: the deployment file's)")
-    .option("--archive <dir>", "the receipts archive (the relayer's archive.dir)")
+    .option("--archive <dir|s3://bucket/prefix>", "the receipts archive (the relayer's archive.dir or archive.s3)")
     .option("--ipfs <url>", "IPFS gateway (or Kubo RPC with --ipfs-api kubo) to fetch batch files missing from the archive")
     .option("--ipfs-api <api>", "gateway (GET /ipfs/<cid>) or kubo (POST /api/v0/cat)");
 }
@@ -114,7 +114,7 @@ export function run<A extends unknown[]>(body: (...args: A) => Promise<void>): (
       await body(...args);
     } catch (error) {
       // Their messages quote URLs already redacted (scheme, host and port only).
-      if (error instanceof DisputeError || error instanceof ChainError || error instanceof ConfigError) {
+      if (error instanceof DisputeError || error instanceof ChainError || error instanceof ConfigError || error instanceof ArchiveError) {
         throw new UserError(error.message, 2, { cause: error });
       }
       if (error instanceof Error) {
@@ -195,8 +195,7 @@ export async function openSession(options: ChainOptions): Promise<Session> {
   }
   const chain = await openDisputeChain(connection.provider, { autoPayLLM: autoPayLLM!, usageOracle: oracle });
 
-  const archivePath = options.archive ?? (config === undefined ? undefined : archiveDir(config));
-  const archive = archivePath === undefined ? undefined : new Archive(resolve(archivePath));
+  const archive = options.archive !== undefined ? archiveAt(options.archive.startsWith("s3://") ? options.archive : resolve(options.archive)) : config === undefined ? undefined : openArchive(config);
   const ipfsUrl = options.ipfs ?? config?.reconciler?.ipfs?.url;
   if (options.ipfsApi !== undefined && options.ipfsApi !== "gateway" && options.ipfsApi !== "kubo") {
     throw new UserError(`--ipfs-api ${options.ipfsApi}: gateway or kubo`);

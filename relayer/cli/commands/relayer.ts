@@ -19,6 +19,8 @@ import { ChainError } from "../../chain/errors.js";
 import { dashboardTokens, startDashboard } from "../../dashboard/index.js";
 import { DisputeError } from "../../disputes/index.js";
 import { checkReconciler, ReconcilerKeyError, startReconciler } from "../../reconciler/index.js";
+import { ArchiveError } from "../../batcher/archive.js";
+import { checkConfiguredArchive } from "../../batcher/open-archive.js";
 import { checkSettlementKeys, startSettlement, type KeyReload } from "../../settler/runtime.js";
 import { SigningKeyError } from "../../settler/signing-key.js";
 import { BackfillError, databaseUrl, startBackfill } from "../../backfill/index.js";
@@ -46,7 +48,8 @@ export interface Stage {
       /** every stage this process runs */
       selected: ReadonlySet<StageName>;
       /** the process registry (/metrics) and per-stage readiness (/readyz): each stage adds its own (relayer/telemetry) */
-      telemetry: ProcessTelemetry;    },
+      telemetry: ProcessTelemetry;
+    },
   ): Promise<{ stop(): Promise<void>; /** SIGHUP: take the signing keys of the re-read config */ reloadKeys?(config: RelayerConfig): Promise<KeyReload[]> }>;
 }
 
@@ -104,7 +107,7 @@ const stages: Array<Stage & { readonly name: StageName }> = [
     // the batcher per chain with rpc_urls and a signer configured, under the chain's batcher lease; with the settler
     // in this process it runs in the settler's runtime (below) and hands batches over in process
     name: "batcher",
-    check: async (config) => batcherLines(config),
+    check: async (config, _env, selected) => [...batcherLines(config), ...(selected.has("settler") ? [] : await checkConfiguredArchive(config))],
     start: async (config, { logger, readiness, selected, telemetry }) =>
       selected.has("settler")
         ? { stop: async () => undefined }
@@ -113,9 +116,10 @@ const stages: Array<Stage & { readonly name: StageName }> = [
   {
     // the settler (and the release stage, which sends through it) per chain, under the chain's settler lease
     name: "settler",
-    check: (config, env) => checkSettlementKeys(config, env),
+    check: async (config, env) => [...(await checkSettlementKeys(config, env)), ...(await checkConfiguredArchive(config))],
     start: (config, { logger, readiness, selected, telemetry }) =>
-      startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, telemetry, stages: { batcher: selected.has("batcher"), settler: true } }),  },
+      startSettlement(config, { logger: logger.child({ stage: "settlement" }), readiness, telemetry, stages: { batcher: selected.has("batcher"), settler: true } }),
+  },
   {
     // compares settled rows with providers' usage reports; disputes overcharges of the payers it holds keys of
     name: "reconciler",
@@ -162,6 +166,7 @@ export function userFacing(error: unknown, configFile: string): unknown {
   if (error instanceof SigningKeyError || error instanceof ChainError || error instanceof ReconcilerKeyError || error instanceof DisputeError) {
     return new UserError(error.message, 2, { cause: error });
   }
+  if (error instanceof ArchiveError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof BackfillError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof ListenError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof QueueUnavailableError) {
@@ -207,7 +212,8 @@ async function start(options: StartOptions): Promise<void> {
   try {
     for (const stage of stages) {
       if (!selected.has(stage.name)) continue;
-      const handle = await stage.start(config, { logger, options, readiness, selected, telemetry });      running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
+      const handle = await stage.start(config, { logger, options, readiness, selected, telemetry });
+      running.push({ name: stage.name, stop: () => handle.stop(), reloadKeys: handle.reloadKeys?.bind(handle) });
     }
     // /metrics and /readyz: ingest's server serves them; without ingest here (or with metrics.listen) a listener of its own
     const listener = await serveOperations(config, telemetry, { ingestRuns: running.some((stage) => stage.name === "ingest"), logger: logger.child({ stage: "metrics" }) });

@@ -6,6 +6,15 @@
  * ```yaml
  * archive:
  *   dir: ./.archive                # one JSON file per batch, written before anything is sent; default ./.archive
+ *   # ...or, for a fleet (batcher and settler on different hosts), an S3 bucket or S3-compatible store instead:
+ *   # s3:
+ *   #   bucket: agentgpt-archive     # required; it must exist
+ *   #   prefix: prod/                # key prefix (default none): keys are <prefix><chain>/<batchId>.json
+ *   #   region: eu-central-1         # default AWS_REGION / the shared config; us-east-1 with an endpoint
+ *   #   endpoint: http://minio:9000  # an S3-compatible store (MinIO, Ceph RGW...); default AWS
+ *   #   force_path_style: true       # http://host/bucket/key; default true with an endpoint, false without
+ *   #   max_attempts: 5              # per request, with the SDK's backoff (default 5)
+ *   # Credentials come from the AWS default chain (environment, AWS_PROFILE, instance role), never from this file.
  * batcher:
  *   max_receipts: 2000             # close a batch at this many receipts (default 2000, at most 20000)
  *   max_wait: 5s                   # ... or when its oldest receipt has waited this long (default 5s)
@@ -109,9 +118,17 @@ export interface FeeConfig {
   readonly bumpPercent: number;
 }
 
-export interface ArchiveConfig {
-  readonly dir: string;
+export interface S3ArchiveConfig {
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly region?: string | undefined;
+  readonly endpoint?: string | undefined;
+  readonly forcePathStyle?: boolean | undefined;
+  readonly maxAttempts: number;
 }
+
+/** The local folder `dir` (the default), or `s3` (then `dir` is absent). */
+export type ArchiveConfig = { readonly dir: string; readonly s3?: undefined } | { readonly dir?: undefined; readonly s3: S3ArchiveConfig };
 
 export interface BatcherConfig {
   readonly maxReceipts: number;
@@ -325,11 +342,43 @@ export function resolveFees(base: FeeConfig, overrides: FeeOverrides | undefined
   };
 }
 
+const s3ArchiveSection = () =>
+  z
+    .strictObject({
+      bucket: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3 to 63 lowercase letters, digits, "." and "-" (e.g. "agentgpt-archive")'),
+      prefix: z
+        .string()
+        .regex(/^[A-Za-z0-9!_.*'()\/-]*$/, 'a key prefix of letters, digits and "/ ! - _ . * \' ( )" (e.g. "prod/archive/")')
+        .default(""),
+      region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "an AWS region, e.g. eu-central-1").optional(),
+      endpoint: z
+        .url({ protocol: /^https?$/, error: "an http(s) URL of an S3-compatible endpoint, e.g. http://127.0.0.1:9000" })
+        .optional(),
+      force_path_style: z.boolean().optional(),
+      max_attempts: z.int().min(1).max(20).default(5),
+    })
+    .transform(
+      (s): S3ArchiveConfig => ({
+        bucket: s.bucket,
+        prefix: s.prefix === "" || s.prefix.endsWith("/") ? s.prefix.replace(/^\/+/, "") : `${s.prefix.replace(/^\/+/, "")}/`,
+        region: s.region,
+        endpoint: s.endpoint,
+        forcePathStyle: s.force_path_style,
+        maxAttempts: s.max_attempts,
+      }),
+    );
+
 export const archiveSection = () =>
   z
-    .strictObject({ dir: z.string().min(1).default("./.archive") })
+    .strictObject({ dir: z.string().min(1).optional(), s3: s3ArchiveSection().optional() })
     .prefault({})
-    .transform((a): ArchiveConfig => ({ dir: a.dir }));
+    .refine((a) => a.dir === undefined || a.s3 === undefined, {
+      message: "give either dir: (a local folder) or s3: (a bucket), not both",
+      path: ["s3"],
+    })
+    .transform((a): ArchiveConfig => (a.s3 !== undefined ? { s3: a.s3 } : { dir: a.dir ?? "./.archive" }));
 
 export const batcherSection = () =>
   z

@@ -13,10 +13,11 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { buildBatch } from "../../../relayer/batcher/batch-file.js";
 import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
-import { createBackup, LocalTarget, openTarget, restoreBackup, verifyBackup, type References } from "../../../relayer/backup/index.js";
+import { BackupError, createBackup, LocalTarget, openTarget, restoreBackup, S3Target, verifyBackup, type References } from "../../../relayer/backup/index.js";
+import { S3Archive } from "../../../relayer/batcher/s3-archive.js";
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
 import { SettlementStore, type SettlementRecord } from "../../../relayer/settler/settlement-store.js";
 import { deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
@@ -24,6 +25,7 @@ import { startHardhatNode, type HardhatNode } from "../../helpers/hardhat-node.j
 import { receipt } from "../../helpers/receipts.js";
 import { dropPrefix, REDIS_URL, testRedis, uniquePrefix } from "../../helpers/redis.js";
 import { writeRelayerConfig, type RelayerSetup } from "../../helpers/relayer-process.js";
+import { S3_CREDENTIALS, startS3 } from "../../helpers/s3.js";
 import { agentgpt, editJsonEntry, readArchive, settleBatch, writeArchive } from "./helpers.js";
 
 describe("agentgpt litellm backup / verify / restore", function () {
@@ -69,7 +71,7 @@ describe("agentgpt litellm backup / verify / restore", function () {
       registry: { providerId: () => 1, modelId: () => 1 },
     });
     pending = built.file.batchId;
-    await new Archive(setup.archiveDir).write("local", pending, built.bytes);
+    await new LocalArchive(setup.archiveDir).write("local", pending, built.bytes);
   });
 
   after(async function () {
@@ -176,7 +178,7 @@ describe("agentgpt litellm backup / verify / restore", function () {
       });
       expect(reference.cid).to.equal(record.cid);
     }
-    const second = (await new Archive(setup.archiveDir).read("local", settled[1]!.batchId))!;
+    const second = (await new LocalArchive(setup.archiveDir).read("local", settled[1]!.batchId))!;
     expect(settled[1]!.outcome!.rejected).to.deep.equal([[second.rows.findIndex((row) => row.modelName === "gpt-3.5-unpriced"), "ModelNotPriced"]]);
     expect(references.batches.find((r) => r.batchId === pending)!.settlement).to.equal(null);
   });
@@ -381,7 +383,103 @@ describe("agentgpt litellm backup / verify / restore", function () {
     expect(noConfig.code).to.equal(2);
     expect(noConfig.stderr).to.include("--config <file>: verify checks every batch against the chain");
     expect(() => openTarget({ strategy: "glacier", location: "eu-central-1" }, {})).to.throw("--strategy glacier: name the bucket with --bucket <name> or AGENTGPT_BACKUP_BUCKET");
-    expect(() => openTarget({ strategy: "glacier", location: "eu-central-1", bucket: "b-1" }, {})).to.throw("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-    expect(() => openTarget({ strategy: "s3", location: "mars", bucket: "b-1" }, { AWS_ACCESS_KEY_ID: "a", AWS_SECRET_ACCESS_KEY: "b" })).to.throw("--location mars: give an AWS region, e.g. eu-central-1");
+    expect(() => openTarget({ strategy: "s3", location: "mars", bucket: "b-1" }, {})).to.throw("--location mars: give an AWS region, e.g. eu-central-1");
+  });
+
+  it("S3 (s3rver): backs up an S3 archive to a GLACIER-class bucket, verifies it, restores it into another prefix; multipart; clear errors", async function () {
+    const s3 = await startS3(["agentgpt-archive", "agentgpt-backups"]);
+    const opened: Array<{ close(): void }> = [];
+    const archiveAt = (prefix: string) => {
+      const archive = new S3Archive({ bucket: "agentgpt-archive", prefix, endpoint: s3.endpoint, credentials: S3_CREDENTIALS });
+      opened.push(archive);
+      return archive;
+    };
+    const targetOf = (options: { bucket?: string; credentials?: typeof S3_CREDENTIALS; partSize?: number } = {}) => {
+      const t = new S3Target({
+        region: "us-east-1",
+        bucket: options.bucket ?? "agentgpt-backups",
+        prefix: "backups/",
+        storageClass: "GLACIER",
+        endpoint: s3.endpoint,
+        credentials: options.credentials ?? S3_CREDENTIALS,
+        ...(options.partSize === undefined ? {} : { partSize: options.partSize }),
+      });
+      opened.push(t);
+      return t;
+    };
+    try {
+      // the relayer's archive, moved to a bucket
+      const local = new LocalArchive(setup.archiveDir);
+      const source = archiveAt("src/");
+      const ids = (await local.list("local")).sort();
+      for (const id of ids) await source.write("local", id, (await local.readBytes("local", id))!);
+      const config = loadRelayerConfig(setup.configFile);
+      const where = targetOf();
+      const made = await createBackup({ config, archive: source, target: where, progress: false });
+      expect(made.location).to.equal(`s3://agentgpt-backups/backups/${made.name}`);
+      expect(made.manifest.totals.batches).to.equal(ids.length);
+      expect(made.manifest.source.archiveDir).to.equal("s3://agentgpt-archive/src/");
+      expect(await where.list()).to.deep.equal([made.name]);
+      expect(await where.recordedSha256(made.name)).to.equal(made.sha256);
+
+      const verified = await verifyBackup({ source: await where.open(made.name), name: made.name, recordedSha256: await where.recordedSha256(made.name), config, progress: false });
+      expect(verified.ok, verified.problems.join("\n")).to.equal(true);
+
+      const restoredInto = archiveAt("restored/");
+      const report = await restoreBackup({ source: await where.open(made.name), name: made.name, recordedSha256: made.sha256, archive: restoredInto, progress: false });
+      expect(report.ok).to.equal(true);
+      expect(report.restored.sort()).to.deep.equal(ids.map((id) => `s3://agentgpt-archive/restored/local/${id}.json`).sort());
+      for (const id of ids) expect(Buffer.compare(Buffer.from((await restoredInto.readBytes("local", id))!), Buffer.from((await local.readBytes("local", id))!)), id).to.equal(0);
+      // a second restore changes nothing
+      const again = await restoreBackup({ source: await where.open(made.name), name: made.name, recordedSha256: made.sha256, archive: restoredInto, progress: false });
+      expect(again.restored).to.deep.equal([]);
+      expect(again.unchanged.length).to.equal(ids.length);
+      // a name that exists is never replaced
+      const big = join(location, "big.bin");
+      await writeFile(big, Buffer.alloc(11 * 1024 * 1024, 7));
+      const bigSha = createHash("sha256").update(await readFile(big)).digest("hex");
+      const name = "agentgpt-backup-20200101T000000Z.tar.gz";
+      // multipart: 11 MiB in parts of 5 MiB (three parts), read back whole
+      const multipart = targetOf({ partSize: 5 * 1024 * 1024 });
+      expect(await multipart.put(name, big, bigSha)).to.equal(`s3://agentgpt-backups/backups/${name}`);
+      const back = createHash("sha256");
+      for await (const chunk of await multipart.open(name)) back.update(chunk as Buffer);
+      expect(back.digest("hex")).to.equal(bigSha);
+      try {
+        await multipart.put(name, big, bigSha);
+        expect.fail("replaced a backup");
+      } catch (error) {
+        expect((error as Error).message).to.equal(`s3://agentgpt-backups/backups/${name} exists already: backups are never replaced`);
+      }
+      await rm(big);
+
+      // errors: a missing bucket, refused credentials (never printed), a missing backup
+      const refusals: BackupError[] = [];
+      for (const attempt of [() => targetOf({ bucket: "no-such-bucket" }).list(), () => targetOf({ credentials: { accessKeyId: "AKIAWRONGKEY0000TEST", secretAccessKey: "very-secret-value-42" } }).list(), () => where.open("agentgpt-backup-20000101T000000Z.tar.gz")]) {
+        try {
+          await attempt();
+          expect.fail("no error");
+        } catch (error) {
+          expect(error).to.be.instanceOf(BackupError);
+          refusals.push(error as BackupError);
+        }
+      }
+      expect(refusals.map((e) => e.code)).to.deep.equal(["TARGET_FAILED", "CREDENTIALS", "NO_BACKUP"]);
+      expect(refusals[0]!.message).to.include(`the bucket "no-such-bucket" does not exist at ${s3.endpoint}`);
+      expect(refusals[1]!.message).to.include("S3 refused the credentials (InvalidAccessKeyId)");
+      expect(JSON.stringify(refusals.map((e) => [e.message, e.stack]))).to.not.match(/very-secret-value|AKIAWRONGKEY/);
+
+      // the CLI: credentials from the environment (the default chain), the endpoint from AGENTGPT_S3_ENDPOINT
+      const listed = await agentgpt(["litellm", "backup", "list", "--strategy", "glacier", "--location", "us-east-1", "--bucket", "agentgpt-backups", "--prefix", "backups/"], {
+        AGENTGPT_S3_ENDPOINT: s3.endpoint,
+        AWS_ACCESS_KEY_ID: "S3RVER",
+        AWS_SECRET_ACCESS_KEY: "S3RVER",
+      });
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(listed.stdout).to.equal(`${name}\n${made.name}\n`);
+    } finally {
+      for (const o of opened) o.close();
+      await s3.close();
+    }
   });
 });

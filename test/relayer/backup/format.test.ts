@@ -15,7 +15,6 @@ import { expect } from "chai";
 import { backupName, compareBackupNames } from "../../../relayer/backup/manifest.js";
 import { createProgress } from "../../../relayer/backup/progress.js";
 import { readTar, TarError, TarWriter, tarHeader } from "../../../relayer/backup/tar.js";
-import { EMPTY_SHA256, canonicalQuery, encodeKeyPath, signRequest } from "../../../relayer/backup/targets/sigv4.js";
 
 async function tarBytes(entries: Array<[string, Buffer]>): Promise<Buffer> {
   const sink = new PassThrough();
@@ -92,32 +91,6 @@ describe("backup format", function () {
       expect((caught as Error).message).to.equal("entry big.json is 10000 bytes, above the 5000-byte limit");
       expect(() => tarHeader("../etc/passwd", 1, 0)).to.throw(TarError, "is not a relative path");
       expect(() => tarHeader(`${"x".repeat(101)}`, 1, 0)).to.throw(TarError, "too long for ustar");
-    });
-  });
-
-  describe("SigV4", function () {
-    it("signs AWS's published S3 example (GET /test.txt with Range) to the published signature", function () {
-      const signed = signRequest({
-        method: "GET",
-        host: "examplebucket.s3.amazonaws.com",
-        path: "/test.txt",
-        headers: { Range: "bytes=0-9" },
-        payloadHash: EMPTY_SHA256,
-        region: "us-east-1",
-        credentials: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" },
-        date: new Date("2013-05-24T00:00:00Z"),
-      });
-      expect(signed.headers.authorization).to.equal(
-        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request," +
-          "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date," +
-          "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
-      );
-      expect(JSON.stringify(signed)).to.not.include("wJalrXUtnFEMI"); // the secret goes into HMACs only
-    });
-
-    it("encodes keys and queries as SigV4 wants", function () {
-      expect(encodeKeyPath("agentgpt-backups/a b+c(1).tar.gz")).to.equal("/agentgpt-backups/a%20b%2Bc%281%29.tar.gz");
-      expect(canonicalQuery({ prefix: "agentgpt-backups/", "list-type": "2" })).to.equal("list-type=2&prefix=agentgpt-backups%2F");
     });
   });
 

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { buildBatch } from "../../../relayer/batcher/batch-file.js";
 import { contentId } from "../../../relayer/batcher/content-id.js";
 import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
@@ -125,7 +125,7 @@ describe("backup restore keeps exactly once (dedupe records rebuilt from the arc
       registry: { providerId: () => 1, modelId: () => 1 },
     });
     pending = built.file.batchId;
-    await new Archive(setup.archiveDir).write("local", pending, built.bytes);
+    await new LocalArchive(setup.archiveDir).write("local", pending, built.bytes);
 
     const made = await agentgpt(["litellm", "backup", "--strategy", "local", "--location", location, "--config", setup.configFile]);
     expect(made.code, made.stdout + made.stderr).to.equal(0);

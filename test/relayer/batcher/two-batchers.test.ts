@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { BatchPool, StaleSealingError } from "../../../relayer/batcher/batch-pool.js";
 import { Batcher, type BatchSink } from "../../../relayer/batcher/batcher.js";
 import { FencedError, Lease } from "../../../relayer/settler/lease.js";
@@ -156,7 +156,7 @@ describe("batcher: two batchers on one chain", function () {
         batcher: new Batcher({
           chain: "local",
           pool,
-          archive: new Archive(archiveDir),
+          archive: new LocalArchive(archiveDir),
           sink,
           usageBucket: HOUR,
           context: async () => {
@@ -179,7 +179,7 @@ describe("batcher: two batchers on one chain", function () {
         expect(where, `receipt ${r.id}`).to.match(/^0x[0-9a-f]{64}$/);
         perBatch.set(where!, (perBatch.get(where!) ?? 0) + 1);
       }
-      const archive = new Archive(archiveDir);
+      const archive = new LocalArchive(archiveDir);
       for (const [batchId, count] of perBatch) {
         const registered = (await pool.batch(batchId))!;
         expect(registered.receipts).to.equal(count);
@@ -250,11 +250,11 @@ describe("batcher: two batchers on one chain", function () {
       expect(await two.batcher.tick(Date.now() + 1)).to.equal(true); // two takes over, finishes the same sealing
       expect(sink.submitted).to.have.length(1);
       const registered = sink.submitted[0]!;
-      const bytes = await readFile(new Archive(archiveDir).pathOf("local", registered), "utf8");
+      const bytes = await readFile(new LocalArchive(archiveDir).locationOf("local", registered), "utf8");
       release();
       expect(await oneTick).to.equal(true); // dropped its work (FencedError handled), not thrown
       expect(sink.submitted).to.deep.equal([registered]); // not handed over twice
-      expect(await readFile(new Archive(archiveDir).pathOf("local", registered), "utf8")).to.equal(bytes); // file not rewritten
+      expect(await readFile(new LocalArchive(archiveDir).locationOf("local", registered), "utf8")).to.equal(bytes); // file not rewritten
       await checkExactlyOnce(one.pool, receipts);
     });
   });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 
 import { expect } from "chai";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { buildBatch, type BuiltBatch } from "../../../relayer/batcher/batch-file.js";
 import { contentId } from "../../../relayer/batcher/content-id.js";
 import { DisputeError, IpfsClient, loadBatchFile, proveRow } from "../../../relayer/disputes/index.js";
@@ -71,10 +71,10 @@ describe("disputes: batch files from the archive or IPFS", function () {
   });
 
   it("reads the archived file (any chain folder) and proves its rows against the rows root", async function () {
-    const archive = new Archive(dir);
+    const archive = new LocalArchive(dir);
     await archive.write("local", batch.file.batchId, batch.bytes);
     const loaded = await loadBatchFile({ archive }, identity);
-    expect(loaded).to.include({ from: "archive", location: archive.pathOf("local", batch.file.batchId) });
+    expect(loaded).to.include({ from: "archive", location: archive.locationOf("local", batch.file.batchId) });
     const { buildRowsTree } = await import("../../../relayer/batcher/rows-tree.js");
     const root = buildRowsTree(batch.charges).root;
     const proven = proveRow(loaded.file, { batchId: identity.batchId, rowsRoot: root, rejected: new Map() }, 1);
@@ -85,7 +85,7 @@ describe("disputes: batch files from the archive or IPFS", function () {
   });
 
   it("falls back to a Kubo node when the archived file was altered, and to a gateway when it is missing", async function () {
-    const archive = new Archive(dir);
+    const archive = new LocalArchive(dir);
     const altered = new TextEncoder().encode(new TextDecoder().decode(batch.bytes).replace('"tokens":"1000"', '"tokens":"1001"'));
     await archive.write("local", batch.file.batchId, altered);
     await rejects(loadBatchFile({ archive }, identity), "is not the file settled on-chain (its CID is not");
@@ -96,7 +96,7 @@ describe("disputes: batch files from the archive or IPFS", function () {
       const viaKubo = await loadBatchFile({ archive, ipfs: new IpfsClient({ url: kubo.url, api: "kubo" }) }, identity);
       expect(viaKubo).to.include({ from: "ipfs", location: `ipfs://${batch.cid}` });
       expect(viaKubo.file.batchId).to.equal(batch.file.batchId);
-      await rm(archive.pathOf("local", batch.file.batchId));
+      await rm(archive.locationOf("local", batch.file.batchId));
       const viaGateway = await loadBatchFile({ archive, ipfs: new IpfsClient({ url: `${gateway.url}/` }) }, identity);
       expect(viaGateway.from).to.equal("ipfs");
       expect(gateway.requests).to.deep.equal([`GET /ipfs/${batch.cid}`]);
@@ -109,15 +109,15 @@ describe("disputes: batch files from the archive or IPFS", function () {
   });
 
   it("refuses a file of another batch, chain or router, or no batch file at all, and says where to look when there is none", async function () {
-    await rejects(loadBatchFile({ archive: new Archive(join(dir, "nope")) }, identity), "does not exist: check --archive");
-    const archive = new Archive(dir);
+    await rejects(loadBatchFile({ archive: new LocalArchive(join(dir, "nope")) }, identity), "does not exist: check --archive");
+    const archive = new LocalArchive(dir);
     await rejects(loadBatchFile({ archive }, identity), "is not in the archive");
-    await rejects(loadBatchFile({ archive: new Archive(dir), archiveChain: "local" }, identity), "pass --archive <dir> (the relayer's archive.dir) or --ipfs <url>");
+    await rejects(loadBatchFile({ archive: new LocalArchive(dir), archiveChain: "local" }, identity), "pass --archive <dir|s3://bucket/prefix> (the relayer's archive.dir or archive.s3) or --ipfs <url>");
     await archive.write("local", batch.file.batchId, batch.bytes);
     await rejects(loadBatchFile({ archive }, { ...identity, chainId: 42161 }), "belongs to chain 31337, not batch");
     await rejects(loadBatchFile({ archive }, { ...identity, router: PAYER }), `belongs to router ${ROUTER}`);
     const notABatch = new TextEncoder().encode("{}");
-    await writeFile(archive.pathOf("local", batch.file.batchId), notABatch);
+    await writeFile(archive.locationOf("local", batch.file.batchId), notABatch);
     await rejects(loadBatchFile({ archive, archiveChain: "local" }, { ...identity, dataCid: await contentId(notABatch) }), "is not a batch file (agentgpt-batch-v2)");
   });
 });

@@ -16,7 +16,7 @@ import { expect } from "chai";
 import { Wallet } from "ethers";
 import type { Redis } from "ioredis";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { formatTokenAmount } from "../../../relayer/config/amount.js";
 import type { SettlementRecord } from "../../../relayer/settler/settlement-store.js";
 import { AGPT, deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
@@ -104,7 +104,7 @@ describe("agentgpt dispute / reconcile over intervals (CLI against a hardhat nod
     ]);
     // the same usage of A billed again (new receipt ids, so another receipts root)
     second = await settleReceipts(suite, node.url, redis, prefix, archiveDir, CHAIN, [receipt(a.address, "openai", "gpt-4-turbo", 12_000, { startTime })]);
-    const archive = new Archive(archiveDir);
+    const archive = new LocalArchive(archiveDir);
     for (const [name, record] of [["first", first], ["second", second]] as const) {
       for (const row of (await archive.read(CHAIN, record.batchId))!.rows) rows[`${name}|${row.user.toLowerCase()}|${row.providerName}`] = row.index;
     }
@@ -130,7 +130,7 @@ describe("agentgpt dispute / reconcile over intervals (CLI against a hardhat nod
 
   const row = (batch: "first" | "second", payer: Wallet, provider: string) => String(rows[`${batch}|${payer.address.toLowerCase()}|${provider}`]);
   const chargeOf = async (record: SettlementRecord, index: string) => {
-    const file = (await new Archive(archiveDir).read(CHAIN, record.batchId))!;
+    const file = (await new LocalArchive(archiveDir).read(CHAIN, record.batchId))!;
     return BigInt(file.rows[Number(index)]!.amount);
   };
 

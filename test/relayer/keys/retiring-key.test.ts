@@ -13,7 +13,7 @@ import { Wallet, encryptKeystoreJson, toQuantity } from "ethers";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { buildBatch } from "../../../relayer/batcher/batch-file.js";
 import { callsFromOf } from "../../../relayer/batcher/usage-bucket.js";
 import { RELAYER_ROLE } from "../../../relayer/chain/roles.js";
@@ -64,7 +64,7 @@ describe("settler: retiring key (rotation drain)", function () {
     return new Settler({
       store: new SettlementStore(redis, prefix, "local"),
       rpc: new RpcPool([node.url], { timeoutMs: 5000 }),
-      archive: new Archive(archiveDir),
+      archive: new LocalArchive(archiveDir),
       chainId: suite.chainId,
       router: suite.routerAddress,
       wallet,
@@ -87,7 +87,7 @@ describe("settler: retiring key (rotation drain)", function () {
       usageBucket: 3600,
       registry: { providerId: (name: string) => ({ openai: 1, anthropic: 2, groq: 3 })[name] ?? 0, modelId: (name: string) => ({ "gpt-4-turbo": 1, "claude-3-opus": 2, "mixtral-8x22b": 3 })[name] ?? 0 },
     });
-    const path = await new Archive(archiveDir).write("local", built.file.batchId, built.bytes);
+    const path = await new LocalArchive(archiveDir).write("local", built.file.batchId, built.bytes);
     const amount = built.charges.reduce((sum, c) => sum + c.amount, 0n).toString();
     await s.submit({ batchId: built.file.batchId, path, cid: built.cid, receiptsRoot: built.file.receiptsRoot, callsFrom: built.file.callsFrom, rows: built.charges.length, receipts: receipts.length, amount });
     return built.file.batchId;

@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 
 import { NonceManager } from "ethers";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { chargesOf } from "../../../relayer/batcher/batch-file.js";
 import { buildRowsTree } from "../../../relayer/batcher/rows-tree.js";
 import { SettlementStore } from "../../../relayer/settler/settlement-store.js";
@@ -226,7 +226,7 @@ export async function startScenario(): Promise<Scenario> {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    const archive = new Archive(archiveDir);
+    const archive = new LocalArchive(archiveDir);
     const ids = await archive.list("local");
     if (ids.length !== 1) throw new Error(`expected one batch, got ${ids.length}`);
     const batchId = ids[0]!;

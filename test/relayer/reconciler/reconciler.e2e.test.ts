@@ -14,7 +14,7 @@ import { Wallet, getAddress } from "ethers";
 import type { Redis } from "ioredis";
 import { Registry } from "prom-client";
 
-import { Archive } from "../../../relayer/batcher/archive.js";
+import { LocalArchive } from "../../../relayer/batcher/local-archive.js";
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
 import { buildBatch, chargesOf, finish } from "../../../relayer/batcher/batch-file.js";
 import { OnchainRegistry } from "../../../relayer/batcher/onchain-registry.js";
@@ -91,7 +91,7 @@ describe("reconciler: end to end on a hardhat node", function () {
 
   function build(options: { controlled?: Wallet[]; keeper?: Wallet; adapters?: Map<string, UsageAdapter>; toleranceBps?: number; reportDelaySeconds?: number } = {}) {
     const client = new DisputeClient(chain, {
-      sources: { archive: new Archive(archiveDir), archiveChain: CHAIN },
+      sources: { archive: new LocalArchive(archiveDir), archiveChain: CHAIN },
       store: new SettlementStore(redis, prefix, CHAIN),
       pollMs: 100,
     });
@@ -102,7 +102,7 @@ describe("reconciler: end to end on a hardhat node", function () {
       chain,
       chainName: CHAIN,
       clock: client.clock,
-      sources: { archive: new Archive(archiveDir), archiveChain: CHAIN },
+      sources: { archive: new LocalArchive(archiveDir), archiveChain: CHAIN },
       adapterFor: (name) => adapters.get(name),
       toleranceBps: options.toleranceBps ?? 100,
       minRefund: 1n,
@@ -336,7 +336,7 @@ describe("reconciler: end to end on a hardhat node", function () {
       receipt(a.address, "openai", "gpt-4-turbo", 1_000),
     ]);
     await dropPrefix(redis, prefix); // no settler ledger any more
-    const client = new DisputeClient(chain, { sources: { archive: new Archive(archiveDir), archiveChain: CHAIN }, store: new SettlementStore(redis, prefix, CHAIN) });
+    const client = new DisputeClient(chain, { sources: { archive: new LocalArchive(archiveDir), archiveChain: CHAIN }, store: new SettlementStore(redis, prefix, CHAIN) });
     const batch = await client.settledBatch(record.batchId);
     expect([...batch.rejected.values()]).to.deep.equal(["InsufficientFunds"]);
     expect(batch.txHash).to.equal(record.txHash);
