@@ -173,7 +173,7 @@ describe("relayer/config loadRelayerConfig", function () {
     const found = problems(() => loadRelayerConfig(join(bad, "relayer.yaml"), { env: {} }));
     expect(found.join("\n")).to.match(/settler\.rotation\.every: rotate at most once a second/);
     expect(found.join("\n")).to.match(/settler\.rotation\.key: the kind of key to create: "keystore"/);
-    expect(found.join("\n")).to.match(/settler\.rotation\.fund: "lots" is not an amount of gas coin/);
+    expect(found.join("\n")).to.match(/settler\.rotation\.fund: "lots" is not an amount of the chain's native coin/);
   });
 
   it("refuses a route defined twice in one file (wherever it sits among the sources), and a payment token that is not the token", function () {

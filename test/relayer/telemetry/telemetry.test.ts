@@ -201,8 +201,8 @@ describe("relayer/telemetry", function () {
       expect(problems("metrics: { listen: 9464 }\n")).to.deep.equal(['metrics.listen: 9464 is not host:port; write e.g. "127.0.0.1:9464" (or "[::1]:9464")']);
       expect(problems('metrics: { listen: "localhost" }\n')).to.deep.equal(['metrics.listen: "localhost" is not host:port; write e.g. "127.0.0.1:9464" (or "[::1]:9464")']);
       expect(problems('metrics: { listen: "127.0.0.1:70000" }\n')).to.deep.equal(['metrics.listen: "127.0.0.1:70000" is not host:port; write e.g. "127.0.0.1:9464" (or "[::1]:9464")']);
-      expect(problems('settler: { min_signer_balance: "0.05 ETH" }\n')).to.deep.equal([
-        "settler.min_signer_balance: \"0.05 ETH\" is not an amount of the chain's native coin; write e.g. 0.05 (at most 18 decimals)",
+      expect(problems('settler: { min_signer_balance: "0.05 BTC" }\n')).to.deep.equal([
+        "settler.min_signer_balance: \"0.05 BTC\" is not an amount of the chain's native coin; write e.g. 0.05 or \"0.05 ETH\" (or gwei, wei)",
       ]);
     });
   });
