@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The `agentgpt` command. Two ways to run, chosen by what the package holds:
-// - a clone (the TypeScript sources are here): the sources run through tsx (a devDependency), and the contracts'
-//   artifacts and bindings are compiled once, on the first run after `npm ci` (relayer/demo/build.ts);
-// - a production install (`npm pack` of a built tree, or the container image: dist/ and no sources): the JavaScript
-//   that `npm run build` compiled to dist/ runs as it is, with the dependencies only (`npm ci --omit=dev`).
+// - a clone with its dev install (the TypeScript sources and tsx are here): the sources run through tsx, and the
+//   contracts' artifacts and bindings are compiled once, on the first run after `npm ci` (relayer/demo/build.ts);
+// - a production install (`npm pack` of a built tree, or the container image: dist/ and no sources; or a clone
+//   built with `npm run build` whose devDependencies were then pruned): the JavaScript that `npm run build` compiled
+//   to dist/ runs as it is, with the dependencies only (`npm ci --omit=dev`).
 import { existsSync } from "node:fs";
 
 import { NODE_FLOOR, nodeTooOld } from "./node-floor.mjs";
@@ -14,14 +15,25 @@ if (nodeTooOld(process.versions.node)) {
 }
 const SOURCES = new URL("../relayer/cli/main.ts", import.meta.url);
 const COMPILED = new URL("../dist/relayer/cli/main.js", import.meta.url);
-if (existsSync(SOURCES)) {
-  const { register } = await import("tsx/esm/api");
-  register();
+/** tsx's loader API, or null when tsx (a devDependency) is not installed. */
+async function tsx() {
+  try {
+    return await import("tsx/esm/api");
+  } catch (error) {
+    if (error?.code === "ERR_MODULE_NOT_FOUND") return null;
+    throw error;
+  }
+}
+const loader = existsSync(SOURCES) ? await tsx() : null;
+if (loader !== null) {
+  loader.register();
   await (await import("../relayer/demo/build.ts")).ensureBuild();
   await import(SOURCES.href);
 } else if (existsSync(COMPILED)) {
   await import(COMPILED.href);
 } else {
-  process.stderr.write("agentgpt: this package has neither its sources nor dist/: build it with `npm run build` before packing it\n");
+  process.stderr.write(
+    "agentgpt: nothing to run: no dist/ (build it with `npm run build`, which needs the dev install: `npm ci`) and no tsx to run the sources (install the devDependencies: `npm ci`)\n",
+  );
   process.exit(2);
 }
