@@ -15,10 +15,15 @@ WORKDIR /src
 ENV HARDHAT_DISABLE_TELEMETRY_PROMPT=true
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
+# The contracts first, in a layer of their own: it is rebuilt only when they (or the compiler settings) change.
+COPY hardhat.config.ts tsconfig.json ./
+COPY test/helpers/exit-guard.ts test/helpers/
+COPY contracts contracts
+RUN npx hardhat build --no-tests --quiet
 COPY . .
-# prepack runs `npm run build`: hardhat build (artifacts, TypeChain bindings), then tsc to dist/.
-RUN npm pack --pack-destination /tmp/pack \
- && mkdir /app \
+# prepack runs `npm run build`: hardhat build (up to date: nothing compiled again), then tsc to dist/.
+RUN mkdir -p /tmp/pack /app \
+ && npm pack --pack-destination /tmp/pack \
  && tar -xzf /tmp/pack/*.tgz -C /app --strip-components=1 \
  && cp package-lock.json /app/
 
