@@ -63,8 +63,9 @@ describe("e2e: the container image settles a batch (AGENTGPT_CONTAINER_ENGINE)",
       payers: suite.payers.map((payer) => payer.address),
       chainId: suite.chainId,
     });
+    chmodSync(setup.dir, 0o755); // the image's user (uid 1000) reads the configuration...
     mkdirSync(setup.archiveDir, { recursive: true });
-    chmodSync(setup.archiveDir, 0o777); // the image's user (uid 1000) writes the batch files
+    chmodSync(setup.archiveDir, 0o777); // ...and writes the batch files
   });
   after(async function () {
     if (container !== undefined) {
