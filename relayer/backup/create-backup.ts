@@ -16,6 +16,7 @@ import { createGzip } from "node:zlib";
 import type { Archive } from "../batcher/archive.js";
 import { LocalArchive } from "../batcher/local-archive.js";
 import type { RelayerConfig } from "../config/index.js";
+import { PACKAGE_ROOT } from "../config/package-root.js";
 import type { SettlementStore } from "../settler/settlement-store.js";
 import { amountOf, checkBatchBytes } from "./batch-checks.js";
 import { headOf, openBackupChain, readOnchainSettlement, type BackupChain } from "./chain-references.js";
@@ -37,7 +38,7 @@ import { createProgress } from "./progress.js";
 import { TarWriter } from "./tar.js";
 import type { BackupTarget } from "./targets/target.js";
 
-const PACKAGE = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+const PACKAGE = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version: string };
 export const CREATED_BY = `agentgpt ${PACKAGE.version}`;
 
 export interface CreateBackupOptions {

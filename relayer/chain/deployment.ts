@@ -8,11 +8,11 @@
  * it is read from `AutoPayLLM.paymentToken()` when connecting (it may be an existing ERC-20).
  */
 import { readFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 
 import { getAddress, isAddress } from "ethers";
 
+import { PACKAGE_ROOT } from "../config/package-root.js";
 import { ChainError } from "./errors.js";
 
 /** Addresses of the suite's contracts on one chain. */
@@ -49,15 +49,13 @@ export const FUTURE_IDS: Readonly<Record<keyof SuiteAddresses, string>> = {
 /** Contracts a deployment may leave out. */
 const OPTIONAL: ReadonlySet<keyof SuiteAddresses> = new Set(["usageOracle", "relayerKeyRotator"]);
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
 /** Environment variable that moves the deployments directory (tests, or several checkouts sharing one). */
 export const DEPLOYMENTS_DIR_VARIABLE = "AGENTGPT_DEPLOYMENTS_DIR";
 
 /** `$AGENTGPT_DEPLOYMENTS_DIR`, else `<repo>/deploy/deployments` (Ignition's directory under `paths.ignition`). */
 export function defaultDeploymentsDir(): string {
   const fromEnv = process.env[DEPLOYMENTS_DIR_VARIABLE];
-  return fromEnv !== undefined && fromEnv !== "" ? resolve(fromEnv) : join(REPO_ROOT, "deploy", "deployments");
+  return fromEnv !== undefined && fromEnv !== "" ? resolve(fromEnv) : join(PACKAGE_ROOT, "deploy", "deployments");
 }
 
 /** Ignition's deployment id for a chain: `chain-<chainId>`. */

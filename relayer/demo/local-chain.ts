@@ -6,11 +6,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
-import { join } from "node:path";
 
 import { openChain, type ChainConnection } from "../chain/index.js";
 import { LOCAL_CHAIN_IDS } from "../chain/networks.js";
-import { REPO_ROOT } from "./build.js";
+import { hardhatCli, REPO_ROOT } from "./build.js";
 import { exited } from "./cleanup.js";
 import { DemoError } from "./errors.js";
 
@@ -48,7 +47,7 @@ export async function useExistingChain(rpc: string): Promise<LocalChain> {
  */
 export async function startHardhatNode(onSpawn?: (child: ChildProcess) => void): Promise<LocalChain> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(REPO_ROOT, "node_modules", "hardhat", "dist", "src", "cli.js"), "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const child = spawn(process.execPath, [hardhatCli(), "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: "true" },

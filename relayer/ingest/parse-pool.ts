@@ -45,7 +45,11 @@ export class ParseWorkerError extends Error {
   readonly code = "PARSE_WORKER_FAILED";
 }
 
-const WORKER_URL = new URL("./parse-worker.mjs", import.meta.url);
+/**
+ * Run from the TypeScript sources (tsx, in a clone), a thread needs tsx's loader first: parse-worker.mjs registers
+ * it. Compiled (dist/, a production install), the thread runs the worker's JavaScript directly.
+ */
+const WORKER_URL = import.meta.url.endsWith(".ts") ? new URL("./parse-worker.mjs", import.meta.url) : new URL("./parse-worker-main.js", import.meta.url);
 
 export class WorkerBatchParser implements BatchParser {
   private readonly slots: Slot[] = [];

@@ -108,8 +108,11 @@ export async function startRelayer(
   env: Record<string, string> = {},
   /** more arguments of `relayer start`, e.g. ["--stages", "settler"] */
   args: readonly string[] = [],
+  /** `bin`: the agentgpt entry to run (default: this clone's, from the sources); `cwd`: where (default: here) */
+  command: { bin?: string; cwd?: string } = {},
 ): Promise<RelayerProcess> {
-  const child = spawn(process.execPath, ["bin/agentgpt.mjs", "relayer", "start", "--config", setup.configFile, "--log-level", "info", ...args], {
+  const child = spawn(process.execPath, [command.bin ?? "bin/agentgpt.mjs", "relayer", "start", "--config", setup.configFile, "--log-level", "info", ...args], {
+    cwd: command.cwd,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, [RELAYER_KEY_ENV]: relayerKey, ...env },
   });

@@ -10,6 +10,7 @@
 import type { Command } from "commander";
 
 import { ChainError, redactUrls } from "../../chain/index.js";
+import { requireDevInstall } from "../../demo/build.js";
 import { DemoError } from "../../demo/errors.js";
 import { runDemo } from "../../demo/run-demo.js";
 import { UserError } from "../errors.js";
@@ -50,6 +51,7 @@ async function demo(flags: DemoFlags): Promise<void> {
   const calls = parseCalls(flags.calls);
   const rpc = flags.rpc === undefined ? undefined : parseRpc(flags.rpc);
   try {
+    requireDevInstall("agentgpt demo");
     await runDemo({ rpc, calls, json: flags.json });
   } catch (error) {
     if (error instanceof DemoError) throw new UserError(redactUrls(error.message), error.exitCode, { cause: error });
