@@ -24,6 +24,11 @@
  * BENCH_ONLY_CHUNKED (1: skip the baseline and the results file), BENCH_QUICK (1: one back-to-back run and its ratio to
  * the yardstick, nothing saved), BENCH_CPU_PROFILE_DIR (write server CPU
  * profiles there), BENCH_GC (1: the server prints its request thread's GC pauses), REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
+ *
+ * `--cluster`: instead, senders back to back (and the target rate offered, one run) against the single Redis and
+ * against a local Redis Cluster (three masters, one replica each, started here from redis-server), side by side,
+ * and the slot spread of the cluster's dedupe records (the most in one slot, as a share of all; the issue requires
+ * at most 5 %). Writes bench/results/ingest-cluster.json (BENCH_QUICK=1: back to back only, nothing saved).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -49,11 +54,24 @@ import {
   type ReceiptSink,
   startIngest,
 } from "../relayer/ingest/index.js";
-import { bullPrefix, deleteKeysWithPrefix, type PreparedSubmissions, readReceiptRows, receiptQueueName, type SubmitOutcome } from "../relayer/queue/index.js";
+import {
+  bullPrefix,
+  createWorkerRedis,
+  deleteKeysWithPrefix,
+  masterNodes,
+  type PreparedSubmissions,
+  readReceiptRows,
+  receiptQueueName,
+  type RedisClient,
+  type SubmitOutcome,
+} from "../relayer/queue/index.js";
+import { type RedisClusterHandle, slotSpread, startRedisCluster } from "../test/helpers/redis-cluster.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const REDIS_URL = process.env["REDIS_URL"] ?? "redis://127.0.0.1:6379";
+/** where the runs' server keeps its receipts: REDIS_URL, or a cluster's redis+cluster:// URL (--cluster) */
+let redisTarget = REDIS_URL;
 const TOKEN = randomBytes(24).toString("hex");
 const PAYERS = 20;
 /** The issue's target: 20,000 receipts/s sustained, p99 acknowledgement under 100 ms per 512-log POST. */
@@ -114,7 +132,7 @@ async function serve(mode: Mode, configFile: string): Promise<void> {
     return;
   }
   const opened = await openReceiptQueue(config);
-  const sink = new OneJobPerReceipt(opened.redis, config.redis.prefix);
+  const sink = new OneJobPerReceipt(opened.redis as Redis, config.redis.prefix);
   const metrics = new IngestMetrics({ defaultMetrics: false });
   const parser = await createBatchParser(config, config.server.parseWorkers);
   const service = new IngestService({ parser, sink, metrics });
@@ -314,7 +332,7 @@ function writeConfig(dir: string, prefix: string): string {
     file,
     `include: ["${join(root, "config", "litellm-router.yaml")}", "${join(root, "config", "payment-channels.yaml")}"]
 server: { host: 127.0.0.1, port: 0, body_limit: 64mb, parse_workers: ${process.env["BENCH_PARSE_WORKERS"] ?? "auto"} }
-redis: { url: "${REDIS_URL}", prefix: ${prefix}, command_timeout: 10s }
+redis: { url: "${redisTarget}", prefix: ${prefix}, command_timeout: 10s }
 chains: { arbitrum: {}, polygon: {} }
 route_aliases: { cost_optimized: [mixtral] }
 payers:
@@ -383,6 +401,8 @@ interface RunOptions {
    * (so a late sender does not hide a slow server). Without it: closed loop, `concurrency` senders back to back.
    */
   readonly pace?: number | undefined;
+  /** called with the run's key prefix after the run, before its keys are deleted */
+  readonly inspect?: ((prefix: string) => Promise<void>) | undefined;
 }
 
 async function run(mode: Mode, options: RunOptions): Promise<Timed> {
@@ -450,7 +470,7 @@ async function run(mode: Mode, options: RunOptions): Promise<Timed> {
     await Promise.all(outstanding);
   };
   // CPU spent by the server process (all its threads), Redis and this load generator over the measured window.
-  const cpuRedis = new Redis(REDIS_URL);
+  const cpuRedis = createWorkerRedis(redisTarget);
   const window = (async () => {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, measureFrom - performance.now())));
     const before = { server: processCpuMs(child.pid!), redis: await redisCpuMs(cpuRedis), client: ownCpuMs() };
@@ -469,8 +489,9 @@ async function run(mode: Mode, options: RunOptions): Promise<Timed> {
   const serverPeakRssMb = peakRssMb(child.pid!);
 
   // Exactly one receipt per log sent, in whichever shape the mode stores it.
-  const redis = new Redis(REDIS_URL);
+  const redis = createWorkerRedis(redisTarget);
   try {
+    await options.inspect?.(prefix);
     if (mode === "chunked") {
       const config = loadRelayerConfig(configFile, { env: {} });
       const opened = await openReceiptQueue(config);
@@ -480,7 +501,7 @@ async function run(mode: Mode, options: RunOptions): Promise<Timed> {
     } else {
       let jobs = 0;
       for (const chain of ["arbitrum", "polygon"]) {
-        const queue = new Queue(receiptQueueName(chain), { connection: redis, prefix: bullPrefix(prefix) });
+        const queue = new Queue(receiptQueueName(chain), { connection: redis as Redis, prefix: bullPrefix(prefix) });
         jobs += await queue.count();
         await queue.close();
       }
@@ -597,10 +618,15 @@ function peakRssMb(pid: number): number {
 }
 
 /** CPU time Redis has used, ms (INFO cpu). */
-async function redisCpuMs(redis: Redis): Promise<number> {
-  const info = await redis.info("cpu");
-  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(info)?.[1] ?? NaN);
-  return (field("used_cpu_sys") + field("used_cpu_user")) * 1000;
+/** CPU time of Redis (of every master, on a cluster), ms. */
+async function redisCpuMs(redis: RedisClient): Promise<number> {
+  let total = 0;
+  for (const node of masterNodes(redis)) {
+    const info = await node.info("cpu");
+    const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(info)?.[1] ?? NaN);
+    total += (field("used_cpu_sys") + field("used_cpu_user")) * 1000;
+  }
+  return total;
 }
 
 /** CPU time of this process, ms. */
@@ -670,6 +696,7 @@ async function main(): Promise<void> {
     probe.disconnect();
   }
 
+  if (process.argv.includes("--cluster")) return clusterMain(options);
   const loadBefore = loadavg()[0]!;
   // The yardstick is timed before and after the runs (the median of both), so a spell in which the host slows the
   // machine down weighs on both sides of the ratio alike.
@@ -787,6 +814,62 @@ async function main(): Promise<void> {
   };
   writeFileSync(join(here, "results", "ingest.json"), `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`wrote bench/results/ingest.json\n`);
+}
+
+/** `--cluster`: the single Redis and a local Redis Cluster side by side, and the cluster's slot spread. */
+async function clusterMain(options: RunOptions & { readonly repeat: number }): Promise<void> {
+  const quick = process.env["BENCH_QUICK"] === "1";
+  const loadBefore = loadavg()[0]!;
+  const single = (await run("chunked", options)).result;
+  const singlePaced = quick ? null : (await run("chunked", { ...options, pace: TARGET.receiptsPerSec })).result;
+  let cluster: RedisClusterHandle | undefined;
+  let spread: Awaited<ReturnType<typeof slotSpread>> | undefined;
+  try {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+    redisTarget = cluster.url;
+    const seeds = cluster.seeds;
+    const onCluster = (
+      await run("chunked", {
+        ...options,
+        inspect: async (prefix) => {
+          spread = await slotSpread(seeds, `{${prefix}:ingest:*}:seen:*`);
+        },
+      })
+    ).result;
+    const clusterPaced = quick ? null : (await run("chunked", { ...options, pace: TARGET.receiptsPerSec })).result;
+    const table = new Table({ head: ["Redis", "load", "receipts/s", "p50 ack ms", "p99 ack ms", "max ack ms", "POSTs timed", "CPU ms/POST: server, Redis (all masters), load gen"] });
+    const row = (name: string, load: string, result: RunResult) =>
+      table.push([name, load, result.receiptsPerSec.toLocaleString("en-US"), result.p50AckMs, result.p99AckMs, result.maxAckMs, result.posts, `${result.cpuMsPerPost.server}, ${result.cpuMsPerPost.redis}, ${result.cpuMsPerPost.loadGenerator}`]);
+    const backToBack = `${options.concurrency} senders back to back`;
+    const offered = `${TARGET.receiptsPerSec.toLocaleString("en-US")}/s offered`;
+    row("single", backToBack, single);
+    if (singlePaced !== null) row("single", offered, singlePaced);
+    row("cluster: 3 masters + 3 replicas", backToBack, onCluster);
+    if (clusterPaced !== null) row("cluster: 3 masters + 3 replicas", offered, clusterPaced);
+    const share = spread === undefined ? NaN : spread.maxShare;
+    process.stdout.write(
+      `ingest, single Redis and a local Redis Cluster (all on this machine: ${availableParallelism()} CPUs shared by senders, server and every Redis; load average ${loadBefore.toFixed(2)} before)
+${table.toString()}
+` +
+        `slot spread of the cluster's dedupe records: ${spread?.keys ?? 0} keys in ${spread?.slots ?? 0} slots, at most ${spread?.maxSlotKeys ?? 0} in one slot ` +
+        `(${(share * 100).toFixed(2)} % of the keys; the issue's ceiling is 5 %: ${share <= 0.05 ? "met" : "MISSED"})
+`,
+    );
+    if (quick) return;
+    const result = {
+      single: { receiptsPerSec: single.receiptsPerSec, backToBack: single, atTargetRate: singlePaced },
+      cluster: { masters: 3, replicasPerMaster: 1, receiptsPerSec: onCluster.receiptsPerSec, backToBack: onCluster, atTargetRate: clusterPaced },
+      slotSpread: spread,
+      maxSlotShareCeiling: 0.05,
+      cpus: availableParallelism(),
+      loadAverageBefore: Math.round(loadBefore * 100) / 100,
+    };
+    writeFileSync(join(here, "results", "ingest-cluster.json"), `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`wrote bench/results/ingest-cluster.json\n`);
+  } finally {
+    redisTarget = REDIS_URL;
+    await cluster?.stop();
+  }
 }
 
 const serveIndex = process.argv.indexOf("--serve");

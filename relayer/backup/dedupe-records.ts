@@ -219,7 +219,10 @@ export interface DedupeAgreement {
  */
 export async function compareDedupe(store: ReceiptStore, records: readonly QueuedRecord[], now = Date.now()): Promise<DedupeAgreement> {
   const live = records.filter((record) => record.expiresAt > now);
-  const found = await store.dedupeRecords(live.map((record) => record.id));
+  const found = await store.dedupeRecords(
+    live.map((record) => record.id),
+    live.map((record) => record.key),
+  );
   const missing: string[] = [];
   const wrong: DedupeAgreement["wrong"][number][] = [];
   let otherFingerprint = 0;

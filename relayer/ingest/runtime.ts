@@ -4,11 +4,10 @@
  * POSTs in flight (each either recorded and acknowledged, or not acknowledged), stop the sweeper, close Redis.
  */
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 import type { RelayerConfig } from "../config/index.js";
-import { connectRedis, createProducerRedis, ReceiptQueue } from "../queue/index.js";
+import { connectRedis, createProducerRedis, isClusterTarget, ReceiptQueue, type RedisClient } from "../queue/index.js";
 import { BearerAuth, collectTokens, TokenError } from "./auth.js";
 import { SubmissionBuilder } from "./build-submission.js";
 import { IngestService } from "./ingest-service.js";
@@ -20,7 +19,7 @@ import { buildIngestServer } from "./server.js";
 export interface IngestRuntime {
   readonly app: FastifyInstance;
   readonly queue: ReceiptQueue;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly metrics: IngestMetrics;
   /** e.g. http://127.0.0.1:8787 */
   readonly url: string;
@@ -50,13 +49,14 @@ export function receiptChains(config: RelayerConfig, builder: SubmissionBuilder)
 }
 
 /** The queue and pricing without the HTTP server (for re-pricing and inspection commands). */
-export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): Promise<{ queue: ReceiptQueue; redis: Redis; builder: SubmissionBuilder; close(): Promise<void> }> {
+export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): Promise<{ queue: ReceiptQueue; redis: RedisClient; builder: SubmissionBuilder; close(): Promise<void> }> {
   const builder = SubmissionBuilder.fromConfig(config);
-  const redis = createProducerRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs, ...(logger === undefined ? {} : { logger }) });
-  await connectRedis(redis, config.redis.url);
+  const redis = createProducerRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs, ...(logger === undefined ? {} : { logger }) });
+  await connectRedis(redis, config.redis);
   const queue = new ReceiptQueue({
     connection: redis,
     prefix: config.redis.prefix,
+    shards: isClusterTarget(config.redis) ? config.redis.shards : null,
     chains: receiptChains(config, builder),
     dedupeTtlMs: config.ingest.dedupeTtlMs,
     maxChunk: config.ingest.maxChunk,
@@ -64,6 +64,14 @@ export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): 
     waitTimeoutMs: config.redis.waitTimeoutMs,
     ...(logger === undefined ? {} : { logger }),
   });
+  try {
+    // a process configured with another redis.shards than the keys were written with refuses to start
+    await queue.store.checkLayout();
+  } catch (error) {
+    await queue.close();
+    redis.disconnect();
+    throw error;
+  }
   return {
     queue,
     redis,

@@ -15,7 +15,7 @@ import { BatchPool } from "../batcher/batch-pool.js";
 import { redactUrls } from "../chain/networks.js";
 import type { RelayerConfig, TokenUnit } from "../config/index.js";
 import { ReleaseSchedule } from "../payout/release-schedule.js";
-import { connectRedis, createProducerRedis, ReceiptStore, type UnbillableReason } from "../queue/index.js";
+import { asRedis, connectRedis, createProducerRedis, isClusterTarget, ReceiptStore, type UnbillableReason } from "../queue/index.js";
 import { archiveDir } from "../settler/runtime.js";
 import { SettlementStore } from "../settler/settlement-store.js";
 import { ArchiveLines } from "./archive-lines.js";
@@ -112,7 +112,11 @@ export class MonitorCollector {
     private readonly options: CollectorOptions,
   ) {
     this.lines = new ArchiveLines(new Archive(archiveDir(config)));
-    this.receipts = new ReceiptStore(redis, { prefix: config.redis.prefix, dedupeTtlMs: config.ingest.dedupeTtlMs });
+    this.receipts = new ReceiptStore(redis, {
+      prefix: config.redis.prefix,
+      dedupeTtlMs: config.ingest.dedupeTtlMs,
+      shards: isClusterTarget(config.redis) ? config.redis.shards : null,
+    });
     const all = monitoredChains(config);
     for (const name of options.chains ?? []) {
       if (!all.includes(name)) throw new MonitorError("INVALID_INPUT", `--chain ${name}: not a chain of this relayer (${all.join(", ")})`);
@@ -134,14 +138,14 @@ export class MonitorCollector {
 
   /** Connects to Redis (QueueUnavailableError when it does not answer); chains are connected at the first snapshot. */
   static async open(config: RelayerConfig, options: CollectorOptions): Promise<MonitorCollector> {
-    const redis = createProducerRedis(config.redis.url, {
+    const redis = createProducerRedis(config.redis, {
       commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 5000),
       connectionName: "agentgpt-monitor",
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
-    await connectRedis(redis, config.redis.url);
+    await connectRedis(redis, config.redis);
     try {
-      return new MonitorCollector(config, redis, options);
+      return new MonitorCollector(config, asRedis(redis), options);
     } catch (error) {
       redis.disconnect();
       throw error;

@@ -13,13 +13,13 @@
  *    chunk at least once and must be idempotent by receipt id (or chunk id).
  */
 import { type JobsOptions, Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 import { asQueueError, QueueUnavailableError } from "./errors.js";
 import { bullPrefix, RECEIPTS_JOB_NAME, receiptQueueName } from "./keys.js";
 import { type PreparedSubmissions, prepareSubmissions } from "./prepared.js";
 import { type ChunkRef, type InvalidEntry, ReceiptStore, type Submission, type SubmitResult } from "./receipt-store.js";
+import { masterNodes, type RedisClient } from "./redis-connection.js";
 
 /** Data of every job in a receipt queue (job name: "receipts"). Read the receipts with ReceiptStore.readChunk. */
 export interface ReceiptJobData {
@@ -35,9 +35,11 @@ export interface ReceiptQueueOptions {
    * ioredis client used for every producer command. Create it with `createProducerRedis` (enableOfflineQueue
    * false, a command timeout) so that calls fail fast while Redis is down instead of hanging the HTTP request.
    */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   /** key prefix, letters, digits, "_" and "-" (config redis.prefix) */
   readonly prefix: string;
+  /** hash tags the ingest keys are spread over (config redis.shards; see ReceiptStoreOptions.shards) */
+  readonly shards?: number | null | undefined;
   /** every chain receipts may be queued for */
   readonly chains: readonly string[];
   /** dedupe and unbillable record lifetime, ms (config ingest.dedupe_ttl; default 32 days) */
@@ -72,7 +74,7 @@ export class ReceiptQueue {
   private readonly logger: Logger | undefined;
 
   constructor(private readonly options: ReceiptQueueOptions) {
-    this.store = new ReceiptStore(options.connection, { prefix: options.prefix, dedupeTtlMs: options.dedupeTtlMs });
+    this.store = new ReceiptStore(options.connection, { prefix: options.prefix, dedupeTtlMs: options.dedupeTtlMs, shards: options.shards });
     this.maxChunk = options.maxChunk ?? 1000;
     this.logger = options.logger;
     for (const chain of new Set(options.chains)) {
@@ -135,6 +137,8 @@ export class ReceiptQueue {
     const before = (options.now ?? Date.now()) - (options.graceMs ?? 0);
     const requeued: ChunkRef[] = [];
     for (const [chain, queue] of this.queues) {
+      const committed = await this.store.recoverStaged(chain, options.now ?? Date.now());
+      if (committed.length > 0) this.logger?.warn({ chain, chunks: committed.length }, "committed chunks of POSTs that died between their steps");
       for (const { chunkId } of await this.store.pendingChunks(chain, { before })) {
         if ((await queue.getJobState(chunkId)) !== "unknown") continue;
         const receipts = await this.store.readChunk(chunkId);
@@ -214,7 +218,10 @@ export class ReceiptQueue {
     if (wanted === 0) return;
     let confirmed: number;
     try {
-      confirmed = await this.options.connection.wait(wanted, this.options.waitTimeoutMs ?? 1000);
+      // WAIT counts this connection's writes on one server; on a Cluster each master that took a shard's writes
+      // must confirm (a master this connection did not write to answers at once)
+      const counts = await Promise.all(masterNodes(this.options.connection).map((node) => node.wait(wanted, this.options.waitTimeoutMs ?? 1000)));
+      confirmed = Math.min(...counts);
     } catch (error) {
       throw asQueueError(error, "confirm the write on replicas");
     }

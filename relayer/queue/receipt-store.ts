@@ -5,11 +5,10 @@
  */
 import { randomBytes } from "node:crypto";
 
-import type { Redis } from "ioredis";
-
-import { asQueueError } from "./errors.js";
-import { IngestKeys } from "./keys.js";
+import { asQueueError, QueueUnavailableError } from "./errors.js";
+import { IngestKeys, IngestLayout } from "./keys.js";
 import { type PreparedSubmissions, prepareSubmissions } from "./prepared.js";
+import { isCluster, type RedisClient, scanKeys } from "./redis-connection.js";
 import type { Receipt, ReceiptBody } from "./receipt.js";
 import { readReceiptRows } from "./receipt-rows.js";
 import { withIngestScripts, type IngestRedis } from "./scripts.js";
@@ -98,7 +97,23 @@ export interface ReceiptStoreOptions {
   readonly prefix: string;
   /** how long dedupe and unbillable records live, milliseconds */
   readonly dedupeTtlMs: number;
+  /**
+   * hash tags the keys are spread over (see keys.ts; config redis.shards): default 256 on a Redis Cluster, none (the
+   * single-tag layout of earlier versions) on a single Redis. A number forces the spread layout on either.
+   */
+  readonly shards?: number | null | undefined;
 }
+
+/** Default shard count on a Cluster: no slot holds more than about 1/256 of the records (0.4 %). */
+export const DEFAULT_SHARDS = 256;
+
+/**
+ * How long the shards of a staged POST may take (ms, Redis time from staging): a shard's script refuses to run
+ * after it, and recovery commits a chunk still staged `STAGE_WINDOW_MS + STAGE_RECOVERY_MARGIN_MS` after it was
+ * staged (the margin covers clock differences between the Cluster's nodes and the relayer's host).
+ */
+export const STAGE_WINDOW_MS = 30_000;
+export const STAGE_RECOVERY_MARGIN_MS = 30_000;
 
 /**
  * The dedupe record of a receipt that was already batched, rebuilt from its batch file (backup restore): written as
@@ -172,15 +187,87 @@ export function newChunkId(chain: string): string {
   return `${chain}-${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
 }
 
+/** One entry of a POST's packed entries (prepared.ts packEntry): where it is in the bytes, and what the script needs. */
+interface PackedEntry {
+  readonly begin: number;
+  readonly end: number;
+  readonly kind: "q" | "u";
+  readonly group: number;
+  readonly key: string;
+  readonly fingerprint: string;
+  readonly startText: string;
+}
+
+/** Splits packed entries (`<kind><group>,<key bytes>,<body bytes>,<start ms>,<fingerprint><key><body>` ...). */
+export function readPackedEntries(packed: Buffer): PackedEntry[] {
+  const out: PackedEntry[] = [];
+  let p = 0;
+  while (p < packed.length) {
+    const c1 = packed.indexOf(0x2c, p + 1);
+    const c2 = packed.indexOf(0x2c, c1 + 1);
+    const c3 = packed.indexOf(0x2c, c2 + 1);
+    const c4 = packed.indexOf(0x2c, c3 + 1);
+    if (c4 === -1) throw new Error(`packed entries are malformed at byte ${p}`);
+    const keyBytes = Number(packed.toString("latin1", c1 + 1, c2));
+    const bodyBytes = Number(packed.toString("latin1", c2 + 1, c3));
+    const keyStart = c4 + 17;
+    const end = keyStart + keyBytes + bodyBytes;
+    out.push({
+      begin: p,
+      end,
+      kind: packed[p] === 0x71 ? "q" : "u",
+      group: Number(packed.toString("latin1", p + 1, c1)),
+      key: packed.toString("utf8", keyStart, keyStart + keyBytes),
+      fingerprint: packed.toString("latin1", c4 + 1, keyStart),
+      startText: packed.toString("latin1", c3 + 1, c4),
+    });
+    p = end;
+  }
+  return out;
+}
+
+/** The seen keys a script may touch for an entry: its key's, and key#start, #start-1, #start+1 when it has a start. */
+function seenKeysOf(keys: IngestKeys, key: string, startText: string): string[] {
+  if (startText === "") return [keys.seen(key)];
+  const start = Number(startText);
+  return [keys.seen(key), keys.seen(`${key}#${start}`), keys.seen(`${key}#${start - 1}`), keys.seen(`${key}#${start + 1}`)];
+}
+
 export class ReceiptStore {
+  /** the keys of the single layout; on a Cluster the global tag (invalid list, layout record): see `layout` */
   readonly keys: IngestKeys;
+  readonly layout: IngestLayout;
   readonly redis: IngestRedis;
   private readonly ttlSeconds: number;
+  private layoutChecked: Promise<void> | undefined;
 
-  constructor(redis: Redis, readonly options: ReceiptStoreOptions) {
+  constructor(redis: RedisClient, readonly options: ReceiptStoreOptions) {
     this.redis = withIngestScripts(redis);
-    this.keys = new IngestKeys(options.prefix);
+    const shards = options.shards === undefined ? (isCluster(redis) ? DEFAULT_SHARDS : null) : options.shards;
+    this.layout = new IngestLayout(options.prefix, shards);
+    this.keys = this.layout.global;
     this.ttlSeconds = Math.max(1, Math.ceil(options.dedupeTtlMs / 1000));
+  }
+
+  /**
+   * The spread layout records its shard count at first use; a process configured with another count would look for
+   * dedupe records in the wrong tags (and bill re-sends again), so it refuses to work instead.
+   */
+  checkLayout(): Promise<void> {
+    if (this.layout.shards === null) return Promise.resolve();
+    this.layoutChecked ??= (async () => {
+      const wanted = String(this.layout.shards);
+      const found = await this.redis.set(this.keys.layout, wanted, "NX", "GET");
+      if (found !== null && found !== wanted) {
+        throw new Error(
+          `the ingest keys in Redis were written with redis.shards: ${found}, this process has ${wanted}: set redis.shards to ${found} (changing it needs a migration)`,
+        );
+      }
+    })().catch((error: unknown) => {
+      this.layoutChecked = undefined;
+      throw error;
+    });
+    return this.layoutChecked;
   }
 
   /**
@@ -198,6 +285,7 @@ export class ReceiptStore {
     const { chains, entries } = prepared;
     if (entries.length === 0) return { outcomes: [], chunks: [] };
     const chunkIds = chains.map(({ chain }) => newChunkId(chain));
+    if (this.layout.sharded) return this.submitSharded(prepared, chunkIds, now);
 
     const keys: string[] = [this.keys.stats, ...REASON_KEYS(this.keys)];
     const args: Array<string | number | Buffer> = [
@@ -223,6 +311,12 @@ export class ReceiptStore {
       throw asQueueError(error, "record receipts");
     }
 
+    return this.resultOf(prepared, chunkIds, reply);
+  }
+
+  /** Outcomes and chunks from the scripts' reply (two characters per entry). */
+  private resultOf(prepared: PreparedSubmissions, chunkIds: readonly string[], reply: string): SubmitResult {
+    const { chains, entries } = prepared;
     const counts = new Array<number>(chains.length).fill(0);
     const outcomes = entries.map((entry, index) => {
       const outcome = OUTCOME[reply[index * 2]!];
@@ -237,13 +331,187 @@ export class ReceiptStore {
   }
 
   /**
+   * A POST on the spread layout (Cluster), where its dedupe records are in many slots and no one script can write
+   * them all with the chunk. Exactly once, in three steps:
+   * 1. stage: each chain's chunk (every receipt of the POST, and the packed entries) is written under its own tag,
+   *    in the chain's staged set, invisible to the consumer.
+   * 2. per shard touched, one SUBMIT (staged): the dedupe records of that shard's entries, each naming the chunk.
+   *    It refuses to run after the deadline (staging time + STAGE_WINDOW_MS, Redis time).
+   * 3. commit: the chunk's mask (which receipts this POST recorded) is written and the chunk made pending.
+   * A receipt is billed when its dedupe record names the chunk it is in, and only then: if the process dies (or a
+   * shard fails) between the steps, the POST answers 503 (or nothing) and `recoverStaged`, after the window, rebuilds
+   * the mask from the dedupe records and commits; a re-send of the POST finds the recorded receipts duplicate.
+   */
+  private async submitSharded(prepared: PreparedSubmissions, chunkIds: readonly string[], now: number): Promise<SubmitResult> {
+    await this.checkLayout();
+    const { chains, entries } = prepared;
+    const packed = asBuffer(prepared.packed);
+    const packedEntries = readPackedEntries(packed);
+    if (packedEntries.length !== entries.length) throw new Error(`packed entries: ${packedEntries.length}, entries: ${entries.length}`);
+
+    // 1. stage
+    let stagedAt: number;
+    try {
+      const times = await Promise.all(
+        chains.map(({ receipts }, index) => {
+          const keys = this.layout.ofChunk(chunkIds[index]!);
+          return this.redis.agentgptIngestStage(keys.chunk(chunkIds[index]!), keys.staged(chains[index]!.chain), asBuffer(receipts), packed, index + 1, chunkIds[index]!);
+        }),
+      );
+      stagedAt = times.length === 0 ? now : Math.min(...times.map(Number));
+    } catch (error) {
+      throw asQueueError(error, "stage receipts");
+    }
+    const deadline = stagedAt + STAGE_WINDOW_MS;
+
+    // 2. one script per shard touched
+    const byShard = new Map<IngestKeys, number[]>();
+    packedEntries.forEach((entry, index) => {
+      const keys = this.layout.ofCall(entry.key);
+      let list = byShard.get(keys);
+      if (list === undefined) byShard.set(keys, (list = []));
+      list.push(index);
+    });
+    const reply = new Array<string>(entries.length);
+    const conflicts: Array<{ index: number; keptFp: string; keptKind: string }> = [];
+    try {
+      await Promise.all(
+        [...byShard].map(async ([keys, indexes]) => {
+          const scriptKeys: string[] = [keys.stats, ...REASON_KEYS(keys)];
+          const args: Array<string | number | Buffer> = [now, this.ttlSeconds, UNBILLABLE_REASONS.length, chains.length, indexes.length, keys.seen(""), keys.conflicts, ...UNBILLABLE_REASONS];
+          chains.forEach(({ chain }, index) => {
+            // declared for the script's fixed positions, in this shard's tag; staged, it writes neither
+            scriptKeys.push(keys.pending(chain), keys.chunk(chunkIds[index]!));
+            args.push(chain, chunkIds[index]!, "");
+          });
+          scriptKeys.push(keys.conflicts);
+          for (const index of indexes) scriptKeys.push(...seenKeysOf(keys, packedEntries[index]!.key, packedEntries[index]!.startText));
+          args.push(Buffer.concat(indexes.map((index) => packed.subarray(packedEntries[index]!.begin, packedEntries[index]!.end))), deadline);
+          const answer = await this.redis.agentgptIngestSubmitStaged(scriptKeys.length, ...scriptKeys, ...args);
+          if (!Array.isArray(answer)) throw new QueueUnavailableError(`a shard of the POST was not recorded within ${STAGE_WINDOW_MS} ms (${String(answer)}); recovery commits what was`);
+          const [outcomes, xs] = answer;
+          indexes.forEach((index, k) => (reply[index] = outcomes.slice(2 * k, 2 * k + 2)));
+          for (const x of xs) {
+            const [k, keptFp, keptKind] = x.split("|");
+            conflicts.push({ index: indexes[Number(k)]!, keptFp: keptFp!, keptKind: keptKind! });
+          }
+        }),
+      );
+    } catch (error) {
+      throw asQueueError(error, "record receipts");
+    }
+    const result = this.resultOf(prepared, chunkIds, reply.join(""));
+
+    // 3. commit each chain's chunk with its mask
+    const rowOf = new Array<number>(entries.length);
+    const rows = new Array<number>(chains.length).fill(0);
+    entries.forEach((entry, index) => {
+      if (entry.kind === "receipt") rowOf[index] = ++rows[entry.chain]!;
+    });
+    try {
+      await Promise.all(
+        chains.map(({ chain }, c) => {
+          const masks: string[] = [];
+          const derived: string[] = [];
+          let accepted = 0;
+          entries.forEach((entry, index) => {
+            if (entry.kind !== "receipt" || entry.chain !== c) return;
+            const { id, outcome } = result.outcomes[index]!;
+            if (outcome !== "queued" && outcome !== "requeued") return void masks.push("0");
+            accepted += 1;
+            if (id === entry.key) masks.push("1");
+            else {
+              masks.push("2");
+              derived.push(`${masks.length - 1}:${id.slice(entry.key.length + 1)}`);
+            }
+          });
+          const conflictArgs = conflicts.flatMap(({ index, keptFp, keptKind }) => {
+            const entry = entries[index]!;
+            if (entry.kind !== "receipt" || entry.chain !== c) return [];
+            return [rowOf[index]!, entry.key, packedEntries[index]!.startText, keptFp, keptKind, entry.fingerprint];
+          });
+          return this.commit(chain, chunkIds[c]!, masks.join(""), derived.join(","), accepted, now, conflictArgs);
+        }),
+      );
+    } catch (error) {
+      throw asQueueError(error, "commit receipts");
+    }
+    return result;
+  }
+
+  private commit(chain: string, chunkId: string, mask: string, derived: string, accepted: number, now: number, conflictArgs: Array<string | number> = []): Promise<number> {
+    const keys = this.layout.ofChunk(chunkId);
+    return this.redis.agentgptIngestCommit(
+      keys.chunk(chunkId),
+      keys.staged(chain),
+      keys.pending(chain),
+      keys.stats,
+      keys.conflicts,
+      chunkId,
+      chain,
+      mask,
+      derived,
+      accepted,
+      now,
+      this.ttlSeconds,
+      ...conflictArgs,
+    );
+  }
+
+  /**
+   * Commits chunks of `chain` still staged `STAGE_WINDOW_MS + STAGE_RECOVERY_MARGIN_MS` after they were staged (the
+   * POST died between its steps): a receipt of the chunk is accepted exactly when its dedupe record names the chunk.
+   * No shard script can write such a record any more (past the deadline), so the mask is final. Returns the chunks
+   * committed with receipts. A no-op on the single layout.
+   */
+  async recoverStaged(chain: string, now = Date.now()): Promise<ChunkRef[]> {
+    if (!this.layout.sharded) return [];
+    await this.checkLayout();
+    const before = now - STAGE_WINDOW_MS - STAGE_RECOVERY_MARGIN_MS;
+    const out: ChunkRef[] = [];
+    for (const shard of this.layout.all) {
+      const chunkIds = await this.redis.zrangebyscore(shard.staged(chain), "-inf", before, "LIMIT", 0, 100);
+      for (const chunkId of chunkIds) {
+        const [packedText, groupText] = await this.redis.hmgetBuffer(shard.chunk(chunkId), "e", "g");
+        if (packedText === null || packedText === undefined || groupText === null || groupText === undefined) {
+          await this.commit(chain, chunkId, "", "", 0, now);
+          continue;
+        }
+        const group = Number(groupText.toString());
+        const suffix = `|q|${chain}|${chunkId}`;
+        const mine = readPackedEntries(packedText).filter((entry) => entry.kind === "q" && entry.group === group);
+        const masks: string[] = [];
+        const derived: string[] = [];
+        let accepted = 0;
+        for (const entry of mine) {
+          const keys = this.layout.ofCall(entry.key);
+          const candidates = [entry.key, ...(entry.startText === "" ? [] : [0, -1, 1].map((d) => `${entry.key}#${Number(entry.startText) + d}`))];
+          const values = await Promise.all(candidates.map((id) => this.redis.get(keys.seen(id))));
+          const found = values.findIndex((value) => value !== null && value.endsWith(suffix));
+          if (found === -1) masks.push("0");
+          else {
+            accepted += 1;
+            masks.push(found === 0 ? "1" : "2");
+            if (found > 0) derived.push(`${masks.length - 1}:${candidates[found]!.slice(entry.key.length + 1)}`);
+          }
+        }
+        if ((await this.commit(chain, chunkId, masks.join(""), derived.join(","), accepted, now)) === 1 && accepted > 0) {
+          out.push({ chain, chunkId, count: accepted });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
    * The receipts of a chunk (only those this chunk recorded, with their final ids), or null when it was
    * acknowledged already (or never existed).
    */
   async readChunk(chunkId: string): Promise<Receipt[] | null> {
     let fields: Array<string | null>;
     try {
-      fields = await this.redis.hmget(this.keys.chunk(chunkId), "r", "m", "d");
+      await this.checkLayout();
+      fields = await this.redis.hmget(this.layout.ofChunk(chunkId).chunk(chunkId), "r", "m", "d");
     } catch (error) {
       throw asQueueError(error, "read a chunk");
     }
@@ -268,7 +536,8 @@ export class ReceiptStore {
   /** The consumer holds the chunk durably: forget it. Returns false if it was already acknowledged. */
   async ack(chain: string, chunkId: string): Promise<boolean> {
     try {
-      const done = await this.redis.agentgptIngestAck(this.keys.chunk(chunkId), this.keys.pending(chain), this.keys.stats, chunkId, chain);
+      const keys = this.layout.ofChunk(chunkId);
+      const done = await this.redis.agentgptIngestAck(keys.chunk(chunkId), keys.pending(chain), keys.stats, chunkId, chain);
       return done === 1;
     } catch (error) {
       throw asQueueError(error, "acknowledge a chunk");
@@ -277,22 +546,19 @@ export class ReceiptStore {
 
   /** Unacknowledged chunks of `chain` created at or before `before` (ms), oldest first. */
   async pendingChunks(chain: string, options: { before?: number; limit?: number } = {}): Promise<Array<{ chunkId: string; createdAt: number }>> {
-    const flat = await this.redis.zrangebyscore(
-      this.keys.pending(chain),
-      "-inf",
-      options.before ?? "+inf",
-      "WITHSCORES",
-      "LIMIT",
-      0,
-      options.limit ?? 1000,
+    const limit = options.limit ?? 1000;
+    const pages = await Promise.all(
+      this.layout.all.map((keys) => this.redis.zrangebyscore(keys.pending(chain), "-inf", options.before ?? "+inf", "WITHSCORES", "LIMIT", 0, limit)),
     );
     const out: Array<{ chunkId: string; createdAt: number }> = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ chunkId: flat[i]!, createdAt: Number(flat[i + 1]) });
-    return out;
+    for (const flat of pages) for (let i = 0; i + 1 < flat.length; i += 2) out.push({ chunkId: flat[i]!, createdAt: Number(flat[i + 1]) });
+    if (pages.length > 1) out.sort((a, b) => a.createdAt - b.createdAt);
+    return out.slice(0, limit);
   }
 
   async pendingCount(chain: string): Promise<number> {
-    return this.redis.zcard(this.keys.pending(chain));
+    const counts = await Promise.all(this.layout.all.map((keys) => this.redis.zcard(keys.pending(chain))));
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Keeps the reason and id of refused entries (never their content) for operators, and counts them. */
@@ -318,8 +584,11 @@ export class ReceiptStore {
   }
 
   async stats(): Promise<IngestStats> {
-    const hash = await this.redis.hgetall(this.keys.stats);
-    const number = (field: string) => Number(hash[field] ?? 0);
+    const tags = this.layout.sharded ? [this.layout.global, ...this.layout.all] : this.layout.all;
+    const hashes = await Promise.all(tags.map((keys) => this.redis.hgetall(keys.stats)));
+    const hash: Record<string, number> = {};
+    for (const one of hashes) for (const [field, value] of Object.entries(one)) hash[field] = (hash[field] ?? 0) + Number(value);
+    const number = (field: string) => hash[field] ?? 0;
     const unbillable = Object.fromEntries(UNBILLABLE_REASONS.map((reason) => [reason, number(`unbillable:${reason}`)])) as Record<
       UnbillableReason,
       number
@@ -346,21 +615,27 @@ export class ReceiptStore {
   /** Unbillable calls kept now (within the dedupe TTL), per reason. */
   async unbillableCounts(now = Date.now()): Promise<Record<UnbillableReason, number>> {
     const horizon = now - this.ttlSeconds * 1000;
-    const pipeline = this.redis.pipeline();
-    for (const reason of UNBILLABLE_REASONS) pipeline.zcount(this.keys.reasonIndex(reason), horizon, "+inf");
-    const replies = (await pipeline.exec()) ?? [];
-    return Object.fromEntries(UNBILLABLE_REASONS.map((reason, index) => [reason, Number(replies[index]?.[1] ?? 0)])) as Record<
-      UnbillableReason,
-      number
-    >;
+    const totals = new Array<number>(UNBILLABLE_REASONS.length).fill(0);
+    await Promise.all(
+      this.layout.all.map(async (keys) => {
+        // one pipeline per tag: on a Cluster a pipeline goes to one node
+        const pipeline = this.redis.pipeline();
+        for (const reason of UNBILLABLE_REASONS) pipeline.zcount(keys.reasonIndex(reason), horizon, "+inf");
+        const replies = (await pipeline.exec()) ?? [];
+        replies.forEach((reply, index) => (totals[index]! += Number(reply?.[1] ?? 0)));
+      }),
+    );
+    return Object.fromEntries(UNBILLABLE_REASONS.map((reason, index) => [reason, totals[index]!])) as Record<UnbillableReason, number>;
   }
 
   /** Kept unbillable records of one reason, newest first. */
   async listUnbillable(reason: UnbillableReason, options: { limit?: number; offset?: number } = {}): Promise<UnbillableRecord[]> {
     const offset = options.offset ?? 0;
-    const ids = await this.redis.zrevrange(this.keys.reasonIndex(reason), offset, offset + (options.limit ?? 100) - 1);
-    if (ids.length === 0) return [];
-    const values = await this.redis.mget(...ids.map((id) => this.keys.seen(id)));
+    const end = offset + (options.limit ?? 100);
+    const found = await this.newestFirst((keys) => keys.reasonIndex(reason), end);
+    const page = found.slice(offset, end);
+    if (page.length === 0) return [];
+    const values = await Promise.all(page.map(({ member, keys }) => this.redis.get(keys.seen(member))));
     return values.flatMap((value) => {
       const record = unbillableOf(value);
       return record === null ? [] : [record];
@@ -370,14 +645,23 @@ export class ReceiptStore {
   /** Logs kept as conflicts (within the dedupe TTL), newest first. */
   async listConflicts(options: { limit?: number; offset?: number } = {}): Promise<ConflictRecord[]> {
     const offset = options.offset ?? 0;
-    const flat = await this.redis.zrevrange(this.keys.conflicts, offset, offset + (options.limit ?? 100) - 1, "WITHSCORES");
-    const out: ConflictRecord[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ ...(JSON.parse(flat[i]!) as Omit<ConflictRecord, "at">), at: Number(flat[i + 1]) });
-    return out;
+    const end = offset + (options.limit ?? 100);
+    const found = await this.newestFirst((keys) => keys.conflicts, end);
+    return found.slice(offset, end).map(({ member, score }) => ({ ...(JSON.parse(member) as Omit<ConflictRecord, "at">), at: score }));
   }
 
   async conflictCount(): Promise<number> {
-    return this.redis.zcard(this.keys.conflicts);
+    const counts = await Promise.all(this.layout.all.map((keys) => this.redis.zcard(keys.conflicts)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** The first `count` members of a sorted set kept in every tag, newest (highest score) first, merged. */
+  private async newestFirst(keyOf: (keys: IngestKeys) => string, count: number): Promise<Array<{ member: string; score: number; keys: IngestKeys }>> {
+    const pages = await Promise.all(this.layout.all.map(async (keys) => ({ keys, flat: await this.redis.zrevrange(keyOf(keys), 0, count - 1, "WITHSCORES") })));
+    const out: Array<{ member: string; score: number; keys: IngestKeys }> = [];
+    for (const { keys, flat } of pages) for (let i = 0; i + 1 < flat.length; i += 2) out.push({ member: flat[i]!, score: Number(flat[i + 1]), keys });
+    if (pages.length > 1) out.sort((a, b) => b.score - a.score);
+    return out.slice(0, count);
   }
 
   /**
@@ -406,33 +690,54 @@ export class ReceiptStore {
   }
 
   private async writeRecords(pairs: ReadonlyArray<{ id: string; record: QueuedRecord }>): Promise<number> {
+    await this.checkLayout();
     let written = 0;
     for (let start = 0; start < pairs.length; start += 1000) {
-      const pipeline = this.redis.pipeline();
-      for (const { id, record } of pairs.slice(start, start + 1000)) {
-        pipeline.set(this.keys.seen(id), `${record.fingerprint}|${record.startTime ?? ""}|q|${record.chain}|${record.origin}`, "PXAT", record.expiresAt, "NX");
+      // one pipeline per tag: on a Cluster a pipeline goes to one node (a record lives in its call key's tag)
+      const byTag = new Map<IngestKeys, Array<{ id: string; record: QueuedRecord }>>();
+      for (const pair of pairs.slice(start, start + 1000)) {
+        const keys = this.layout.ofCall(pair.record.key);
+        const list = byTag.get(keys);
+        if (list === undefined) byTag.set(keys, [pair]);
+        else list.push(pair);
       }
-      let replies: Array<[Error | null, unknown]>;
-      try {
-        replies = (await pipeline.exec()) ?? [];
-      } catch (error) {
-        throw asQueueError(error, "restore dedupe records");
-      }
-      for (const [error, reply] of replies) {
-        if (error !== null) throw asQueueError(error, "restore dedupe records");
-        if (reply === "OK") written += 1;
-      }
+      const counts = await Promise.all(
+        [...byTag].map(async ([keys, list]) => {
+          const pipeline = this.redis.pipeline();
+          for (const { id, record } of list) {
+            pipeline.set(keys.seen(id), `${record.fingerprint}|${record.startTime ?? ""}|q|${record.chain}|${record.origin}`, "PXAT", record.expiresAt, "NX");
+          }
+          let replies: Array<[Error | null, unknown]>;
+          try {
+            replies = (await pipeline.exec()) ?? [];
+          } catch (error) {
+            throw asQueueError(error, "restore dedupe records");
+          }
+          let n = 0;
+          for (const [error, reply] of replies) {
+            if (error !== null) throw asQueueError(error, "restore dedupe records");
+            if (reply === "OK") n += 1;
+          }
+          return n;
+        }),
+      );
+      written += counts.reduce((a, b) => a + b, 0);
     }
     return written;
   }
 
-  /** The dedupe records of `ids` (null where there is none), in order. */
-  async dedupeRecords(ids: readonly string[]): Promise<Array<DedupeRecord | null>> {
+  /**
+   * The dedupe records of `ids` (null where there is none), in order. `keys[i]` is the call key of `ids[i]` (they
+   * differ for a derived id `<key>#<start>`; default: the ids), which says where the record lives on a Cluster.
+   */
+  async dedupeRecords(ids: readonly string[], keys: readonly string[] = ids): Promise<Array<DedupeRecord | null>> {
     const out: Array<DedupeRecord | null> = [];
     for (let start = 0; start < ids.length; start += 1000) {
       const part = ids.slice(start, start + 1000);
       if (part.length === 0) break;
-      const values = await this.redis.mget(...part.map((id) => this.keys.seen(id)));
+      const values = this.layout.sharded
+        ? await Promise.all(part.map((id, i) => this.redis.get(this.layout.ofCall(keys[start + i]!).seen(id))))
+        : await this.redis.mget(...part.map((id) => this.keys.seen(id)));
       out.push(...values.map(parseDedupeRecord));
     }
     return out;
@@ -440,18 +745,15 @@ export class ReceiptStore {
 
   /** Every id that has a dedupe record now, with the record, a page at a time (SCAN: no blocking on a large Redis). */
   async *dedupeIds(): AsyncGenerator<Array<{ id: string; record: DedupeRecord | null }>> {
-    const prefix = this.keys.seen("");
-    let cursor = "0";
-    do {
-      const [next, keys] = await this.redis.scan(cursor, "MATCH", `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length === 0) continue;
-      const values = await this.redis.mget(...keys);
-      yield keys.map((key, index) => ({ id: key.slice(prefix.length), record: parseDedupeRecord(values[index] ?? null) }));
-    } while (cursor !== "0");
+    const pattern = this.layout.sharded ? `{${this.options.prefix}:ingest:*}:seen:*` : `${this.keys.seen("").replace(/[*?[\]\\]/g, "\\$&")}*`;
+    for await (const keys of scanKeys(this.redis, pattern)) {
+      const values = this.layout.sharded ? await Promise.all(keys.map((key) => this.redis.get(key))) : await this.redis.mget(...keys);
+      yield keys.map((key, index) => ({ id: key.slice(key.indexOf("}:seen:") + 7), record: parseDedupeRecord(values[index] ?? null) }));
+    }
   }
 
-  async getUnbillable(id: string): Promise<UnbillableRecord | null> {
-    return unbillableOf(await this.redis.get(this.keys.seen(id)));
+  /** The unbillable record of `id`; `key`: its call key when `id` is derived (`<key>#<start>`; default: `id`). */
+  async getUnbillable(id: string, key = id): Promise<UnbillableRecord | null> {
+    return unbillableOf(await this.redis.get(this.layout.ofCall(key).seen(id)));
   }
 }

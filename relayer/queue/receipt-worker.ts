@@ -12,7 +12,7 @@
  *
  * ```ts
  * const worker = createReceiptWorker({
- *   connection: createWorkerRedis(config.redis.url),
+ *   connection: createWorkerRedis(config.redis),
  *   prefix: config.redis.prefix,
  *   chain: "arbitrum",
  *   handler: async (receipts, { chunkId }) => { await batcher.take(chunkId, receipts); },
@@ -20,12 +20,12 @@
  * ```
  */
 import { type Job, Worker } from "bullmq";
-import type { Redis } from "ioredis";
 
 import { bullPrefix, RECEIPTS_JOB_NAME, receiptQueueName } from "./keys.js";
 import type { ReceiptJobData } from "./receipt-queue.js";
 import type { Receipt } from "./receipt.js";
 import { ReceiptStore } from "./receipt-store.js";
+import type { RedisClient } from "./redis-connection.js";
 
 export interface ChunkContext {
   readonly chain: string;
@@ -37,9 +37,11 @@ export type ChunkHandler = (receipts: Receipt[], context: ChunkContext) => Promi
 
 export interface ReceiptWorkerOptions {
   /** ioredis client with `maxRetriesPerRequest: null` (createWorkerRedis); BullMQ duplicates it for blocking calls */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   /** config redis.prefix */
   readonly prefix: string;
+  /** config redis.shards (on a Cluster): must be the producers' (see ReceiptStoreOptions.shards) */
+  readonly shards?: number | null | undefined;
   readonly chain: string;
   readonly handler: ChunkHandler;
   /** chunks processed at once (default 1). Chunks are not ordered: a retried chunk comes after later ones. */
@@ -56,7 +58,7 @@ export interface ReceiptWorkerOptions {
 export type ChunkResult = { readonly receipts: number } | { readonly skipped: "already-acknowledged" };
 
 export function createReceiptWorker(options: ReceiptWorkerOptions): Worker<ReceiptJobData, ChunkResult> {
-  const store = new ReceiptStore(options.connection, { prefix: options.prefix, dedupeTtlMs: options.dedupeTtlMs ?? 32 * 86_400_000 });
+  const store = new ReceiptStore(options.connection, { prefix: options.prefix, dedupeTtlMs: options.dedupeTtlMs ?? 32 * 86_400_000, shards: options.shards });
   return new Worker<ReceiptJobData, ChunkResult>(
     receiptQueueName(options.chain),
     async (job) => {

@@ -23,7 +23,9 @@
  * suffixes of the "2" elements ("<index>:<start ms>,..."). Readers keep the accepted elements
  * (ReceiptStore.readChunk). Building the array once in JavaScript keeps per-receipt work in Redis to one SET.
  */
-import type { Redis, Result } from "ioredis";
+import type { Result } from "ioredis";
+
+import type { RedisClient } from "./redis-connection.js";
 
 /**
  * submit
@@ -33,15 +35,29 @@ import type { Redis, Result } from "ioredis";
  *       each `<kind><group>,<key bytes>,<body bytes>,<start ms>,<fingerprint><key><body>` (see prepared.ts
  *       packEntry): kind q or u, group the chain or reason number (1-based), start ms possibly empty, body "" for q
  *       and for u the record JSON without its opening "{" (the script puts the id in front).
- * The dedupe keys and the conflicts set are not declared in KEYS: they share the hash tag of the declared keys, so
- * they are in the same Redis Cluster slot, which is all Redis requires of an undeclared key. Packing keeps a
- * 512-entry call to a dozen arguments.
+ * [8 + R + 3C + 1] optional deadline (epoch ms, Redis time): given, the script runs staged (Cluster, one shard of a
+ * POST, see receipt-store.ts): it refuses to run past the deadline ("EXPIRED", nothing written), writes no chunk
+ * (COMMIT does), reads its own earlier write of a record (a re-sent script) as queued, and reports conflicting
+ * receipts for COMMIT to record, and it returns { outcomes, { "<entry index>|<kept fp>|<kept kind>", ... } }.
+ * On a single Redis the dedupe keys and the conflicts set are not declared in KEYS: they share the hash tag of the
+ * declared keys (one slot), and packing keeps a 512-entry call to a dozen arguments. Staged on a Cluster, the
+ * caller appends every key the script may touch (conflicts set, each entry's seen key and its three key#start
+ * forms) to KEYS: all in the shard's tag.
  * Returns two characters per entry: outcome (Q queued, R queued replacing an unbillable record, U unbillable,
  * D duplicate, C conflict: another log of a call already recorded, kept apart and not billed) and form (b: id is
  * the key, d: id is key#start, m: key#(start - 1), p: key#(start + 1)).
  */
 const SUBMIT = `
 local now = tonumber(ARGV[1])
+local C0 = tonumber(ARGV[4])
+local deadline = ARGV[8 + tonumber(ARGV[3]) + 3 * C0 + 1]
+local staged = deadline ~= nil and deadline ~= ''
+if staged then
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline) then return 'EXPIRED' end
+end
+local xs = {}
 local ttl = tonumber(ARGV[2])
 local R = tonumber(ARGV[3])
 local C = tonumber(ARGV[4])
@@ -135,6 +151,10 @@ for i = 0, N - 1 do
       end
     end
   end
+  if old and staged and old == fresh(kind, group, id, fp, startText, body) then
+    -- this very script ran before (re-sent after a lost reply): the record is ours
+    old = nil
+  end
   local outcome
   if not old then
     if kind == 'q' then
@@ -159,6 +179,11 @@ for i = 0, N - 1 do
       outcome = 'R'
       requeued = requeued + 1
       if oldFp ~= fp then keepConflict(id, startText, fp, 'receipt', oldFp, 'unbillable', oldRecord) end
+    elseif oldFp ~= fp and staged and kind == 'q' then
+      -- the receipt is in the staged chunk, on another shard: COMMIT records the conflict
+      outcome = 'C'
+      conflicts = conflicts + 1
+      xs[#xs + 1] = i .. '|' .. oldFp .. '|' .. KIND[oldKind]
     elseif oldFp ~= fp then
       outcome = 'C'
       local other
@@ -200,7 +225,7 @@ for i = 0, N - 1 do
   out[i + 1] = outcome .. form
 end
 for c = 1, C do
-  if accepted[c] > 0 then
+  if accepted[c] > 0 and not staged then
     local chain, chunk = ARGV[chainArg + 3 * c - 2], ARGV[chainArg + 3 * c - 1]
     redis.call('HSET', KEYS[chainKey + 2 * c], 'r', ARGV[chainArg + 3 * c], 'm', table.concat(masks[c]), 'd', table.concat(derived[c], ','))
     redis.call('ZADD', KEYS[chainKey + 2 * c - 1], now, chunk)
@@ -217,6 +242,7 @@ if duplicates > 0 then redis.call('HINCRBY', KEYS[1], 'duplicates', duplicates) 
 if reused > 0 then redis.call('HINCRBY', KEYS[1], 'reused', reused) end
 if conflicts > 0 then redis.call('HINCRBY', KEYS[1], 'conflicts', conflicts) end
 for reason, n in pairs(unbillable) do redis.call('HINCRBY', KEYS[1], 'unbillable:' .. reason, n) end
+if staged then return { table.concat(out), xs } end
 return table.concat(out)
 `;
 
@@ -233,19 +259,80 @@ end
 return 0
 `;
 
+/**
+ * stage (Cluster): writes a POST's chunk for one chain before its dedupe records, not yet visible to the consumer.
+ * KEYS: [1] chunk [2] staged zset. ARGV: [1] receipts (rows) [2] the POST's packed entries [3] the chain's group
+ * number in them [4] chunk id. Returns the Redis time (ms) it was staged at.
+ */
+const STAGE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'e', ARGV[2], 'g', ARGV[3])
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+return now
+`;
+
+/**
+ * commit (Cluster): a staged chunk's mask is known (from the shards' outcomes, or rebuilt from the dedupe records
+ * by recovery): make it visible to the consumer, or delete it when it holds no accepted receipt. Runs once per chunk
+ * (the first caller takes it out of the staged set; any later call returns 0 and changes nothing).
+ * KEYS: [1] chunk [2] staged zset [3] pending zset [4] stats [5] conflicts zset.
+ * ARGV: [1] chunk id [2] chain [3] mask [4] derived ids [5] accepted [6] now (ms) [7] ttl (s), then per conflicting
+ * receipt 6 values: its position in the chunk (1-based), id, start ms (or ""), kept fingerprint, kept kind, its own
+ * fingerprint.
+ */
+const COMMIT = `
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+local accepted = tonumber(ARGV[5])
+local now = tonumber(ARGV[6])
+local n = (#ARGV - 7) / 6
+if n > 0 then
+  local rows = cjson.decode(redis.call('HGET', KEYS[1], 'r'))
+  local header = rows[1]
+  for k = 0, n - 1 do
+    local a = 8 + 6 * k
+    local row, element = rows[tonumber(ARGV[a]) + 1], {}
+    for f = 1, #header do element[header[f]] = row[f] end
+    element['id'] = ARGV[a + 1]
+    local startText = ARGV[a + 2]
+    redis.call('ZADD', KEYS[5], now, '{"id":' .. cjson.encode(ARGV[a + 1]) .. ',"startTime":' .. (startText == '' and 'null' or startText) ..
+      ',"kept":{"fingerprint":"' .. ARGV[a + 3] .. '","kind":"' .. ARGV[a + 4] .. '"},"other":{"fingerprint":"' .. ARGV[a + 5] ..
+      '","kind":"receipt","record":' .. cjson.encode(element) .. '}}')
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - tonumber(ARGV[7]) * 1000))
+end
+if accepted > 0 then
+  redis.call('HSET', KEYS[1], 'm', ARGV[3], 'd', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'e', 'g')
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+  redis.call('HINCRBY', KEYS[4], 'queued:' .. ARGV[2], accepted)
+  redis.call('HINCRBY', KEYS[4], 'chunks:' .. ARGV[2], 1)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`;
+
 export interface IngestCommands {
   agentgptIngestSubmit(numKeys: number, ...keysAndArgs: Array<string | number | Buffer>): Result<string, { type: "default" }>;
   agentgptIngestAck(chunk: string, pending: string, stats: string, chunkId: string, chain: string): Result<number, { type: "default" }>;
+  agentgptIngestSubmitStaged(numKeys: number, ...keysAndArgs: Array<string | number | Buffer>): Result<string | [string, string[]], { type: "default" }>;
+  agentgptIngestStage(chunk: string, staged: string, receipts: Buffer, packed: Buffer, group: number, chunkId: string): Result<number, { type: "default" }>;
+  agentgptIngestCommit(...keysAndArgs: Array<string | number>): Result<number, { type: "default" }>;
 }
 
-export type IngestRedis = Redis & IngestCommands;
+export type IngestRedis = RedisClient & IngestCommands;
 
 /** Defines the scripts on `redis` once (idempotent) and returns it typed with them. */
-export function withIngestScripts(redis: Redis): IngestRedis {
+export function withIngestScripts(redis: RedisClient): IngestRedis {
   const typed = redis as IngestRedis;
   if (typeof typed.agentgptIngestSubmit !== "function") {
     redis.defineCommand("agentgptIngestSubmit", { lua: SUBMIT });
     redis.defineCommand("agentgptIngestAck", { lua: ACK, numberOfKeys: 3 });
+    redis.defineCommand("agentgptIngestSubmitStaged", { lua: SUBMIT });
+    redis.defineCommand("agentgptIngestStage", { lua: STAGE, numberOfKeys: 2 });
+    redis.defineCommand("agentgptIngestCommit", { lua: COMMIT, numberOfKeys: 5 });
   }
   return typed;
 }

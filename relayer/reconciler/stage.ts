@@ -8,7 +8,8 @@
 import { dirname } from "node:path";
 
 import { getAddress } from "ethers";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { asRedis, createRedis } from "../queue/index.js";
 import type { Logger } from "pino";
 
 import { Archive } from "../batcher/archive.js";
@@ -112,7 +113,7 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
   }
   const archive = new Archive(archiveDir(config));
   const ipfs = settings.ipfs === undefined ? undefined : new IpfsClient(settings.ipfs);
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3, connectionName: "agentgpt-reconciler", lazyConnect: false });
+  const redis = asRedis(createRedis(config.redis, { maxRetriesPerRequest: 3, connectionName: "agentgpt-reconciler", lazyConnect: false }));
   redis.on("error", () => undefined); // ioredis reconnects; a pass fails and is retried meanwhile
 
   const services: { chain: string; service: ReconcilerService }[] = [];

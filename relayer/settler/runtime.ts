@@ -31,7 +31,7 @@ import { RELAYER_ROLE } from "../chain/roles.js";
 import { resolveFees, type ChainConfig, type RelayerConfig } from "../config/index.js";
 import { ReleaseSchedule } from "../payout/release-schedule.js";
 import { ReleaseStage } from "../payout/release-stage.js";
-import { createReceiptWorker, createWorkerRedis } from "../queue/index.js";
+import { asRedis, createReceiptWorker, createWorkerRedis, isClusterTarget, type RedisClient } from "../queue/index.js";
 import { ChainError } from "../chain/errors.js";
 import { ChainGuard } from "./chain-guard.js";
 import { Lease } from "./lease.js";
@@ -102,10 +102,10 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
   const logger = options.logger;
   const stages = options.stages ?? { batcher: true, settler: true };
   const archive = new Archive(archiveDir(config));
-  const redis: Redis = createWorkerRedis(config.redis.url, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) });
+  const redis: Redis = asRedis(createWorkerRedis(config.redis, { connectionName: "agentgpt-settlement", ...(logger ? { logger } : {}) }));
   const chains: ChainSettlement[] = [];
   const workers: Worker[] = [];
-  const workerConnections: Redis[] = [];
+  const workerConnections: RedisClient[] = [];
   const stopAll = async () => {
     await Promise.all(workers.map((worker) => worker.close()));
     // BullMQ leaves a connection it was given open: close the workers' own
@@ -139,11 +139,12 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
         logger?.info({ chain: chain.name, chainId: settlement.chainId, router: settlement.router, signer: settlement.signer }, "settler started (batches come from the batchers of other processes)");
         continue;
       }
-      const connection = createWorkerRedis(config.redis.url, { connectionName: `agentgpt-batcher-${chain.name}` });
+      const connection = createWorkerRedis(config.redis, { connectionName: `agentgpt-batcher-${chain.name}` });
       workerConnections.push(connection);
       const worker = createReceiptWorker({
         connection,
         prefix: config.redis.prefix,
+        shards: isClusterTarget(config.redis) ? config.redis.shards : null,
         chain: chain.name,
         handler: (receipts) => batcher.take(receipts),
         // take() is atomic and idempotent per receipt, so chunks can be taken in parallel (order does not matter).

@@ -16,7 +16,7 @@
  * Exit status: 0 all good, 1 a verification or restore found problems, 2 bad input, 3 Redis or chain unreachable.
  */
 import type { Command } from "commander";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 
 import {
   BackupError,
@@ -36,7 +36,7 @@ import {
 import { ChainError, redactUrls } from "../../chain/index.js";
 import { loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
 import { IpfsClient } from "../../disputes/ipfs.js";
-import { connectRedis, createProducerRedis, ReceiptStore, redactRedisUrl } from "../../queue/index.js";
+import { asRedis, connectRedis, createProducerRedis, createRedis, describeRedisTarget, isClusterTarget, ReceiptStore } from "../../queue/index.js";
 import { archiveDir } from "../../settler/runtime.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
 import { UserError } from "../errors.js";
@@ -111,14 +111,14 @@ async function chooseBackup(where: BackupTarget, name: string | undefined): Prom
 
 /** The settler's ledger in Redis, when it answers within 2 s (block hints for the references); null otherwise. */
 async function ledger(config: RelayerConfig): Promise<Redis | null> {
-  const redis = new Redis(config.redis.url, {
+  const redis = asRedis(createRedis(config.redis, {
     lazyConnect: true,
     connectTimeout: 2000,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     retryStrategy: () => null,
     connectionName: "agentgpt-backup",
-  });
+  }));
   redis.on("error", () => undefined);
   try {
     await redis.connect();
@@ -208,14 +208,18 @@ async function verify(flags: VerifyFlags): Promise<void> {
 
 /** Ingest's record store in the config's Redis (redis.url, redis.prefix), connected. */
 async function openDedupeStore(config: RelayerConfig, file: string, otherwise = ""): Promise<ReceiptStore> {
-  const redis = createProducerRedis(config.redis.url, { commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 10_000) });
+  const redis = createProducerRedis(config.redis, { commandTimeoutMs: Math.max(config.redis.commandTimeoutMs, 10_000) });
   try {
-    await connectRedis(redis, config.redis.url);
+    await connectRedis(redis, config.redis);
   } catch (error) {
     redis.disconnect();
-    throw new UserError(`cannot reach Redis at ${redactRedisUrl(config.redis.url)} (redis.url in ${file}): start it, or fix redis.url${otherwise}`, 3, { cause: error });
+    throw new UserError(`cannot reach Redis at ${describeRedisTarget(config.redis)} (redis.url in ${file}): start it, or fix redis.url${otherwise}`, 3, { cause: error });
   }
-  return new ReceiptStore(redis, { prefix: config.redis.prefix, dedupeTtlMs: config.ingest.dedupeTtlMs });
+  return new ReceiptStore(redis, {
+    prefix: config.redis.prefix,
+    dedupeTtlMs: config.ingest.dedupeTtlMs,
+    shards: isClusterTarget(config.redis) ? config.redis.shards : null,
+  });
 }
 
 function describeDedupe(dedupe: DedupeAgreement): string[] {

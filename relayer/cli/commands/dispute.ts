@@ -47,7 +47,7 @@ import {
   type DisputeTarget,
   type IntervalKey,
 } from "../../disputes/index.js";
-import { createProducerRedis } from "../../queue/index.js";
+import { asRedis, createProducerRedis } from "../../queue/index.js";
 import { disputeRefund } from "../../reconciler/refund.js";
 import { archiveDir } from "../../settler/runtime.js";
 import { SettlementStore } from "../../settler/settlement-store.js";
@@ -209,7 +209,7 @@ export async function openSession(options: ChainOptions): Promise<Session> {
   let redis: Redis | undefined;
   let store: SettlementStore | undefined;
   if (config !== undefined && chainName !== undefined) {
-    redis = createProducerRedis(config.redis.url, { commandTimeoutMs: 2000, connectionName: "agentgpt-dispute" });
+    redis = asRedis(createProducerRedis(config.redis, { commandTimeoutMs: 2000, connectionName: "agentgpt-dispute" }));
     redis.on("error", () => undefined);
     try {
       await redis.connect();

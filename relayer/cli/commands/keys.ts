@@ -11,7 +11,8 @@
 import { resolve as resolvePath } from "node:path";
 
 import type { Command } from "commander";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { asRedis, createRedis } from "../../queue/index.js";
 import { formatEther, type JsonRpcProvider } from "ethers";
 
 import {
@@ -84,7 +85,7 @@ function load(file: string): RelayerConfig {
 }
 
 async function openLedger(config: RelayerConfig): Promise<Redis> {
-  const redis = new Redis(config.redis.url, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, connectionName: "agentgpt-keys" });
+  const redis = asRedis(createRedis(config.redis, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => null, connectionName: "agentgpt-keys" }));
   redis.on("error", () => undefined);
   try {
     await redis.connect();

@@ -302,7 +302,8 @@ async function check(options: { config: string; stages?: string }): Promise<void
   for (const override of config.overrides ?? []) out.push(`warning: ${formatOverride(override)}`);
   out.push(`token: ${token.symbol} (${token.decimals} decimals)`);
   out.push(`ingest: http://${config.server.host}:${config.server.port}/litellm/spend, body limit ${config.server.bodyLimit} bytes, ${config.server.maxEntries} logs per POST`);
-  out.push(`redis: prefix ${config.redis.prefix}, dedupe ${Math.round(config.ingest.dedupeTtlMs / 86_400_000)} days`);
+  const where = config.redis.cluster === null ? "" : `Redis Cluster (${config.redis.cluster.length} seed nodes, ingest keys over ${config.redis.shards} hash tags), `;
+  out.push(`redis: ${where}prefix ${config.redis.prefix}, dedupe ${Math.round(config.ingest.dedupeTtlMs / 86_400_000)} days`);
   out.push(`chains: ${config.chains.map((chain) => chain.name).join(", ") || "(none listed)"}; default ${config.defaultChain}`);
   for (const channel of config.paymentChannels) out.push(`  ${channel.provider} settles on ${channel.chain}`);
   out.push("routes:");

@@ -77,7 +77,15 @@ describe("relayer/config loadRelayerConfig", function () {
 
   it("loads the example configuration with its defaults and ${VAR:-default} substitutions", function () {
     const config = loadRelayerConfig(join(REPO, "config", "relayer.example.yaml"), { env: { REDIS_URL: "redis://redis.internal:6380/2" } });
-    expect(config.redis).to.deep.equal({ url: "redis://redis.internal:6380/2", prefix: "agentgpt", commandTimeoutMs: 2000, waitReplicas: 0, waitTimeoutMs: 1000 });
+    expect(config.redis).to.deep.equal({
+      url: "redis://redis.internal:6380/2",
+      cluster: null,
+      shards: 256,
+      prefix: "agentgpt",
+      commandTimeoutMs: 2000,
+      waitReplicas: 0,
+      waitTimeoutMs: 1000,
+    });
     expect(config.chains.map((chain) => [chain.name, chain.chainId, chain.rpcUrls, chain.confirmations])).to.deep.equal([
       ["arbitrum", 42161, ["https://arb1.arbitrum.io/rpc"], 1],
       ["polygon", 137, ["https://polygon-rpc.com"], 32],

@@ -19,6 +19,7 @@ import {
   RECEIPTS_JOB_NAME,
   type Receipt,
   type ReceiptBody,
+  type RedisClient,
   type Submission,
   type UnbillableBody,
 } from "../../../relayer/queue/index.js";
@@ -100,7 +101,7 @@ async function pendingReceipts(queue: ReceiptQueue, chain: string): Promise<Rece
 describe("relayer/queue ReceiptQueue", function () {
   this.timeout(30_000);
   let redis: Redis;
-  let producer: Redis;
+  let producer: RedisClient;
   let prefix: string;
   let queue: ReceiptQueue;
 
@@ -308,7 +309,7 @@ describe("relayer/queue ReceiptQueue", function () {
   });
 
   describe("createReceiptWorker", function () {
-    let workerRedis: Redis;
+    let workerRedis: RedisClient;
     let worker: Worker | undefined;
 
     beforeEach(function () {
