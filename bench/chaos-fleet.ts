@@ -6,7 +6,7 @@
  * CHAOS_RECEIPTS (50,000) LiteLLM calls in LiteLLM-shaped bodies, alternately to the two ingest processes, every body
  * sent twice (LiteLLM retrying after a missed reply; the copy goes to the other ingest process, as a load balancer
  * may send it). Along the way, between bodies:
- *   - SIGKILL an ingest process, then the batcher lease holder, the settler lease holder and the reconciler lease
+ *   - SIGKILL an ingest process in the middle of a POST to it (5 to 125 ms after it was sent), then the batcher lease holder, the settler lease holder and the reconciler lease
  *     holder (each found by the pid in its lease), wait until a standby holds the lease (takeover time measured),
  *     and start the killed process again with the same stages;
  *   - CLUSTER FAILOVER of the master holding the settler's ledger while traffic runs (CHAOS_KILL_MASTER=1: SIGKILL a
@@ -148,10 +148,13 @@ export async function runFleetChaos(): Promise<number> {
     );
 
     const kills: Kill[] = [];
-    const killOne = async (role: Role, beforeBody: number) => {
-      let victim: Member | undefined;
-      if (role === "ingest") victim = ingests[Math.floor(random() * ingests.length)];
-      else {
+    /**
+     * SIGKILLs the process serving `role` (an ingest process: `victim`, in the middle of a POST of `entries` to it),
+     * waits until a standby holds the stage's lease, and starts the killed process again with the same stages.
+     */
+    const killOne = async (role: Role, beforeBody: number, inFlight?: { victim: Member; entries: unknown[] }) => {
+      let victim: Member | undefined = inFlight?.victim;
+      if (role !== "ingest") {
         const deadline = Date.now() + 30_000;
         while ((victim = memberOf(await holderPid(role))) === undefined) {
           if (Date.now() > deadline) throw new Error(`nobody holds the ${role} lease`);
@@ -159,10 +162,19 @@ export async function runFleetChaos(): Promise<number> {
         }
       }
       const pid = victim!.process.child.pid!;
-      log(`SIGKILL ${victim!.name} (${victim!.stages}, pid ${pid}): the ${role === "ingest" ? "ingest process" : `${role} lease holder`}`);
+      let post: Promise<unknown> = Promise.resolve();
+      let delay = 0;
+      if (inFlight !== undefined) {
+        // the body is on its way (parsed, staged, written to some shards...) when the process dies
+        post = postSpend(victim!.url!, inFlight.entries).then((r) => r.status, () => "connection lost");
+        delay = 5 + Math.floor(random() * 120);
+        await sleep(delay);
+      }
+      log(`SIGKILL ${victim!.name} (${victim!.stages}, pid ${pid}): the ${role === "ingest" ? `ingest process, ${delay} ms into a POST` : `${role} lease holder`}`);
       victim!.process.child.kill("SIGKILL");
       const killedAt = Date.now();
       await victim!.process.exited;
+      if (inFlight !== undefined) log(`the POST in flight ended with: ${String(await post)}`);
       const kill: Kill = { stage: role, process: victim!.name, pid, beforeBody, takeoverMs: null, takenOverBy: null };
       if (role !== "ingest") {
         const deadline = Date.now() + 60_000;
@@ -217,9 +229,11 @@ export async function runFleetChaos(): Promise<number> {
     const sendStarted = Date.now();
     for (let b = 0; b < bodies; b++) {
       const role = killAt.get(b);
-      if (role !== undefined) await killOne(role, b);
-      if (b === failoverAt) failover = failMaster();
       const entries = logs.slice(b * BODY, (b + 1) * BODY).map((l) => l.entry);
+      // the ingest process is killed while this body is in flight to it; LiteLLM then sends it again (below)
+      if (role === "ingest") await killOne(role, b, { victim: ingests[b % ingests.length]!, entries });
+      else if (role !== undefined) await killOne(role, b);
+      if (b === failoverAt) failover = failMaster();
       await sendUntilAccepted(b, entries);
       await sendUntilAccepted(b + 1, entries); // the same body again, to the other ingest process
       if (b % 10 === 0) log(`${Math.min((b + 1) * BODY, RECEIPTS)} calls sent (twice)`);
