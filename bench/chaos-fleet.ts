@@ -261,23 +261,32 @@ export async function runFleetChaos(): Promise<number> {
       }
       await sleep(1000);
     }
-    const settleSeconds = (Date.now() - sendStarted) / 1000 - sendSeconds;
-
     // ---- check against the chain and the shared archive
     const archive = new Archive(setup.archiveDir);
-    const batchesOf = new Map<string, number>();
-    const rejectedIds = new Set<string>();
-    for (const batchId of await store.finalIds()) {
-      const record = (await store.get(batchId))!;
-      const file = await archive.read(CHAIN, batchId);
-      if (file === null) throw new Error(`final batch ${batchId} is not in the shared archive`);
-      const rejectedRows = new Map(record.outcome!.rejected);
-      for (const { rowIndex, receipt } of file.receipts) {
-        batchesOf.set(receipt.id, (batchesOf.get(receipt.id) ?? 0) + 1);
-        if (rejectedRows.has(rowIndex)) rejectedIds.add(receipt.id);
+    const scan = async () => {
+      const batchesOf = new Map<string, number>();
+      const rejectedIds = new Set<string>();
+      for (const batchId of await store.finalIds()) {
+        const record = (await store.get(batchId))!;
+        const file = await archive.read(CHAIN, batchId);
+        if (file === null) throw new Error(`final batch ${batchId} is not in the shared archive`);
+        const rejectedRows = new Map(record.outcome!.rejected);
+        for (const { rowIndex, receipt } of file.receipts) {
+          batchesOf.set(receipt.id, (batchesOf.get(receipt.id) ?? 0) + 1);
+          if (rejectedRows.has(rowIndex)) rejectedIds.add(receipt.id);
+        }
       }
+      return { batchesOf, rejectedIds, lostIds: logs.filter((l) => !batchesOf.has(String(l.entry.id))).map((l) => String(l.entry.id)) };
+    };
+    // the counters said done: the final batches must hold every call (if not, the counters ran ahead: look again for 2 min)
+    let { batchesOf, rejectedIds, lostIds } = await scan();
+    const recheckUntil = Date.now() + 120_000;
+    while (lostIds.length > 0 && Date.now() < recheckUntil) {
+      await sleep(2000);
+      ({ batchesOf, rejectedIds, lostIds } = await scan());
     }
-    const lostIds = logs.filter((l) => !batchesOf.has(String(l.entry.id))).map((l) => String(l.entry.id));
+    const settleSeconds = (Date.now() - sendStarted) / 1000 - sendSeconds;
+    stats = await store.stats();
     const inTwoBatches = [...batchesOf.values()].filter((n) => n > 1).length;
     const expected = chargesByPayer(logs.filter((l) => !rejectedIds.has(String(l.entry.id))));
     let mismatches = 0;
@@ -294,6 +303,8 @@ export async function runFleetChaos(): Promise<number> {
     const leftInPool = (await redis.hlen(`${batcherTag}:pool`)) + (await redis.zcard(`${batcherTag}:order`));
     const unhanded = await redis.scard(`${batcherTag}:unhanded`);
     const doubleCharged = inTwoBatches + (mismatches > 0 ? 1 : 0);
+    // the ledger's counters must agree with the final batches (a batch finalized twice counts its receipts twice)
+    const statsOvercount = (stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) - batchesOf.size;
     const results = {
       receipts: RECEIPTS,
       body: BODY,
@@ -312,6 +323,7 @@ export async function runFleetChaos(): Promise<number> {
       receiptsInTwoBatches: inTwoBatches,
       payerChargeMismatches: mismatches,
       chargedOnChain: charged.toString(),
+      statsOvercount,
       leftInBatcherPool: leftInPool,
       batchesNotHandedToSettler: unhanded,
       sendSeconds,
@@ -334,11 +346,11 @@ export async function runFleetChaos(): Promise<number> {
     const out = join(dirname(fileURLToPath(import.meta.url)), "results", "chaos-fleet.json");
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-    const ok = lostIds.length === 0 && doubleCharged === 0 && leftInPool === 0 && unhanded === 0 && results.rejected === 0;
+    const ok = lostIds.length === 0 && doubleCharged === 0 && leftInPool === 0 && unhanded === 0 && results.rejected === 0 && statsOvercount === 0;
     process.stdout.write(
       ok
         ? `nothing lost, nothing double-charged, every receipt settled (${results.totalSeconds.toFixed(0)} s)\n`
-        : `FAILED: ${lostIds.length} lost, ${doubleCharged} double-charged, ${leftInPool} left in the batcher's pool, ${unhanded} batches not handed over, ${results.rejected} rejected\n`,
+        : `FAILED: ${lostIds.length} lost, ${doubleCharged} double-charged, ${leftInPool} left in the batcher's pool, ${unhanded} batches not handed over, ${results.rejected} rejected, settled counter ${statsOvercount} above the final batches\n`,
     );
     exitCode = ok ? 0 : 1;
   } finally {
