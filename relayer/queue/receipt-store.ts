@@ -469,9 +469,9 @@ export class ReceiptStore {
     await this.checkLayout();
     const before = now - STAGE_WINDOW_MS - STAGE_RECOVERY_MARGIN_MS;
     const out: ChunkRef[] = [];
-    for (const shard of this.layout.all) {
-      const chunkIds = await this.redis.zrangebyscore(shard.staged(chain), "-inf", before, "LIMIT", 0, 100);
-      for (const chunkId of chunkIds) {
+    const stagedPerShard = await Promise.all(this.layout.all.map((shard) => this.redis.zrangebyscore(shard.staged(chain), "-inf", before, "LIMIT", 0, 100)));
+    for (const [index, shard] of this.layout.all.entries()) {
+      for (const chunkId of stagedPerShard[index]!) {
         const [packedText, groupText] = await this.redis.hmgetBuffer(shard.chunk(chunkId), "e", "g");
         if (packedText === null || packedText === undefined || groupText === null || groupText === undefined) {
           await this.commit(chain, chunkId, "", "", 0, now);

@@ -120,9 +120,10 @@ export function createProducerRedis(target: RedisTarget, options: ProducerRedisO
   const client =
     resolved.nodes === null
       ? new Redis(resolved.url, { ...nodeOptions, lazyConnect: true, enableOfflineQueue: false, retryStrategy: (times) => Math.min(times * 200, 2000) })
-      : // The cluster's offline queue holds a command while a slot's new master is being learned (a failover, a
-        // MOVED to a node not connected yet): bounded by the command timeout, so a POST still fails fast.
-        newCluster(resolved, { ...nodeOptions, enableOfflineQueue: true }, { lazyConnect: true, enableOfflineQueue: true, maxRedirections: 16 });
+      : // A node's offline queue holds a command while that node connects (a slot's new master after a failover,
+        // a MOVED to a node not connected yet), bounded by the command timeout. The cluster's own offline queue has
+        // no timeout: off, so a POST fails at once (503) while the whole cluster is unreachable instead of hanging.
+        newCluster(resolved, { ...nodeOptions, enableOfflineQueue: true }, { lazyConnect: true, enableOfflineQueue: false, maxRedirections: 16 });
   return watch(client, resolved.label, options.logger);
 }
 

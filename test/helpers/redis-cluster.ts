@@ -43,8 +43,12 @@ export interface RedisClusterHandle {
    * Returns the old and new master's ports.
    */
   failover(port?: number): Promise<{ from: number; to: number }>;
-  /** SIGKILLs one node (a master's death: its replica is promoted by the cluster after node_timeout) */
-  kill(port: number): void;
+  /** Signals one node (default SIGKILL: a master's death; its replica is promoted after node_timeout); resolves on exit */
+  kill(port: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped node again on its port and folder (it rejoins with its nodes.conf and append-only file) */
+  restart(port: number): Promise<void>;
+  /** Resolves when every running node reports cluster_state:ok */
+  ready(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -174,8 +178,24 @@ export async function startRedisCluster(options: { masters?: number; replicasPer
       });
       return { from, to };
     },
-    kill(port: number) {
-      nodes.find((node) => node.port === port)?.process.kill("SIGKILL");
+    async kill(port: number, signal: NodeJS.Signals = "SIGKILL") {
+      const node = nodes.find((one) => one.port === port);
+      if (node === undefined || node.process.exitCode !== null || node.process.signalCode !== null) return;
+      const exited = new Promise((resolve) => node.process.once("exit", resolve));
+      node.process.kill(signal);
+      await exited;
+    },
+    async restart(port: number) {
+      const node = nodes.find((one) => one.port === port);
+      if (node === undefined) throw new Error(`no node on ${port}`);
+      node.process = startNode(node.port, node.dir);
+      await waitFor(`node ${port} answers PING`, async () => (await cli(port, "ping")).trim() === "PONG", 10_000);
+    },
+    async ready() {
+      for (const node of nodes) {
+        if (node.process.exitCode !== null || node.process.signalCode !== null) continue;
+        await waitFor(`node ${node.port} reports cluster_state:ok`, async () => (await cli(node.port, "cluster", "info")).includes("cluster_state:ok"));
+      }
     },
     stop,
   };

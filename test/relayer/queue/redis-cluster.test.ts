@@ -68,7 +68,8 @@ describe("ingest and the batcher on a real Redis Cluster", function () {
     await connectRedis(producer, cluster.url);
   });
   after(async function () {
-    for (const one of opened.reverse()) await one.close().catch(() => undefined);
+    // bounded: a BullMQ worker blocked on a node that failed over may take long to notice
+    for (const one of opened.reverse()) await Promise.race([one.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000))]);
     producer?.disconnect();
     await cluster?.stop();
   });
@@ -96,8 +97,10 @@ describe("ingest and the batcher on a real Redis Cluster", function () {
           await pool.take(receipts, 3600);
         },
       });
+      // a blocking read on a master that just became a replica is refused (UNBLOCKED); BullMQ retries it
+      worker.on("error", () => undefined);
       workers.push(worker);
-      opened.push(worker);
+      opened.push({ close: () => worker.close(true) });
     }
     return { queue, taken, pools, workers };
   }
@@ -215,7 +218,8 @@ describe("ingest and the batcher on a real Redis Cluster", function () {
           for (const one of receipts) handed.add(one.id);
         },
       });
-      opened.push(worker);
+      worker.on("error", () => undefined);
+      opened.push({ close: () => worker.close(true) });
       const receipts: Receipt[] = [];
       for (let i = 0; i < 60; i++) {
         const payer = suite.payers[i % 3]!.address;
@@ -242,5 +246,63 @@ describe("ingest and the batcher on a real Redis Cluster", function () {
       await node.stop();
       await rm(archiveDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("ingest on a Redis Cluster that goes down entirely", function () {
+  this.timeout(120_000);
+  let cluster: RedisClusterHandle;
+  let producer: RedisClient;
+  let queue: ReceiptQueue;
+
+  before(async function () {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+    producer = createProducerRedis(cluster.url, { commandTimeoutMs: 5000 });
+    await connectRedis(producer, cluster.url);
+  });
+  after(async function () {
+    await queue?.close().catch(() => undefined);
+    producer?.disconnect();
+    await cluster?.stop();
+  });
+
+  async function until(what: string, check: () => Promise<boolean>, ms = 60_000) {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error(`timed out: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  it("answers 503 at once while the whole cluster is down (no POST hangs), and keeps what it acknowledged when it is back", async function () {
+    const prefix = uniquePrefix("cld");
+    queue = new ReceiptQueue({ connection: producer, prefix, chains: CHAINS, dedupeTtlMs: 86_400_000 });
+    const first = post(100, 40);
+    await queue.add(first);
+    // graceful stops (each node writes its append-only file), every node
+    await Promise.all(cluster.nodes.map((node) => cluster.kill(node.port, "SIGTERM")));
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      const error = await queue.add(post(101, 40)).then(
+        () => null,
+        (caught: unknown) => caught,
+      );
+      expect(error).to.be.instanceOf(QueueUnavailableError);
+      expect(Date.now() - started, "a POST waited for a cluster that is down").to.be.below(10_000);
+    }
+    for (const node of cluster.nodes) await cluster.restart(node.port);
+    await cluster.ready();
+    // the first POST, sent again: all duplicates (nothing acknowledged was lost); the refused one is taken now
+    await until("the cluster takes writes again", async () => {
+      try {
+        await queue.add(post(101, 40));
+        return true;
+      } catch (error) {
+        if (error instanceof QueueUnavailableError) return false;
+        throw error;
+      }
+    });
+    const again = await queue.add(first);
+    expect(again.outcomes.every(({ outcome }) => outcome === "duplicate")).to.equal(true);
   });
 });
