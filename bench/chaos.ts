@@ -19,6 +19,8 @@
  * CHAOS_DROP_CALLS (10000), CHAOS_DROP_BODY (100), CHAOS_DROP_RATE (0.1), CHAOS_TWICE_RATE (0.02). PostgreSQL: PGTEST_URL (see
  * test/helpers/postgres.ts).
  * Writes bench/results/chaos.json.
+ *
+ * `npm run chaos -- --fleet` runs the fleet chaos instead (three relayer processes on a Redis Cluster): bench/chaos-fleet.ts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -31,6 +33,7 @@ import Table from "cli-table3";
 import { Wallet } from "ethers";
 import { Redis } from "ioredis";
 
+import { runFleetChaos } from "./chaos-fleet.js";
 import { prng } from "./workload.js";
 import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
@@ -43,6 +46,8 @@ import { startFaultProxy } from "../test/helpers/rpc-fault-proxy.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
 import { createTestDatabase } from "../test/helpers/postgres.js";
 import { LiteLLMDatabase } from "../test/relayer/backfill/litellm-db.js";
+
+if (process.argv.includes("--fleet")) process.exit(await runFleetChaos());
 
 const RECEIPTS = Number(process.env.CHAOS_RECEIPTS ?? 50_000);
 const BODY = Number(process.env.CHAOS_BODY ?? 500);

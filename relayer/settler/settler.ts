@@ -322,10 +322,15 @@ export class Settler {
 
   /**
    * One pass over every batch not yet final, in submission order, then the side calls. Public for tests and tools.
-   * Run by the lease holder: from its first pass on, its ledger writes are fenced with the lease's token.
+   * Run by the lease holder: its ledger writes are fenced with the token it held when the pass began (the one its
+   * reads were made under). A pass that stalls past the lease (load, GC) and resumes after the lease was taken
+   * again, by another process or by this one (a new holding, a new token), is refused (FENCED) rather than writing
+   * what it read before over what the other holder wrote meanwhile (found by the fleet chaos run: a batch finalized
+   * twice, its receipts counted twice in the stats).
    */
   async pass(): Promise<void> {
-    this.options.store.fence ??= { fenceKey: this.lease.fenceKey, token: () => this.lease.token };
+    const token = this.lease.token;
+    this.options.store.fence = { fenceKey: this.lease.fenceKey, token: () => token };
     await this.batchPass();
     if (this.side !== null && this.lease.held && this.running) await this.side.pass(() => this.lease.held && this.running);
   }
