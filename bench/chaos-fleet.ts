@@ -30,7 +30,7 @@ import Table from "cli-table3";
 import type { Redis } from "ioredis";
 
 import { prng } from "./workload.js";
-import { Archive } from "../relayer/batcher/archive.js";
+import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { asRedis, createRedis } from "../relayer/queue/index.js";
 import { RedisDisputeLedger } from "../relayer/reconciler/dispute-ledger.js";
 import { SettlementStore } from "../relayer/settler/settlement-store.js";
@@ -262,7 +262,7 @@ export async function runFleetChaos(): Promise<number> {
       await sleep(1000);
     }
     // ---- check against the chain and the shared archive
-    const archive = new Archive(setup.archiveDir);
+    const archive = new LocalArchive(setup.archiveDir);
     const scan = async () => {
       const batchesOf = new Map<string, number>();
       const rejectedIds = new Set<string>();
