@@ -174,7 +174,8 @@ export class SettlementStore {
 
   /** Writes `ops` in one step, fenced when the settler holding the lease set `fence`. */
   private async write(ops: FencedOp[]): Promise<void> {
-    await writeOps(this.redis, this.fence, ops.filter((op) => op.length > 2));
+    // an HSET without fields is dropped (Redis refuses it); every other op (DEL of one key) is kept
+    await writeOps(this.redis, this.fence, ops.filter((op) => op[0] !== "HSET" || op.length > 2));
   }
 
   /** Assigns the next nonce to a queued batch and stores its first signed transaction, in one step. */

@@ -97,6 +97,26 @@ describe("leases with fencing", function () {
     expect(await current.finalIds()).to.deep.equal([batch.batchId]);
   });
 
+  it("the settler's ledger: a fenced write keeps a DEL of one key (a side transaction is cleared, not left to be watched again)", async function () {
+    // found by the demo: the filter that drops field-less HSETs also dropped ["DEL", side], so a mined release stayed
+    // the side record in flight, was reported mined on every pass and the next release never went out
+    const store = new SettlementStore(redis, prefix, "local");
+    const lease = new Lease(redis, store.key("lease"), 5000);
+    expect(await lease.acquire()).to.equal(true);
+    store.fence = { fenceKey: lease.fenceKey, token: () => lease.token };
+    const tx = { hash: "0x01", raw: "0x02", maxFeePerGas: "1", maxPriorityFeePerGas: "1", sentAt: 1 };
+    const record = { id: `0x${"ef".repeat(32)}`, kind: "release", data: "0x", state: "signed" as const, nonce: 3, gasLimit: "50000", txs: [tx] };
+    await store.assignSideNonce("0x00000000000000000000000000000000000000aa", record);
+    expect(await store.side()).to.deep.include({ id: record.id, nonce: 3 });
+    await store.clearSide();
+    expect(await store.side()).to.equal(null);
+    // and without a fence (a store nobody leases yet)
+    const unfenced = new SettlementStore(redis, prefix, "other");
+    await unfenced.assignSideNonce("0x00000000000000000000000000000000000000aa", record);
+    await unfenced.clearSide();
+    expect(await unfenced.side()).to.equal(null);
+  });
+
   it("the reconciler: a paused ex-holder writes nothing to the dispute ledger and its auto-disputer sends nothing", async function () {
     const oldLedger = new RedisDisputeLedger(redis, prefix, "local");
     const newLedger = new RedisDisputeLedger(redis, prefix, "local");
