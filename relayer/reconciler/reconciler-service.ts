@@ -39,6 +39,12 @@ export interface ReconcilerServiceOptions {
   readonly intervalMs: number;
   /** the chain's reconciler lease (renewed on its own timer); without it this process assumes it is the only one */
   readonly lease?: Lease | undefined;
+  /**
+   * told as each pass starts (by the lease holder): the stage fences the pass's ledger writes with the lease token
+   * of that moment, so a pass that stalls past its lease and resumes after the lease was taken again (by another
+   * process, or by this one: a new token) writes nothing (FENCED), as the settler's passes do
+   */
+  readonly onPassStart?: (() => void) | undefined;
   readonly logger?: Logger | undefined;
   /** told of each pass (relayer/reconciler/metrics.ts) */
   readonly events?: Pick<ReconcilerEvents, "pass"> | undefined;
@@ -70,6 +76,7 @@ export class ReconcilerService {
         if (!this.stopped) this.timer = setTimeout(() => void loop(), lease.renewMs);
         return;
       }
+      this.options.onPassStart?.();
       this.running = this.pass()
         .then((result) => {
           this.options.events?.pass("ok", result.disputes.filter((d) => d.result === "disputed").length);

@@ -163,7 +163,9 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
       const ledger = new RedisDisputeLedger(redis, config.redis.prefix, chain.name);
       // one reconciler (and auto-disputer) per chain across processes: the lease, its token fencing the ledger
       const lease = new Lease(redis, ledger.leaseKey, config.settler.leaseTtlMs, { logger: chainLogger, label: `reconciler of chain ${chain.name}` });
-      ledger.fence = { fenceKey: lease.fenceKey, token: () => lease.token };
+      // fenced with the token held when the pass began, not at each write (see ReconcilerServiceOptions.onPassStart)
+      let passToken = 0;
+      ledger.fence = { fenceKey: lease.fenceKey, token: () => (passToken === 0 ? lease.token : passToken) };
       const observed =
         options.telemetry === undefined
           ? undefined
@@ -187,6 +189,9 @@ export async function startReconciler(config: RelayerConfig, options: StartRecon
         reportDelaySeconds: Math.round(settings.reportDelayMs / 1000),
         intervalMs: settings.intervalMs,
         lease,
+        onPassStart: () => {
+          passToken = lease.token;
+        },
         logger: chainLogger,
         events: observed?.events,
       });
