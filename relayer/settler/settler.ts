@@ -43,16 +43,16 @@ import type { Archive } from "../batcher/archive.js";
 import { chargesOf } from "../batcher/batch-file.js";
 import { failpoint } from "../chaos/failpoint.js";
 import type { ChainGuard } from "./chain-guard.js";
-import { bumpedFees, FeeCeilingError, initialFees, type FeePolicy, type Fees } from "./fees.js";
+import { broadcastSigned, currentFees, replaceStuck, signCall } from "./broadcast.js";
+import type { FeePolicy, Fees } from "./fees.js";
 import { JsonRpcError } from "./json-rpc.js";
 import { FencedError, Lease } from "./lease.js";
 import { decodeOutcome, type RpcLog, type SettlementOutcome } from "./outcome.js";
 import { SideSender, type SideCalls } from "./side-calls.js";
-import { classifySendError, revertOf } from "./rpc-errors.js";
+import { revertOf } from "./rpc-errors.js";
 import type { RpcPool } from "./rpc-pool.js";
 import type { SettlerEvents } from "./metrics.js";
 import {
-  feesOf,
   SettlementStore,
   type SentTransaction,
   type SettlementRecord,
@@ -446,24 +446,7 @@ export class Settler {
   // ---------------------------------------------------------------- signed / sent
 
   private async broadcast(record: SettlementRecord, tx: SentTransaction): Promise<void> {
-    try {
-      await this.rpc<string>("eth_sendRawTransaction", [tx.raw]);
-    } catch (error) {
-      const failure = classifySendError(error, tx.raw);
-      if (failure === "already-known" || failure === "nonce-too-low") {
-        // Broadcast before (a restart) or already mined: watching its hashes tells which.
-      } else if (failure === "replacement-underpriced") {
-        this.options.logger?.warn({ batchId: record.batchId, nonce: record.nonce }, "replacement underpriced; will bump again");
-      } else if (failure === "insufficient-funds") {
-        this.options.logger?.error({ signer: this.signer, batchId: record.batchId }, "the settler's signer cannot pay for gas: fund it");
-        return;
-      } else if (error instanceof JsonRpcError) {
-        this.options.logger?.error({ batchId: record.batchId, err: error.message }, "broadcast refused");
-        return;
-      } else {
-        throw error;
-      }
-    }
+    if (!(await broadcastSigned(tx.raw, { rpc: this.options.rpc, context: { batchId: record.batchId }, nonce: record.nonce, logger: this.options.logger }))) return;
     if (record.state !== "sent") await this.store.update(record.batchId, { state: "sent" });
     failpoint("after-send");
   }
@@ -494,7 +477,6 @@ export class Settler {
   /** A stuck transaction: rebroadcast (resubmit, or if dropped) or replace with the same nonce and higher fees. */
   private async replace(record: SettlementRecord, last: SentTransaction): Promise<void> {
     this.options.events?.stuck();
-    const known = await this.rpc<unknown>("eth_getTransactionByHash", [last.hash]);
     const key = this.keyFor(this.senderOf(last));
     if (key === undefined && !this.unheldWarned.has(record.batchId)) {
       this.unheldWarned.add(record.batchId);
@@ -503,32 +485,23 @@ export class Settler {
         "a stuck batch is in flight on a key this settler does not hold: it is rebroadcast but cannot be bumped; add that key as the signer's retiring: key",
       );
     }
-    if (this.options.replacement === "resubmit" || known === null || key === undefined) {
-      this.options.logger?.info({ batchId: record.batchId, hash: last.hash, dropped: known === null }, "rebroadcasting a pending transaction");
-      const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
-      await this.store.update(record.batchId, { txs });
-      this.options.events?.replaced("rebroadcast");
-      await this.broadcast({ ...record, txs }, last);
-      return;
-    }
-    const block = await this.rpc<RpcBlock>("eth_getBlockByNumber", ["latest", false]);
-    const fees = bumpedFees(feesOf(last), BigInt(block.baseFeePerGas ?? "0"), this.options.fees);
-    if (fees === null) {
-      this.options.logger?.warn({ batchId: record.batchId, hash: last.hash }, "cannot bump fees further (fee ceiling); waiting for inclusion");
-      const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
-      await this.store.update(record.batchId, { txs });
-      return;
-    }
-    const data = await this.calldataOf(record);
-    const tx = await this.sign({ nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), data, fees }, key);
-    const txs = [...record.txs, tx];
-    await this.store.update(record.batchId, { txs });
-    this.options.logger?.info(
-      { batchId: record.batchId, nonce: record.nonce, hash: tx.hash, maxFeePerGas: tx.maxFeePerGas, maxPriorityFeePerGas: tx.maxPriorityFeePerGas },
-      "replacing a stuck transaction with higher fees",
+    await replaceStuck(
+      { context: { batchId: record.batchId }, nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), txs: record.txs },
+      {
+        rpc: this.options.rpc,
+        chainId: this.options.chainId,
+        router: this.router,
+        fees: this.options.fees,
+        replacement: this.options.replacement,
+        key,
+        noun: "transaction",
+        data: () => this.calldataOf(record),
+        save: (txs) => this.store.update(record.batchId, { txs }),
+        broadcast: (txs, tx) => this.broadcast({ ...record, txs }, tx),
+        events: this.options.events,
+        logger: this.options.logger,
+      },
     );
-    this.options.events?.replaced("bump");
-    await this.broadcast({ ...record, txs }, tx);
   }
 
   private async recordMined(record: SettlementRecord, receipt: RpcReceipt): Promise<void> {
@@ -700,38 +673,11 @@ export class Settler {
   }
 
   private async initialFees(): Promise<Fees> {
-    const [block, tip] = await Promise.all([
-      this.rpc<RpcBlock>("eth_getBlockByNumber", ["latest", false]),
-      this.rpc<string>("eth_maxPriorityFeePerGas", []).catch(() => "0x0"),
-    ]);
-    try {
-      return initialFees(BigInt(block.baseFeePerGas ?? "0"), BigInt(tip), this.options.fees);
-    } catch (error) {
-      if (error instanceof FeeCeilingError) this.options.logger?.error({ err: error.message }, "fee ceiling too low for the current base fee");
-      throw error;
-    }
+    return currentFees(this.options.rpc, this.options.fees, this.options.logger);
   }
 
   private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: SettlerSigner): Promise<SentTransaction> {
-    const tx = Transaction.from({
-      type: 2,
-      chainId: this.options.chainId,
-      nonce: request.nonce,
-      to: this.router,
-      data: request.data,
-      value: 0n,
-      gasLimit: request.gasLimit,
-      maxFeePerGas: request.fees.maxFeePerGas,
-      maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas,
-    });
-    const raw = await wallet.signTransaction(tx);
-    return {
-      hash: Transaction.from(raw).hash!,
-      raw,
-      maxFeePerGas: request.fees.maxFeePerGas.toString(),
-      maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas.toString(),
-      sentAt: Date.now(),
-    };
+    return signCall(wallet, { chainId: this.options.chainId, router: this.router, ...request });
   }
 
   /** `settleBatchAt` calldata of a batch, from its archived file (the file's CID and call interval are what it commits). */

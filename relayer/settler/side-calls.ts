@@ -16,12 +16,11 @@ import type { Logger } from "pino";
 
 import type { SettlerSigner } from "../keys/signers/device-signer.js";
 
-import { bumpedFees, initialFees, type FeePolicy, type Fees } from "./fees.js";
-import { JsonRpcError } from "./json-rpc.js";
+import { broadcastSigned, currentFees, replaceStuck, signCall } from "./broadcast.js";
+import type { FeePolicy } from "./fees.js";
 import type { RpcLog } from "./outcome.js";
-import { classifySendError } from "./rpc-errors.js";
 import type { RpcPool } from "./rpc-pool.js";
-import { feesOf, type SentTransaction, type SettlementStore, type SideRecord } from "./settlement-store.js";
+import type { SentTransaction, SettlementStore, SideRecord } from "./settlement-store.js";
 
 export interface SideCall {
   /** the caller's id for it (a release: the batch id) */
@@ -98,7 +97,8 @@ export class SideSender {
     if (call === null) return null;
     const latest = Number(BigInt(await this.rpc<string>("eth_getTransactionCount", [wallet.address, "latest"])));
     const nonce = Math.max(await this.options.store.nextNonce(wallet.address), latest);
-    const tx = await this.sign({ nonce, gasLimit: call.gasLimit, data: call.data, fees: await this.initialFees() }, wallet);
+    const fees = await currentFees(this.options.rpc, this.options.fees, this.options.logger);
+    const tx = await signCall(wallet, { chainId: this.options.chainId, router: this.options.router, nonce, gasLimit: call.gasLimit, data: call.data, fees });
     const record: SideRecord = { id: call.id, kind: call.kind, data: call.data, state: "signed", nonce, gasLimit: call.gasLimit.toString(), txs: [tx] };
     await this.options.store.assignSideNonce(wallet.address, record);
     this.options.logger?.info({ kind: call.kind, id: call.id, nonce, hash: tx.hash }, `${call.kind} transaction signed`);
@@ -107,24 +107,8 @@ export class SideSender {
   }
 
   private async broadcast(record: SideRecord, tx: SentTransaction): Promise<void> {
-    try {
-      await this.rpc<string>("eth_sendRawTransaction", [tx.raw]);
-    } catch (error) {
-      const failure = classifySendError(error, tx.raw);
-      if (failure === "already-known" || failure === "nonce-too-low") {
-        // broadcast before (a restart) or already mined: watching its hashes tells which
-      } else if (failure === "replacement-underpriced") {
-        this.options.logger?.warn({ kind: record.kind, id: record.id, nonce: record.nonce }, "replacement underpriced; will bump again");
-      } else if (failure === "insufficient-funds") {
-        this.options.logger?.error({ signer: Transaction.from(tx.raw).from, kind: record.kind, id: record.id }, "the settler's signer cannot pay for gas: fund it");
-        return;
-      } else if (error instanceof JsonRpcError) {
-        this.options.logger?.error({ kind: record.kind, id: record.id, err: error.message }, "broadcast refused");
-        return;
-      } else {
-        throw error;
-      }
-    }
+    const context = { kind: record.kind, id: record.id };
+    if (!(await broadcastSigned(tx.raw, { rpc: this.options.rpc, context, nonce: record.nonce, logger: this.options.logger }))) return;
     if (record.state !== "sent") {
       await this.options.store.updateSide({ state: "sent" });
       record.state = "sent";
@@ -150,63 +134,28 @@ export class SideSender {
       return true;
     }
     const last = record.txs.at(-1)!;
-    if (Date.now() - last.sentAt >= this.options.stuckAfterMs) await this.replace(record, last, sender);
+    if (Date.now() - last.sentAt >= this.options.stuckAfterMs) await this.replace(record, sender);
     return false;
   }
 
-  private async replace(record: SideRecord, last: SentTransaction, sender: string): Promise<void> {
-    const known = await this.rpc<unknown>("eth_getTransactionByHash", [last.hash]);
-    const key = this.options.keys.keyFor(sender);
-    if (this.options.replacement === "resubmit" || known === null || key === undefined) {
-      this.options.logger?.info({ kind: record.kind, id: record.id, hash: last.hash, dropped: known === null }, "rebroadcasting a pending side transaction");
-      const txs = [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }];
-      await this.options.store.updateSide({ txs });
-      await this.broadcast({ ...record, txs }, last);
-      return;
-    }
-    const block = await this.rpc<{ baseFeePerGas?: string }>("eth_getBlockByNumber", ["latest", false]);
-    const fees = bumpedFees(feesOf(last), BigInt(block.baseFeePerGas ?? "0"), this.options.fees);
-    if (fees === null) {
-      this.options.logger?.warn({ kind: record.kind, id: record.id, hash: last.hash }, "cannot bump fees further (fee ceiling); waiting for inclusion");
-      await this.options.store.updateSide({ txs: [...record.txs.slice(0, -1), { ...last, sentAt: Date.now() }] });
-      return;
-    }
-    const tx = await this.sign({ nonce: record.nonce, gasLimit: BigInt(record.gasLimit), data: record.data, fees }, key);
-    const txs = [...record.txs, tx];
-    await this.options.store.updateSide({ txs });
-    this.options.logger?.info({ kind: record.kind, id: record.id, nonce: record.nonce, hash: tx.hash }, "replacing a stuck side transaction with higher fees");
-    await this.broadcast({ ...record, txs }, tx);
-  }
-
-  private async initialFees(): Promise<Fees> {
-    const [block, tip] = await Promise.all([
-      this.rpc<{ baseFeePerGas?: string }>("eth_getBlockByNumber", ["latest", false]),
-      this.rpc<string>("eth_maxPriorityFeePerGas", []).catch(() => "0x0"),
-    ]);
-    return initialFees(BigInt(block.baseFeePerGas ?? "0"), BigInt(tip), this.options.fees);
-  }
-
-  private async sign(request: { nonce: number; gasLimit: bigint; data: string; fees: Fees }, wallet: SettlerSigner): Promise<SentTransaction> {
-    const raw = await wallet.signTransaction(
-      Transaction.from({
-        type: 2,
+  private async replace(record: SideRecord, sender: string): Promise<void> {
+    await replaceStuck(
+      { context: { kind: record.kind, id: record.id }, nonce: record.nonce, gasLimit: BigInt(record.gasLimit), txs: record.txs },
+      {
+        rpc: this.options.rpc,
         chainId: this.options.chainId,
-        nonce: request.nonce,
-        to: this.options.router,
-        data: request.data,
-        value: 0n,
-        gasLimit: request.gasLimit,
-        maxFeePerGas: request.fees.maxFeePerGas,
-        maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas,
-      }),
+        router: this.options.router,
+        fees: this.options.fees,
+        replacement: this.options.replacement,
+        key: this.options.keys.keyFor(sender),
+        noun: "side transaction",
+        data: async () => record.data,
+        save: (txs) => this.options.store.updateSide({ txs }),
+        broadcast: (txs, tx) => this.broadcast({ ...record, txs }, tx),
+        // no `events`: agentgpt_settler_transactions_{stuck,replaced}_total count settlement transactions only
+        logger: this.options.logger,
+      },
     );
-    return {
-      hash: Transaction.from(raw).hash!,
-      raw,
-      maxFeePerGas: request.fees.maxFeePerGas.toString(),
-      maxPriorityFeePerGas: request.fees.maxPriorityFeePerGas.toString(),
-      sentAt: Date.now(),
-    };
   }
 
   private rpc<T>(method: string, params: unknown[]): Promise<T> {

@@ -1,6 +1,7 @@
 /**
  * A loopback JSON-RPC proxy that misbehaves on demand, in front of a real node: it answers HTTP 500, never answers
- * (timeout), or drops the connection, always or with a probability, and counts what it did.
+ * (timeout), or drops the connection, always or with a probability, and counts what it did; or it answers every
+ * eth_sendRawTransaction with a node's JSON-RPC error (the text another client, e.g. geth, sends), forwarding the rest.
  */
 import { createServer, type Server } from "node:http";
 import { once } from "node:events";
@@ -15,6 +16,8 @@ export interface FaultProxy {
   fail(fault: Fault): void;
   /** each request fails with probability `p`, with one of `faults` */
   flaky(p: number, faults?: Fault[]): void;
+  /** answers every eth_sendRawTransaction with this JSON-RPC error message (code -32000); null forwards them again */
+  refuseSends(message: string | null): void;
   stats: { forwarded: number; faulted: number };
   close(): Promise<void>;
 }
@@ -23,6 +26,7 @@ export async function startFaultProxy(upstream: string, seed = 1): Promise<Fault
   let always: Fault | null = null;
   let probability = 0;
   let faults: Fault[] = ["error", "timeout", "drop"];
+  let sendError: string | null = null;
   let state = seed >>> 0;
   const random = () => {
     state = (state * 1664525 + 1013904223) >>> 0;
@@ -46,6 +50,14 @@ export async function startFaultProxy(upstream: string, seed = 1): Promise<Fault
       }
       return;
     }
+    if (sendError !== null) {
+      const request = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown; method?: string };
+      if (request.method === "eth_sendRawTransaction") {
+        stats.faulted++;
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id: request.id ?? null, error: { code: -32000, message: sendError } }));
+        return;
+      }
+    }
     stats.forwarded++;
     try {
       const response = await fetch(upstream, { method: "POST", headers: { "content-type": "application/json" }, body: Buffer.concat(chunks) });
@@ -64,6 +76,10 @@ export async function startFaultProxy(upstream: string, seed = 1): Promise<Fault
     heal() {
       always = null;
       probability = 0;
+      sendError = null;
+    },
+    refuseSends(message) {
+      sendError = message;
     },
     fail(fault) {
       always = fault;

@@ -26,6 +26,7 @@ import type { Receipt } from "../../../relayer/queue/index.js";
 import { deployChainSuite, type ChainSuite } from "../../helpers/chain-suite.js";
 import { NODE_KEYS, startHardhatNode, type HardhatNode } from "../../helpers/hardhat-node.js";
 import { receipt } from "../../helpers/receipts.js";
+import { startFaultProxy } from "../../helpers/rpc-fault-proxy.js";
 import { dropPrefix, REDIS_URL, testRedis, uniquePrefix } from "../../helpers/redis.js";
 import { RELAYER_KEY_ENV, writeRelayerConfig } from "../../helpers/relayer-process.js";
 
@@ -60,10 +61,10 @@ describe("settler: retiring key (rotation drain)", function () {
     await rm(archiveDir, { recursive: true, force: true });
   });
 
-  function settler(wallet: Wallet, retiring: Wallet[] = [], logs: string[] = []): Settler {
+  function settler(wallet: Wallet, retiring: Wallet[] = [], logs: string[] = [], rpcUrl = node.url): Settler {
     return new Settler({
       store: new SettlementStore(redis, prefix, "local"),
-      rpc: new RpcPool([node.url], { timeoutMs: 5000 }),
+      rpc: new RpcPool([rpcUrl], { timeoutMs: 5000 }),
       archive: new LocalArchive(archiveDir),
       chainId: suite.chainId,
       router: suite.routerAddress,
@@ -176,6 +177,36 @@ describe("settler: retiring key (rotation drain)", function () {
       expect(logs.some((line) => line.includes("nonce consumed by another transaction"))).to.equal(false);
     } finally {
       await after.stop();
+    }
+  });
+
+  it("a send refused for want of gas names the key that signed it (a retiring key's batch), not the active key", async function () {
+    // geth's answer to a sender that cannot pay (EDR words it otherwise): the operator must fund the signing key
+    const proxy = await startFaultProxy(node.url);
+    proxy.refuseSends("insufficient funds for gas * price + value: balance 0, tx cost 1000000000000000");
+    const logs: string[] = [];
+    const s = settler(oldKey(), [], logs, proxy.url);
+    const refusals = () => logs.filter((line) => line.includes("cannot pay for gas")).map((line) => JSON.parse(line) as { signer: string; batchId: string });
+    s.start();
+    try {
+      const batchId = await submit(s, [receipt(suite.payers[a]!.address, "openai", "gpt-4-turbo", 1200)]);
+      await until("the refusal logged", async () => refusals().length > 0);
+      expect(refusals()[0]).to.include({ signer: oldKey().address, batchId });
+      expect((await store().get(batchId))!.state).to.equal("signed"); // kept, sent again next pass
+
+      s.useKeys(newKey, [oldKey()]);
+      await until("the new key active", async () => (await store().signers())?.active === newKey.address);
+      const seen = refusals().length;
+      await until("a refusal under the new active key", async () => refusals().length > seen);
+      expect(refusals().at(-1)).to.include({ signer: oldKey().address, batchId });
+      expect(refusals().map((line) => line.signer)).to.not.include(newKey.address);
+
+      proxy.refuseSends(null);
+      await until("final", async () => (await store().get(batchId))?.state === "final");
+      expect((await suite.provider.getTransaction((await store().get(batchId))!.txHash!))!.from).to.equal(oldKey().address);
+    } finally {
+      await s.stop();
+      await proxy.close();
     }
   });
 
