@@ -25,6 +25,7 @@
  * Side calls (`side`, relayer/payout's releases): after each pass over its batches, the lease holder sends the side
  * calls another stage hands it with the active key, one in flight at a time, taking their nonces from the same
  * ledger sequence, stored before broadcast and bumped like batches (side-calls.ts): the two never race for a nonce.
+ * Both send and replace through broadcast.ts (what a node's refusal means, rebroadcast or fee bump), written once.
  *
  * Key rotation (`agentgpt keys rotate`): besides its active key the settler may hold retiring keys. New batches are
  * always signed with the active key; a batch already signed keeps the key that signed it (read back from its signed

@@ -5,7 +5,8 @@
  * - the nonce comes from the ledger's sequence for the signer (the one batches take theirs from), and is taken in
  *   the same step that stores the signed transaction, before it is broadcast: a restart rebroadcasts it;
  * - a transaction not mined within `stuckAfterMs` is replaced with the same nonce and higher fees (`bump`), or
- *   rebroadcast as is (`resubmit`, or when the node dropped it, or when its key is no longer held);
+ *   rebroadcast as is (`resubmit`, or when the node dropped it, or when its key is no longer held), by the same code
+ *   as batches (broadcast.ts);
  * - every hash ever broadcast is watched; whichever is mined ends it, and `done` hears the receipt (a reverted one
  *   too: another host may have sent the same call first); a nonce taken by some other transaction ends it with
  *   `done(call, null)`: the caller decides from the chain's state whether to try again.
