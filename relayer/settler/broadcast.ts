@@ -65,7 +65,8 @@ export async function broadcastSigned(raw: string, options: BroadcastOptions): P
 export interface StuckTransaction {
   readonly context: TxContext;
   readonly nonce: number;
-  readonly gasLimit: bigint;
+  /** decimal, as the ledger stores it; read only when a replacement is signed (as before the two copies were one) */
+  readonly gasLimit: string | null;
   /** every transaction broadcast for it, the latest last (the stuck one) */
   readonly txs: readonly SentTransaction[];
 }
@@ -124,7 +125,7 @@ export async function replaceStuck(stuck: StuckTransaction, options: ReplaceOpti
     return;
   }
   const data = await options.data();
-  const tx = await signCall(options.key, { chainId: options.chainId, router: options.router, nonce: stuck.nonce, gasLimit: stuck.gasLimit, data, fees });
+  const tx = await signCall(options.key, { chainId: options.chainId, router: options.router, nonce: stuck.nonce, gasLimit: BigInt(stuck.gasLimit!), data, fees });
   const txs = [...stuck.txs, tx];
   await options.save(txs);
   logger?.info(

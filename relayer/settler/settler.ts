@@ -487,7 +487,7 @@ export class Settler {
       );
     }
     await replaceStuck(
-      { context: { batchId: record.batchId }, nonce: record.nonce!, gasLimit: BigInt(record.gasLimit!), txs: record.txs },
+      { context: { batchId: record.batchId }, nonce: record.nonce!, gasLimit: record.gasLimit, txs: record.txs },
       {
         rpc: this.options.rpc,
         chainId: this.options.chainId,

@@ -141,7 +141,7 @@ export class SideSender {
 
   private async replace(record: SideRecord, sender: string): Promise<void> {
     await replaceStuck(
-      { context: { kind: record.kind, id: record.id }, nonce: record.nonce, gasLimit: BigInt(record.gasLimit), txs: record.txs },
+      { context: { kind: record.kind, id: record.id }, nonce: record.nonce, gasLimit: record.gasLimit, txs: record.txs },
       {
         rpc: this.options.rpc,
         chainId: this.options.chainId,
