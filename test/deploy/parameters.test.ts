@@ -382,6 +382,7 @@ describe("deployment parameters (scripts/deploy/parameters.ts)", function () {
       expect(fresh.options).to.deep.equal({
         paymentToken: "fresh",
         relayer: true,
+        rotator: false,
         guardian: false,
         oracle: false,
         sequencerFeed: false,

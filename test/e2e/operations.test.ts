@@ -154,7 +154,9 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
     expect(total(after, "agentgpt_batcher_oldest_receipt_age_seconds", { chain: "local" })).to.equal(0);
     // the signer's balance is the chain's, and the fees left it
     const balance = await suite.provider.getBalance(new Wallet(suite.relayerKey).address);
-    expect(samplesOf(after, "agentgpt_settler_signer_balance_native", { chain: "local" })[0]!.value).to.be.closeTo(Number(formatEther(balance)), 1e-6);
+    // not closeTo: hardhat's chai matchers take closeTo over (bigints) and refuse fractions once another file loaded them
+    const exported = samplesOf(after, "agentgpt_settler_signer_balance_native", { chain: "local" })[0]!.value;
+    expect(Math.abs(exported - Number(formatEther(balance))), `exported ${exported}, chain ${formatEther(balance)}`).to.be.at.most(1e-6);
     expect(samplesOf(after, "agentgpt_lease_held", { stage: "settler", chain: "local" })[0]!.value).to.equal(1);
     expect(samplesOf(after, "agentgpt_rpc_breaker_state", { chain: "local", stage: "settler" }).map((s) => s.value)).to.deep.equal([0]);
     expect(samplesOf(after, "agentgpt_rpc_breaker_state", { chain: "local", stage: "reconciler" }).map((s) => s.value)).to.deep.equal([0]);

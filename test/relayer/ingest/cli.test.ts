@@ -138,7 +138,7 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     const check = await agentgpt(["relayer", "check", "--config", broken]);
     expect(check.code).to.equal(2);
     expect(check.stderr).to.equal(
-      `agentgpt: invalid configuration: ${broken}:4:3: redis.url: a Redis URL starts with redis:// or rediss:// (e.g. redis://127.0.0.1:6379)\n`,
+      `agentgpt: invalid configuration: ${broken}:4:3: redis.url: a Redis URL starts with redis://, rediss://, or redis+cluster:// for a cluster (e.g. redis://127.0.0.1:6379, redis+cluster://10.0.0.1:7000,10.0.0.2:7000)\n`,
     );
 
     const unreachable = noToken.replace(/no-token\.yaml$/, "unreachable.yaml");
