@@ -155,7 +155,12 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
     // the signer's balance is the chain's, and the fees left it
     const balance = await suite.provider.getBalance(new Wallet(suite.relayerKey).address);
     // not closeTo: hardhat's chai matchers take closeTo over (bigints) and refuse fractions once another file loaded them
-    const exported = samplesOf(after, "agentgpt_settler_signer_balance_native", { chain: "local" })[0]!.value;
+    // the gauge reads the chain at scrape time through a 1 s cache: scrape again until it shows the balance after the fees
+    const balanceGauge = async () => samplesOf(await scrape(setup.url), "agentgpt_settler_signer_balance_native", { chain: "local" })[0]!.value;
+    const exported = await until("the balance gauge shows the chain's balance", async () => {
+      const value = await balanceGauge();
+      return Math.abs(value - Number(formatEther(balance))) <= 1e-6 ? value : undefined;
+    });
     expect(Math.abs(exported - Number(formatEther(balance))), `exported ${exported}, chain ${formatEther(balance)}`).to.be.at.most(1e-6);
     expect(samplesOf(after, "agentgpt_lease_held", { stage: "settler", chain: "local" })[0]!.value).to.equal(1);
     expect(samplesOf(after, "agentgpt_rpc_breaker_state", { chain: "local", stage: "settler" }).map((s) => s.value)).to.deep.equal([0]);
