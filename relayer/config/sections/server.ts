@@ -9,16 +9,13 @@
  *   max_entries: 10000     # most logs in one POST (413 beyond); default 10000
  *   tokens: ["${AGENTGPT_INGEST_TOKEN}"]   # bearer tokens, several for rotation; at least 16 characters each
  *   tokens_env: AGENTGPT_INGEST_TOKENS     # also read tokens (comma separated) from this variable; default shown
- *   parse_workers: auto    # threads that parse POST bodies: auto = one more than the CPUs, at most 4; 0 = in the request thread
+ *   parse_workers: auto    # threads that parse POST bodies: auto = twice the CPUs, at most 4; 0 = in the request thread
  * ```
  *
- * Why one more than the CPUs: a POST handed to a busy worker waits for that worker's whole parse (10 to 20 ms for 512
- * logs, longer when a garbage collection or the scheduler stretches it), while with more threads than CPUs it starts
- * at once and the kernel shares the CPUs between the POSTs in progress. On 2 CPUs, 4 workers instead of 2 brought the
- * p99 at 20,000 receipts/s under 100 ms in 8 of 9 runs, against 4 of 9 (bench:ingest, runs interleaved); but each
- * worker is a V8 heap of its own (about 65 MB, and garbage collection of its own on the shared CPUs), and with 3 the
- * senders-back-to-back rate was as high or higher than with 4 in interleaved quick runs (39,424 vs 39,270 and 44,646
- * vs 39,219 receipts/s, CPU per POST 14-16 ms against 16-17 ms) with the p99 of those runs alike (88-96 ms).
+ * Why twice the CPUs: a POST handed to a busy worker waits for that worker's whole parse (10 to 20 ms for 512 logs,
+ * longer when a garbage collection or the scheduler stretches it), while with more threads than CPUs it starts at
+ * once and the kernel shares the CPUs between the POSTs in progress. On 2 CPUs, 4 workers instead of 2 brought the
+ * p99 at 20,000 receipts/s under 100 ms in 8 of 9 runs, against 4 of 9 (bench:ingest, runs interleaved).
  */
 import { availableParallelism } from "node:os";
 
@@ -69,6 +66,6 @@ export const serverSection = () =>
         maxEntries: server.max_entries,
         tokens: server.tokens,
         tokensEnv: server.tokens_env,
-        parseWorkers: server.parse_workers === "auto" ? Math.min(4, availableParallelism() + 1) : server.parse_workers,
+        parseWorkers: server.parse_workers === "auto" ? Math.min(4, 2 * availableParallelism()) : server.parse_workers,
       }),
     );

@@ -98,8 +98,8 @@ describe("relayer/config loadRelayerConfig", function () {
       ["0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"],
     ]);
     expect(config.server).to.include({ host: "127.0.0.1", port: 8787, bodyLimit: 64_000_000, maxEntries: 10_000 });
-    // parse_workers: auto is one more than the CPUs, at most 4: more threads than CPUs, so a POST rarely waits behind another
-    expect(config.server.parseWorkers).to.equal(Math.min(4, availableParallelism() + 1));
+    // parse_workers: auto is twice the CPUs, at most 4: more threads than CPUs, so a POST rarely waits behind another
+    expect(config.server.parseWorkers).to.equal(Math.min(4, 2 * availableParallelism()));
   });
 
   it("names the file, line and field of a bad amount in an included file", function () {
