@@ -284,7 +284,9 @@ describe("e2e: relayer key rotation with keys generated in a PKCS#11 token (Soft
     const run = await agentgpt(["keys", "revoke", inUse, "--config", setup.configFile, "--timeout", "60"], env, { timeoutMs: 90_000 });
     expect(run.code, `${run.stdout}\n${run.stderr}`).to.equal(0);
     expect(run.stdout).to.include(`revocation of ${inUse} requested`);
-    expect(run.stdout).to.match(/revoked on every chain; the settler moved to 0x[0-9a-fA-F]{40}/);
+    // "...; the settler moved to 0x..." when done in one step; when a step is retried (the rotation stage retries on
+    // the next tick), the key is already retiring by then and the outcome says so: either way it is revoked now
+    expect(run.stdout).to.match(/revoked on every chain(; the settler moved to 0x[0-9a-fA-F]{40}| \(it was retiring: the settler no longer signs with it\))/);
     expect(`${run.stdout}${run.stderr}`).to.not.include(token.pin);
     expect(await suite.router.hasRole(RELAYER_ROLE, inUse)).to.equal(false);
     const after = (await ring())!;
