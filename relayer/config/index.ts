@@ -20,5 +20,5 @@ export type { PricingConfig } from "./sections/pricing.js";
 export type { RedisConfig } from "./sections/redis.js";
 export type { RouteConfig, RouteProvider, RoutePricing } from "./sections/routes.js";
 export { MIN_TOKEN_LENGTH, type ServerConfig } from "./sections/server.js";
-export type { ArchiveConfig, AwsKmsSignerConfig, BatcherConfig, FeeConfig, FeeOverrides, Pkcs11SignerConfig, RotationConfig, S3ArchiveConfig, SettlerConfig, SignerConfig, SignerKind } from "./sections/settlement.js";
+export type { ArchiveConfig, AwsKmsSignerConfig, BatcherConfig, FeeConfig, FeeOverrides, Pkcs11SignerConfig, RotationConfig, RotationPkcs11Config, S3ArchiveConfig, SettlerConfig, SignerConfig, SignerKind } from "./sections/settlement.js";
 export { resolveFees } from "./sections/settlement.js";

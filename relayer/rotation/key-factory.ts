@@ -1,8 +1,7 @@
 /**
  * Where a rotation's new relayer key comes from. One tiny interface, so the kind of key is a configuration choice:
- * today an encrypted keystore the relayer writes itself (`KeystoreKeyFactory`); a PKCS#11 token or a cloud KMS plugs
- * in by implementing the same two functions (the key is created inside the device and only its address and a
- * reference leave it). A reference is plain JSON, stored in the key ring (key-ring.ts) so any settlement process,
+ * an encrypted keystore the relayer writes itself (`KeystoreKeyFactory`), or a key generated inside a PKCS#11 token
+ * (`Pkcs11KeyFactory`, pkcs11-key-factory.ts: only its address and a reference leave the token). A reference is plain JSON, stored in the key ring (key-ring.ts) so any settlement process,
  * the active one or a standby, can open the key again.
  */
 import { randomBytes } from "node:crypto";
@@ -19,7 +18,13 @@ export type RelayerKeyRef =
   /** the settler's configured signer (`settler.signer`): the key the ring starts from */
   | { readonly kind: "configured" }
   /** an encrypted keystore the relayer created, opened with the rotation's keystore password */
-  | { readonly kind: "keystore"; readonly path: string };
+  | { readonly kind: "keystore"; readonly path: string }
+  /**
+   * a key generated inside a PKCS#11 token (pkcs11-key-factory.ts): the token's label, the key's CKA_LABEL and CKA_ID,
+   * and the module it was created through (informative: a process opens it through its own configured module, with
+   * its own PIN)
+   */
+  | { readonly kind: "pkcs11"; readonly module: string; readonly token: string; readonly keyLabel: string; readonly keyId: string };
 
 export interface CreatedRelayerKey {
   readonly address: string;

@@ -18,6 +18,7 @@ import { SettlementStore } from "../settler/settlement-store.js";
 import { loadSigningKey } from "../settler/signing-key.js";
 import { KeystoreKeyFactory, keystorePassword, type RelayerKeyFactory } from "./key-factory.js";
 import { KeyRing, type RingKey } from "./key-ring.js";
+import { Pkcs11KeyFactory } from "./pkcs11-key-factory.js";
 import { RotationStage, type RotationChain } from "./rotation-stage.js";
 import { RotatorChain } from "./rotator-chain.js";
 
@@ -35,7 +36,7 @@ export interface SetupRotationOptions {
   readonly logger?: Logger;
   /** false: revocations only (the CLI) */
   readonly scheduled: boolean;
-  /** the key factory (default: keystores in settler.rotation.keys_dir); the HSM factories plug in here */
+  /** the key factory (default: the one settler.rotation.key names, see configuredKeyFactory) */
   readonly factory?: RelayerKeyFactory;
 }
 
@@ -56,12 +57,7 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   const baseDir = dirname(config.files[0] ?? ".");
   const loadOptions = { env, baseDir };
   const rotatorKey = (await loadSigningKey(rotation.rotator, loadOptions)).wallet;
-  const base =
-    options.factory ??
-    new KeystoreKeyFactory({
-      dir: isAbsolute(rotation.keysDir) ? rotation.keysDir : resolve(baseDir, rotation.keysDir),
-      password: keystorePassword(rotation, baseDir, env),
-    });
+  const base = options.factory ?? configuredKeyFactory(rotation, baseDir, env);
   // keys this process just created, kept open so its settlers switch without opening them again (scrypt)
   const opened = new Map<string, SettlerSigner>();
   const factory: RelayerKeyFactory = {
@@ -128,6 +124,18 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
       return factory.openRelayerKey(key.ref);
     },
   };
+}
+
+/** The factory `settler.rotation.key` names: keystores in keys_dir, or keys generated in the PKCS#11 token. */
+export function configuredKeyFactory(rotation: RotationConfig, baseDir: string, env: Readonly<Record<string, string | undefined>>): RelayerKeyFactory {
+  if (rotation.key === "pkcs11") {
+    if (rotation.pkcs11 === undefined) throw new KeyError("NOT_READY", "settler.rotation.key: pkcs11 needs settler.rotation.pkcs11 (module:, token: or slot:, pin_env: or pin_file:)");
+    return new Pkcs11KeyFactory({ config: rotation.pkcs11, baseDir, env });
+  }
+  return new KeystoreKeyFactory({
+    dir: isAbsolute(rotation.keysDir) ? rotation.keysDir : resolve(baseDir, rotation.keysDir),
+    password: keystorePassword(rotation, baseDir, env),
+  });
 }
 
 /** eth_chainId over plain fetch, before a provider is made for the chain. */

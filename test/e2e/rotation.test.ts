@@ -168,7 +168,9 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
     const rotation = await setupRotation(loadRelayerConfig(setup.configFile), redis, { scheduled: false, env: { ...process.env, ...env } });
     const outcome = await revokeRelayerKey(rotation, inUse, { timeoutMs: 60_000 });
     expect(outcome.ok, outcome.message).to.equal(true);
-    expect(outcome.message).to.match(/revoked on every chain; the settler moved to 0x[0-9a-fA-F]{40}/);
+    // the key in use is replaced first; if the next scheduled rotation (every 6 s here) made it retiring meanwhile, the
+    // drill revokes a retiring key: both end with the key revoked and the settler on a fresh one, checked on chain below
+    expect(outcome.message).to.match(/revoked on every chain(; the settler moved to 0x[0-9a-fA-F]{40}| \(it was retiring)/);
     expect(outcome.replacedBy).to.be.a("string").and.not.equal(inUse);
     expect(await suite.router.hasRole(RELAYER_ROLE, inUse)).to.equal(false);
     // traffic keeps flowing on the fresh key for a moment, then stops

@@ -54,9 +54,17 @@
  *   rotation:                      # automatic key rotation through the RelayerKeyRotator (off without it)
  *     every: 24h                   # create a new key and switch to it this often (at least 1s; 24h in production)
  *     key: keystore                # what creates the new key: "keystore" (an encrypted keystore written by the
- *                                  # relayer); the HSM signers plug in here later
- *     keys_dir: ./keys/rotated     # where created keystores are written (mode 0600 in a 0700 directory)
- *     password_file: ./keys/rotated.password   # password of the created keystores (or password_env:)
+ *                                  # relayer) or "pkcs11" (a key generated inside an HSM token; see below)
+ *     keys_dir: ./keys/rotated     # key: keystore: where created keystores are written (0600 in a 0700 directory)
+ *     password_file: ./keys/rotated.password   # key: keystore: password of the created keystores (or password_env:)
+ *   # key: pkcs11 instead: each new key is generated inside the token (sensitive, never extractable) and found again
+ *   # by its label and CKA_ID after a restart; keys_dir / password_* are then not allowed
+ *   #  pkcs11:
+ *   #    module: /usr/lib/softhsm/libsofthsm2.so   # the vendor's PKCS#11 library
+ *   #    token: relayer               # the token's label (or slot: <slot id>)
+ *   #    pin_file: ./keys/hsm.pin     # the user PIN (or pin_env:, default AGENTGPT_PKCS11_PIN)
+ *   #    label_prefix: agentgpt-relayer-   # created keys are labelled <prefix><time>-<random> (default shown)
+ *   # (key: aws_kms is refused: KMS keys are created by the operator, rotation with KMS keys is not supported yet)
  *     rotator: { keystore: ./keys/rotator.json, password_file: ./keys/rotator.password }   # the ROTATOR key
  *     fund: 0.05 ETH               # gas the rotator key sends each new key before it is authorized (default 0)
  *     poll: 2s                     # how often the rotation stage looks (default 2s)
@@ -135,13 +143,31 @@ export interface BatcherConfig {
   readonly maxWaitMs: number;
 }
 
+/** `settler.rotation.pkcs11`: where a rotation generates its keys (each key's label and id go to the key ring). */
+export interface RotationPkcs11Config {
+  /** the vendor's PKCS#11 library (relative paths are relative to the config file) */
+  readonly module: string;
+  /** the token's label, or... */
+  readonly token?: string | undefined;
+  /** ...its slot id */
+  readonly slot?: number | undefined;
+  /** variable holding the user PIN (default AGENTGPT_PKCS11_PIN), unless pinFile */
+  readonly pinEnv: string;
+  /** a file holding the user PIN (one line), read each time a key is created or opened */
+  readonly pinFile?: string | undefined;
+  /** created keys are labelled `<labelPrefix><time>-<random>` */
+  readonly labelPrefix: string;
+}
+
 /** `settler.rotation`: scheduled key rotation through the RelayerKeyRotator contract (relayer/rotation). */
 export interface RotationConfig {
   /** ms between rotations */
   readonly everyMs: number;
-  /** what creates new keys: only "keystore" for now */
-  readonly key: "keystore";
-  /** directory the created keystores go to (relative to the config file) */
+  /** what creates new keys: an encrypted keystore, or a key generated inside a PKCS#11 token */
+  readonly key: "keystore" | "pkcs11";
+  /** key "pkcs11": the token the new keys are generated in */
+  readonly pkcs11?: RotationPkcs11Config | undefined;
+  /** key "keystore": directory the created keystores go to (relative to the config file) */
   readonly keysDir: string;
   /** the created keystores' password: from this variable... */
   readonly passwordEnv: string;
@@ -389,12 +415,47 @@ export const batcherSection = () =>
     .prefault({})
     .transform((b): BatcherConfig => ({ maxReceipts: b.max_receipts, maxWaitMs: b.max_wait }));
 
+const rotationPkcs11Section = () =>
+  z
+    .strictObject({
+      module: z.string({ error: "module: the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so" }).min(1),
+      token: z.string().min(1).max(32).optional(),
+      slot: z.int().min(0).optional(),
+      pin_env: envName().optional(),
+      pin_file: z.string().min(1).optional(),
+      label_prefix: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,40}$/, "label_prefix: 1 to 40 letters, digits, '.', '_' or '-' (created keys are labelled <prefix><time>-<random>)")
+        .default("agentgpt-relayer-"),
+    })
+    .superRefine((p, ctx) => {
+      if ((p.token === undefined) === (p.slot === undefined)) {
+        ctx.addIssue({ code: "custom", path: ["token"], message: "give the token the new keys are generated in either by token: (its label) or by slot: (its slot id), not both or neither" });
+      }
+      if (p.pin_env !== undefined && p.pin_file !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["pin_file"], message: "give the user PIN either by pin_env: (a variable) or by pin_file: (a file), not both" });
+      }
+    })
+    .transform(
+      (p): RotationPkcs11Config => ({
+        module: p.module,
+        token: p.token,
+        slot: p.slot,
+        pinEnv: p.pin_env ?? DEFAULT_PIN_ENV,
+        ...(p.pin_file === undefined ? {} : { pinFile: p.pin_file }),
+        labelPrefix: p.label_prefix,
+      }),
+    );
+
 export const rotationSection = () =>
   z
     .strictObject({
       every: durationMs().refine((ms) => ms >= 1000, "rotate at most once a second (24h in production)"),
-      key: z.enum(["keystore"], { message: 'the kind of key to create: "keystore" (the HSM kinds come with their signers)' }).default("keystore"),
-      keys_dir: z.string().min(1).default("./keys/rotated"),
+      key: z
+        .enum(["keystore", "pkcs11", "aws_kms"], { message: 'the kind of key to create: "keystore" (an encrypted keystore the relayer writes) or "pkcs11" (generated inside an HSM token)' })
+        .default("keystore"),
+      pkcs11: rotationPkcs11Section().optional(),
+      keys_dir: z.string().min(1).optional(),
       password_env: envName().optional(),
       password_file: z.string().min(1).optional(),
       // the ROTATOR key: any signer kind (in production the HSM, like the relayer keys)
@@ -403,15 +464,36 @@ export const rotationSection = () =>
       poll: durationMs().default(2000),
       lease_ttl: durationMs().default(15_000),
     })
-    .refine((r) => r.password_env === undefined || r.password_file === undefined, {
-      message: "give the created keystores' password either by password_env: (a variable) or by password_file: (a file), not both",
-      path: ["password_file"],
+    .superRefine((r, ctx) => {
+      if (r.key === "aws_kms") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["key"],
+          message:
+            'key: aws_kms is not supported yet: KMS keys are created by the operator (ECC_SECG_P256K1, SIGN_VERIFY), and a rotation cannot create them; rotate with key: pkcs11 or key: keystore, or rotate KMS keys by hand (agentgpt keys rotate)',
+        });
+        return;
+      }
+      if (r.key === "pkcs11") {
+        if (r.pkcs11 === undefined) {
+          ctx.addIssue({ code: "custom", path: ["pkcs11"], message: "key: pkcs11 needs pkcs11: { module:, token: (or slot:), pin_env: or pin_file:, label_prefix: }: the token the new keys are generated in" });
+        }
+        for (const field of ["keys_dir", "password_env", "password_file"] as const) {
+          if (r[field] !== undefined) ctx.addIssue({ code: "custom", path: [field], message: `${field}: is a setting of key: keystore; with key: pkcs11 the keys live in the token: remove it` });
+        }
+        return;
+      }
+      if (r.pkcs11 !== undefined) ctx.addIssue({ code: "custom", path: ["pkcs11"], message: "pkcs11: is used only with key: pkcs11: set key: pkcs11, or remove it" });
+      if (r.password_env !== undefined && r.password_file !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["password_file"], message: "give the created keystores' password either by password_env: (a variable) or by password_file: (a file), not both" });
+      }
     })
     .transform(
       (r): RotationConfig => ({
         everyMs: r.every,
-        key: r.key,
-        keysDir: r.keys_dir,
+        key: r.key === "pkcs11" ? "pkcs11" : "keystore",
+        ...(r.pkcs11 === undefined ? {} : { pkcs11: r.pkcs11 }),
+        keysDir: r.keys_dir ?? "./keys/rotated",
         passwordEnv: r.password_env ?? "AGENTGPT_ROTATED_KEYSTORE_PASSWORD",
         ...(r.password_file === undefined ? {} : { passwordFile: r.password_file }),
         rotator: r.rotator,
