@@ -171,7 +171,8 @@ describe("e2e: relayer key rotation under traffic, then the leaked-key drill", f
     // the key in use is replaced first; if the next scheduled rotation (every 6 s here) made it retiring meanwhile, the
     // drill revokes a retiring key: both end with the key revoked and the settler on a fresh one, checked on chain below
     expect(outcome.message).to.match(/revoked on every chain(; the settler moved to 0x[0-9a-fA-F]{40}| \(it was retiring)/);
-    expect(outcome.replacedBy).to.be.a("string").and.not.equal(inUse);
+    if (outcome.replacedBy !== undefined) expect(outcome.replacedBy).to.not.equal(inUse);
+    else expect((await ring.get())!.active.address).to.not.equal(inUse); // already retiring: the schedule's new key signs
     expect(await suite.router.hasRole(RELAYER_ROLE, inUse)).to.equal(false);
     // traffic keeps flowing on the fresh key for a moment, then stops
     await new Promise((r) => setTimeout(r, 2000));
