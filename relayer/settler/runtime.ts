@@ -358,9 +358,11 @@ async function startChain(
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
   const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
   const observed = options.telemetry === undefined ? undefined : observeChain(options.telemetry, chain.name);
-  const settler = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store, observed }, onKeys) : null;
+  const started = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store, observed }, onKeys) : null;
+  const settler = started?.settler ?? null;
+  const release = started?.release ?? null;
   const batcher = options.stages.batcher
-    ? await startBatcher(config, chain, archive, { rpc, chainId, router, pool, store, settler: settler?.settler ?? null, observed, ...(logger ? { logger } : {}) })
+    ? await startBatcher(config, chain, archive, { rpc, chainId, router, pool, store, settler, observed, ...(logger ? { logger } : {}) })
     : null;
   observed?.attach({
     redis,
@@ -368,8 +370,8 @@ async function startChain(
     store,
     pool,
     batcher,
-    settler: settler?.settler ?? null,
-    release: settler?.release ?? null,
+    settler,
+    release,
     guardComponent: `settlement on chain ${chain.name}`,
     minSignerBalance: chain.minSignerBalance ?? config.settler.minSignerBalance,
   });
@@ -378,13 +380,13 @@ async function startChain(
     chain: chain.name,
     chainId,
     router,
-    signer: settler?.settler.activeSigner ?? null,
+    signer: settler?.activeSigner ?? null,
     rpc,
     store,
     pool,
     batcher,
-    settler: settler?.settler ?? null,
-    release: settler?.release ?? null,
+    settler,
+    release,
   };
 }
 

@@ -113,10 +113,7 @@ async function openLedger(config: RelayerConfig): Promise<Redis> {
 
 // ------------------------------------------------------------------------------------------------------- new
 
-interface NewKeyOptions {
-  out?: string;
-  passwordEnv: string;
-  pkcs11?: boolean;
+interface Pkcs11Flags {
   module?: string;
   token?: string;
   slot?: string;
@@ -126,14 +123,10 @@ interface NewKeyOptions {
   pinFile?: string;
 }
 
-interface Pkcs11Flags {
-  module?: string;
-  token?: string;
-  slot?: string;
-  label?: string;
-  keyId?: string;
-  pinEnv: string;
-  pinFile?: string;
+interface NewKeyOptions extends Pkcs11Flags {
+  out?: string;
+  passwordEnv: string;
+  pkcs11?: boolean;
 }
 
 /** The PKCS#11 signer settings the flags give (as the configuration's `kind: pkcs11` section would). */
