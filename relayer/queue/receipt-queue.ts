@@ -208,9 +208,22 @@ export class ReceiptQueue {
     }
   }
 
-  /** Closes the BullMQ queues (not the connection, which the caller owns). */
+  /**
+   * Closes the BullMQ queues (not the connection, which the caller owns). Each queue's start (a version check over
+   * the shared connection) is waited for first, at most 5 s: a queue closed before its start ended stops listening
+   * to it, and a start that then fails because the caller quit the connection (on a Redis Cluster: "Cluster is
+   * ended") was an uncaught error that killed the process, e.g. a CLI command that opens the queue only to read it.
+   */
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await Promise.all(
+      [...this.queues.values()].map(async (queue) => {
+        let timer: NodeJS.Timeout | undefined;
+        const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)));
+        await Promise.race([queue.waitUntilReady().then(() => undefined, () => undefined), bounded]);
+        clearTimeout(timer);
+        await queue.close();
+      }),
+    );
   }
 
   private async waitForReplicas(): Promise<void> {

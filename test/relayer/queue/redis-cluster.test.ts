@@ -148,6 +148,28 @@ describe("ingest and the batcher on a real Redis Cluster", function () {
     }
   });
 
+  it("closes a receipt queue opened a moment before on a fresh cluster connection without crashing the process", async function () {
+    // A CLI command or a bench opens the queue, reads a figure and closes: BullMQ's queues then close before their
+    // connection finished its start (cluster slots, INFO), and the start's failure ("Cluster is ended", once the
+    // connection quits) was emitted as an 'error' nobody listened to any more: an uncaught exception.
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.prependListener("uncaughtException", record);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const connection = createProducerRedis(cluster.url, { commandTimeoutMs: 5000 });
+        await connectRedis(connection, cluster.url); // as openReceiptQueue does
+        const queue = new ReceiptQueue({ connection, prefix: uniquePrefix("quick-close"), chains: CHAINS, dedupeTtlMs: 86_400_000 });
+        await queue.close();
+        await connection.quit().catch(() => connection.disconnect());
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    } finally {
+      process.removeListener("uncaughtException", record);
+    }
+    expect(uncaught.map(String)).to.deep.equal([]);
+  });
+
   it("queues every receipt once across many slots, and the batcher pools each once", async function () {
     const prefix = uniquePrefix("cl");
     const { queue, taken, pools } = await pipeline(prefix);
