@@ -475,7 +475,8 @@ async function run(mode: Mode, options: RunOptions): Promise<Timed> {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, measureFrom - performance.now())));
     const before = { server: processCpuMs(child.pid!), redis: await redisCpuMs(cpuRedis), client: ownCpuMs() };
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, stopAt - performance.now())));
-    const postsInWindow = completedInWindow / options.batch;
+    // none acknowledged inside the window (a machine too loaded for the offered rate): no per-POST figure, not Infinity
+    const postsInWindow = completedInWindow === 0 ? NaN : completedInWindow / options.batch;
     return {
       server: (processCpuMs(child.pid!) - before.server) / postsInWindow,
       redis: ((await redisCpuMs(cpuRedis)) - before.redis) / postsInWindow,
