@@ -6,7 +6,8 @@
  *   the same step that stores the signed transaction, before it is broadcast: a restart rebroadcasts it;
  * - a transaction not mined within `stuckAfterMs` is replaced with the same nonce and higher fees (`bump`), or
  *   rebroadcast as is (`resubmit`, or when the node dropped it, or when its key is no longer held), by the same code
- *   as batches (broadcast.ts);
+ *   as batches (broadcast.ts); one signed by a key no longer held is warned about and, still not mined after three
+ *   stuck times, given up: the call is sent again with the active key (side calls are once-only on-chain);
  * - every hash ever broadcast is watched; whichever is mined ends it, and `done` hears the receipt (a reverted one
  *   too: another host may have sent the same call first); a nonce taken by some other transaction ends it with
  *   `done(call, null)`: the caller decides from the chain's state whether to try again.
@@ -74,7 +75,13 @@ interface RpcReceipt {
   effectiveGasPrice?: string;
 }
 
+/** stuck times a side transaction signed by a key no longer held is rebroadcast before it is given up */
+const UNHELD_GIVE_UP = 3;
+
 export class SideSender {
+  /** stuck side transactions signed by a key not held: when each was first found so (ms; this process only) */
+  private readonly unheldSince = new Map<string, number>();
+
   constructor(private readonly options: SideSenderOptions) {}
 
   /** Watches the side transaction in flight, then sends new ones while each is mined at once; `go` false stops. */
@@ -135,8 +142,42 @@ export class SideSender {
       return true;
     }
     const last = record.txs.at(-1)!;
-    if (Date.now() - last.sentAt >= this.options.stuckAfterMs) await this.replace(record, sender);
+    if (Date.now() - last.sentAt < this.options.stuckAfterMs) return false;
+    if (this.options.keys.keyFor(sender) === undefined && this.giveUpUnheld(record, sender)) {
+      await this.options.calls.done(record, null);
+      await this.options.store.clearSide();
+      return true;
+    }
+    await this.replace(record, sender);
     return false;
+  }
+
+  /**
+   * A stuck side transaction signed by a key this settler no longer holds (rotated away, revoked after a leak) can
+   * only be rebroadcast, never bumped: if its fees are below what the chain takes now it is never mined, and the one
+   * side slot would block every later release (providers unpaid) with no warning. It is warned about, then given up
+   * after UNHELD_GIVE_UP stuck times: the caller re-sends the call with the active key (on the next pass) from the
+   * chain's state. Safe because every side call is once-only on-chain: `release` refuses a batch not escrowed, so if
+   * the old transaction is mined after all, one of the two reverts and nothing moves twice.
+   */
+  private giveUpUnheld(record: SideRecord, sender: string): boolean {
+    const key = `${record.id}:${record.nonce}`;
+    const since = this.unheldSince.get(key);
+    if (since === undefined) {
+      this.unheldSince.set(key, Date.now());
+      this.options.logger?.warn(
+        { kind: record.kind, id: record.id, nonce: record.nonce, signer: sender, giveUpAfterMs: UNHELD_GIVE_UP * this.options.stuckAfterMs },
+        `a stuck ${record.kind} transaction was signed by a key this settler no longer holds: it can only be rebroadcast, and is given up (sent again with the active key) if still not mined`,
+      );
+      return false;
+    }
+    if (Date.now() - since < UNHELD_GIVE_UP * this.options.stuckAfterMs) return false;
+    this.unheldSince.delete(key);
+    this.options.logger?.warn(
+      { kind: record.kind, id: record.id, nonce: record.nonce, signer: sender, hash: record.txs.at(-1)!.hash },
+      `gave up a ${record.kind} transaction signed by a key no longer held: the call is sent again with the active key`,
+    );
+    return true;
   }
 
   private async replace(record: SideRecord, sender: string): Promise<void> {

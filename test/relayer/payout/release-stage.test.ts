@@ -69,7 +69,7 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
   });
 
   /** One relayer host: settler + release stage on this chain and prefix, wired as runtime.ts wires them. */
-  function host(options: { intervalMs?: number; lookbackBlocks?: number } = {}): Host {
+  function host(options: { intervalMs?: number; lookbackBlocks?: number; stuckAfterMs?: number } = {}): Host {
     const logs: Host["logs"] = [];
     const registry = new Registry();
     const metrics = new PayoutMetrics(registry);
@@ -94,7 +94,13 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
       redis,
       prefix,
       archiveDir,
-      settler: { side: stage, onFinal: (record) => stage.settled(record), leaseTtlMs: 1000, logger: logger.child({ stage: "settler" }) },
+      settler: {
+        side: stage,
+        onFinal: (record) => stage.settled(record),
+        leaseTtlMs: 1000,
+        logger: logger.child({ stage: "settler" }),
+        ...(options.stuckAfterMs === undefined ? {} : { stuckAfterMs: options.stuckAfterMs }),
+      },
     });
     settler = p.settler;
     const made = { p, stage, logs, scrape: async () => parseExposition(await registry.metrics()) };
@@ -298,6 +304,50 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     const after = await settleOne(next, 1200);
     expect((await next.p.store.get(after.batchId))!.nonce).to.equal(nonce + 1);
     expect(next.logs.filter((l) => l.level >= 40)).to.deep.equal([]);
+  });
+
+  it("a stuck release signed by a key the settler no longer holds is warned about, given up, and sent with the active key: released once", async function () {
+    // The attack on liveness: a key rotated away (or revoked after a leak) left a release that never mines (here the
+    // node refuses it: that key has no gas money). It can only be rebroadcast, and the one side slot would block every
+    // later release: providers unpaid, and nothing said so.
+    const h = host({ stuckAfterMs: 200 });
+    const batch = await settleOne(h, 4200);
+    await advance(WINDOW + 1);
+    const gone = Wallet.createRandom();
+    const data = suite.router.interface.encodeFunctionData("release", [batch.batchId]);
+    const raw = await gone.signTransaction({
+      type: 2,
+      chainId: suite.chainId,
+      nonce: 0,
+      to: suite.routerAddress,
+      data,
+      gasLimit: 200_000n,
+      maxFeePerGas: 100n * 10n ** 9n,
+      maxPriorityFeePerGas: 10n ** 9n,
+    });
+    const hash = Transaction.from(raw).hash!;
+    await h.p.store.assignSideNonce(gone.address, {
+      id: batch.batchId,
+      kind: "release",
+      data,
+      state: "sent",
+      nonce: 0,
+      gasLimit: "200000",
+      txs: [{ hash, raw, maxFeePerGas: (100n * 10n ** 9n).toString(), maxPriorityFeePerGas: (10n ** 9n).toString(), sentAt: Date.now() - 1000 }],
+    });
+    const from = Number(BigInt(await node.rpc<string>("eth_blockNumber")));
+    run(h);
+    await until("the batch released", async () => (await status(batch.batchId)) === 2 && (await h.p.store.side()) === null);
+    await pause(h);
+    const warnings = h.logs.filter((l) => l.level === 40).map((l) => l.msg);
+    expect(warnings.some((msg) => msg.includes("signed by a key this settler no longer holds"))).to.equal(true);
+    expect(warnings.some((msg) => msg.startsWith("gave up a release transaction"))).to.equal(true);
+    expect(await suite.provider.getTransaction(hash)).to.equal(null); // the unheld key's transaction never went in
+    const txs = await relayerTxs(from + 1);
+    expect(txs).to.have.length(1); // released once, by the settler's active key, with no failed transaction
+    expect(txs[0]!.ok).to.equal(true);
+    // the only errors: the node refusing the unheld key's rebroadcasts
+    expect([...new Set(h.logs.filter((l) => l.level >= 50).map((l) => l.msg))]).to.deep.equal(["broadcast refused"]);
   });
 
   it("the monitor shows escrowed, releasable, released and withdrawn apart: settle, window closes, release, withdraw", async function () {
