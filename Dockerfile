@@ -5,7 +5,7 @@
 #   docker compose up                              # Redis (AOF) + the relayer: see compose.yaml and the README
 #
 # NODE_IMAGE: any Debian-based Node.js 22.13+ image with npm and a `node` user (uid 1000), e.g. the official
-# node:22-bookworm-slim. test/build/container.test.ts builds this file on a local image of that shape.
+# node:22-bookworm-slim. test/e2e/container.test.ts builds this file on a local image of that shape.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 # ---- build: every dependency, the contracts compiled (pinned npm solc: nothing downloaded), TypeScript -> dist/,
