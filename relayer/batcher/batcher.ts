@@ -7,7 +7,8 @@
  * holds the receipts of one bucket and commits its start (`callsFrom`) on-chain. Receipts of several buckets in the
  * pool (a backfill, late deliveries, an hour boundary) become batches of their own bucket, oldest waiting first.
  *
- * Exactly once: a receipt enters the pool once (by id, see batch-pool.ts); a sealed batch is rebuilt from the same
+ * Exactly once: a receipt enters the pool once (by id, see batch-pool.ts; after its batch is registered the holder
+ * moves its id to the pool's long tier, spread over many slots); a sealed batch is rebuilt from the same
  * receipts after a crash (same rows, same receipts root, same batch id, same file); the settler refuses a batch id
  * it knows and the contract one it has settled.
  *
@@ -83,6 +84,10 @@ export class Batcher {
     if (!Number.isInteger(options.usageBucket) || options.usageBucket <= 0) {
       throw new RangeError(`batcher ${options.chain}: usage bucket must be a positive number of seconds, got ${options.usageBucket}`);
     }
+    // see batch-pool.ts: a take whose two steps are more than G/2 apart is refused and retried
+    if (options.lease !== undefined && !(options.pool.graceMs > options.lease.takeoverMs)) {
+      throw new RangeError(`batcher ${options.chain}: the pool's grace (${options.pool.graceMs} ms) must exceed the lease takeover time (${options.lease.takeoverMs} ms)`);
+    }
   }
   /** the chain's batcher lease, when this batcher runs under one */
   get lease(): Lease | undefined {
@@ -137,6 +142,7 @@ export class Batcher {
     this.standby = false;
     try {
       await this.handOverUnhanded();
+      await this.archiveKnown();
       if (await this.options.pool.hasSealing()) await this.sealAndArchive(now);
       for (;;) {
         const { count, oldestAt } = await this.options.pool.pending();
@@ -182,6 +188,7 @@ export class Batcher {
     );
     this.options.events?.sealed({ receipts: receipts.length });
     await this.handOver(batchId);
+    await pool.archiveKnown(batchId);
     return true;
   }
 
@@ -204,6 +211,11 @@ export class Batcher {
     }
     this.fence(); // a lapsed lease stops here rather than writing the file
     return { built, path: await archive.write(chain, batchId, built.bytes) };
+  }
+
+  /** Moves the ids of registered batches to the pool's long tier (batch-pool.ts); a crash left some undone. */
+  private async archiveKnown(): Promise<void> {
+    for (const batchId of await this.options.pool.unarchived()) await this.options.pool.archiveKnown(batchId);
   }
 
   private async handOverUnhanded(): Promise<void> {

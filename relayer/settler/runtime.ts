@@ -356,7 +356,7 @@ async function startChain(
   const wrong = await guard.problem();
   if (wrong !== null) throw new ChainError("WRONG_CHAIN", wrong);
   const store = new SettlementStore(redis, config.redis.prefix, chain.name);
-  const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name });
+  const pool = new BatchPool(redis, { prefix: config.redis.prefix, chain: chain.name, graceMs: config.batcher.knownGraceMs });
   const observed = options.telemetry === undefined ? undefined : observeChain(options.telemetry, chain.name);
   const started = options.stages.settler ? await startSettler(config, chain, archive, redis, options, { rpc, chainId, router, guard, store, observed }, onKeys) : null;
   const settler = started?.settler ?? null;

@@ -18,6 +18,9 @@
  * batcher:
  *   max_receipts: 2000             # close a batch at this many receipts (default 2000, at most 20000)
  *   max_wait: 5s                   # ... or when its oldest receipt has waited this long (default 5s)
+ *   known_grace: 1h                # how long a batch's receipt ids stay in the chain's Redis slot once copied to
+ *                                  # the spread long tier (default 1h; must exceed the lease takeover, lease_ttl +
+ *                                  # lease_ttl / 3; see relayer/batcher/batch-pool.ts)
  * settler:
  *   signer:                        # an encrypted JSON keystore, decrypted at start and on each SIGHUP...
  *     keystore: ./keys/relayer.json
@@ -141,6 +144,8 @@ export type ArchiveConfig = { readonly dir: string; readonly s3?: undefined } | 
 export interface BatcherConfig {
   readonly maxReceipts: number;
   readonly maxWaitMs: number;
+  /** G: how long a batch's receipt ids stay in the chain's slot after they were copied to the long tier (batch-pool.ts) */
+  readonly knownGraceMs: number;
 }
 
 /** `settler.rotation.pkcs11`: where a rotation generates its keys (each key's label and id go to the key ring). */
@@ -411,9 +416,10 @@ export const batcherSection = () =>
     .strictObject({
       max_receipts: z.int().min(1).max(20_000).default(2000),
       max_wait: durationMs().default(5000),
+      known_grace: durationMs().default(3_600_000),
     })
     .prefault({})
-    .transform((b): BatcherConfig => ({ maxReceipts: b.max_receipts, maxWaitMs: b.max_wait }));
+    .transform((b): BatcherConfig => ({ maxReceipts: b.max_receipts, maxWaitMs: b.max_wait, knownGraceMs: b.known_grace }));
 
 const rotationPkcs11Section = () =>
   z
