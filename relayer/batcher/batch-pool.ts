@@ -56,7 +56,7 @@
  * time, with ZMSCORE: Redis 6.2 or newer). Receipts of other buckets (a backfill, a late delivery, the next
  * hour) stay in the pool and are sealed as batches of their own bucket, each in turn.
  */
-import type { Redis, Result } from "ioredis";
+import { Cluster, type Redis, type Result } from "ioredis";
 
 import type { Receipt } from "../queue/index.js";
 import { fenceCheck, FencedError } from "../settler/lease.js";
@@ -316,8 +316,12 @@ export class BatchPool {
     return `${this.longTags[fnv1a(id) % BILLED_SHARDS]!}:billed:${id}`;
   }
 
-  /** Ids grouped by long-tier shard: the keys of one group are in one slot (one MGET, one script). */
+  /**
+   * Ids grouped by long-tier shard: the keys of one group are in one slot (one MGET, one script). On a single Redis,
+   * where slots do not matter, all of them in one group: one command instead of up to 256 per take.
+   */
   private byShard(ids: readonly string[]): Map<number, string[]> {
+    if (!(this.redis instanceof Cluster)) return ids.length === 0 ? new Map() : new Map([[0, [...ids]]]);
     const out = new Map<number, string[]>();
     for (const id of ids) {
       const shard = fnv1a(id) % BILLED_SHARDS;
