@@ -21,7 +21,7 @@
  * Options (environment): CHAOS_RECEIPTS (50000), CHAOS_BODY (500), CHAOS_SEED (1), CHAOS_SETTLE_TIMEOUT_S (1200),
  * CHAOS_KILL_MASTER (0).
  */
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,11 +33,10 @@ import { prng } from "./workload.js";
 import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { asRedis, createRedis } from "../relayer/queue/index.js";
 import { RedisDisputeLedger } from "../relayer/reconciler/dispute-ledger.js";
-import { SettlementStore } from "../relayer/settler/settlement-store.js";
-import { deployChainSuite } from "../test/helpers/chain-suite.js";
-import { freePort, startHardhatNode } from "../test/helpers/hardhat-node.js";
+import { freePort } from "../test/helpers/hardhat-node.js";
 import { startRedisCluster } from "../test/helpers/redis-cluster.js";
-import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess, type RelayerSetup } from "../test/helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../test/helpers/relayer-environment.js";
+import { postSpend, type RelayerProcess } from "../test/helpers/relayer-process.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
 
 const RECEIPTS = Number(process.env.CHAOS_RECEIPTS ?? 50_000);
@@ -79,37 +78,34 @@ export async function runFleetChaos(): Promise<number> {
   const started = Date.now();
   log(`starting a Redis Cluster (3 masters + 3 replicas) and a hardhat node`);
   const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
-  const node = await startHardhatNode();
   const redis: Redis = asRedis(createRedis(cluster.url, { maxRetriesPerRequest: null }));
   redis.on("error", () => undefined);
   const members: Member[] = [];
   // every process's full log, kept after the run (a failure is reproduced from these)
   const logDir = mkdtempSync(join(tmpdir(), "agentgpt-chaos-fleet-logs-"));
   const keepLogs = (m: Member) => appendFileSync(join(logDir, `${m.name}.log`), `--- pid ${m.process.child.pid} (${m.stages}) ---\n${m.process.logs()}`);
-  let setup: RelayerSetup | undefined;
+  let env: RelayerEnvironment | undefined;
   let exitCode = 1;
   try {
-    const suite = await deployChainSuite(node.url, { payers: PAYERS, deposit: DEPOSIT });
-    setup = await writeRelayerConfig({
+    const fleet = await startRelayerEnvironment({
+      redis,
       redisUrl: cluster.url,
       prefix: PREFIX,
-      rpcUrls: [node.url],
-      router: suite.routerAddress,
-      payers: suite.payers.map((p) => p.address),
-      chainId: suite.chainId,
-      maxReceipts: 3000,
-      maxWait: "1s",
-      stuckAfter: "5s",
+      payers: PAYERS,
+      deposit: DEPOSIT,
+      config: { maxReceipts: 3000, maxWait: "1s", stuckAfter: "5s" },
+      // a reconciler section, so the reconciler runs (under its lease) in P2 and P3; no usage APIs: it compares nothing
+      configExtra: "reconciler:\n  interval: 2s\n  report_delay: 1s\n",
     });
-    // a reconciler section, so the reconciler runs (under its lease) in P2 and P3; no usage APIs: it compares nothing
-    writeFileSync(setup.configFile, `${readFileSync(setup.configFile, "utf8")}reconciler:\n  interval: 2s\n  report_delay: 1s\n`);
+    env = fleet;
+    const { suite, setup, store } = fleet;
     const secondPort = await freePort();
     const plan: Array<Omit<Member, "process">> = [
       { name: "P1", stages: "ingest,batcher", url: setup.url, args: [] },
       { name: "P2", stages: "ingest,settler,reconciler", url: `http://127.0.0.1:${secondPort}`, args: ["--port", String(secondPort)] },
       { name: "P3", stages: "batcher,settler,reconciler", url: null, args: [] },
     ];
-    const start = (m: Omit<Member, "process">) => startRelayer(setup!, suite.relayerKey, {}, ["--stages", m.stages, ...m.args]);
+    const start = (m: Omit<Member, "process">) => fleet.spawn({ stages: m.stages, args: m.args });
     for (const m of plan) {
       members.push({ ...m, process: await start(m) });
       log(`${m.name} (${m.stages}) started, pid ${members.at(-1)!.process.child.pid}`);
@@ -119,7 +115,7 @@ export async function runFleetChaos(): Promise<number> {
 
     const leaseKeys: Record<Exclude<Role, "ingest">, string> = {
       batcher: `{${PREFIX}:batcher:${CHAIN}}:lease`,
-      settler: new SettlementStore(redis, PREFIX, CHAIN).key("lease"),
+      settler: store.key("lease"),
       reconciler: new RedisDisputeLedger(redis, PREFIX, CHAIN).leaseKey,
     };
     const holderPid = async (role: Exclude<Role, "ingest">): Promise<number | null> => {
@@ -242,7 +238,6 @@ export async function runFleetChaos(): Promise<number> {
     const sendSeconds = (Date.now() - sendStarted) / 1000;
 
     log("waiting for every call to be settled");
-    const store = new SettlementStore(redis, PREFIX, CHAIN);
     const deadline = Date.now() + SETTLE_TIMEOUT_MS;
     let stats: Record<string, number> = {};
     let lastLog = 0;
@@ -359,10 +354,9 @@ export async function runFleetChaos(): Promise<number> {
       keepLogs(m);
     }
     log(`the processes' logs: ${logDir}`);
-    await node.stop();
+    await env?.close();
     redis.disconnect();
     await cluster.stop();
-    if (setup) rmSync(setup.dir, { recursive: true, force: true });
   }
   return exitCode;
 }

@@ -37,11 +37,10 @@ import { runFleetChaos } from "./chaos-fleet.js";
 import { prng } from "./workload.js";
 import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
-import { SettlementStore } from "../relayer/settler/settlement-store.js";
-import { deployChainSuite } from "../test/helpers/chain-suite.js";
 import { freePort, startHardhatNode } from "../test/helpers/hardhat-node.js";
 import { startAofRedis } from "../test/helpers/redis.js";
-import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess } from "../test/helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../test/helpers/relayer-environment.js";
+import { postSpend } from "../test/helpers/relayer-process.js";
 import { startFaultProxy } from "../test/helpers/rpc-fault-proxy.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
 import { createTestDatabase } from "../test/helpers/postgres.js";
@@ -75,31 +74,27 @@ const node = await startHardhatNode();
 const proxy = await startFaultProxy(node.url, SEED);
 const litellmDb = await createTestDatabase("chaos");
 const litellm = await LiteLLMDatabase.create(litellmDb.url);
-let relayer: RelayerProcess | undefined;
-let setupDir: string | undefined;
+let env: RelayerEnvironment | undefined;
 let exitCode = 1;
 
 try {
-  const suite = await deployChainSuite(node.url, { payers: PAYERS, deposit: DEPOSIT });
+  env = await startRelayerEnvironment({
+    node,
+    redis,
+    redisUrl,
+    prefix: "chaos",
+    payers: PAYERS,
+    deposit: DEPOSIT,
+    config: { rpcUrls: [proxy.url], maxReceipts: 3000, maxWait: "1s", stuckAfter: "5s" },
+  });
+  const { suite, setup, store } = env;
   // payer 9: take its deposit back, so its rows cannot be paid
   const broke = suite.payers[PAYERS - 1]!;
   await (await suite.admin.sendTransaction({ to: broke.address, value: 10n ** 18n })).wait();
   await (await suite.router.connect(new Wallet(broke.privateKey, suite.provider)).withdraw(DEPOSIT)).wait();
 
-  const setup = await writeRelayerConfig({
-    redisUrl,
-    prefix: "chaos",
-    rpcUrls: [proxy.url],
-    router: suite.routerAddress,
-    payers: suite.payers.map((p) => p.address),
-    chainId: suite.chainId,
-    maxReceipts: 3000,
-    maxWait: "1s",
-    stuckAfter: "5s",
-  });
-  setupDir = setup.dir;
   proxy.flaky(RPC_FAILURE);
-  relayer = await startRelayer(setup, suite.relayerKey);
+  let relayer = await env.spawn();
 
   const logs: SpendLog[] = Array.from({ length: RECEIPTS }, (_, i) =>
     spendLog(Math.floor(random() * PAYERS), random() < 0.3 ? "mixtral-8x22b" : "gpt-4-turbo", 20 + Math.floor(random() * 4000), `chaos-${SEED}`),
@@ -126,7 +121,7 @@ try {
       log(`SIGKILL the relayer (pid ${relayer.child.pid})`);
       relayer.child.kill("SIGKILL");
       await relayer.exited;
-      relayer = await startRelayer(setup, suite.relayerKey);
+      relayer = await env.spawn();
       log("relayer started again");
     }
     if (b === redisRestart) {
@@ -206,16 +201,7 @@ try {
   logs.push(...dropLogs);
 
   log("waiting for every call to be settled");
-  const store = new SettlementStore(redis, "chaos", "local");
-  const deadline = Date.now() + 600_000;
-  let stats: Record<string, number> = {};
-  for (;;) {
-    stats = await store.stats();
-    const active = await redis.zcard(store.key("active"));
-    if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= logs.length && active === 0) break;
-    if (Date.now() > deadline) throw new Error(`not settled after 10 min: ${JSON.stringify(stats)}, ${active} active`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const stats = await env.settled(logs.length, { timeoutMs: 600_000, pollMs: 500 });
 
   // ---- check against chain state and the archive
   const archive = new LocalArchive(setup.archiveDir);
@@ -307,7 +293,7 @@ try {
   exitCode = lost === 0 && doubleCharged === 0 && outsideBucket === 0 && wrongInterval === 0 && refusedBatches === 0 ? 0 : 1;
   process.stdout.write(exitCode === 0 ? "nothing lost, nothing double-charged, every batch in one usage bucket\n" : "FAILED: calls lost or double-charged, or a batch outside its usage bucket\n");
 } finally {
-  await relayer?.stop();
+  await env?.close();
   await proxy.close();
   await node.stop();
   await litellm.close();
@@ -315,6 +301,5 @@ try {
   redis.disconnect();
   redisServer.kill("SIGKILL");
   rmSync(redisDir, { recursive: true, force: true });
-  if (setupDir) rmSync(setupDir, { recursive: true, force: true });
 }
 process.exit(exitCode);

@@ -11,21 +11,17 @@
  * Options (environment): BENCH_RATE receipts/s (1000), BENCH_SECONDS (60), BENCH_BATCH_WINDOW_MS (2000),
  * BENCH_MAX_RECEIPTS per batch (5000), BENCH_POST_EVERY_MS (200), REDIS_URL. Writes bench/results/e2e.json.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import Table from "cli-table3";
-import { Redis } from "ioredis";
 
 import { LocalArchive } from "../relayer/batcher/local-archive.js";
 import { receiptsOutsideBucket } from "../relayer/batcher/batch-file.js";
-import { SettlementStore } from "../relayer/settler/settlement-store.js";
-import { deployChainSuite } from "../test/helpers/chain-suite.js";
-import { startHardhatNode } from "../test/helpers/hardhat-node.js";
-import { dropPrefix, REDIS_URL, uniquePrefix } from "../test/helpers/redis.js";
-import { postSpend, startRelayer, writeRelayerConfig } from "../test/helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../test/helpers/relayer-environment.js";
+import { postSpend, type RelayerProcess } from "../test/helpers/relayer-process.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../test/helpers/spend-logs.js";
 
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
@@ -35,29 +31,19 @@ const MAX_RECEIPTS = Number(process.env.BENCH_MAX_RECEIPTS ?? 5000);
 const POST_EVERY_MS = Number(process.env.BENCH_POST_EVERY_MS ?? 200);
 const PAYERS = 20;
 
-const node = await startHardhatNode();
-const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-const prefix = uniquePrefix("bench-e2e");
-let relayer: Awaited<ReturnType<typeof startRelayer>> | undefined;
-let setupDir: string | undefined;
+const env: RelayerEnvironment = await startRelayerEnvironment({
+  label: "bench-e2e",
+  payers: PAYERS,
+  deposit: 1_000_000n * 10n ** 18n,
+  config: { maxReceipts: MAX_RECEIPTS, maxWait: `${WINDOW_MS}ms`, stuckAfter: "20s" },
+});
+let relayer: RelayerProcess | undefined;
 
 try {
-  const suite = await deployChainSuite(node.url, { payers: PAYERS, deposit: 1_000_000n * 10n ** 18n });
+  const { node, suite, setup, store, prefix } = env;
   await node.rpc("evm_setAutomine", [false]);
   await node.rpc("evm_setIntervalMining", [1000]);
-  const setup = await writeRelayerConfig({
-    redisUrl: REDIS_URL,
-    prefix,
-    rpcUrls: [node.url],
-    router: suite.routerAddress,
-    payers: suite.payers.map((p) => p.address),
-    chainId: suite.chainId,
-    maxReceipts: MAX_RECEIPTS,
-    maxWait: `${WINDOW_MS}ms`,
-    stuckAfter: "20s",
-  });
-  setupDir = setup.dir;
-  relayer = await startRelayer(setup, suite.relayerKey);
+  relayer = await env.spawn();
 
   // ---- offer load: RATE receipts/s, one POST every POST_EVERY_MS
   const perPost = Math.max(1, Math.round((RATE * POST_EVERY_MS) / 1000));
@@ -88,15 +74,7 @@ try {
   const offeredSeconds = (performance.now() - start) / 1000;
 
   // ---- wait until everything is final
-  const store = new SettlementStore(redis, prefix, "local");
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const stats = await store.stats();
-    const active = await redis.zcard(store.key("active"));
-    if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= sent.length && active === 0) break;
-    if (Date.now() > deadline) throw new Error(`not settled after 180 s: ${JSON.stringify(stats)}, ${active} active`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await env.settled(sent.length, { timeoutMs: 180_000, pollMs: 250 });
 
   // ---- per-receipt latency: ack -> its batch final
   const archive = new LocalArchive(setup.archiveDir);
@@ -175,9 +153,5 @@ try {
   process.stdout.write(`written ${out}\n`);
 } finally {
   if (process.env.BENCH_LOGS) writeFileSync(process.env.BENCH_LOGS, relayer?.logs() ?? "");
-  await relayer?.stop();
-  await node.stop();
-  await dropPrefix(redis, prefix).catch(() => undefined);
-  redis.disconnect();
-  if (setupDir) rmSync(setupDir, { recursive: true, force: true });
+  await env.close();
 }

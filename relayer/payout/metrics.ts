@@ -11,7 +11,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 
 import { nativeOf } from "../settler/metrics.js";
-import { shared } from "../telemetry/within.js";
+import { sharedEach } from "../telemetry/within.js";
 import type { ReleaseSchedule } from "./release-schedule.js";
 
 export type ReleaseOutcome = "released" | "elsewhere" | "failed";
@@ -43,17 +43,8 @@ export class PayoutMetrics {
       labelNames: ["chain"],
       registers,
     });
-    const read = shared(async () => {
-      const out = new Map<string, number>();
-      for (const [chain, schedule] of schedules) {
-        try {
-          out.set(chain, await schedule.size());
-        } catch {
-          // Redis down: keep the last value
-        }
-      }
-      return out;
-    });
+    // Redis down: the chain is left out and the gauge keeps its last value
+    const read = sharedEach(schedules, (schedule) => schedule.size());
     new Gauge({
       name: "agentgpt_payout_batches_awaiting_release",
       help: "settled batches waiting for their dispute window to close and their release, by chain (read from Redis)",

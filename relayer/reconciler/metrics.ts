@@ -14,7 +14,7 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 
-import { shared } from "../telemetry/within.js";
+import { sharedEach } from "../telemetry/within.js";
 import type { DisputeLedger } from "./dispute-ledger.js";
 
 /** What the reconciler of a chain tells its metrics. */
@@ -40,18 +40,11 @@ export class ReconcilerMetrics {
     this.passes = new Counter({ name: "agentgpt_reconciler_passes_total", help: "reconciler passes by chain and outcome (ok, failed)", labelNames: ["chain", "outcome"], registers });
     this.lastPass = new Gauge({ name: "agentgpt_reconciler_last_pass_timestamp_seconds", help: "unix time of the last successful reconciler pass, by chain", labelNames: ["chain"], registers });
     this.opened = new Counter({ name: "agentgpt_reconciler_disputes_opened_total", help: "overcharged intervals this relayer disputed for the payers it holds keys of, by chain", labelNames: ["chain"], registers });
-    const read = shared(async () => {
-      const out = new Map<string, { mine: number; others: number }>();
-      for (const [chain, ledger] of ledgers) {
-        try {
-          const entries = await ledger.list();
-          const mine = entries.filter((entry) => entry.mine).length;
-          out.set(chain, { mine, others: entries.length - mine });
-        } catch {
-          // Redis down: keep the last values; /readyz reports the outage
-        }
-      }
-      return out;
+    // Redis down: the chain is left out and the gauge keeps its last values; /readyz reports the outage
+    const read = sharedEach(ledgers, async (ledger) => {
+      const entries = await ledger.list();
+      const mine = entries.filter((entry) => entry.mine).length;
+      return { mine, others: entries.length - mine };
     });
     new Gauge({
       name: "agentgpt_reconciler_disputes_open",

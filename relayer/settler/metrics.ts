@@ -24,7 +24,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
-import { shared, within } from "../telemetry/within.js";
+import { sharedEach, within } from "../telemetry/within.js";
 import type { RpcPool } from "./rpc-pool.js";
 import type { SettlementState, SettlementStore } from "./settlement-store.js";
 
@@ -99,27 +99,20 @@ export class SettlerMetrics {
       registers,
     });
 
-    // one ledger read per chain per scrape, shared by the three ledger gauges (collected concurrently)
-    const ledger = shared(async () => {
-      const out = new Map<string, { states: Map<string, number>; receipts: number; oldestAt: number | null }>();
-      for (const [chain, watched] of chains) {
-        try {
-          const records = await watched.store.active();
-          const states = new Map<string, number>(OPEN_STATES.map((state) => [state, 0]));
-          let receipts = 0;
-          let oldestAt: number | null = null;
-          for (const record of records) {
-            if (!states.has(record.state)) continue;
-            states.set(record.state, states.get(record.state)! + 1);
-            receipts += record.receipts;
-            oldestAt = oldestAt === null ? record.submittedAt : Math.min(oldestAt, record.submittedAt);
-          }
-          out.set(chain, { states, receipts, oldestAt });
-        } catch {
-          // Redis down: keep the last values; /readyz reports the outage
-        }
+    // one ledger read per chain per scrape, shared by the three ledger gauges (collected concurrently); Redis down:
+    // the chain is left out and its gauges keep their last values, /readyz reports the outage
+    const ledger = sharedEach(chains, async (watched) => {
+      const records = await watched.store.active();
+      const states = new Map<string, number>(OPEN_STATES.map((state) => [state, 0]));
+      let receipts = 0;
+      let oldestAt: number | null = null;
+      for (const record of records) {
+        if (!states.has(record.state)) continue;
+        states.set(record.state, states.get(record.state)! + 1);
+        receipts += record.receipts;
+        oldestAt = oldestAt === null ? record.submittedAt : Math.min(oldestAt, record.submittedAt);
       }
-      return out;
+      return { states, receipts, oldestAt };
     });
     new Gauge({
       name: "agentgpt_settler_batches_open",

@@ -43,3 +43,23 @@ export function shared<T>(read: () => Promise<T>, ttlMs = 0): () => Promise<T> {
     return entry.value;
   };
 }
+
+/**
+ * `read` of every source in `sources` (watched chains, by name), one after the other, shared like `shared`: the
+ * gauges of one scrape fill from one Redis read per chain. A source whose read fails is left out of the answer, so
+ * its gauges keep their last values (the outage is /readyz's to report). `sources` is read at each call: chains
+ * watched later are in the next scrape.
+ */
+export function sharedEach<K, S, T>(sources: ReadonlyMap<K, S>, read: (source: S) => Promise<T>): () => Promise<Map<K, T>> {
+  return shared(async () => {
+    const out = new Map<K, T>();
+    for (const [key, source] of sources) {
+      try {
+        out.set(key, await read(source));
+      } catch {
+        // left out: the gauges keep their last values
+      }
+    }
+    return out;
+  });
+}

@@ -11,18 +11,14 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 
 import { expect } from "chai";
-import { Redis } from "ioredis";
 
-import { SettlementStore } from "../../relayer/settler/settlement-store.js";
-import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
-import { startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
-import { dropPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
-import { postSpend, RELAYER_KEY_ENV, writeRelayerConfig, type RelayerSetup } from "../helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../helpers/relayer-environment.js";
+import { postSpend, RELAYER_KEY_ENV } from "../helpers/relayer-process.js";
 import { chargesByPayer, spendLog } from "../helpers/spend-logs.js";
 
 const run = promisify(execFile);
@@ -37,11 +33,7 @@ function engine(args: string[], options: { timeout?: number } = {}) {
 
 describe("e2e: the container image settles a batch (AGENTGPT_CONTAINER_ENGINE)", function () {
   this.timeout(1_800_000);
-  let node: HardhatNode;
-  let suite: ChainSuite;
-  let redis: Redis;
-  let prefix: string;
-  let setup: RelayerSetup;
+  let env: RelayerEnvironment;
   let container: ChildProcess | undefined;
   let output = "";
   const name = `agentgpt-e2e-${process.pid}`;
@@ -51,18 +43,8 @@ describe("e2e: the container image settles a batch (AGENTGPT_CONTAINER_ENGINE)",
     const started = Date.now();
     await engine(["build", ...(ENGINE[0] === "podman" ? ["--format", "docker"] : []), ...(BASE === undefined ? [] : ["--build-arg", `NODE_IMAGE=${BASE}`]), "-t", IMAGE, "."]);
     process.stdout.write(`      (image built in ${Math.round((Date.now() - started) / 1000)} s)\n`);
-    node = await startHardhatNode();
-    suite = await deployChainSuite(node.url, { payers: 3 });
-    prefix = uniquePrefix("container");
-    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    setup = await writeRelayerConfig({
-      redisUrl: REDIS_URL,
-      prefix,
-      rpcUrls: [node.url],
-      router: suite.routerAddress,
-      payers: suite.payers.map((payer) => payer.address),
-      chainId: suite.chainId,
-    });
+    env = await startRelayerEnvironment({ label: "container", payers: 3 });
+    const { setup } = env;
     chmodSync(setup.dir, 0o755); // the image's user (uid 1000) reads the configuration...
     mkdirSync(setup.archiveDir, { recursive: true });
     chmodSync(setup.archiveDir, 0o777); // ...and writes the batch files
@@ -73,12 +55,7 @@ describe("e2e: the container image settles a batch (AGENTGPT_CONTAINER_ENGINE)",
       await engine(["stop", "-t", "15", name]).catch(() => undefined);
       await Promise.race([once(container, "exit"), new Promise((r) => setTimeout(r, 20_000))]);
     }
-    await node?.stop();
-    if (redis !== undefined) {
-      await dropPrefix(redis, prefix).catch(() => undefined);
-      redis.disconnect();
-    }
-    if (setup !== undefined) rmSync(setup.dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   it("runs as a non-root user without Hardhat", async function () {
@@ -92,7 +69,8 @@ describe("e2e: the container image settles a batch (AGENTGPT_CONTAINER_ENGINE)",
   });
 
   it("settles LiteLLM's calls on chain, each payer charged once, and reports healthy", async function () {
-    const before = await Promise.all(suite.payers.map((payer) => suite.router.balanceOf(payer.address)));
+    const { setup, suite, prefix } = env;
+    const before = await env.balances();
     container = spawn(
       ENGINE[0]!,
       [
@@ -118,13 +96,7 @@ describe("e2e: the container image settles a batch (AGENTGPT_CONTAINER_ENGINE)",
       const response = await postSpend(setup.url, logs.slice(i, i + 10).map((log) => log.entry));
       expect(response.status, JSON.stringify(response.body)).to.equal(200);
     }
-    const store = new SettlementStore(redis, prefix, "local");
-    for (const started = Date.now(); ; ) {
-      const stats = await store.stats();
-      if ((stats.receipts_settled ?? 0) >= logs.length && (await redis.zcard(store.key("active"))) === 0) break;
-      if (Date.now() - started > 60_000) throw new Error(`not settled in 60 s: ${JSON.stringify(stats)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await env.settled(logs.length, { timeoutMs: 60_000, countRejected: false });
     const expected = chargesByPayer(logs);
     for (const [i, payer] of suite.payers.entries()) {
       expect(before[i]! - (await suite.router.balanceOf(payer.address)), `payer ${i}`).to.equal(expected.get(i));

@@ -7,16 +7,11 @@
  * - two processes both running batcher and settler: one of each holds the chain's lease, and when that process is
  *   SIGKILLed the standby takes over within the lease's takeover time and settles the rest, every receipt once.
  */
-import { rmSync } from "node:fs";
-
 import { expect } from "chai";
-import { Redis } from "ioredis";
 
-import { SettlementStore } from "../../relayer/settler/settlement-store.js";
-import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
 import { startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
-import { dropPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
-import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess, type RelayerSetup } from "../helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../helpers/relayer-environment.js";
+import { postSpend, type RelayerProcess } from "../helpers/relayer-process.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../helpers/spend-logs.js";
 
 /** lease_ttl in the test config (writeRelayerConfig): 1.5 s; a standby takes over within lease_ttl * 4/3. */
@@ -25,12 +20,8 @@ const TAKEOVER_MS = 2000;
 describe("e2e: the relayer as a fleet of processes with different stages", function () {
   this.timeout(240_000);
   let node: HardhatNode;
-  let suite: ChainSuite;
-  let redis: Redis;
-  let prefix: string;
-  let setup: RelayerSetup;
-  let processes: RelayerProcess[] = [];
-  let initial: Map<number, bigint>;
+  let env: RelayerEnvironment;
+  let initial: bigint[];
 
   before(async function () {
     node = await startHardhatNode();
@@ -39,81 +30,50 @@ describe("e2e: the relayer as a fleet of processes with different stages", funct
     await node?.stop();
   });
   beforeEach(async function () {
-    suite = await deployChainSuite(node.url, { payers: 3 });
-    prefix = uniquePrefix("fleet");
-    initial = new Map();
-    for (const [i, payer] of suite.payers.entries()) initial.set(i, await suite.router.balanceOf(payer.address));
-    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    setup = await writeRelayerConfig({
-      redisUrl: REDIS_URL,
-      prefix,
-      rpcUrls: [node.url],
-      router: suite.routerAddress,
-      payers: suite.payers.map((p) => p.address),
-      chainId: suite.chainId,
-      maxReceipts: 20,
-    });
+    env = await startRelayerEnvironment({ node, label: "fleet", payers: 3, config: { maxReceipts: 20 } });
+    initial = await env.balances();
   });
   afterEach(async function () {
-    if (this.currentTest?.state === "failed") {
-      for (const [i, p] of processes.entries()) process.stderr.write(`--- relayer ${i} logs ---\n${p.logs().slice(-5000)}\n`);
-    }
-    for (const p of processes) await p.stop();
-    processes = [];
-    await dropPrefix(redis, prefix).catch(() => undefined);
-    redis.disconnect();
-    rmSync(setup.dir, { recursive: true, force: true });
+    if (this.currentTest?.state === "failed") env?.printLogs(5000);
+    await env?.close();
   });
 
   async function start(stages: string): Promise<RelayerProcess> {
-    const p = await startRelayer(setup, suite.relayerKey, {}, ["--stages", stages]);
-    processes.push(p);
+    const p = await env.spawn({ stages });
     expect(p.logs()).to.include('"msg":"relayer started"');
     return p;
   }
 
   function calls(count: number, runId: string): SpendLog[] {
-    return Array.from({ length: count }, (_, i) => spendLog(i % suite.payers.length, i % 3 === 0 ? "mixtral-8x22b" : "gpt-4-turbo", 50 + ((i * 7919) % 4000), runId));
+    return Array.from({ length: count }, (_, i) => spendLog(i % env.suite.payers.length, i % 3 === 0 ? "mixtral-8x22b" : "gpt-4-turbo", 50 + ((i * 7919) % 4000), runId));
   }
 
   async function send(logs: readonly SpendLog[], perBody: number) {
     for (let i = 0; i < logs.length; i += perBody) {
-      const response = await postSpend(setup.url, logs.slice(i, i + perBody).map((log) => log.entry));
+      const response = await postSpend(env.setup.url, logs.slice(i, i + perBody).map((log) => log.entry));
       expect(response.status, JSON.stringify(response.body)).to.equal(200);
-    }
-  }
-
-  async function settled(count: number, timeoutMs = 90_000) {
-    const store = new SettlementStore(redis, prefix, "local");
-    const started = Date.now();
-    for (;;) {
-      const stats = await store.stats();
-      const active = await redis.zcard(store.key("active"));
-      if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= count && active === 0) return stats;
-      if (Date.now() - started > timeoutMs) throw new Error(`not settled: ${JSON.stringify(stats)}, ${active} active`);
-      await new Promise((r) => setTimeout(r, 200));
     }
   }
 
   async function expectExactTotals(logs: readonly SpendLog[]) {
     const expected = chargesByPayer(logs);
     let total = 0n;
-    for (const [i, payer] of suite.payers.entries()) {
-      const charged = initial.get(i)! - (await suite.router.balanceOf(payer.address));
+    for (const [i, payer] of env.suite.payers.entries()) {
+      const charged = initial[i]! - (await env.suite.router.balanceOf(payer.address));
       expect(charged, `payer ${i}`).to.equal(expected.get(i) ?? 0n);
       total += charged;
     }
-    expect(await suite.router.totalEscrow()).to.equal(total);
-    const stats = await new SettlementStore(redis, prefix, "local").stats();
+    expect(await env.suite.router.totalEscrow()).to.equal(total);
+    const stats = await env.store.stats();
     expect(stats.receipts_settled).to.equal(logs.length); // each call settled once, never twice
   }
 
   it("ingest + batcher in one process, the settler in another: batches cross through Redis and the archive", async function () {
     const settler = await start("settler");
     const front = await start("ingest,batcher");
-    const logs = calls(60, prefix);
+    const logs = calls(60, env.prefix);
     await send(logs, 15);
-    await settled(logs.length);
+    await env.settled(logs.length);
     await expectExactTotals(logs);
     expect(front.logs()).to.include("batch handed to the settlers' ledger");
     expect(front.logs()).to.not.include('"msg":"batch signed"');
@@ -125,9 +85,9 @@ describe("e2e: the relayer as a fleet of processes with different stages", funct
     const first = await start("batcher,settler"); // takes the leases first
     await new Promise((r) => setTimeout(r, 300));
     const second = await start("ingest,batcher,settler");
-    const before = calls(40, `${prefix}-a`);
+    const before = calls(40, `${env.prefix}-a`);
     await send(before, 10);
-    await settled(before.length);
+    await env.settled(before.length);
     expect(first.logs()).to.include('"msg":"batch signed"');
     expect(second.logs()).to.not.include('"msg":"batch signed"'); // standby while the first holds the settler lease
     expect(second.logs()).to.not.include('"msg":"batch sealed and archived"');
@@ -135,9 +95,9 @@ describe("e2e: the relayer as a fleet of processes with different stages", funct
     first.child.kill("SIGKILL");
     await first.exited;
     const killedAt = Date.now();
-    const after = calls(40, `${prefix}-b`);
+    const after = calls(40, `${env.prefix}-b`);
     await send(after, 10);
-    await settled(before.length + after.length);
+    await env.settled(before.length + after.length);
     const sealed = second.logs().split("\n").find((line) => line.includes('"msg":"batch sealed and archived"'));
     expect(sealed, "the standby seals after the takeover").to.not.equal(undefined);
     expect(JSON.parse(sealed!).time - killedAt).to.be.at.most(TAKEOVER_MS + 1500); // + one max_wait and a tick

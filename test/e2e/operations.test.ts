@@ -7,19 +7,16 @@
  * - a second process on the same chain stands by (ready, and says so) and serves /metrics and /readyz on its
  *   metrics.listen listener; with its signer below settler.min_signer_balance it is not ready, and says why.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { expect } from "chai";
 import { formatEther, Wallet } from "ethers";
-import { Redis } from "ioredis";
 
-import { SettlementStore } from "../../relayer/settler/settlement-store.js";
-import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
-import { freePort, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
+import { freePort } from "../helpers/hardhat-node.js";
 import { metricNamesIn, parseExposition, samplesOf, total } from "../helpers/prometheus.js";
-import { dropPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
-import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess, type RelayerSetup } from "../helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../helpers/relayer-environment.js";
+import { postSpend } from "../helpers/relayer-process.js";
 import { spendLog } from "../helpers/spend-logs.js";
 
 const DASHBOARD = "ops/grafana/agentgpt-relayer.json";
@@ -68,41 +65,20 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 
 describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", function () {
   this.timeout(180_000);
-  let node: HardhatNode;
-  let suite: ChainSuite;
-  let redis: Redis;
-  let prefix: string;
-  let setup: RelayerSetup;
-  const relayers: RelayerProcess[] = [];
+  let env: RelayerEnvironment;
 
   before(async function () {
-    node = await startHardhatNode();
-    suite = await deployChainSuite(node.url, { payers: 2 });
-    prefix = uniquePrefix("ops");
-    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    setup = await writeRelayerConfig({
-      redisUrl: REDIS_URL,
-      prefix,
-      rpcUrls: [node.url],
-      router: suite.routerAddress,
-      payers: suite.payers.map((p) => p.address),
-      chainId: suite.chainId,
-    });
     // a reconciler too (no usage APIs, no payer keys: it follows disputes), so every stage reports
-    writeFileSync(setup.configFile, `${readFileSync(setup.configFile, "utf8")}reconciler:\n  interval: 1s\n`);
+    env = await startRelayerEnvironment({ label: "ops", payers: 2, configExtra: "reconciler:\n  interval: 1s\n" });
   });
   after(async function () {
-    if (this.currentTest?.state === "failed") for (const relayer of relayers) process.stderr.write(`--- relayer logs ---\n${relayer.logs().slice(-5000)}\n`);
-    for (const relayer of relayers.reverse()) await relayer.stop();
-    await dropPrefix(redis, prefix).catch(() => undefined);
-    redis.disconnect();
-    await node?.stop();
-    rmSync(setup.dir, { recursive: true, force: true });
+    if (this.currentTest?.state === "failed") env?.printLogs(5000);
+    await env?.close();
   });
 
   it("exports every metric the dashboard queries, with values that move, and answers /readyz per stage", async function () {
-    const relayer = await startRelayer(setup, suite.relayerKey);
-    relayers.push(relayer);
+    const { setup, suite, prefix } = env;
+    await env.spawn();
 
     // ready once the settler took its lease; every stage says what it checked
     const ready = await until("the relayer is ready", async () => {
@@ -127,8 +103,8 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
     const posted = await postSpend(setup.url, logs.map((log) => log.entry));
     expect(posted.status, JSON.stringify(posted.body)).to.equal(200);
     // receipts pending while they wait (the pool or an unsettled batch), then every one settled
-    const store = new SettlementStore(redis, prefix, "local");
-    await until("every call settled", async () => ((await store.stats()).receipts_settled ?? 0) === logs.length && (await store.active()).length === 0);
+    const settled = await env.settled(logs.length, { timeoutMs: 60_000, countRejected: false });
+    expect(settled.receipts_settled).to.equal(logs.length);
 
     const after = await scrape(setup.url);
     // every metric the dashboard queries is exported by the running relayer
@@ -175,6 +151,7 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
   });
 
   it("a second process on the chain stands by, ready and saying so; below its balance floor it is not ready, and says why", async function () {
+    const { setup } = env;
     const port = await freePort();
     const metricsPort = await freePort();
     const configB = join(setup.dir, "relayer-b.yaml");
@@ -185,8 +162,7 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
         .replace(/^settler:\n/m, "settler:\n  min_signer_balance: 1000000000\n")
         .concat(`metrics:\n  listen: 127.0.0.1:${metricsPort}\n`),
     );
-    const b = await startRelayer({ ...setup, configFile: configB, port, url: `http://127.0.0.1:${port}` }, suite.relayerKey);
-    relayers.push(b);
+    await env.spawn({ setup: { ...setup, configFile: configB, port, url: `http://127.0.0.1:${port}` } });
     const listener = `http://127.0.0.1:${metricsPort}`;
 
     const answer = await until("the standby reports", async () => {

@@ -18,13 +18,9 @@ import { promisify } from "node:util";
 
 import { expect } from "chai";
 import hre from "hardhat";
-import { Redis } from "ioredis";
 
-import { SettlementStore } from "../../relayer/settler/settlement-store.js";
-import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
-import { startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
-import { dropPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
-import { postSpend, startRelayer, writeRelayerConfig, type RelayerProcess, type RelayerSetup } from "../helpers/relayer-process.js";
+import { startRelayerEnvironment, type RelayerEnvironment } from "../helpers/relayer-environment.js";
+import { postSpend } from "../helpers/relayer-process.js";
 import { chargesByPayer, spendLog } from "../helpers/spend-logs.js";
 
 const run = promisify(execFile);
@@ -123,41 +119,20 @@ describe("e2e: a production install (npm pack, npm ci --omit=dev) runs the relay
   });
 
   describe("relayer start from the installed folder", function () {
-    let node: HardhatNode;
-    let suite: ChainSuite;
-    let redis: Redis;
-    let prefix: string;
-    let setup: RelayerSetup;
-    let relayer: RelayerProcess | undefined;
+    let env: RelayerEnvironment;
 
     before(async function () {
-      node = await startHardhatNode();
-      suite = await deployChainSuite(node.url, { payers: 3 });
-      prefix = uniquePrefix("install");
-      redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-      setup = await writeRelayerConfig({
-        redisUrl: REDIS_URL,
-        prefix,
-        rpcUrls: [node.url],
-        router: suite.routerAddress,
-        payers: suite.payers.map((payer) => payer.address),
-        chainId: suite.chainId,
-      });
+      env = await startRelayerEnvironment({ label: "install", payers: 3 });
     });
     after(async function () {
-      if (relayer !== undefined && this.currentTest?.state !== "passed") process.stderr.write(`--- relayer logs ---\n${relayer.logs().slice(-6000)}\n`);
-      await relayer?.stop();
-      await node?.stop();
-      if (redis !== undefined) {
-        await dropPrefix(redis, prefix).catch(() => undefined);
-        redis.disconnect();
-      }
-      if (setup !== undefined) rmSync(setup.dir, { recursive: true, force: true });
+      if (this.currentTest?.state !== "passed") env?.printLogs(6000);
+      await env?.close();
     });
 
     it("settles LiteLLM's calls on chain, each payer charged exactly once", async function () {
-      const before = await Promise.all(suite.payers.map((payer) => suite.router.balanceOf(payer.address)));
-      relayer = await startRelayer(setup, suite.relayerKey, {}, [], { bin: join(app, "bin", "agentgpt.mjs"), cwd: app });
+      const { setup, suite, prefix, store } = env;
+      const before = await env.balances();
+      const relayer = await env.spawn({ command: { bin: join(app, "bin", "agentgpt.mjs"), cwd: app } });
       expect(relayer.logs()).to.include('"msg":"relayer started"');
 
       const ready = await fetch(`${setup.url}/readyz`); // what the container's HEALTHCHECK asks
@@ -171,13 +146,7 @@ describe("e2e: a production install (npm pack, npm ci --omit=dev) runs the relay
       const resent = await postSpend(setup.url, logs.slice(0, 15).map((log) => log.entry)); // LiteLLM re-sends a body
       expect(resent.status).to.equal(200);
 
-      const store = new SettlementStore(redis, prefix, "local");
-      for (const started = Date.now(); ; ) {
-        const stats = await store.stats();
-        if ((stats.receipts_settled ?? 0) >= logs.length && (await redis.zcard(store.key("active"))) === 0) break;
-        if (Date.now() - started > 60_000) throw new Error(`not settled in 60 s: ${JSON.stringify(stats)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await env.settled(logs.length, { timeoutMs: 60_000, countRejected: false });
       expect((await store.stats()).receipts_settled).to.equal(logs.length);
       expect((await store.finalIds()).length).to.be.greaterThan(0);
 

@@ -11,26 +11,21 @@ import { join } from "node:path";
 
 import { expect } from "chai";
 import { Wallet } from "ethers";
-import { Redis } from "ioredis";
 
 import { LocalArchive } from "../../relayer/batcher/local-archive.js";
-import { SettlementStore } from "../../relayer/settler/settlement-store.js";
-import { deployChainSuite, type ChainSuite } from "../helpers/chain-suite.js";
 import { freePort, startHardhatNode, type HardhatNode } from "../helpers/hardhat-node.js";
-import { dropPrefix, REDIS_URL, startAofRedis, uniquePrefix } from "../helpers/redis.js";
-import { postSpend, startRelayer, writeRelayerConfig, type RelayerConfigOptions, type RelayerProcess, type RelayerSetup } from "../helpers/relayer-process.js";
+import { dropPrefix, startAofRedis } from "../helpers/redis.js";
+import { startRelayerEnvironment, type RelayerEnvironment, type RelayerEnvironmentOptions } from "../helpers/relayer-environment.js";
+import { postSpend, type RelayerProcess } from "../helpers/relayer-process.js";
 import { startFaultProxy } from "../helpers/rpc-fault-proxy.js";
 import { chargesByPayer, spendLog, type SpendLog } from "../helpers/spend-logs.js";
 
 describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", function () {
   this.timeout(240_000);
   let node: HardhatNode;
-  let suite: ChainSuite;
-  let redis: Redis;
-  let prefix: string;
-  let setup: RelayerSetup;
-  let relayer: RelayerProcess | undefined;
-  let initial: Map<number, bigint>;
+  let environment: RelayerEnvironment | undefined;
+  let relayer: RelayerProcess;
+  let initial: bigint[];
 
   before(async function () {
     node = await startHardhatNode();
@@ -40,40 +35,26 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
   });
   beforeEach(async function () {
     await node.rpc("evm_setAutomine", [true]);
-    suite = await deployChainSuite(node.url, { payers: 4 });
-    prefix = uniquePrefix("e2e");
-    initial = new Map();
-    for (const [i, payer] of suite.payers.entries()) initial.set(i, await suite.router.balanceOf(payer.address));
   });
   afterEach(async function () {
-    if (this.currentTest?.state === "failed" && relayer) process.stderr.write(`--- relayer logs ---\n${relayer.logs().slice(-6000)}\n`);
-    await relayer?.stop();
-    relayer = undefined;
+    if (this.currentTest?.state === "failed") environment?.printLogs(6000);
+    await environment?.close();
+    environment = undefined;
     await node.rpc("evm_setAutomine", [true]);
-    if (redis) {
-      await dropPrefix(redis, prefix).catch(() => undefined);
-      redis.disconnect();
-    }
-    if (setup) rmSync(setup.dir, { recursive: true, force: true });
   });
 
-  async function configure(overrides: Partial<RelayerConfigOptions> = {}, redisUrl = REDIS_URL) {
-    redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-    redis.on("error", () => undefined); // a restarted Redis is part of one test; ioredis reconnects by itself
-    setup = await writeRelayerConfig({
-      redisUrl,
-      prefix,
-      rpcUrls: [node.url],
-      router: suite.routerAddress,
-      payers: suite.payers.map((p) => p.address),
-      chainId: suite.chainId,
-      ...overrides,
-    });
+  /** A fresh deployment on the node, a prefix and a config (with `config`'s overrides) for this test. */
+  async function configure(config: RelayerEnvironmentOptions["config"] = {}, redisUrl?: string): Promise<RelayerEnvironment> {
+    const env = await startRelayerEnvironment({ node, label: "e2e", payers: 4, redisUrl, config });
+    environment = env;
+    env.redis.on("error", () => undefined); // a restarted Redis is part of one test; ioredis reconnects by itself
+    initial = await env.balances();
+    return env;
   }
 
   function calls(count: number, runId: string): SpendLog[] {
     return Array.from({ length: count }, (_, i) =>
-      spendLog(i % suite.payers.length, i % 3 === 0 ? "mixtral-8x22b" : "gpt-4-turbo", 50 + ((i * 7919) % 4000), runId),
+      spendLog(i % environment!.suite.payers.length, i % 3 === 0 ? "mixtral-8x22b" : "gpt-4-turbo", 50 + ((i * 7919) % 4000), runId),
     );
   }
 
@@ -82,10 +63,10 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
       const body = logs.slice(i, i + perBody).map((log) => log.entry);
       for (let t = 0; t < times; t++) {
         // Like LiteLLM's retrying logger: a 503 (Redis not reachable yet) means "not acknowledged, send again".
-        let response = await postSpend(setup.url, body);
+        let response = await postSpend(environment!.setup.url, body);
         for (let retry = 0; response.status === 503 && retry < 100; retry++) {
           await new Promise((r) => setTimeout(r, 100));
-          response = await postSpend(setup.url, body);
+          response = await postSpend(environment!.setup.url, body);
         }
         expect(response.status, JSON.stringify(response.body)).to.equal(200);
       }
@@ -93,34 +74,26 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
   }
 
   /** Waits until every call is in a final batch (the settler's counters) and nothing is pending. */
-  async function settled(count: number, timeoutMs = 90_000) {
-    const store = new SettlementStore(redis, prefix, "local");
-    const started = Date.now();
-    for (;;) {
-      const stats = await store.stats();
-      const active = await store.redis.zcard(store.key("active"));
-      if ((stats.receipts_settled ?? 0) + (stats.receipts_rejected ?? 0) >= count && active === 0) return stats;
-      if (Date.now() - started > timeoutMs) throw new Error(`not settled: ${JSON.stringify(stats)}, ${active} active`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const settled = (count: number) => environment!.settled(count);
 
   async function expectExactTotals(logs: readonly SpendLog[]) {
+    const { suite, store } = environment!;
     const expected = chargesByPayer(logs);
     let total = 0n;
     for (const [i, payer] of suite.payers.entries()) {
-      const charged = initial.get(i)! - (await suite.router.balanceOf(payer.address));
+      const charged = initial[i]! - (await suite.router.balanceOf(payer.address));
       expect(charged, `payer ${i}`).to.equal(expected.get(i) ?? 0n);
       total += charged;
     }
     expect(await suite.router.totalEscrow()).to.equal(total);
-    const stats = await new SettlementStore(redis, prefix, "local").stats();
+    const stats = await store.stats();
     expect(stats.receipts_settled).to.equal(logs.length); // each call settled once, never twice
   }
 
   it("settles every call once when LiteLLM sends every body twice", async function () {
-    await configure();
-    relayer = await startRelayer(setup, suite.relayerKey);
+    const env = await configure();
+    const { prefix } = env;
+    relayer = await env.spawn();
     const logs = calls(120, prefix);
     await send(logs, 40, 2);
     await settled(logs.length);
@@ -128,8 +101,9 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
   });
 
   it("settles calls of several usage buckets sent together as batches of one bucket each, a late call in its own old bucket", async function () {
-    await configure();
-    relayer = await startRelayer(setup, suite.relayerKey);
+    const env = await configure();
+    const { setup, suite, prefix, store } = env;
+    relayer = await env.spawn();
     const now = Math.floor(Date.now() / 1000);
     const current = now - (now % 3600);
     const buckets = [current - 3 * 3600, current - 3600, current]; // a backfill of three hours ago, the last hour, now
@@ -144,7 +118,6 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
     await settled(logs.length + 1);
     await expectExactTotals([...logs, late]);
 
-    const store = new SettlementStore(redis, prefix, "local");
     const archive = new LocalArchive(setup.archiveDir);
     const byBucket = new Map<number, number>();
     let lateBatch: string | null = null;
@@ -164,14 +137,15 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
 
   for (const point of ["after-archive", "after-send", "during-confirm"] as const) {
     it(`recovers from SIGKILL ${point.replace("-", " ")}`, async function () {
-      await configure();
-      relayer = await startRelayer(setup, suite.relayerKey, { AGENTGPT_FAILPOINT: point });
+      const env = await configure();
+      const { prefix } = env;
+      relayer = await env.spawn({ env: { AGENTGPT_FAILPOINT: point } });
       const logs = calls(60, prefix);
       await send(logs.slice(0, 30), 30);
       const code = await Promise.race([relayer.exited, new Promise((r) => setTimeout(() => r("alive"), 30_000))]);
       expect(code, "the failpoint killed the process").to.not.equal("alive");
       expect(relayer.child.signalCode).to.equal("SIGKILL");
-      relayer = await startRelayer(setup, suite.relayerKey);
+      relayer = await env.spawn();
       await send(logs.slice(30), 30);
       await send(logs.slice(0, 30), 30); // LiteLLM retries the body whose reply it may have missed
       await settled(logs.length);
@@ -185,8 +159,9 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
     const startRedis = () => startAofRedis(port, dir);
     let server = await startRedis();
     try {
-      await configure({}, `redis://127.0.0.1:${port}`);
-      relayer = await startRelayer(setup, suite.relayerKey);
+      const env = await configure({}, `redis://127.0.0.1:${port}`);
+      const { prefix, redis } = env;
+      relayer = await env.spawn();
       const logs = calls(80, prefix);
       await send(logs.slice(0, 40), 20);
       server.kill("SIGKILL"); // a crash: only what AOF has survives
@@ -199,7 +174,7 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
       await relayer.stop();
       await dropPrefix(redis, prefix);
     } finally {
-      redis.disconnect();
+      environment?.redis.disconnect(); // before its server goes: closing the environment then finds it closed
       server.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
@@ -209,8 +184,9 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
     const proxy = await startFaultProxy(node.url, 11);
     try {
       proxy.flaky(0.25);
-      await configure({ rpcUrls: [proxy.url, node.url] });
-      relayer = await startRelayer(setup, suite.relayerKey);
+      const env = await configure({ rpcUrls: [proxy.url, node.url] });
+      const { prefix } = env;
+      relayer = await env.spawn();
       const logs = calls(60, prefix);
       await send(logs, 20);
       proxy.fail("drop");
@@ -223,12 +199,12 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
   });
 
   it("replaces a transaction that stays unmined, and it is mined once", async function () {
-    await configure({ stuckAfter: "1s" });
-    relayer = await startRelayer(setup, suite.relayerKey);
+    const env = await configure({ stuckAfter: "1s" });
+    const { prefix, store } = env;
+    relayer = await env.spawn();
     await node.rpc("evm_setAutomine", [false]);
     const logs = calls(30, prefix);
     await send(logs, 30);
-    const store = new SettlementStore(redis, prefix, "local");
     for (let i = 0; ; i++) {
       const [record] = await store.active();
       if (record !== undefined && record.txs.length >= 2) break;
@@ -242,12 +218,12 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
   });
 
   it("settles once across a reorg (evm_snapshot / evm_revert)", async function () {
-    await configure({ confirmations: 4 });
+    const env = await configure({ confirmations: 4 });
+    const { suite, prefix, redis, store } = env;
     const snapshot = await node.rpc<string>("evm_snapshot", []);
-    relayer = await startRelayer(setup, suite.relayerKey);
+    relayer = await env.spawn();
     const logs = calls(30, prefix);
     await send(logs, 30);
-    const store = new SettlementStore(redis, prefix, "local");
     for (let i = 0; ; i++) {
       const [record] = await store.active();
       if (record?.state === "mined") break;
@@ -257,7 +233,7 @@ describe("e2e: relayer process, LiteLLM logs in, exact on-chain totals out", fun
     expect(await suite.router.totalEscrow()).to.be.greaterThan(0n);
     await node.rpc("evm_revert", [snapshot]); // the batch's block (and the contracts' later state) is gone...
     // ...but the contracts were deployed before the snapshot, so the chain is consistent again.
-    for (let i = 0; i < 200 && (await new SettlementStore(redis, prefix, "local").redis.zcard(store.key("active"))) > 0; i++) {
+    for (let i = 0; i < 200 && (await redis.zcard(store.key("active"))) > 0; i++) {
       await node.rpc("evm_mine", []);
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 
 import { ConfigError, loadRelayerConfig, type RelayerConfig } from "../../../relayer/config/index.js";
 import { ListenError } from "../../../relayer/ingest/listen.js";
-import { failed, needsTelemetryListener, ok, ProcessTelemetry, serveOperations, startTelemetryListener } from "../../../relayer/telemetry/index.js";
+import { failed, needsTelemetryListener, ok, ProcessTelemetry, serveOperations, sharedEach, startTelemetryListener } from "../../../relayer/telemetry/index.js";
 import { parseExposition, samplesOf } from "../../helpers/prometheus.js";
 
 const BASE = `token: { symbol: AGPT, decimals: 18 }
@@ -51,6 +51,28 @@ function problems(extra: string): string[] {
 }
 
 describe("relayer/telemetry", function () {
+  describe("sharedEach (the per-chain read behind the scrape-time gauges)", function () {
+    it("reads every chain once for concurrent callers, leaves a failing chain out, and sees chains added later", async function () {
+      const reads: string[] = [];
+      const sources = new Map<string, { fail: boolean; value: number }>([
+        ["arbitrum", { fail: false, value: 3 }],
+        ["base", { fail: true, value: 0 }],
+      ]);
+      const read = sharedEach(sources, async (source) => {
+        reads.push(String(source.value));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        if (source.fail) throw new Error("Redis down");
+        return source.value;
+      });
+      const [first, second] = await Promise.all([read(), read()]);
+      expect(second).to.equal(first); // one read for both gauges of a scrape
+      expect([...first]).to.deep.equal([["arbitrum", 3]]);
+      expect(reads).to.deep.equal(["3", "0"]);
+      sources.set("optimism", { fail: false, value: 7 });
+      expect([...(await read())]).to.deep.equal([["arbitrum", 3], ["optimism", 7]]);
+    });
+  });
+
   describe("ProcessReadiness", function () {
     it("is ready with a standby stage, and says which stage stands by", async function () {
       const telemetry = new ProcessTelemetry({ defaultMetrics: false });
