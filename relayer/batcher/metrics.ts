@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 
-import { shared } from "../telemetry/within.js";
+import { sharedEach } from "../telemetry/within.js";
 import type { BatchPool } from "./batch-pool.js";
 
 /** What the batcher tells its metrics. */
@@ -29,17 +29,7 @@ export class BatcherMetrics {
     this.batchesSealed = new Counter({ name: "agentgpt_batcher_batches_sealed_total", help: "batches sealed, archived and registered, by chain", labelNames: ["chain"], registers });
     this.receiptsSealed = new Counter({ name: "agentgpt_batcher_receipts_sealed_total", help: "receipts in the batches sealed, by chain", labelNames: ["chain"], registers });
     // one Redis read per chain per scrape, shared by both gauges (prom-client collects them concurrently)
-    const read = shared(async () => {
-      const out = new Map<string, { count: number; oldestAt: number | null }>();
-      for (const [chain, pool] of pools) {
-        try {
-          out.set(chain, await pool.pending());
-        } catch {
-          // Redis down: keep the last values; /readyz reports the outage
-        }
-      }
-      return out;
-    });
+    const read = sharedEach(pools, (pool) => pool.pending()); // Redis down: a chain left out keeps its last values
     new Gauge({
       name: "agentgpt_batcher_receipts_pending",
       help: "receipts taken from ingest's queue into the batch pool and not sealed into a batch yet, by chain (read from Redis)",
