@@ -15,7 +15,9 @@
  *
  * So: in a process, every RotatorChain sending with one rotator key on one chain goes through one queue (NonceQueue
  * below): one transaction at a time, mined before the next is signed, its nonce set explicitly from the chain's
- * `pending` count read without ethers' cache and never below the last one this process saw accepted. Across
+ * `pending` count, read without ethers' cache right before signing (never a count kept in the process: after a
+ * node's reset or reorg a remembered nonce would leave a gap, and a transaction waiting behind a gap waits forever,
+ * holding the queue; a count that is too low only clashes, and a clash is retried). Across
  * processes (the relayer's rotation stage and `agentgpt keys revoke`, or two relayers by mistake), the rotation lease
  * already lets one of them act at a time; for the window where it cannot (a lease lapsed mid-step under a stalled
  * event loop, or an operator sending with the rotator key by hand), a send whose nonce was taken, or whose
@@ -54,14 +56,12 @@ const ROUTER_ABI = ["function hasRole(bytes32 role, address account) view return
 const NONCE_ATTEMPTS = 5;
 
 /**
- * The one nonce sequence of a sender on a chain in this process: jobs run one after another, and `next` is the
- * nonce after the last transaction a job saw accepted (null: read the chain), a floor for a `pending` count read
- * from a node that lags (several RPC endpoints behind one URL). Reset to null after any failure.
+ * The one nonce sequence of a sender on a chain in this process: jobs run one after another (each sends one
+ * transaction and waits for it to be mined, so the chain's `pending` count is the next nonce when the next job runs).
  */
 export class NonceQueue {
   private static readonly queues = new Map<string, NonceQueue>();
   private tail: Promise<unknown> = Promise.resolve();
-  next: number | null = null;
 
   /** The process's queue for `address` on chain `chainId` (shared by every RotatorChain of that key and chain). */
   static of(chainId: bigint, address: string): NonceQueue {
@@ -179,15 +179,11 @@ export class RotatorChain {
         let nonce: number | null = null;
         try {
           if (!(await needed())) return "done";
-          const pending = await this.provider.getTransactionCount(this.wallet.address, "pending");
-          nonce = Math.max(pending, queue.next ?? 0);
+          nonce = await this.provider.getTransactionCount(this.wallet.address, "pending");
           const tx = await this.wallet.sendTransaction({ ...(await request()), nonce });
-          queue.next = nonce + 1;
           await tx.wait(this.options.confirmations);
           return "sent";
         } catch (error) {
-          // whatever happened, the next transaction reads the nonce from the chain again
-          queue.next = null;
           if (nonceClash(error) && attempt < NONCE_ATTEMPTS) {
             this.options.logger?.warn(
               { chain: this.chain, nonce, attempt, err: describeRevert(error, this.contract) },
