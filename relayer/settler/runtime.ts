@@ -152,9 +152,11 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
           const settlers = chains.flatMap((settlement) => (rotated.has(settlement.chain) && settlement.settler !== null ? [settlement.settler] : []));
           // the dropped keys are closed once the last settler took the new ones (between two of its passes)
           let waiting = settlers.length;
-          for (const settler of settlers) settler.useKeys(active, retiring, () => {
+          for (const settler of settlers) {
+            settler.useKeys(active, retiring, () => {
               if (--waiting === 0) applied();
             });
+          }
           if (settlers.length === 0) applied();
           logger?.info({ generation: ring.generation, active: active.address, retiring: retiring.map((key) => key.address) }, "settlers follow the key ring");
         },
