@@ -13,8 +13,11 @@ export interface KeyFollowerOptions {
   readonly ring: KeyRing;
   /** opens a ring key for signing */
   readonly open: (key: RingKey) => Promise<SettlerSigner>;
-  /** hands the keys to every settler that follows the ring */
-  readonly apply: (active: SettlerSigner, retiring: SettlerSigner[], ring: KeyRingState) => Promise<void>;
+  /**
+   * hands the keys to every settler that follows the ring; `applied` is called once every one of them signs with
+   * them (Settler.useKeys's release): the keys the ring dropped are closed then (their PKCS#11 sessions, KMS clients)
+   */
+  readonly apply: (active: SettlerSigner, retiring: SettlerSigner[], ring: KeyRingState, applied: () => void) => Promise<void>;
   readonly pollMs: number;
   readonly logger?: Logger;
 }
@@ -22,6 +25,8 @@ export interface KeyFollowerOptions {
 export class KeyFollower {
   private applied = -1;
   private readonly wallets = new Map<string, SettlerSigner>();
+  /** keys the ring dropped, waiting for every settler to stop using them before they are closed */
+  private readonly unclosed = new Set<SettlerSigner>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
@@ -34,12 +39,40 @@ export class KeyFollower {
     const active = await this.wallet(ring.active);
     const retiring: SettlerSigner[] = [];
     for (const key of ring.retiring) retiring.push(await this.wallet(key));
-    await this.options.apply(active, retiring, ring);
-    this.applied = ring.generation;
-    // forget keys the ring no longer lists: they are never needed again
+    // keys the ring no longer lists are never needed again: forgotten now, closed once no settler uses them
     const listed = new Set([ring.active.address, ...ring.retiring.map((k) => k.address)]);
-    for (const address of this.wallets.keys()) if (!listed.has(address)) this.wallets.delete(address);
+    const dropped: SettlerSigner[] = [];
+    for (const [address, wallet] of this.wallets) {
+      if (listed.has(address)) continue;
+      this.wallets.delete(address);
+      dropped.push(wallet);
+      this.unclosed.add(wallet);
+    }
+    await this.options.apply(active, retiring, ring, () => {
+      for (const wallet of dropped) void this.closeKey(wallet);
+    });
+    this.applied = ring.generation;
     return true;
+  }
+
+  /**
+   * Closes every key this follower opened (a device session per PKCS#11 key, however many rotations ago it was
+   * opened): after the settlers stopped, as the runtime's last step.
+   */
+  async closeKeys(): Promise<void> {
+    const all = [...this.wallets.values(), ...this.unclosed];
+    this.wallets.clear();
+    await Promise.all(all.map((wallet) => this.closeKey(wallet)));
+  }
+
+  private async closeKey(wallet: SettlerSigner): Promise<void> {
+    this.unclosed.delete(wallet);
+    const closable = wallet as SettlerSigner & { close?: () => Promise<void> };
+    try {
+      await closable.close?.();
+    } catch (error) {
+      this.options.logger?.warn({ key: wallet.address, err: error instanceof Error ? error.message : String(error) }, "closing a relayer key the ring dropped failed");
+    }
   }
 
   start(): void {

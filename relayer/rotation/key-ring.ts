@@ -22,6 +22,11 @@ export interface RingKey {
   readonly since: number;
   /** already revoked on every chain (the leaked-key drill): only waits for its transactions to end */
   readonly revoked?: boolean;
+  /**
+   * created by the leaked-key drill to replace the active key it revokes: a drill interrupted after the switch (a
+   * failed transaction, a lost lease) and retried finds the key it asked for last in `retiring`, replaced for it
+   */
+  readonly drill?: boolean;
 }
 
 export interface KeyRingState {

@@ -37,5 +37,6 @@ export async function revokeRelayerKey(rotation: RotationSetup, address: string,
     }
   } finally {
     await rotation.stage.stop();
+    await rotation.close();
   }
 }

@@ -16,6 +16,8 @@
  * is first replaced (create, add, switch as above, without waiting for the schedule), then revoked as soon as every
  * settler has moved, without waiting for its transactions: a transaction of it mined after the revocation reverts and
  * its batch goes back to the queue for the new key (a batch id settles once on chain: nothing is charged twice).
+ * The fresh key is marked `drill` in the ring, so a drill interrupted after the switch and retried on the next tick
+ * still finishes as the revocation of the key in use (the settler moved to the fresh key), not of a retiring one.
  */
 import { getAddress } from "ethers";
 import type { Logger } from "pino";
@@ -160,10 +162,10 @@ export class RotationStage {
     return this.replaceActive(ring);
   }
 
-  private async replaceActive(ring: KeyRingState): Promise<KeyRingState> {
+  private async replaceActive(ring: KeyRingState, drill = false): Promise<KeyRingState> {
     this.checkLease();
     const created = await this.options.factory.createRelayerKey();
-    const pending: RingKey = { address: getAddress(created.address), ref: created.ref, since: this.now() };
+    const pending: RingKey = { address: getAddress(created.address), ref: created.ref, since: this.now(), ...(drill ? { drill: true } : {}) };
     const withPending = await this.write({ ...ring, pending }, ring.generation);
     this.options.logger?.info({ key: pending.address }, "new relayer key created");
     return this.resumePending(withPending);
@@ -249,32 +251,38 @@ export class RotationStage {
       (ok ? this.options.logger?.warn.bind(this.options.logger) : this.options.logger?.error.bind(this.options.logger))?.({ key: address, replacedBy }, `keys revoke: ${message}`);
     };
     let current = ring;
-    if (current.active.address === address) {
-      const allowed = await this.additionAllowed();
-      if (!allowed.ok) {
-        if (!request.allowNone) {
-          await finish(
-            false,
-            `${address} is the settler's active key and the rotator on chain ${allowed.chain} accepts no new key before ` +
-              `${new Date(Number(allowed.at) * 1000).toISOString()} (its minimum interval): run again then, or with --allow-none ` +
-              "to revoke it now (settlement stops until the replacement is allowed; receipts stay queued), or ask a guardian to pause",
-          );
+    // a drill retried after its switch (a transaction failed or the lease was lost after the fresh key became active):
+    // the key was the one in use when asked, and was replaced for this request; it is finished as such, not as a
+    // retiring key, so the outcome names the key the settler moved to
+    const replacedForIt = current.active.drill === true && current.retiring.at(-1)?.address === address;
+    if (current.active.address === address || replacedForIt) {
+      if (!replacedForIt) {
+        const allowed = await this.additionAllowed();
+        if (!allowed.ok) {
+          if (!request.allowNone) {
+            await finish(
+              false,
+              `${address} is the settler's active key and the rotator on chain ${allowed.chain} accepts no new key before ` +
+                `${new Date(Number(allowed.at) * 1000).toISOString()} (its minimum interval): run again then, or with --allow-none ` +
+                "to revoke it now (settlement stops until the replacement is allowed; receipts stay queued), or ask a guardian to pause",
+            );
+            return;
+          }
+          await this.revokeEverywhere(address, true);
+          await this.write({ ...current, generation: current.generation + 1, active: { ...current.active, revoked: true }, rotateNow: true }, current.generation);
+          await finish(true, `revoked on every chain with no replacement yet: the rotation stage adds a fresh key from ${new Date(Number(allowed.at) * 1000).toISOString()}`);
           return;
         }
-        await this.revokeEverywhere(address, true);
-        await this.write({ ...current, generation: current.generation + 1, active: { ...current.active, revoked: true }, rotateNow: true }, current.generation);
-        await finish(true, `revoked on every chain with no replacement yet: the rotation stage adds a fresh key from ${new Date(Number(allowed.at) * 1000).toISOString()}`);
-        return;
+        // a key still draining from the last rotation would make three live keys with the fresh one (over N = 2): the
+        // settler signs nothing new with it, so revoke it now (a transaction of it mined later reverts, its batch is
+        // queued again for the active key: nothing is lost, nothing charged twice)
+        for (const key of current.retiring) {
+          if (key.revoked === true) continue;
+          await this.revokeEverywhere(key.address, false);
+          current = await this.markRevoked(current, key.address);
+        }
+        current = await this.replaceActive(current, true);
       }
-      // a key still draining from the last rotation would make three live keys with the fresh one (over N = 2): the
-      // settler signs nothing new with it, so revoke it now (a transaction of it mined later reverts, its batch is
-      // queued again for the active key: nothing is lost, nothing charged twice)
-      for (const key of current.retiring) {
-        if (key.revoked === true) continue;
-        await this.revokeEverywhere(key.address, false);
-        current = await this.markRevoked(current, key.address);
-      }
-      current = await this.replaceActive(current);
       // wait (bounded) until every settler signs with the fresh key, so nothing new is signed with the leaked one
       const deadline = this.now() + (this.options.switchTimeoutMs ?? 30_000);
       while (!(await this.moved(current)) && this.now() < deadline) {

@@ -29,6 +29,11 @@ export interface RotationSetup {
   readonly chains: readonly RotationChain[];
   /** opens a ring key (the configured signer or a created one) */
   open(key: RingKey): Promise<SettlerSigner>;
+  /**
+   * Releases what the setup opened: the rotator key's device session (PKCS#11) or client, created keys no follower
+   * took, and the rotator chains' providers. After the stage stopped; keys handed out by `open` are the caller's.
+   */
+  close(): Promise<void>;
 }
 
 export interface SetupRotationOptions {
@@ -56,7 +61,8 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   const env = options.env ?? process.env;
   const baseDir = dirname(config.files[0] ?? ".");
   const loadOptions = { env, baseDir };
-  const rotatorKey = (await loadSigningKey(rotation.rotator, loadOptions)).wallet;
+  const rotatorLoaded = await loadSigningKey(rotation.rotator, loadOptions);
+  const rotatorKey = rotatorLoaded.wallet;
   const base = options.factory ?? configuredKeyFactory(rotation, baseDir, env);
   // keys this process just created, kept open so its settlers switch without opening them again (scrypt)
   const opened = new Map<string, SettlerSigner>();
@@ -97,6 +103,7 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   }
   const ring = new KeyRing(redis, config.redis.prefix);
   let configured: SettlerSigner | null = null;
+  let configuredHandedOut = false;
   const openConfigured = async () => (configured ??= (await loadSigningKey(signer, loadOptions)).wallet);
   const stage = new RotationStage({
     ring,
@@ -115,13 +122,24 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
     stage,
     chains,
     open: async (key) => {
-      if (key.ref.kind === "configured") return openConfigured();
+      if (key.ref.kind === "configured") {
+        configuredHandedOut = true;
+        return openConfigured();
+      }
       const known = opened.get(key.address);
       if (known !== undefined) {
         opened.delete(key.address);
         return known;
       }
       return factory.openRelayerKey(key.ref);
+    },
+    close: async () => {
+      for (const { rotator } of chains) rotator.provider.destroy();
+      for (const signer of opened.values()) await (signer as SettlerSigner & { close?: () => Promise<void> }).close?.();
+      opened.clear();
+      // opened only for its address (the ring's first key) and never handed to a follower
+      if (configured !== null && !configuredHandedOut) await (configured as SettlerSigner & { close?: () => Promise<void> }).close?.();
+      await rotatorLoaded.close();
     },
   };
 }

@@ -136,6 +136,9 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
     }
     for (const keys of keysInUse.values()) await keys.close();
     keysInUse.clear();
+    // the ring's keys (and the rotator key): their device sessions, now that no settler signs any more
+    await follower?.closeKeys();
+    await rotation?.close();
     await redis.quit().catch(() => redis.disconnect());
     archive.close();
   };
@@ -145,11 +148,16 @@ export async function startSettlement(config: RelayerConfig, options: StartSettl
       follower = new KeyFollower({
         ring: rotation.ring,
         open: rotation.open,
-        apply: async (active, retiring, ring) => {
-          for (const settlement of chains) {
-            if (!rotated.has(settlement.chain)) continue;
-            settlement.settler?.useKeys(active, retiring);
+        apply: async (active, retiring, ring, applied) => {
+          const settlers = chains.flatMap((settlement) => (rotated.has(settlement.chain) && settlement.settler !== null ? [settlement.settler] : []));
+          // the dropped keys are closed once the last settler took the new ones (between two of its passes)
+          let waiting = settlers.length;
+          for (const settler of settlers) {
+            settler.useKeys(active, retiring, () => {
+              if (--waiting === 0) applied();
+            });
           }
+          if (settlers.length === 0) applied();
           logger?.info({ generation: ring.generation, active: active.address, retiring: retiring.map((key) => key.address) }, "settlers follow the key ring");
         },
         pollMs: Math.min(config.settler.pollMs, config.settler.rotation.pollMs),

@@ -81,7 +81,8 @@ export async function startHardhatNode(options: { port?: number } = {}): Promise
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");
-      await Promise.race([once(child, "exit"), new Promise((r) => setTimeout(r, 5000))]);
+      // unref: once the child exited, this bound must not hold the test process open (it did, after every test)
+      await Promise.race([once(child, "exit"), new Promise((r) => setTimeout(r, 5000).unref())]);
       if (child.exitCode === null) child.kill("SIGKILL");
     },
   };

@@ -136,7 +136,8 @@ export async function startRelayer(
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      // unref: once the child exited, this bound must not hold the test process open (it did, after every test)
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     },
   };
