@@ -7,7 +7,8 @@
  * device. Keys, passwords and PINs are never logged or put in an error message.
  */
 import type { SignerConfig } from "../config/index.js";
-import { loadConfiguredSigner, SigningKeyError, type LoadSignerOptions, type SettlerSigner } from "../keys/signers/index.js";
+import type { SettlerSigner } from "../keys/signers/device-signer.js";
+import { loadConfiguredSigner, SigningKeyError, type LoadSignerOptions } from "../keys/signers/load-signer.js";
 
 export { SigningKeyError };
 export type { SettlerSigner };
