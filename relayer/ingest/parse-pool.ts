@@ -10,6 +10,7 @@
 import { Worker } from "node:worker_threads";
 
 import type { RelayerConfig } from "../config/index.js";
+import type { PreparedEntry } from "../queue/index.js";
 import { type BatchContext, batchContext, BodyJoiner, parseBatch, type ParsedBatch } from "./parse-batch.js";
 
 export interface BatchParser {
@@ -76,7 +77,7 @@ class SharedBodies {
     for (const chunk of chunks) {
       view.set(chunk, offset);
       offset += chunk.byteLength;
-      if (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer) detach(chunk.buffer);
+      freeBytes(chunk);
     }
     return { memory, length };
   }
@@ -105,10 +106,14 @@ export class ParseWorkerError extends Error {
 const WORKER_URL = import.meta.url.endsWith(".ts") ? new URL("./parse-worker.mjs", import.meta.url) : new URL("./parse-worker-main.js", import.meta.url);
 
 /**
- * Frees an ArrayBuffer's memory now (ArrayBuffer.prototype.transfer, ES2024: the buffer is detached and its views
- * read as empty). A buffer that cannot be detached is left to the collector.
+ * Frees the memory of bytes that own their whole ArrayBuffer now (ArrayBuffer.prototype.transfer, ES2024: the
+ * buffer is detached and its views read as empty), rather than when the collector finds them: V8 answers external
+ * memory that grows by a few dozen MB with a full collection. Other bytes, and a buffer that cannot be detached,
+ * are left to the collector.
  */
-function detach(buffer: ArrayBuffer): void {
+export function freeBytes(bytes: Uint8Array): void {
+  const buffer = bytes.buffer;
+  if (bytes.byteOffset !== 0 || bytes.byteLength !== buffer.byteLength || !(buffer instanceof ArrayBuffer)) return;
   try {
     (buffer as ArrayBuffer & { transfer?: (length?: number) => ArrayBuffer }).transfer?.(0);
   } catch {
@@ -165,13 +170,13 @@ export class WorkerBatchParser implements BatchParser {
       // A larger young generation: parsing allocates many short-lived objects per body.
       resourceLimits: { maxYoungGenerationSizeMb: 64 },
     });
-    worker.on("message", (message: { id: number; batch?: ParsedBatch; error?: string }) => {
+    worker.on("message", (message: { id: number; batch?: ParsedBatch; entries?: string; error?: string }) => {
       const slot = this.slots.find((candidate) => candidate.worker === worker);
       const task = slot?.tasks.get(message.id);
       if (slot === undefined || task === undefined) return;
       slot.tasks.delete(message.id);
       this.bodies.release(task.memory);
-      if (message.batch !== undefined) task.resolve(message.batch);
+      if (message.batch !== undefined) task.resolve(withEntries(message.batch, message.entries));
       else task.reject(new ParseWorkerError(message.error ?? "the parse worker failed"));
     });
     const replace = (reason: string) => {
@@ -200,6 +205,13 @@ export class WorkerBatchParser implements BatchParser {
       worker.once("error", reject);
     });
   }
+}
+
+/** A worker's answer with its parts' entries put back (they travel as one JSON text, see parse-worker-main.ts). */
+function withEntries(batch: ParsedBatch, entries: string | undefined): ParsedBatch {
+  if (!batch.ok || entries === undefined) return batch;
+  const perPart = JSON.parse(entries) as PreparedEntry[][];
+  return { ...batch, prepared: batch.prepared.map((part, index) => ({ ...part, entries: perPart[index]! })) };
 }
 
 /** The parser for server.parse_workers: 0 = in the request thread. */
