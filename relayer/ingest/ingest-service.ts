@@ -68,7 +68,7 @@ export interface IngestServiceOptions {
 export class IngestService {
   constructor(private readonly options: IngestServiceOptions) {}
 
-  /** `body` is the raw POST body, in its chunks (they may be handed to a parse worker: do not reuse them). */
+  /** `body` is the raw POST body, in its chunks (the parser may free them once read: do not reuse them). */
   async ingest(body: readonly Buffer[] | string, receivedAt = Date.now()): Promise<IngestReply> {
     const { metrics, logger } = this.options;
     const batch = await this.options.parser.parse(typeof body === "string" ? [Buffer.from(body, "utf8")] : body, receivedAt);

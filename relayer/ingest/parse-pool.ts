@@ -14,7 +14,7 @@ import type { PreparedEntry } from "../queue/index.js";
 import { type BatchContext, batchContext, BodyJoiner, parseBatch, type ParsedBatch } from "./parse-batch.js";
 
 export interface BatchParser {
-  /** `body` is the raw POST body, in the chunks it arrived in; they may be transferred to a worker (do not reuse them). */
+  /** `body` is the raw POST body, in the chunks it arrived in; they may be freed (detached) once read: do not reuse them. */
   parse(body: readonly Buffer[], receivedAt: number): Promise<ParsedBatch>;
   close(): Promise<void>;
 }
