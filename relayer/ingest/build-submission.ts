@@ -5,7 +5,7 @@
  * payer_not_allowed.
  */
 import { parseDecimal, type RelayerConfig } from "../config/index.js";
-import { displayAmount, Pricer } from "../pricing/index.js";
+import { displayAmount, type Priced, Pricer } from "../pricing/index.js";
 import { RECEIPT_VERSION, type ReceiptBody, type Submission, type UnbillableBody, type UnbillableReason } from "../queue/index.js";
 import { fingerprintOf } from "./fingerprint.js";
 import { PayerResolver } from "./payer-map.js";
@@ -29,37 +29,16 @@ export class SubmissionBuilder {
   build(log: SpendLog, receivedAt: number): Submission {
     const key = log.key;
     const fingerprint = fingerprintOf(log);
-    const unbillable = (reason: UnbillableReason, detail: string): Submission => ({
-      kind: "unbillable",
-      key,
-      fingerprint,
-      startTime: log.startTime,
-      body: unbillableBody(log, key, fingerprint, reason, detail, receivedAt),
-    });
-
     const tokens = billedTokens(log);
-    if (log.status === "failure") return unbillable("failed_call", "LiteLLM logged the call as a failure");
-    if (tokens === 0) {
-      // AutoPayLLM bills tokens x price: a call LiteLLM priced per request (an image, audio) has nothing to bill on-chain
-      if ((parseDecimal(log.responseCostUsd ?? "")?.digits ?? 0n) > 0n) {
-        return unbillable(
-          "per_request",
-          `priced per request by LiteLLM (${log.callType ?? "call"}, response_cost ${log.responseCostUsd} USD) with no tokens: AutoPayLLM bills tokens, so it is not charged`,
-        );
-      }
-      return unbillable("zero_usage", "no tokens used (prompt, completion and total are 0)");
+    const verdict = this.verdict(log, tokens);
+    if (!verdict.ok) {
+      return { kind: "unbillable", key, fingerprint, startTime: log.startTime, body: unbillableBody(log, key, fingerprint, verdict.reason, verdict.detail, receivedAt) };
     }
-    if (log.cacheHit) return unbillable("cache_hit", "served from LiteLLM's cache; no provider call to pay for");
-
-    const priced = this.pricer.price(log, tokens, log.responseCostUsd);
-    if (!priced.ok) return unbillable(priced.reason, priced.detail);
-    const payer = this.payers.resolve(log);
-    if (!payer.ok) return unbillable(payer.reason, payer.detail);
-
+    const { priced, payer } = verdict;
     const body: ReceiptBody = {
       v: RECEIPT_VERSION,
       chain: priced.chain,
-      payer: payer.payer,
+      payer,
       provider: priced.provider,
       model: priced.route.model,
       route: priced.route.name,
@@ -92,6 +71,38 @@ export class SubmissionBuilder {
     };
     return { kind: "receipt", key, fingerprint, startTime: log.startTime, body };
   }
+
+  /**
+   * The price and payer of a billable log, or why it is not billable. (No closure is made per log: tsx names every
+   * closure it makes, esbuild's keepNames, and that cost as much as pricing the log.)
+   */
+  private verdict(
+    log: SpendLog,
+    tokens: number,
+  ): { readonly ok: true; readonly priced: Extract<Priced, { ok: true }>; readonly payer: string } | { readonly ok: false; readonly reason: UnbillableReason; readonly detail: string } {
+    if (log.status === "failure") return unbillable("failed_call", "LiteLLM logged the call as a failure");
+    if (tokens === 0) {
+      // AutoPayLLM bills tokens x price: a call LiteLLM priced per request (an image, audio) has nothing to bill on-chain
+      if ((parseDecimal(log.responseCostUsd ?? "")?.digits ?? 0n) > 0n) {
+        return unbillable(
+          "per_request",
+          `priced per request by LiteLLM (${log.callType ?? "call"}, response_cost ${log.responseCostUsd} USD) with no tokens: AutoPayLLM bills tokens, so it is not charged`,
+        );
+      }
+      return unbillable("zero_usage", "no tokens used (prompt, completion and total are 0)");
+    }
+    if (log.cacheHit) return unbillable("cache_hit", "served from LiteLLM's cache; no provider call to pay for");
+
+    const priced = this.pricer.price(log, tokens, log.responseCostUsd);
+    if (!priced.ok) return unbillable(priced.reason, priced.detail);
+    const payer = this.payers.resolve(log);
+    if (!payer.ok) return unbillable(payer.reason, payer.detail);
+    return { ok: true, priced, payer: payer.payer };
+  }
+}
+
+function unbillable(reason: UnbillableReason, detail: string) {
+  return { ok: false, reason, detail } as const;
 }
 
 function unbillableBody(

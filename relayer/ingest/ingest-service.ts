@@ -19,7 +19,7 @@ import {
 } from "../queue/index.js";
 import type { IngestMetrics } from "./metrics.js";
 import type { BodyFormat } from "./parse-body.js";
-import type { BatchParser } from "./parse-pool.js";
+import { type BatchParser, freeBytes } from "./parse-pool.js";
 
 /** Where submissions go: ReceiptQueue in production; the benchmark's one-job-per-receipt baseline also fits. */
 export interface ReceiptSink {
@@ -68,7 +68,7 @@ export interface IngestServiceOptions {
 export class IngestService {
   constructor(private readonly options: IngestServiceOptions) {}
 
-  /** `body` is the raw POST body, in its chunks (they may be handed to a parse worker: do not reuse them). */
+  /** `body` is the raw POST body, in its chunks (the parser may free them once read: do not reuse them). */
   async ingest(body: readonly Buffer[] | string, receivedAt = Date.now()): Promise<IngestReply> {
     const { metrics, logger } = this.options;
     const batch = await this.options.parser.parse(typeof body === "string" ? [Buffer.from(body, "utf8")] : body, receivedAt);
@@ -83,6 +83,11 @@ export class IngestService {
     if (entryCount > 0) {
       try {
         const added = await this.options.sink.addPrepared(prepared);
+        // Redis has the encoded receipts now (only then: a command still queued in the client may write them yet)
+        for (const part of prepared) {
+          for (const chain of part.chains) freeBytes(chain.receipts);
+          freeBytes(part.packed);
+        }
         outcomes = added.outcomes;
         if ((added.jobsDeferred ?? 0) > 0) metrics?.jobsDeferred.inc(added.jobsDeferred);
       } catch (error) {

@@ -50,7 +50,7 @@ export async function buildIngestServer(options: IngestServerOptions): Promise<F
   });
 
   // LiteLLM sends every format as application/json, NDJSON included: keep the raw bytes (in the chunks they
-  // arrived in, handed to a parse worker without copying) and split them ourselves.
+  // arrived in, copied once into a parse worker's shared memory) and split them ourselves.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(BODY_TYPES, (request, payload, done) => readChunks(request.raw, payload, options.bodyLimit, done));
 
