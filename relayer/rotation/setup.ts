@@ -10,6 +10,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 import { loadDeployment } from "../chain/deployment.js";
+import { redactUrl, redactUrls } from "../chain/networks.js";
 import type { RelayerConfig, RotationConfig } from "../config/index.js";
 import { KeyError } from "../keys/errors.js";
 import { useNativeScrypt } from "../keys/native-scrypt.js";
@@ -76,8 +77,8 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
   };
   const chains: RotationChain[] = [];
   for (const chain of rotatedChains(config)) {
-    const probe = new RotatorChainProbe(chain.rpcUrls[0]!);
-    const chainId = chain.chainId ?? (await probe.chainId());
+    // the rotator's transactions go through one RPC URL (one nonce sequence): the first of rpc_urls that answers
+    const { url: rpcUrl, chainId } = await firstAnsweringRpc(chain.name, chain.rpcUrls, chain.chainId, options.logger);
     const deployment = chain.router !== undefined && chain.rotator !== undefined ? null : await loadDeployment(chainId, { networkName: chain.name });
     const router = chain.router ?? deployment!.addresses.autoPayLLM;
     const rotator = chain.rotator ?? deployment?.addresses.relayerKeyRotator;
@@ -90,7 +91,7 @@ export async function setupRotation(config: RelayerConfig, redis: Redis, options
     chains.push({
       rotator: new RotatorChain({
         chain: chain.name,
-        rpcUrl: chain.rpcUrls[0]!,
+        rpcUrl,
         router,
         rotator,
         signer: rotatorKey,
@@ -156,18 +157,36 @@ export function configuredKeyFactory(rotation: RotationConfig, baseDir: string, 
   });
 }
 
-/** eth_chainId over plain fetch, before a provider is made for the chain. */
-class RotatorChainProbe {
-  constructor(private readonly url: string) {}
-
-  async chainId(): Promise<number> {
-    const response = await fetch(this.url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    });
-    const body = (await response.json()) as { result?: string };
-    if (typeof body.result !== "string") throw new KeyError("NOT_READY", "the chain's RPC did not answer eth_chainId: set chains.<name>.chain_id or check rpc_urls");
-    return Number(BigInt(body.result));
+/**
+ * The first of `urls` that answers eth_chainId (within 5 s each) with the configured chain id (any, when none is
+ * configured): a rotation stage must not stop because the first URL of a chain is down while the settler, which
+ * fails over between them, keeps going. A URL answering another chain's id is skipped (a misconfigured URL must not
+ * receive the rotator's transactions). Throws a KeyError naming every URL and what each answered.
+ */
+export async function firstAnsweringRpc(
+  chain: string,
+  urls: readonly string[],
+  expectedChainId: number | undefined,
+  logger?: Logger,
+): Promise<{ url: string; chainId: number }> {
+  const failures: string[] = [];
+  for (const url of urls) {
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = (await response.json()) as { result?: unknown };
+      if (typeof body.result !== "string") throw new Error("no eth_chainId in its answer");
+      const chainId = Number(BigInt(body.result));
+      if (expectedChainId !== undefined && chainId !== expectedChainId) throw new Error(`it serves chain id ${chainId}, not ${expectedChainId}`);
+      if (failures.length > 0) logger?.warn({ chain, url: redactUrl(url), skipped: failures }, "rotation: an earlier RPC URL of this chain did not answer; the rotator sends through this one");
+      return { url, chainId };
+    } catch (error) {
+      failures.push(`${redactUrl(url)}: ${redactUrls(error instanceof Error ? error.message : String(error))}`);
+    }
   }
+  throw new KeyError("NOT_READY", `chains.${chain}: no RPC URL answered eth_chainId for the rotation (${failures.join("; ")}): check rpc_urls`);
 }

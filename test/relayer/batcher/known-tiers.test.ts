@@ -20,6 +20,7 @@ import { Lease } from "../../../relayer/settler/lease.js";
 import { receipt } from "../../helpers/receipts.js";
 import { type RedisClusterHandle, slotSpread, startRedisCluster } from "../../helpers/redis-cluster.js";
 import { dropPrefix, testRedis, uniquePrefix } from "../../helpers/redis.js";
+import { rejection } from "../../helpers/rejection.js";
 
 const PAYER = "0x00000000000000000000000000000000000A11CE";
 const HOUR = 3600;
@@ -29,15 +30,6 @@ const DAY = 86_400_000;
 const at = (offsetS: number) => receipt(PAYER, "openai", "gpt-4-turbo", 100, { startTime: (H0 + offsetS) * 1000 });
 const batch = (batchId: string, receipts: number) => ({ batchId, cid: `cid-${batchId}`, path: `/${batchId}`, receipts, rows: 1, amount: String(receipts) });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return null;
-}
 
 describe("batcher pool: short and long tier of receipt ids", function () {
   this.timeout(30_000);

@@ -18,19 +18,11 @@ import { FencedError, Lease } from "../../../relayer/settler/lease.js";
 import type { Receipt } from "../../../relayer/queue/index.js";
 import { receipt } from "../../helpers/receipts.js";
 import { dropPrefix, testRedis, uniquePrefix } from "../../helpers/redis.js";
+import { rejection } from "../../helpers/rejection.js";
 
 const PAYER = "0x00000000000000000000000000000000000A11CE";
 const HOUR = 3600;
 const H0 = 1_764_720_000;
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return null;
-}
 
 describe("batcher: two batchers on one chain", function () {
   this.timeout(60_000);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { expect } from "chai";
-import { Transaction, Wallet } from "ethers";
+import { type HDNodeWallet, Transaction, Wallet } from "ethers";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
@@ -261,6 +261,34 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     await dropPrefix(redis, `${prefix}-other`);
   });
 
+  /**
+   * A release of `batchId` signed by `key` with `nonce` and stored as `h`'s side transaction in `state`, as a settler
+   * that then died (or lost the key) left it; returns its hash.
+   */
+  async function storedRelease(
+    h: Host,
+    key: Wallet | HDNodeWallet,
+    batchId: string,
+    nonce: number,
+    state: "signed" | "sent",
+    sentAt = Date.now(),
+  ): Promise<string> {
+    const data = suite.router.interface.encodeFunctionData("release", [batchId]);
+    const fees = { maxFeePerGas: 100n * 10n ** 9n, maxPriorityFeePerGas: 10n ** 9n };
+    const raw = await key.signTransaction({ type: 2, chainId: suite.chainId, nonce, to: suite.routerAddress, data, gasLimit: 200_000n, ...fees });
+    const hash = Transaction.from(raw).hash!;
+    await h.p.store.assignSideNonce(key.address, {
+      id: batchId,
+      kind: "release",
+      data,
+      state,
+      nonce,
+      gasLimit: "200000",
+      txs: [{ hash, raw, maxFeePerGas: fees.maxFeePerGas.toString(), maxPriorityFeePerGas: fees.maxPriorityFeePerGas.toString(), sentAt }],
+    });
+    return hash;
+  }
+
   it("a release signed and stored but never broadcast (the holder died) is broadcast by the next holder, once; the next batch takes the next nonce", async function () {
     const h = host();
     const batch = await settleOne(h, 4200);
@@ -268,27 +296,7 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     // the holder signed the release and stored it with its nonce, then died before broadcasting it
     const relayer = new Wallet(suite.relayerKey);
     const nonce = Math.max(await h.p.store.nextNonce(relayer.address), await suite.provider.getTransactionCount(relayer.address, "latest"));
-    const data = suite.router.interface.encodeFunctionData("release", [batch.batchId]);
-    const raw = await relayer.signTransaction({
-      type: 2,
-      chainId: suite.chainId,
-      nonce,
-      to: suite.routerAddress,
-      data,
-      gasLimit: 200_000n,
-      maxFeePerGas: 100n * 10n ** 9n,
-      maxPriorityFeePerGas: 10n ** 9n,
-    });
-    const hash = Transaction.from(raw).hash!;
-    await h.p.store.assignSideNonce(relayer.address, {
-      id: batch.batchId,
-      kind: "release",
-      data,
-      state: "signed",
-      nonce,
-      gasLimit: "200000",
-      txs: [{ hash, raw, maxFeePerGas: (100n * 10n ** 9n).toString(), maxPriorityFeePerGas: (10n ** 9n).toString(), sentAt: Date.now() }],
-    });
+    const hash = await storedRelease(h, relayer, batch.batchId, nonce, "signed");
     expect(await suite.provider.getTransaction(hash)).to.equal(null);
 
     const next = host();
@@ -314,27 +322,7 @@ describe("relayer: the release stage (payout) on a hardhat node", function () {
     const batch = await settleOne(h, 4200);
     await advance(WINDOW + 1);
     const gone = Wallet.createRandom();
-    const data = suite.router.interface.encodeFunctionData("release", [batch.batchId]);
-    const raw = await gone.signTransaction({
-      type: 2,
-      chainId: suite.chainId,
-      nonce: 0,
-      to: suite.routerAddress,
-      data,
-      gasLimit: 200_000n,
-      maxFeePerGas: 100n * 10n ** 9n,
-      maxPriorityFeePerGas: 10n ** 9n,
-    });
-    const hash = Transaction.from(raw).hash!;
-    await h.p.store.assignSideNonce(gone.address, {
-      id: batch.batchId,
-      kind: "release",
-      data,
-      state: "sent",
-      nonce: 0,
-      gasLimit: "200000",
-      txs: [{ hash, raw, maxFeePerGas: (100n * 10n ** 9n).toString(), maxPriorityFeePerGas: (10n ** 9n).toString(), sentAt: Date.now() - 1000 }],
-    });
+    const hash = await storedRelease(h, gone, batch.batchId, 0, "sent", Date.now() - 1000);
     const from = Number(BigInt(await node.rpc<string>("eth_blockNumber")));
     run(h);
     await until("the batch released", async () => (await status(batch.batchId)) === 2 && (await h.p.store.side()) === null);

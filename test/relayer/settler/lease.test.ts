@@ -14,15 +14,7 @@ import type { IntervalCheck } from "../../../relayer/reconciler/report.js";
 import { FencedError, Lease } from "../../../relayer/settler/lease.js";
 import { SettlementStore } from "../../../relayer/settler/settlement-store.js";
 import { dropPrefix, testRedis, uniquePrefix } from "../../helpers/redis.js";
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  return null;
-}
+import { rejection } from "../../helpers/rejection.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
