@@ -22,7 +22,8 @@
  * their POSTs pooled for the percentiles), BENCH_CONCURRENCY (4), BENCH_BATCH (512),
  * BENCH_PARSE_WORKERS (auto), BENCH_REDACTED (1: prompts redacted as with turn_off_message_logging),
  * BENCH_ONLY_CHUNKED (1: skip the baseline and the results file), BENCH_QUICK (1: one back-to-back run and its ratio to
- * the yardstick, nothing saved), BENCH_CPU_PROFILE_DIR (write server CPU
+ * the yardstick, nothing saved), BENCH_MALLOC_TUNING (0: the server without the glibc settings that `agentgpt relayer
+ * start` applies, see bin/malloc-tuning.mjs), BENCH_CPU_PROFILE_DIR (write server CPU
  * profiles there), BENCH_GC (1: the server prints its request thread's GC pauses), REDIS_URL (redis://127.0.0.1:6379). Writes bench/results/ingest.json.
  *
  * `--cluster`: instead, senders back to back (and the target rate offered, one run) against the single Redis and
@@ -42,6 +43,7 @@ import { type JobsOptions, Queue } from "bullmq";
 import Table from "cli-table3";
 import { Redis } from "ioredis";
 
+import { MALLOC_SETTINGS } from "../bin/malloc-tuning.mjs";
 import { loadRelayerConfig } from "../relayer/config/index.js";
 import {
   BearerAuth,
@@ -347,7 +349,8 @@ async function startServer(mode: Mode, configFile: string): Promise<{ child: Chi
   const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`];
   const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url), "--serve", mode, configFile], {
     cwd: root,
-    env: { ...process.env, BENCH_INGEST_TOKEN: TOKEN },
+    // the glibc settings `agentgpt relayer start` runs with (bin/malloc-tuning.mjs); BENCH_MALLOC_TUNING=0: without
+    env: { ...process.env, ...(process.env["BENCH_MALLOC_TUNING"] === "0" ? {} : MALLOC_SETTINGS), BENCH_INGEST_TOKEN: TOKEN },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise<string>((resolve, reject) => {

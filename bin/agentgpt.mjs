@@ -7,12 +7,17 @@
 //   to dist/ runs as it is, with the dependencies only (`npm ci --omit=dev`).
 import { existsSync } from "node:fs";
 
+import { mallocTuningEnv } from "./malloc-tuning.mjs";
 import { NODE_FLOOR, nodeTooOld } from "./node-floor.mjs";
 
 if (nodeTooOld(process.versions.node)) {
   process.stderr.write(`agentgpt: Node.js ${process.versions.node} is too old: install Node.js ${NODE_FLOOR} or newer (e.g. nvm install 22)\n`);
   process.exit(2);
 }
+// The server commands run with glibc malloc settings that glibc reads only at start: re-execute with them (see
+// malloc-tuning.mjs). execve keeps the PID, stdio and Node's own flags.
+const tuned = typeof process.execve === "function" ? mallocTuningEnv(process.argv.slice(2), process.env, process.platform) : null;
+if (tuned !== null) process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], tuned);
 const SOURCES = new URL("../relayer/cli/main.ts", import.meta.url);
 const COMPILED = new URL("../dist/relayer/cli/main.js", import.meta.url);
 /** tsx's loader API, or null when tsx (a devDependency) is not installed. */

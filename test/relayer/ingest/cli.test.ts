@@ -6,11 +6,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
+import { platform } from "node:os";
 import { dirname, join } from "node:path";
 
 import { expect } from "chai";
 import { parse as parseYaml } from "yaml";
 
+import { MALLOC_SETTINGS, mallocTuningEnv } from "../../../bin/malloc-tuning.mjs";
 import { loadRelayerConfig } from "../../../relayer/config/index.js";
 import { openReceiptQueue, SubmissionBuilder } from "../../../relayer/ingest/index.js";
 import {
@@ -73,6 +75,11 @@ function startRelayer(configFile: string, env: Record<string, string>): Promise<
   });
 }
 
+/** A running process's environment (Linux), as NAME=value entries. */
+function environOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").filter((entry) => entry !== "");
+}
+
 describe("agentgpt CLI: relayer and litellm commands", function () {
   this.timeout(60_000);
 
@@ -82,6 +89,9 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     const redis = testRedis();
     try {
       const relayer = await startRelayer(configFile, {});
+      // the launcher re-executed itself with glibc's malloc settings (bin/malloc-tuning.mjs): same PID, so the
+      // SIGTERM below reaches the server itself
+      if (platform() === "linux") expect(environOf(relayer.child.pid!)).to.include(`MALLOC_TRIM_THRESHOLD_=${MALLOC_SETTINGS["MALLOC_TRIM_THRESHOLD_"]}`);
       const answer = await post(relayer.url, JSON.stringify(fixture("12_generic_api_batch_json_array")));
       expect(answer.body).to.deep.include({ queued: 2, unbillable: 1 });
       const exited = new Promise<number | null>((resolve) => relayer.child.once("exit", resolve));
@@ -96,6 +106,36 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
       const stats = await opened.queue.store.stats();
       await opened.close();
       expect([stats.queued, stats.unbillable.failed_call]).to.deep.equal([2, 1]);
+    } finally {
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  it("relayer start leaves an operator's own MALLOC_ settings, and AGENTGPT_MALLOC_TUNING=0, as they are", async function () {
+    if (platform() !== "linux") this.skip();
+    const prefix = uniquePrefix("cli-malloc");
+    const configFile = writeConfig(prefix);
+    const redis = testRedis();
+    try {
+      for (const env of [{ MALLOC_ARENA_MAX: "2" }, { AGENTGPT_MALLOC_TUNING: "0" }] as Array<Record<string, string>>) {
+        const relayer = await startRelayer(configFile, env);
+        const environ = environOf(relayer.child.pid!);
+        const exited = once(relayer.child, "exit");
+        relayer.child.kill("SIGTERM");
+        await exited;
+        expect(environ.filter((entry) => entry.startsWith("MALLOC_")), JSON.stringify(env)).to.deep.equal(
+          "MALLOC_ARENA_MAX" in env ? ["MALLOC_ARENA_MAX=2"] : [],
+        );
+      }
+      // only the server commands are re-executed, only on Linux, and never twice
+      const env = { PATH: "/usr/bin" };
+      expect(mallocTuningEnv(["relayer", "start", "--config", configFile], env, "linux")).to.deep.equal({ ...env, ...MALLOC_SETTINGS });
+      expect(mallocTuningEnv(["demo"], env, "linux")).to.deep.equal({ ...env, ...MALLOC_SETTINGS });
+      expect(mallocTuningEnv(["relayer", "check", "--config", configFile], env, "linux")).to.equal(null);
+      expect(mallocTuningEnv(["litellm", "config"], env, "linux")).to.equal(null);
+      expect(mallocTuningEnv(["relayer", "start"], env, "darwin")).to.equal(null);
+      expect(mallocTuningEnv(["relayer", "start"], { ...env, ...MALLOC_SETTINGS }, "linux")).to.equal(null);
     } finally {
       await dropPrefix(redis, prefix);
       redis.disconnect();
