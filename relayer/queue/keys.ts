@@ -27,6 +27,9 @@
  */
 import type { UnbillableReason } from "./unbillable.js";
 
+/** The rows key of a chunk is its hash's key with this suffix (the scripts derive it the same way). */
+export const CHUNK_ROWS_SUFFIX = ":rows";
+
 export const RECEIPTS_JOB_NAME = "receipts";
 
 export function receiptQueueName(chain: string): string {
@@ -79,6 +82,10 @@ export class IngestKeys {
   }
   chunk(chunkId: string): string {
     return `${this.tag}:chunk:${chunkId}`;
+  }
+  /** a chunk's receipts (rows under a header) on the single layout: a string of its own, see scripts.ts */
+  chunkRows(chunkId: string): string {
+    return `${this.chunk(chunkId)}${CHUNK_ROWS_SUFFIX}`;
   }
   pending(chain: string): string {
     return `${this.tag}:pending:${chain}`;

@@ -11,7 +11,7 @@ import { type PreparedSubmissions, prepareSubmissions } from "./prepared.js";
 import { isCluster, type RedisClient, scanKeys } from "./redis-connection.js";
 import type { Receipt, ReceiptBody } from "./receipt.js";
 import { readReceiptRows } from "./receipt-rows.js";
-import { withIngestScripts, type IngestRedis } from "./scripts.js";
+import { CHUNK_ROWS_MARKER, withIngestScripts, type IngestRedis } from "./scripts.js";
 import { UNBILLABLE_REASONS, type UnbillableBody, type UnbillableReason, type UnbillableRecord } from "./unbillable.js";
 
 export interface SubmissionBase {
@@ -179,6 +179,12 @@ function unbillableOf(value: string | null): UnbillableRecord | null {
   return start === -1 ? null : (JSON.parse(value.slice(start + 1)) as UnbillableRecord);
 }
 
+/**
+ * How long a chunk's rows key lives until its submit script claims it (the script runs right after the SET; a
+ * process that dies between the two leaves the rows to expire, and nothing was recorded).
+ */
+const ROWS_UNCLAIMED_TTL_MS = 10 * 60 * 1000;
+
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -298,15 +304,23 @@ export class ReceiptStore {
       this.keys.conflicts,
       ...UNBILLABLE_REASONS,
     ];
-    chains.forEach(({ chain, receipts }, index) => {
+    chains.forEach(({ chain }, index) => {
       keys.push(this.keys.pending(chain), this.keys.chunk(chunkIds[index]!));
-      args.push(chain, chunkIds[index]!, asBuffer(receipts));
+      args.push(chain, chunkIds[index]!, "");
     });
     args.push(asBuffer(prepared.packed));
 
     let reply: string;
     try {
-      reply = await this.redis.agentgptIngestSubmit(keys.length, ...keys, ...args);
+      // Each chain's receipts go in by a plain SET, sent just before the script on the same connection (Redis keeps
+      // a SET's argument as the value, where a script's would be copied twice; see scripts.ts). The script refuses
+      // when one is missing; a SET whose script never ran expires.
+      const rows = chains.map(({ receipts }, index) => this.redis.set(this.keys.chunkRows(chunkIds[index]!), asBuffer(receipts), "PX", ROWS_UNCLAIMED_TTL_MS));
+      const submitted = this.redis.agentgptIngestSubmit(keys.length, ...keys, ...args);
+      const settled = await Promise.allSettled([...rows, submitted]);
+      const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
+      reply = await submitted;
     } catch (error) {
       throw asQueueError(error, "record receipts");
     }
@@ -509,13 +523,17 @@ export class ReceiptStore {
    */
   async readChunk(chunkId: string): Promise<Receipt[] | null> {
     let fields: Array<string | null>;
+    let rows: string | null;
     try {
       await this.checkLayout();
-      fields = await this.redis.hmget(this.layout.ofChunk(chunkId).chunk(chunkId), "r", "m", "d");
+      const keys = this.layout.ofChunk(chunkId);
+      // one round trip: the hash and, on the single layout, the rows key (both in the chunk's slot)
+      [fields, rows] = await Promise.all([this.redis.hmget(keys.chunk(chunkId), "r", "m", "d"), this.redis.get(keys.chunkRows(chunkId))]);
     } catch (error) {
       throw asQueueError(error, "read a chunk");
     }
-    const [text, mask, derived] = fields;
+    const [stored, mask, derived] = fields;
+    const text = stored === CHUNK_ROWS_MARKER ? rows : stored;
     if (text === null || text === undefined || mask === null || mask === undefined) return null;
     const all = readReceiptRows(text);
     const suffixes = new Map<number, string>();

@@ -18,20 +18,29 @@
  * where <fp> is the 16-hex-digit fingerprint and <start ms> may be empty (no start time given).
  *
  * A chunk is a hash: `r` every receipt submitted for its chain in that call, as rows under a header (ids = keys; see
- * receipt-rows.ts),
- * `m` one character per element (1 accepted, 2 accepted under a derived id, 0 duplicate or conflict), `d` the id
+ * receipt-rows.ts), or, on the single layout, the marker "@rows": the rows are then the string `<chunk key>:rows`,
+ * written by a plain SET just before the submit script (Redis keeps a SET's argument as the value; a script's argument
+ * is copied into Lua and again into the hash: for the 270 KB of a 512-log POST that was a millisecond of Redis CPU, a
+ * fifth of its work per POST). An earlier reader takes the marker for rows, fails to parse it and retries: it never
+ * reads such a chunk as empty. `m` one character per element (1 accepted, 2 accepted under a derived id, 0 duplicate or conflict), `d` the id
  * suffixes of the "2" elements ("<index>:<start ms>,..."). Readers keep the accepted elements
  * (ReceiptStore.readChunk). Building the array once in JavaScript keeps per-receipt work in Redis to one SET.
  */
 import type { Result } from "ioredis";
 
+import { CHUNK_ROWS_SUFFIX } from "./keys.js";
 import type { RedisClient } from "./redis-connection.js";
+
+/** A chunk hash's `r` when its receipts are in `<chunk key>:rows` (see above). Not JSON, on purpose. */
+export const CHUNK_ROWS_MARKER = "@rows";
 
 /**
  * submit
  * KEYS: [1] stats hash; [2 .. 1+R] unbillable index per reason (ARGV reason order); per chain: pending zset, chunk hash
  * ARGV: [1] now (ms) [2] ttl (s) [3] R [4] C [5] N [6] prefix of dedupe keys ("{p:ingest}:seen:") [7] conflicts
- *       zset; R reason names; per chain: name, chunk id, receipts JSON; then the N entries packed into one string,
+ *       zset; R reason names; per chain: name, chunk id, "" (not staged: the receipts are in `<chunk key>:rows`, set
+ *       with a short TTL just before; the script refuses, writing nothing, when one is missing, makes it permanent when
+ *       the chunk holds an accepted receipt and deletes it otherwise); then the N entries packed into one string,
  *       each `<kind><group>,<key bytes>,<body bytes>,<start ms>,<fingerprint><key><body>` (see prepared.ts
  *       packEntry): kind q or u, group the chain or reason number (1-based), start ms possibly empty, body "" for q
  *       and for u the record JSON without its opening "{" (the script puts the id in front).
@@ -70,6 +79,14 @@ local chainArg = 7 + R
 local chainKey = 1 + R
 local packed = ARGV[chainArg + 3 * C + 1]
 local p = 1
+-- not staged: each chain's receipts were set at <chunk key>:rows just before; without them nothing is written
+local rowsKey = {}
+if not staged then
+  for c = 1, C do
+    rowsKey[c] = KEYS[chainKey + 2 * c] .. '${CHUNK_ROWS_SUFFIX}'
+    if redis.call('EXISTS', rowsKey[c]) == 0 then return redis.error_reply('NOROWS the receipts of chunk ' .. ARGV[chainArg + 3 * c - 1] .. ' are not in Redis') end
+  end
+end
 local masks, derived, accepted, decoded = {}, {}, {}, {}
 for c = 1, C do masks[c] = {}; derived[c] = {}; accepted[c] = 0 end
 local out = {}
@@ -189,7 +206,7 @@ for i = 0, N - 1 do
       local other
       if kind == 'q' then
         -- the receipt as an object: its row (after the header row) named by the header
-        if decoded[group] == nil then decoded[group] = cjson.decode(ARGV[chainArg + 3 * group]) end
+        if decoded[group] == nil then decoded[group] = cjson.decode(redis.call('GET', rowsKey[group])) end
         local header, row, element = decoded[group][1], decoded[group][#masks[group] + 2], {}
         for f = 1, #header do element[header[f]] = row[f] end
         element['id'] = id
@@ -225,9 +242,11 @@ for i = 0, N - 1 do
   out[i + 1] = outcome .. form
 end
 for c = 1, C do
+  if not staged and accepted[c] == 0 then redis.call('DEL', rowsKey[c]) end
   if accepted[c] > 0 and not staged then
     local chain, chunk = ARGV[chainArg + 3 * c - 2], ARGV[chainArg + 3 * c - 1]
-    redis.call('HSET', KEYS[chainKey + 2 * c], 'r', ARGV[chainArg + 3 * c], 'm', table.concat(masks[c]), 'd', table.concat(derived[c], ','))
+    redis.call('PERSIST', rowsKey[c])
+    redis.call('HSET', KEYS[chainKey + 2 * c], 'r', '${CHUNK_ROWS_MARKER}', 'm', table.concat(masks[c]), 'd', table.concat(derived[c], ','))
     redis.call('ZADD', KEYS[chainKey + 2 * c - 1], now, chunk)
     redis.call('HINCRBY', KEYS[1], 'queued:' .. chain, accepted[c])
     redis.call('HINCRBY', KEYS[1], 'chunks:' .. chain, 1)
@@ -247,11 +266,12 @@ return table.concat(out)
 `;
 
 /**
- * ack: the consumer has the chunk durably; forget it.
+ * ack: the consumer has the chunk durably; forget it (and its rows key, on the single layout).
  * KEYS: [1] chunk [2] pending zset [3] stats. ARGV: [1] chunk id [2] chain. Returns 1 if the chunk existed.
  */
 const ACK = `
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1] .. '${CHUNK_ROWS_SUFFIX}')
 if redis.call('DEL', KEYS[1]) == 1 then
   redis.call('HINCRBY', KEYS[3], 'acked:' .. ARGV[2], 1)
   return 1

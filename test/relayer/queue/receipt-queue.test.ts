@@ -12,6 +12,7 @@ import {
   createReceiptWorker,
   createWorkerRedis,
   IngestKeys,
+  prepareSubmissions,
   QueueUnavailableError,
   RECEIPT_BODY_FIELDS,
   readReceiptRows,
@@ -22,7 +23,9 @@ import {
   type RedisClient,
   type Submission,
   type UnbillableBody,
+  UNBILLABLE_REASONS,
 } from "../../../relayer/queue/index.js";
+import { CHUNK_ROWS_MARKER } from "../../../relayer/queue/scripts.js";
 import { dropPrefix, REDIS_URL, testRedis, uniquePrefix } from "../../helpers/redis.js";
 import { TcpProxy } from "./tcp-proxy.js";
 
@@ -129,7 +132,9 @@ describe("relayer/queue ReceiptQueue", function () {
   it("keeps a chunk's receipts as rows under one header (field names once per chunk), and still reads a chunk of receipt objects", async function () {
     const result = await queue.add([receiptSubmission("r1", "arbitrum", 100), receiptSubmission("r2", "arbitrum", 200)]);
     const chunkId = result.chunks[0]!.chunkId;
-    const stored = (await redis.hget(new IngestKeys(prefix).chunk(chunkId), "r"))!;
+    // on the single layout the hash holds a marker and the rows are a string of their own (see scripts.ts)
+    expect(await redis.hget(new IngestKeys(prefix).chunk(chunkId), "r")).to.equal(CHUNK_ROWS_MARKER);
+    const stored = (await redis.get(new IngestKeys(prefix).chunkRows(chunkId)))!;
     const rows = JSON.parse(stored) as unknown[][];
     expect(rows[0]).to.deep.equal(["id", ...RECEIPT_BODY_FIELDS]);
     expect(rows.slice(1).map((row) => row[0])).to.deep.equal(["r1", "r2"]);
@@ -150,6 +155,41 @@ describe("relayer/queue ReceiptQueue", function () {
     const value = { id: "other-order", ...body("arbitrum", 9) } as Record<string, unknown>;
     expect(readReceiptRows(JSON.stringify([reordered, reordered.map((field) => value[field])]))).to.deep.equal([value]);
     expect(() => readReceiptRows(JSON.stringify([["id", "v"], ["x"]]))).to.throw(/row 1 .* 2 values/);
+  });
+
+  it("keeps a chunk's rows key while the chunk is pending (no TTL), drops it with the chunk, and leaves none for a chunk of duplicates", async function () {
+    const keys = new IngestKeys(prefix);
+    const first = await queue.add([receiptSubmission("k1", "arbitrum", 10), receiptSubmission("k2", "arbitrum", 20)]);
+    const chunkId = first.chunks[0]!.chunkId;
+    expect(await redis.pttl(keys.chunkRows(chunkId))).to.equal(-1);
+    // the same calls again: no chunk, and no rows key left behind (only the first POST's keys are there)
+    const again = await queue.add([receiptSubmission("k1", "arbitrum", 10), receiptSubmission("k2", "arbitrum", 20)]);
+    expect(again.chunks).to.deep.equal([]);
+    expect(await redis.keys(`${keys.chunk("")}*`)).to.have.members([keys.chunk(chunkId), keys.chunkRows(chunkId)]);
+    expect(await queue.store.ack("arbitrum", chunkId)).to.equal(true);
+    expect(await redis.exists(keys.chunk(chunkId), keys.chunkRows(chunkId))).to.equal(0);
+    expect(await queue.store.readChunk(chunkId)).to.equal(null);
+    // an earlier reader takes the marker for rows and fails loudly: it never reads such a chunk as empty
+    expect(() => readReceiptRows(CHUNK_ROWS_MARKER)).to.throw(SyntaxError);
+  });
+
+  it("the submit script writes nothing when a chunk's rows key is missing (its SET failed or expired)", async function () {
+    const keys = new IngestKeys(prefix);
+    const store = queue.store;
+    const [part] = prepareSubmissions([receiptSubmission("lost-rows", "arbitrum", 10)]);
+    const chunkId = "arbitrum-test-norows";
+    const scriptKeys = [keys.stats, ...UNBILLABLE_REASONS.map((reason) => keys.reasonIndex(reason)), keys.pending("arbitrum"), keys.chunk(chunkId)];
+    const args = [Date.now(), 3600, UNBILLABLE_REASONS.length, 1, 1, keys.seen(""), keys.conflicts, ...UNBILLABLE_REASONS, "arbitrum", chunkId, "", Buffer.from(part!.packed)];
+    const refused = await store.redis.agentgptIngestSubmit(scriptKeys.length, ...scriptKeys, ...args).then(
+      () => null,
+      (error: Error) => error,
+    );
+    expect(refused?.message).to.match(/NOROWS .*arbitrum-test-norows/);
+    expect(await redis.keys(`${prefix}*`)).to.deep.equal([]);
+    // with the rows key set first, the same call records the receipt
+    await redis.set(keys.chunkRows(chunkId), Buffer.from(part!.chains[0]!.receipts), "PX", 60_000);
+    expect(await store.redis.agentgptIngestSubmit(scriptKeys.length, ...scriptKeys, ...args)).to.equal("Qb");
+    expect(await store.readChunk(chunkId)).to.have.length(1);
   });
 
   it("records one chunk per chain and one job per chunk; readChunk returns exactly the accepted receipts", async function () {
