@@ -273,6 +273,25 @@ describe("JsonScanner: reads only the picked fields, accepts exactly what JSON.p
     }
   });
 
+  it("builds numbers as JSON.parse does: integers up to 2^53 scaled by 10^-22 to 10^22, and others", function () {
+    const random = prng(15);
+    const int = (below: number) => Math.floor(random() * below);
+    const digits = (length: number) => Array.from({ length }, () => int(10)).join("");
+    // the edges: 2^53 (an odd mantissa above it is rounded before it is scaled), 10^22 and 10^23 either way, -0, the
+    // smallest and largest doubles, and then numbers of up to 39 digits with exponents around 22
+    const numbers = ["0", "-0", "-0.0e-5", "9007199254740991", "9007199254740992", "9007199254740993", "-9007199254740993", "900719925474099.3", "9007199254740993e1", "90071992547409.93", "9007199254.740993", "1e22", "1e23", "3e23", "7e-22", "7e-23", "123456789012345e22", "0.30000000000000004", "5e-324", "1.7976931348623157e308", "1e400", "1796369007.679000", "7.569460868835449", "1E+2", "1e-0"];
+    for (let i = 0; i < 20_000; i++) {
+      const integer = int(4) === 0 ? "0" : `${1 + int(9)}${digits(int(19))}`;
+      const fraction = int(2) === 0 ? "" : `.${digits(1 + int(19))}`;
+      const exponent = int(2) === 0 ? "" : `${int(2) === 0 ? "e" : "E"}${["", "+", "-"][int(3)]}${int(8) === 0 ? digits(1 + int(3)) : 15 + int(12)}`;
+      numbers.push(`${int(2) === 0 ? "-" : ""}${integer}${fraction}${exponent}`);
+    }
+    for (let at = 0; at < numbers.length; at += 100) {
+      const text = `[${numbers.slice(at, at + 100).join(",")}]`;
+      expect(scanned(scanner, text), text).to.deep.equal(expected(text, PICK));
+    }
+  });
+
   it("keeps the last of repeated keys and reads escaped key names, as JSON.parse does", function () {
     const text = '{"id":"first","i\\u0064":"second","metadata":{"id":1},"metadata":{"user_api_key_alias":"k"}}';
     expect(scanned(scanner, text)).to.deep.equal({ ok: true, value: { id: "second", metadata: { user_api_key_alias: "k" } } });
