@@ -132,6 +132,38 @@ class Generator {
 
 const PICK: FieldPick = { id: true, model: true, metadata: { user_api_key_alias: true, id: true }, "": true };
 
+/**
+ * `bytes` as a Buffer at byte `offset` of a larger ArrayBuffer (or SharedArrayBuffer, as the parse workers get)
+ * whose other bytes are string content up to a quote at its very end: a reader that strays past its buffer's end
+ * reads on to that quote, as it would into the stale bytes of reused storage.
+ */
+function placed(bytes: Uint8Array, offset: number, shared = false): Buffer {
+  const storage = shared ? new SharedArrayBuffer(offset + bytes.length + 8) : new ArrayBuffer(offset + bytes.length + 8);
+  const all = new Uint8Array(storage).fill(0x61);
+  all[all.length - 1] = 0x22;
+  all.set(bytes, offset);
+  return Buffer.from(storage, offset, bytes.length);
+}
+
+/** Where each reader meets a string: a picked value, a skipped value, a key at the picked level, a key in a skipped object. */
+const ROLES: ReadonlyArray<readonly [string, string]> = [
+  ['{"id":', "}"],
+  ['{"messages":', "}"],
+  ["{", ":1}"],
+  ['{"messages":{', ":1}}"],
+];
+
+/** The text `{before}"{content}"{after}` as bytes (content is raw bytes: bytes >= 0x80 need not be valid UTF-8). */
+function quoted(before: string, content: readonly number[], after: string): Buffer {
+  return Buffer.concat([Buffer.from(`${before}"`, "latin1"), Buffer.from(content), Buffer.from(`"${after}`, "latin1")]);
+}
+
+/** Plain string bytes at the edges of the word tests: around 0x20, 0x22 and 0x5c, and bytes >= 0x80 (some of them 0x22 or 0x5c plus 0x80). */
+const PLAIN_BYTES = [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x61, 0x7f, 0x80, 0x9f, 0xa0, 0xa2, 0xc3, 0xdc, 0xdd, 0xe0, 0xff];
+
+/** What ends a string's plain bytes: control bytes, a quote, and escapes (a bad one last). */
+const STOPS: ReadonlyArray<readonly number[]> = [[0x00], [0x01], [0x09], [0x0a], [0x1f], [0x22], [0x5c, 0x22], [0x5c, 0x5c], [0x5c, 0x6e], [0x5c, 0x75, 0x30, 0x30, 0x65, 0x39], [0x5c, 0x78]];
+
 describe("JsonScanner: reads only the picked fields, accepts exactly what JSON.parse accepts", function () {
   const scanner = new JsonScanner(PICK);
 
@@ -186,6 +218,77 @@ describe("JsonScanner: reads only the picked fields, accepts exactly what JSON.p
     for (const [text, at] of cases) {
       expect(() => JSON.parse(text), text).to.throw(SyntaxError);
       expect(scanner.scan(Buffer.from(text, "utf8")), JSON.stringify(text)).to.deep.equal({ ok: false, at });
+    }
+  });
+
+  it("stops at a quote, a backslash or a control byte at each byte of a word, next to bytes >= 0x80, at every offset of the buffer", function () {
+    const random = prng(13);
+    const plain = () => PLAIN_BYTES[Math.floor(random() * PLAIN_BYTES.length)]!;
+    for (let offset = 0; offset < 4; offset++) {
+      for (const [before, after] of ROLES) {
+        for (let lead = 0; lead < 8; lead++) {
+          for (const stop of STOPS) {
+            const content = [...Array.from({ length: lead }, plain), ...stop, plain(), plain(), plain()];
+            const bytes = quoted(before, content, after);
+            const result = scanner.scan(placed(bytes, offset));
+            const text = bytes.toString("utf8");
+            expect(result.ok ? { ok: true, value: result.value } : { ok: false }, JSON.stringify(text)).to.deep.equal(expected(text, PICK));
+            // a control byte is refused where it is, not a word later
+            if (stop[0]! < 0x20) expect(result, JSON.stringify(text)).to.deep.equal({ ok: false, at: before.length + 1 + lead });
+          }
+        }
+      }
+    }
+  });
+
+  it("reads generated strings of plain bytes, bytes >= 0x80 and escapes as JSON.parse does, in buffers at any offset", function () {
+    const random = prng(14);
+    const int = (below: number) => Math.floor(random() * below);
+    for (let i = 0; i < 20_000; i++) {
+      const content: number[] = [];
+      const length = int(40);
+      while (content.length < length) {
+        if (int(12) === 0) content.push(...STOPS[int(STOPS.length)]!);
+        else content.push(int(2) === 0 ? PLAIN_BYTES[int(PLAIN_BYTES.length)]! : 0x20 + int(0xe0));
+      }
+      const [before, after] = ROLES[int(ROLES.length)]!;
+      const bytes = quoted(before, content, after);
+      const result = scanner.scan(placed(bytes, int(8), int(4) === 0));
+      const text = bytes.toString("utf8");
+      expect(result.ok ? { ok: true, value: result.value } : { ok: false }, JSON.stringify(text)).to.deep.equal(expected(text, PICK));
+    }
+  });
+
+  it("reads only its buffer's bytes: a string that ends with the buffer, or is still open there", function () {
+    for (let offset = 0; offset < 4; offset++) {
+      for (let length = 0; length < 13; length++) {
+        const content = PLAIN_BYTES.slice(0, length);
+        const string = quoted("", content, "");
+        expect(scanner.scan(placed(string, offset)), `${length} bytes at ${offset}`).to.deep.equal({ ok: true, value: string.toString("utf8", 1, string.length - 1) });
+        for (const before of ['"', '["', '{"id":"', '{"messages":"', '{"', '{"messages":{"']) {
+          const open = Buffer.concat([Buffer.from(before, "latin1"), Buffer.from(content)]);
+          expect(scanner.scan(placed(open, offset, offset === 3)), `${before} and ${length} bytes at ${offset}`).to.deep.equal({ ok: false, at: open.length });
+        }
+      }
+    }
+  });
+
+  it("builds numbers as JSON.parse does: integers up to 2^53 scaled by 10^-22 to 10^22, and others", function () {
+    const random = prng(15);
+    const int = (below: number) => Math.floor(random() * below);
+    const digits = (length: number) => Array.from({ length }, () => int(10)).join("");
+    // the edges: 2^53 (an odd mantissa above it is rounded before it is scaled), 10^22 and 10^23 either way, -0, the
+    // smallest and largest doubles, and then numbers of up to 39 digits with exponents around 22
+    const numbers = ["0", "-0", "-0.0e-5", "9007199254740991", "9007199254740992", "9007199254740993", "-9007199254740993", "900719925474099.3", "9007199254740993e1", "90071992547409.93", "9007199254.740993", "1e22", "1e23", "3e23", "7e-22", "7e-23", "123456789012345e22", "0.30000000000000004", "5e-324", "1.7976931348623157e308", "1e400", "1796369007.679000", "7.569460868835449", "1E+2", "1e-0"];
+    for (let i = 0; i < 20_000; i++) {
+      const integer = int(4) === 0 ? "0" : `${1 + int(9)}${digits(int(19))}`;
+      const fraction = int(2) === 0 ? "" : `.${digits(1 + int(19))}`;
+      const exponent = int(2) === 0 ? "" : `${int(2) === 0 ? "e" : "E"}${["", "+", "-"][int(3)]}${int(8) === 0 ? digits(1 + int(3)) : 15 + int(12)}`;
+      numbers.push(`${int(2) === 0 ? "-" : ""}${integer}${fraction}${exponent}`);
+    }
+    for (let at = 0; at < numbers.length; at += 100) {
+      const text = `[${numbers.slice(at, at + 100).join(",")}]`;
+      expect(scanned(scanner, text), text).to.deep.equal(expected(text, PICK));
     }
   });
 
