@@ -22,8 +22,8 @@
  * written by a plain SET just before the submit script (Redis keeps a SET's argument as the value; a script's argument
  * is copied into Lua and again into the hash: for the 270 KB of a 512-log POST that was 1.5 ms of the script's 3.8, and
  * 0.8 ms of Redis CPU per POST). An earlier reader takes the marker for rows, fails to parse it and retries: it never
- * reads such a chunk as empty. `m` one character per element (1 accepted, 2 accepted under a derived id, 0 duplicate or conflict), `d` the id
- * suffixes of the "2" elements ("<index>:<start ms>,..."). Readers keep the accepted elements
+ * reads such a chunk as empty. `m` one character per element (1 accepted, 2 accepted under a derived id, 0 duplicate
+ * or conflict), `d` the id suffixes of the "2" elements ("<index>:<start ms>,..."). Readers keep the accepted elements
  * (ReceiptStore.readChunk). Building the array once in JavaScript keeps per-receipt work in Redis to one SET.
  */
 import type { Result } from "ioredis";
