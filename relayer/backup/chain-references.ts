@@ -9,6 +9,7 @@ import { JsonRpcProvider, Network, getAddress } from "ethers";
 
 import { loadDeployment } from "../chain/deployment.js";
 import { redactUrl } from "../chain/networks.js";
+import { askChainId } from "../chain/provider.js";
 import type { ChainConfig } from "../config/index.js";
 import { BlockClock } from "../disputes/block-clock.js";
 import { openDisputeChain, type DisputeChain } from "../disputes/dispute-chain.js";
@@ -79,18 +80,6 @@ export async function openBackupChain(config: ChainConfig, options: OpenChainOpt
     };
   }
   throw new BackupError("NO_CHAIN", `chains.${config.name}: no RPC URL answers: ${failures.join("; ")}`);
-}
-
-async function askChainId(url: string, timeoutMs: number): Promise<number> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const body = (await response.json().catch(() => undefined)) as { result?: unknown } | undefined;
-  if (!response.ok || typeof body?.result !== "string") throw new Error(`HTTP ${response.status}, no eth_chainId answer`);
-  return Number(BigInt(body.result));
 }
 
 /** The head block the references are read at. */

@@ -96,3 +96,19 @@ async function fetchChainId(url: string, rpcLabel: string, timeoutMs: number): P
   }
   return Number(BigInt(body.result));
 }
+
+/**
+ * The chain id `url` serves (eth_chainId over plain fetch, before a provider is made), within `timeoutMs`. Throws a
+ * plain Error (unreachable, HTTP error, no answer) for callers that try several URLs and report each.
+ */
+export async function askChainId(url: string, timeoutMs: number): Promise<number> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const body = (await response.json().catch(() => undefined)) as { result?: unknown } | undefined;
+  if (!response.ok || typeof body?.result !== "string") throw new Error(`HTTP ${response.status}, no eth_chainId answer`);
+  return Number(BigInt(body.result));
+}

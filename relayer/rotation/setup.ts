@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 
 import { loadDeployment } from "../chain/deployment.js";
 import { redactUrl, redactUrls } from "../chain/networks.js";
+import { askChainId } from "../chain/provider.js";
 import type { RelayerConfig, RotationConfig } from "../config/index.js";
 import { KeyError } from "../keys/errors.js";
 import { useNativeScrypt } from "../keys/native-scrypt.js";
@@ -172,15 +173,7 @@ export async function firstAnsweringRpc(
   const failures: string[] = [];
   for (const url of urls) {
     try {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-        signal: AbortSignal.timeout(5000),
-      });
-      const body = (await response.json()) as { result?: unknown };
-      if (typeof body.result !== "string") throw new Error("no eth_chainId in its answer");
-      const chainId = Number(BigInt(body.result));
+      const chainId = await askChainId(url, 5000);
       if (expectedChainId !== undefined && chainId !== expectedChainId) throw new Error(`it serves chain id ${chainId}, not ${expectedChainId}`);
       if (failures.length > 0) logger?.warn({ chain, url: redactUrl(url), skipped: failures }, "rotation: an earlier RPC URL of this chain did not answer; the rotator sends through this one");
       return { url, chainId };
