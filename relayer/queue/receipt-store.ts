@@ -527,8 +527,12 @@ export class ReceiptStore {
     try {
       await this.checkLayout();
       const keys = this.layout.ofChunk(chunkId);
-      // one round trip: the hash and, on the single layout, the rows key (both in the chunk's slot)
-      [fields, rows] = await Promise.all([this.redis.hmget(keys.chunk(chunkId), "r", "m", "d"), this.redis.get(keys.chunkRows(chunkId))]);
+      // one round trip: the hash and, on the single layout, the rows key (both in the chunk's slot); a Cluster's
+      // chunks hold their rows in the hash (STAGE writes them there)
+      [fields, rows] = await Promise.all([
+        this.redis.hmget(keys.chunk(chunkId), "r", "m", "d"),
+        this.layout.sharded ? Promise.resolve(null) : this.redis.get(keys.chunkRows(chunkId)),
+      ]);
     } catch (error) {
       throw asQueueError(error, "read a chunk");
     }
