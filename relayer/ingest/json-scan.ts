@@ -449,7 +449,7 @@ for (let power = 0; power < 23; power++) EXACT_POWERS[power] = Number(`1e${power
  * Number took some 0.1 µs a number, a tenth of the scan of a 512-log body, and a LiteLLM log's numbers (token counts,
  * costs, times such as 1796369007.679000) are integers below 2^53 times 10^k with |k| <= 22: both factors are exact
  * doubles, so one multiplication or division, rounded once, gives the correctly rounded value, which Number gives too
- * (Clinger's fast path). Other numbers, and -Infinity (read with nonFinite), are left to Number.
+ * (Clinger's fast path). Other numbers are left to Number.
  */
 function numberAt(bytes: Buffer, pos: number, end: number): number {
   let i = pos;
@@ -487,13 +487,28 @@ function whole(bytes: Buffer, pos: number): Read {
     if (end > 0) return { value: bytes.toString("utf8", pos + 1, end - 1), end };
     return { value: JSON.parse(bytes.toString("utf8", pos, -end)), end: -end };
   }
+  const hitsBefore = nonFiniteAt.length;
   const end = skipValue(bytes, pos);
+  // NaN, Infinity and -Infinity (read only with nonFinite) are built as null, all three alike
+  if (first === MINUS && bytes[pos + 1] === 0x49) return { value: null, end };
   if (first === MINUS || DIGIT[first!] === 1) return { value: numberAt(bytes, pos, end), end };
-  if (first === 0x4e || first === 0x49) return { value: null, end }; // NaN, Infinity (read only with nonFinite)
+  if (first === 0x4e || first === 0x49) return { value: null, end };
   if (first === 0x6e) return { value: null, end };
   if (first === 0x74) return { value: true, end };
   if (first === 0x66) return { value: false, end };
-  return { value: JSON.parse(bytes.toString("utf8", pos, end)), end };
+  // an object or array: JSON.parse builds it, with any NaN, Infinity or -Infinity inside made null first
+  const text = nonFiniteAt.length === hitsBefore ? bytes.toString("utf8", pos, end) : withNulls(bytes, pos, end, nonFiniteAt.slice(hitsBefore));
+  return { value: JSON.parse(text), end };
+}
+
+/** bytes[pos, end) as text, with the NaN, Infinity and -Infinity tokens at offsets `hits` (in order) written as null. */
+function withNulls(bytes: Buffer, pos: number, end: number, hits: readonly number[]): string {
+  let text = "";
+  for (const hit of hits) {
+    text += `${bytes.toString("utf8", pos, hit)}null`;
+    pos = hit + (bytes[hit] === MINUS ? 9 : bytes[hit] === 0x4e ? 3 : 8);
+  }
+  return text + bytes.toString("utf8", pos, end);
 }
 
 /**

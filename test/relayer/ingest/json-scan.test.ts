@@ -297,6 +297,28 @@ describe("JsonScanner: reads only the picked fields, accepts exactly what JSON.p
     expect(scanned(scanner, text)).to.deep.equal({ ok: true, value: { id: "second", metadata: { user_api_key_alias: "k" } } });
   });
 
+  it("with nonFinite, builds picked NaN, Infinity and -Infinity alike (as null) and reports where each is", function () {
+    const reader = new JsonScanner(PICK, { nonFinite: true });
+    const text = '[{"id":NaN,"model":"m"},{"id":Infinity},{"id":-Infinity,"metadata":{"id":-Infinity}},{"model":[NaN,-Infinity]},{"id":-1.5}]';
+    const result = reader.scan(Buffer.from(text, "utf8"));
+    expect(result.ok).to.equal(true);
+    if (!result.ok) return;
+    expect(result.value).to.deep.equal([{ id: null, model: "m" }, { id: null }, { id: null, metadata: { id: null } }, { model: [null, null] }, { id: -1.5 }]);
+    expect(result.nonFinite?.map((hit) => [hit.index, text.slice(hit.at, hit.at + 4)])).to.deep.equal([
+      [0, "NaN,"],
+      [1, "Infi"],
+      [2, "-Inf"],
+      [2, "-Inf"],
+      [3, "NaN,"],
+      [3, "-Inf"],
+    ]);
+    // inside a value built whole, the tokens become null and a string that spells one stays a string
+    const inner = reader.scan(Buffer.from('{"model":{"a":"NaN","b":[Infinity,{"c":-Infinity}],"d":"é-Infinity"}}', "utf8"));
+    expect(inner).to.deep.include({ ok: true, value: { model: { a: "NaN", b: [null, { c: null }], d: "é-Infinity" } } });
+    // without nonFinite, each of them is not JSON
+    for (const token of ["NaN", "Infinity", "-Infinity"]) expect(scanned(scanner, `{"id":${token}}`).ok, token).to.equal(false);
+  });
+
   it("skips a document nested a hundred thousand deep without overflowing the stack", function () {
     const deep = `{"messages":${"[".repeat(100_000)}${"]".repeat(100_000)},"id":"x"}`;
     expect(scanned(scanner, deep)).to.deep.equal({ ok: true, value: { id: "x" } });

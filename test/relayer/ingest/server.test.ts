@@ -334,6 +334,21 @@ describe("relayer/ingest POST /litellm/spend", function () {
     expect(ids.slice(0, 2)).to.deep.equal([b["id"], c["id"]]);
   });
 
+  it("refuses only the entry when NaN or -Infinity sits inside an object billing reads whole (metadata a client sets)", async function () {
+    ingest = await startTestIngest();
+    const [a, b, c] = [call(), call({}, { requester_metadata: { score: 0.5, tags: ["x"] } }), call({ usage: { prompt_tokens: 1 } })];
+    const body = JSON.stringify([a, b, c]).replace('"score":0.5', '"score":NaN').replace('{"prompt_tokens":1}', '{"prompt_tokens":-Infinity}');
+    const reply = await ingest.post(body);
+    expect(reply.status).to.equal(200);
+    expect(reply.body).to.deep.include({ received: 3, queued: 1 });
+    expect(reply.body.invalid.map((entry: { index: number; reason: string }) => [entry.index, entry.reason.split(":")[0]])).to.deep.equal([
+      [1, "metadata.requester_metadata.score"],
+      [2, "usage.prompt_tokens"],
+    ]);
+    const ids = (await queueContents(ingest.runtime.queue)).receipts["arbitrum"]!.map((receipt) => receipt.id);
+    expect(ids).to.deep.equal([a["id"]]);
+  });
+
   it("records a body once when the reply was lost (crash between accept and reply) and LiteLLM sends it again", async function () {
     const prefix = uniquePrefix("ingest");
     const config = loadRelayerConfig(writeConfig(prefix), { env: {} });
