@@ -57,7 +57,7 @@ export interface BackfillResult {
   readonly conflicts: number;
   /** cache hits (never billed; LiteLLM gives them ids of their own) */
   readonly skippedCacheHits: number;
-  /** records ingest's parser refuses, with the reason */
+  /** records that cannot be read, or that ingest's parser refuses, with the reason */
   readonly invalid: ReadonlyArray<{ readonly requestId: string; readonly reason: string }>;
   /** ids of the recovered receipts (at most 1000 listed) */
   readonly recoveredIds: readonly string[];
@@ -79,7 +79,8 @@ export async function runBackfill(source: SpendSource, sink: SubmissionSink, ran
   do {
     const page = await source.page(range.fromMs, range.toMs, pageSize, cursor);
     cursor = page.next;
-    read += page.rows.length;
+    read += page.rows.length + page.refused.length;
+    for (const refused of page.refused) invalid.push(refused);
     const submissions: Submission[] = [];
     const receivedAt = now();
     for (const row of page.rows) {

@@ -8,6 +8,7 @@
  * (request_duration_ms, session_id, status) are read as NULL.
  */
 import pg from "pg";
+import type { z } from "zod";
 
 import { BackfillError, errorCode } from "./errors.js";
 import { SpendRecordRow } from "./spend-record.js";
@@ -47,6 +48,11 @@ export interface SpendSourceOptions {
 
 export interface SpendPage {
   readonly rows: SpendRecordRow[];
+  /**
+   * rows that cannot be read as a spend record (spend NaN or Infinity, which a double precision column holds and
+   * no JSON number can), with the reason: listed, never billed, and never a stop to the rows after them
+   */
+  readonly refused: ReadonlyArray<{ readonly requestId: string; readonly reason: string }>;
   /** where the next page starts; null after the last page */
   readonly next: SpendCursor | null;
 }
@@ -60,6 +66,14 @@ export interface SpendCursor {
 /** A timestamp as PostgreSQL `timestamp` text in UTC, as LiteLLM stores it. */
 function pgTime(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace("Z", "");
+}
+
+/** Why a row is not a spend record: the first column at fault, its value and what was expected. */
+function unreadable(error: z.ZodError, row: Record<string, unknown>): string {
+  const issue = error.issues[0];
+  const column = issue === undefined ? "" : issue.path.map(String).join(".");
+  const value = column === "" ? undefined : row[column];
+  return `${column || "row"}: ${typeof value === "number" ? String(value) : JSON.stringify(value) ?? "missing"} cannot be read as a spend record (${issue?.message ?? "not a spend record"})`;
 }
 
 function quote(identifier: string): string {
@@ -131,10 +145,18 @@ export class PgSpendSource {
     } catch (error) {
       throw new BackfillError("query_failed", `reading ${SPEND_LOGS_TABLE} failed (${errorCode(error) ?? "no answer"})`, { cause: error });
     }
-    const rows = result.rows.map((row) => SpendRecordRow.parse(row));
+    const rows: SpendRecordRow[] = [];
+    const refused: Array<{ requestId: string; reason: string }> = [];
+    for (const row of result.rows) {
+      const parsed = SpendRecordRow.safeParse(row);
+      if (parsed.success) rows.push(parsed.data);
+      else refused.push({ requestId: String(row["request_id"]), reason: unreadable(parsed.error, row) });
+    }
+    // the cursor is the last row read, readable or not, so an unreadable row is passed, never read again and again
     const last = result.rows[result.rows.length - 1];
     return {
       rows,
+      refused,
       next: result.rows.length < limit || last === undefined ? null : { startText: String(last["start_text"]), requestId: String(last["request_id"]) },
     };
   }

@@ -182,6 +182,28 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     expect(json.count).to.equal(1);
   });
 
+  it("a spend record it cannot read (spend NaN or Infinity, which PostgreSQL's double precision holds) is listed as invalid; the records after it are still recovered", async function () {
+    ingest = await startTestIngest();
+    const calls = traffic(5).slice(0, 5);
+    // the second and fourth: a cost that LiteLLM's Float column can hold but no JSON number can
+    await litellm.writeSpendLog(calls.map((entry, index) => (index === 1 ? { ...entry, response_cost: Number.NaN } : index === 3 ? { ...entry, response_cost: Number.POSITIVE_INFINITY } : entry)));
+    const source = new PgSpendSource({ url: database.url });
+    try {
+      // pages of two: each unreadable record sits in a page with a readable one, and the cursor must pass it
+      const result = await runBackfill(source, ingest.runtime.queue, RANGE, { builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }), pageSize: 2 });
+      expect(result).to.deep.include({ read: 5, recovered: 3, alreadyReceived: 0, conflicts: 0 });
+      expect(result.invalid.map((entry) => [entry.requestId, entry.reason.split(":")[0]])).to.deep.equal([
+        [calls[1]!["id"], "spend"],
+        [calls[3]!["id"], "spend"],
+      ]);
+      expect(result.invalid[0]!.reason).to.include("NaN");
+    } finally {
+      await source.close();
+    }
+    const receipts = await allReceipts(ingest.runtime.queue);
+    expect(receipts.map((receipt) => receipt.id).sort()).to.deep.equal([calls[0]!["id"], calls[2]!["id"], calls[4]!["id"]].sort());
+  });
+
   it("agentgpt litellm backfill: recovers once, says what it did, and names the fix for bad input", async function () {
     this.timeout(180_000); // five CLI processes
     const prefix = uniquePrefix("backfill-cli");
