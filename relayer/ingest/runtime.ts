@@ -7,13 +7,13 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 
 import type { RelayerConfig } from "../config/index.js";
-import { connectRedis, createProducerRedis, isClusterTarget, ReceiptQueue, type RedisClient } from "../queue/index.js";
+import { connectRedis, createProducerRedis, evictionProblem, isClusterTarget, ReceiptQueue, type RedisClient, RedisSettingsError } from "../queue/index.js";
 import { BearerAuth, collectTokens, TokenError } from "./auth.js";
 import { SubmissionBuilder } from "./build-submission.js";
 import { IngestService } from "./ingest-service.js";
 import { type BatchParser, createBatchParser } from "./parse-pool.js";
 import { IngestMetrics } from "./metrics.js";
-import { ok } from "../telemetry/readiness.js";
+import { failed, ok } from "../telemetry/readiness.js";
 import type { ProcessTelemetry } from "../telemetry/process-telemetry.js";
 import { listenOn } from "./listen.js";
 import { buildIngestServer } from "./server.js";
@@ -56,10 +56,26 @@ export function receiptChains(config: RelayerConfig, builder: SubmissionBuilder)
 }
 
 /** The queue and pricing without the HTTP server (for re-pricing and inspection commands). */
-export async function openReceiptQueue(config: RelayerConfig, logger?: Logger): Promise<{ queue: ReceiptQueue; redis: RedisClient; builder: SubmissionBuilder; close(): Promise<void> }> {
+export async function openReceiptQueue(
+  config: RelayerConfig,
+  logger?: Logger,
+  options: { readonly refuseEviction?: boolean } = {},
+): Promise<{ queue: ReceiptQueue; redis: RedisClient; builder: SubmissionBuilder; close(): Promise<void> }> {
   const builder = SubmissionBuilder.fromConfig(config);
   const redis = createProducerRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs, ...(logger === undefined ? {} : { logger }) });
   await connectRedis(redis, config.redis);
+  if (options.refuseEviction === true) {
+    // an eviction policy would drop dedupe records (a call billed twice) or chunks (receipts lost): refused before
+    // anything is written
+    const eviction = await evictionProblem(redis).catch((error: unknown) => {
+      redis.disconnect();
+      throw error;
+    });
+    if (eviction !== null) {
+      redis.disconnect();
+      throw new RedisSettingsError(eviction);
+    }
+  }
   const queue = new ReceiptQueue({
     connection: redis,
     prefix: config.redis.prefix,
@@ -105,7 +121,7 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
   const logger = options.logger;
   const tokens = ingestTokens(config, options.env ?? process.env);
   const auth = new BearerAuth(tokens);
-  const { queue, redis, close } = await openReceiptQueue(config, logger);
+  const { queue, redis, close } = await openReceiptQueue(config, logger, { refuseEviction: true });
   let parser: BatchParser | undefined;
   let removeCheck: (() => void) | undefined;
   try {
@@ -116,9 +132,11 @@ export async function startIngest(config: RelayerConfig, options: StartIngestOpt
       defaultMetrics: telemetry === undefined && (options.defaultMetrics ?? true),
       ...(telemetry === undefined ? {} : { registry: telemetry.registry }),
     });
+    // an eviction policy set while running is reported on /readyz (openReceiptQueue refused one at start)
     removeCheck = telemetry?.readiness.add("ingest", "redis", async () => {
       await queue.ping(1000);
-      return ok();
+      const problem = await evictionProblem(redis);
+      return problem === null ? ok() : failed(problem);
     });
     parser = await createBatchParser(config, options.parseWorkers ?? config.server.parseWorkers);
     const service = new IngestService({ parser, sink: queue, metrics, ...(logger === undefined ? {} : { logger }) });

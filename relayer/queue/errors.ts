@@ -13,6 +13,12 @@ export class QueueUnavailableError extends Error {
   }
 }
 
+/** Redis runs with a setting that would lose or double-bill receipts (see eviction.ts); the message says what to set. */
+export class RedisSettingsError extends Error {
+  override readonly name = "RedisSettingsError";
+  readonly code = "REDIS_SETTINGS";
+}
+
 /**
  * Redis error replies that mean "not now" rather than "wrong": the first word of the reply is its code. Each is a
  * refusal before the command ran (a script answered with one of them wrote nothing), so the sender's retry is safe.

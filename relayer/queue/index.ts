@@ -1,4 +1,5 @@
 export * from "./errors.js";
+export * from "./eviction.js";
 export * from "./keys.js";
 export * from "./prepared.js";
 export * from "./receipt.js";

@@ -14,7 +14,7 @@ import { pino, type Logger } from "pino";
 
 import { ConfigError, formatOverride, formatTokenAmount, loadRelayerConfig, type RelayerConfig } from "../../config/index.js";
 import { ingestTokens, ListenError, openReceiptQueue, Readiness, repriceUnbillable, startIngest, TokenError } from "../../ingest/index.js";
-import { QueueUnavailableError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
+import { QueueUnavailableError, RedisSettingsError, REPRICEABLE_REASONS, UNBILLABLE_REASONS, type UnbillableReason } from "../../queue/index.js";
 import { ChainError } from "../../chain/errors.js";
 import { dashboardTokens, startDashboard } from "../../dashboard/index.js";
 import { DisputeError } from "../../disputes/index.js";
@@ -169,6 +169,7 @@ export function userFacing(error: unknown, configFile: string): unknown {
   if (error instanceof ArchiveError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof BackfillError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof ListenError) return new UserError(error.message, 2, { cause: error });
+  if (error instanceof RedisSettingsError) return new UserError(error.message, 2, { cause: error });
   if (error instanceof QueueUnavailableError) {
     return new UserError(`${error.message}: start Redis, or fix redis.url in ${configFile} (or REDIS_URL if it uses \${REDIS_URL})`, 3, { cause: error });
   }
