@@ -137,7 +137,8 @@ try {
   }
 
   // ---- phase 2: LiteLLM drops 10 % of its POSTs and logs 2 % of calls twice; the backfill recovers from its records
-  const BASE = 1718035200.412311;
+  // three hours ago: a backfill reads no further back than the dedupe records reach (ingest.dedupe_ttl)
+  const BASE = Math.floor(Date.now() / 1000) - 3 * 3600 + 0.412311;
   const dropLogs: SpendLog[] = Array.from({ length: DROP_CALLS }, (_, i) => {
     const l = spendLog(Math.floor(random() * PAYERS), random() < 0.3 ? "mixtral-8x22b" : "gpt-4-turbo", 20 + Math.floor(random() * 4000), `chaos-${SEED}-litellm`);
     const start = BASE + 60 + i * 0.013;
@@ -185,7 +186,7 @@ try {
   const backfillRun = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["bin/agentgpt.mjs", "litellm", "backfill", "--config", setup.configFile, "--since", "2024-06-10T15:00:00Z", "--until", "2024-06-10T18:00:00Z", "--json"],
+      ["bin/agentgpt.mjs", "litellm", "backfill", "--config", setup.configFile, "--since", new Date((Math.floor(BASE) - 3600) * 1000).toISOString(), "--until", new Date((Math.floor(BASE) + 3600) * 1000).toISOString(), "--json"],
       { env: { ...process.env, LITELLM_DATABASE_URL: litellmDb.url }, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";

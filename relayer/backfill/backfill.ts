@@ -3,10 +3,12 @@
  * submit as a POST from LiteLLM's logger. A call already received is a duplicate (same id and start time, same
  * usage) and costs nothing; a call never received is queued exactly as the logger path would have queued it; a
  * record that disagrees with the log received for the same call is kept as a conflict, never billed twice.
- * Running it again over the same range, or from two processes at once, changes nothing more.
+ * Running it again over the same range, or from two processes at once, changes nothing more. It refuses a range that
+ * starts before the calls whose dedupe records may have expired: those calls may have been billed and forgotten.
  */
 import type { Logger } from "pino";
 
+import { dedupeSafeLookbackMs, formatDurationMs } from "../config/index.js";
 import type { SubmissionBuilder } from "../ingest/build-submission.js";
 import type { SpendLogParse } from "../ingest/spend-log.js";
 import type { Submission, SubmitOutcome } from "../queue/index.js";
@@ -32,6 +34,11 @@ export interface BackfillRange {
 }
 
 export interface BackfillOptions {
+  /**
+   * ingest.dedupe_ttl: a range may not start before the calls whose dedupe records may have expired (see
+   * dedupeSafeLookbackMs), or a call billed and forgotten would be billed again
+   */
+  readonly dedupeTtlMs: number;
   readonly builder: SubmissionBuilder;
   readonly parse: (entry: unknown) => SpendLogParse;
   /** rows per query (default 1000) */
@@ -67,6 +74,15 @@ export async function runBackfill(source: SpendSource, sink: SubmissionSink, ran
   if (!(range.fromMs < range.toMs)) throw new BackfillError("bad_range", `the range is empty: since ${new Date(range.fromMs).toISOString()} is not before until ${new Date(range.toMs).toISOString()}`);
   const pageSize = options.pageSize ?? 1000;
   const now = options.now ?? Date.now;
+  const horizon = now() - dedupeSafeLookbackMs(options.dedupeTtlMs);
+  if (range.fromMs < horizon) {
+    throw new BackfillError(
+      "beyond_dedupe",
+      `calls that started before ${new Date(horizon).toISOString()} may have been billed and their dedupe records expired ` +
+        `(ingest.dedupe_ttl ${formatDurationMs(options.dedupeTtlMs)}): a backfill from ${new Date(range.fromMs).toISOString()} could bill them a second time; ` +
+        `start at ${new Date(Math.ceil(horizon / 1000) * 1000).toISOString()} or later`,
+    );
+  }
   let read = 0;
   let recovered = 0;
   let unbillable = 0;

@@ -2,7 +2,7 @@
  * Errors of the backfill, each with a code; `describeBackfillError` is the one place that turns them into words
  * for people (never with the database URL: it holds a password).
  */
-export type BackfillErrorCode = "no_database_url" | "database_unreachable" | "not_litellm_database" | "query_failed" | "bad_range";
+export type BackfillErrorCode = "no_database_url" | "database_unreachable" | "not_litellm_database" | "query_failed" | "bad_range" | "beyond_dedupe";
 
 export class BackfillError extends Error {
   override readonly name = "BackfillError";

@@ -50,7 +50,7 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
     await source.close();
     throw error;
   }
-  const opened = await openReceiptQueue(config, logger);
+  const opened = await openReceiptQueue(config, logger, { refuseEviction: true });
   const parse = spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall });
 
   let running: Promise<BackfillResult | null> = Promise.resolve(null);
@@ -60,6 +60,8 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
     busy = true;
     const now = Date.now();
     running = runBackfill(source, opened.queue, { fromMs: now - backfill.lookbackMs, toMs: now - backfill.delayMs }, {
+      dedupeTtlMs: config.ingest.dedupeTtlMs,
+      now: () => now,
       builder: opened.builder,
       parse,
       pageSize: backfill.pageSize,

@@ -11,7 +11,7 @@ export { DEFAULT_BACKFILL, type BackfillConfig } from "./sections/backfill.js";
 export type { ChainConfig } from "./sections/chains.js";
 export type { DashboardConfig } from "./sections/dashboard.js";
 export type { SectionContext } from "./sections/fields.js";
-export type { IngestConfig } from "./sections/ingest.js";
+export { dedupeSafeLookbackMs, type IngestConfig } from "./sections/ingest.js";
 export { DEFAULT_METRICS_LISTEN, type MetricsConfig } from "./sections/metrics.js";
 export type { AutoRefillConfig, PaymentChannel } from "./sections/payment-channels.js";
 export { SELECTORS, WALLET_SOURCES, type PayerRule, type Selector, type WalletField, type WalletSource } from "./sections/payers.js";

@@ -7,12 +7,13 @@ import { z } from "zod";
 
 import type { TokenUnit } from "./amount.js";
 import type { ConfigOverride } from "./merge-sources.js";
+import { formatDurationMs } from "./units.js";
 import { agentgptSection, type BlockchainConfig } from "./sections/agentgpt.js";
 import { backfillSection, type BackfillConfig } from "./sections/backfill.js";
 import { chainsSection, defaultChainSection, type ChainConfig } from "./sections/chains.js";
 import { dashboardSection, type DashboardConfig } from "./sections/dashboard.js";
 import type { SectionContext } from "./sections/fields.js";
-import { ingestSection, type IngestConfig } from "./sections/ingest.js";
+import { dedupeSafeLookbackMs, ingestSection, type IngestConfig } from "./sections/ingest.js";
 import { metricsSection, type MetricsConfig } from "./sections/metrics.js";
 import {
   autoRefillSection,
@@ -167,6 +168,16 @@ export function resolve(
     });
   } else if (chainNames.size > 0 && !chainNames.has(defaultChain)) {
     problems.push({ path: ["default_chain"], message: `chain "${defaultChain}" is not under chains: (${[...chainNames].join(", ")})` });
+  }
+
+  if (parsed.backfill !== undefined && parsed.backfill.lookbackMs > dedupeSafeLookbackMs(parsed.ingest.dedupeTtlMs)) {
+    const most = dedupeSafeLookbackMs(parsed.ingest.dedupeTtlMs);
+    problems.push({
+      path: ["backfill", "lookback"],
+      message:
+        `${formatDurationMs(parsed.backfill.lookbackMs)} reaches back past the dedupe records (ingest.dedupe_ttl ${formatDurationMs(parsed.ingest.dedupeTtlMs)}): ` +
+        `a call billed and forgotten would be billed again; set lookback to at most ${formatDurationMs(most)}, or raise ingest.dedupe_ttl`,
+    });
   }
 
   const paymentToken = parsed.agentgpt.paymentToken;

@@ -16,6 +16,12 @@ export function parseDurationMs(input: unknown): number {
   throw new Error(`${JSON.stringify(input)} is not a duration; write e.g. "32d", "30s" or "500ms" (a number is seconds)`);
 }
 
+/** Milliseconds as a duration written in YAML, in the largest unit that holds it exactly: 2_757_600_000 -> "766h". */
+export function formatDurationMs(ms: number): string {
+  for (const unit of ["d", "h", "m", "s"] as const) if (ms % DURATION_MS[unit]! === 0 && ms > 0) return `${ms / DURATION_MS[unit]!}${unit}`;
+  return `${ms}ms`;
+}
+
 const SIZE = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)$/i;
 const SIZE_BYTES: Record<string, number> = {
   b: 1,

@@ -160,12 +160,12 @@ async function backfill(options: BackfillOptions): Promise<void> {
   try {
     source = new PgSpendSource({ url: databaseUrl(variable, process.env), statementTimeoutMs: settings.statementTimeoutMs });
     await source.open();
-    opened = await openReceiptQueue(config);
+    opened = await openReceiptQueue(config, undefined, { refuseEviction: true });
     const result = await runBackfill(
       source,
       opened.queue,
       { fromMs, toMs },
-      { builder: opened.builder, parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }), pageSize, dryRun: options.dryRun === true },
+      { dedupeTtlMs: config.ingest.dedupeTtlMs, now: () => now, builder: opened.builder, parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }), pageSize, dryRun: options.dryRun === true },
     );
     if (options.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
     else printBackfill(result, options.dryRun === true);

@@ -8,7 +8,7 @@
  * backfill:
  *   database_url_env: LITELLM_DATABASE_URL  # variable holding LiteLLM's DATABASE_URL, best a read-only role (default shown)
  *   interval: 5m            # how often the stage runs (default 5m, at least 10s)
- *   lookback: 2h            # each run reads the calls that started in [now - lookback, now - delay] (default 2h)
+ *   lookback: 2h            # each run reads the calls that started in [now - lookback, now - delay] (default 2h; at most ingest.dedupe_ttl less a margin)
  *   delay: 2m               # LiteLLM writes its spend records in batches (about every 60 s): leave them time (default 2m)
  *   page_size: 1000         # rows read per query (default 1000)
  *   statement_timeout: 30s  # per query (default 30s)

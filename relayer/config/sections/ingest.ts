@@ -22,6 +22,16 @@ export interface IngestConfig {
   readonly sweepGraceMs: number;
 }
 
+/**
+ * How far back from now a backfill may read LiteLLM's spend records: the calls that started since then still have
+ * their dedupe records in Redis. A record lives dedupe_ttl from when its log was received, which is after the call
+ * started; less a margin for the clocks of LiteLLM's database and of Redis (a tenth of dedupe_ttl, at most 1 h).
+ * Past it, a call billed and forgotten would be billed again.
+ */
+export function dedupeSafeLookbackMs(dedupeTtlMs: number): number {
+  return dedupeTtlMs - Math.min(3_600_000, Math.floor(dedupeTtlMs / 10));
+}
+
 export const ingestSection = () =>
   z
     .strictObject({

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 
 import { DEFAULT_BACKFILL, loadRelayerConfig } from "../../../relayer/config/index.js";
-import { PgSpendSource, runBackfill, startBackfill } from "../../../relayer/backfill/index.js";
+import { BackfillError, PgSpendSource, runBackfill, startBackfill } from "../../../relayer/backfill/index.js";
 import { SubmissionBuilder, spendLogParser } from "../../../relayer/ingest/index.js";
 import type { Receipt, ReceiptQueue } from "../../../relayer/queue/index.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/postgres.js";
@@ -19,8 +19,10 @@ import { TcpProxy } from "../queue/tcp-proxy.js";
 import { LiteLLMDatabase } from "./litellm-db.js";
 
 const BIN = join(REPO, "bin", "agentgpt.mjs");
-const BASE = 1718035200.412311; // the fixture's startTime (2024-06-10T16:00:00.412311Z)
-const RANGE = { fromMs: Date.UTC(2024, 5, 10, 15), toMs: Date.UTC(2024, 5, 10, 18) };
+/** Calls start three hours ago (within the dedupe records' time: a backfill reads no earlier), at the fixture's microseconds. */
+const BASE = Math.floor(Date.now() / 3_600_000) * 3600 - 3 * 3600 + 0.412311;
+const RANGE = { fromMs: (Math.floor(BASE) - 3600) * 1000, toMs: (Math.floor(BASE) + 2 * 3600) * 1000 };
+const DEDUPE_TTL_MS = 32 * 86_400_000; // ingest.dedupe_ttl's default, which the tests' configuration keeps
 
 function agentgpt(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -115,7 +117,7 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
       const config = ingest.config;
       const source = new PgSpendSource({ url: database.url });
       try {
-        const options = { builder: SubmissionBuilder.fromConfig(config), parse: spendLogParser({ maxTokensPerCall: 1e7 }), pageSize: 7 };
+        const options = { dedupeTtlMs: DEDUPE_TTL_MS, builder: SubmissionBuilder.fromConfig(config), parse: spendLogParser({ maxTokensPerCall: 1e7 }), pageSize: 7 };
         const result = await runBackfill(source, ingest.runtime.queue, RANGE, options);
         // bodies[1] and bodies[2]: 20 calls recovered; the 21 others (the failure included) already received; the cache hit skipped
         expect(result).to.deep.include({ read: 42, recovered: 20, alreadyReceived: 21, conflicts: 0, skippedCacheHits: 1 });
@@ -160,7 +162,7 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     await litellm.writeSpendLog([{ ...logged!, completion_tokens: 999, total_tokens: Number(logged!["prompt_tokens"]) + 999 }, other!]);
     const source = new PgSpendSource({ url: database.url });
     try {
-      const result = await runBackfill(source, ingest.runtime.queue, RANGE, { builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }) });
+      const result = await runBackfill(source, ingest.runtime.queue, RANGE, { dedupeTtlMs: DEDUPE_TTL_MS, builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }) });
       expect(result).to.deep.include({ read: 2, recovered: 0, alreadyReceived: 1, conflicts: 1 });
     } finally {
       await source.close();
@@ -190,7 +192,7 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     const source = new PgSpendSource({ url: database.url });
     try {
       // pages of two: each unreadable record sits in a page with a readable one, and the cursor must pass it
-      const result = await runBackfill(source, ingest.runtime.queue, RANGE, { builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }), pageSize: 2 });
+      const result = await runBackfill(source, ingest.runtime.queue, RANGE, { dedupeTtlMs: DEDUPE_TTL_MS, builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }), pageSize: 2 });
       expect(result).to.deep.include({ read: 5, recovered: 3, alreadyReceived: 0, conflicts: 0 });
       expect(result.invalid.map((entry) => [entry.requestId, entry.reason.split(":")[0]])).to.deep.equal([
         [calls[1]!["id"], "spend"],
@@ -202,6 +204,35 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     }
     const receipts = await allReceipts(ingest.runtime.queue);
     expect(receipts.map((receipt) => receipt.id).sort()).to.deep.equal([calls[0]!["id"], calls[2]!["id"], calls[4]!["id"]].sort());
+  });
+
+  it("refuses a range that starts before the dedupe records' time: a call billed and forgotten is never billed again", async function () {
+    this.timeout(60_000); // one CLI process
+    ingest = await startTestIngest();
+    const oldBase = BASE - 40 * 86_400; // 40 days ago, past ingest.dedupe_ttl (32d)
+    const old = traffic(2, oldBase).slice(0, 2);
+    await ingest.post(JSON.stringify(old)); // billed then
+    // ... and forgotten since: Redis let their dedupe records expire after dedupe_ttl
+    for (const entry of old) expect(await ingest.runtime.queue.store.redis.del(ingest.runtime.queue.store.keys.seen(String(entry["id"])))).to.equal(1);
+    await litellm.writeSpendLog(old);
+    const range = { fromMs: (Math.floor(oldBase) - 3600) * 1000, toMs: (Math.floor(oldBase) + 3600) * 1000 };
+    const source = new PgSpendSource({ url: database.url });
+    try {
+      const options = { dedupeTtlMs: DEDUPE_TTL_MS, builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }) };
+      const refused = await runBackfill(source, ingest.runtime.queue, range, options).catch((error: unknown) => error);
+      expect(refused).to.be.instanceOf(BackfillError);
+      expect((refused as BackfillError).code).to.equal("beyond_dedupe");
+      expect((refused as Error).message).to.match(/^calls that started before \S+Z may have been billed and their dedupe records expired \(ingest\.dedupe_ttl 32d\): a backfill from \S+Z could bill them a second time; start at \S+Z or later$/);
+      // the attack it stops: the same range read as if it were recent bills both calls a second time
+      const unsafe = await runBackfill(source, ingest.runtime.queue, range, { ...options, now: () => range.toMs + 3_600_000 });
+      expect(unsafe.recovered).to.equal(2);
+    } finally {
+      await source.close();
+    }
+    // the CLI says so and names the fix
+    const cli = await agentgpt(["litellm", "backfill", "--config", ingest.config.files[0]!, "--since", "40d"], { LITELLM_DATABASE_URL: database.url });
+    expect(cli.code).to.equal(2);
+    expect(cli.stderr).to.match(/^agentgpt: calls that started before \S+ may have been billed and their dedupe records expired \(ingest\.dedupe_ttl 32d\)/);
   });
 
   it("agentgpt litellm backfill: recovers once, says what it did, and names the fix for bad input", async function () {

@@ -196,6 +196,18 @@ describe("relayer/config loadRelayerConfig", function () {
     ]);
   });
 
+  it("refuses a backfill lookback that reaches past the dedupe records (a call billed and forgotten would be billed again)", function () {
+    const dir = write({ "relayer.yaml": `include: [${ROUTER}, ${CHANNELS}]\ningest:\n  dedupe_ttl: 2h\nbackfill:\n  lookback: 2h\n` });
+    expect(problems(() => loadRelayerConfig(join(dir, "relayer.yaml"), { env: {} }))).to.deep.equal([
+      "relayer.yaml:5: backfill.lookback: 2h reaches back past the dedupe records (ingest.dedupe_ttl 2h): a call billed and forgotten would be billed again; set lookback to at most 108m, or raise ingest.dedupe_ttl",
+    ]);
+    const fits = write({ "relayer.yaml": `include: [${ROUTER}, ${CHANNELS}]\ningest:\n  dedupe_ttl: 2h\nbackfill:\n  lookback: 108m\n` });
+    expect(loadRelayerConfig(join(fits, "relayer.yaml"), { env: {} }).backfill?.lookbackMs).to.equal(108 * 60_000);
+    // the defaults (dedupe_ttl 32d, lookback 2h) fit
+    const defaults = write({ "relayer.yaml": `include: [${ROUTER}, ${CHANNELS}]\nbackfill: {}\n` });
+    expect(loadRelayerConfig(join(defaults, "relayer.yaml"), { env: {} }).backfill?.lookbackMs).to.equal(2 * 3_600_000);
+  });
+
   it("adds an operator's routes, aliases and payers beside the seed's files, later sources winning, each override named with both places", function () {
     const dir = write({
       "operator.yaml": [
