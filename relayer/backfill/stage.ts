@@ -1,18 +1,22 @@
 /**
  * `startBackfill(config)`: the backfill as a stage of `relayer start`. Every `backfill.interval` it reads LiteLLM's
  * spend records of the calls that started in [now - lookback, now - delay] and queues those the logger never
- * delivered. Runs never overlap; a failed run (database or Redis down) is logged and the next one covers its
- * range again. Any number of relayers may run it at once: every submission is idempotent.
+ * delivered. Runs never overlap; a failed run (database or Redis down) is logged and counted, and a later good run
+ * reads from where the last good one stopped (coverage.ts), however long the outage, back to the dedupe records'
+ * reach. Any number of relayers may run it at once: every submission is idempotent, and they share the coverage.
  * Without a `backfill:` section it starts nothing.
  */
 import type { Logger } from "pino";
 
-import type { RelayerConfig } from "../config/index.js";
+import { dedupeSafeLookbackMs, type RelayerConfig } from "../config/index.js";
 import { openReceiptQueue } from "../ingest/runtime.js";
 import { spendLogParser } from "../ingest/spend-log.js";
 import { describe } from "../queue/index.js";
+import { metricsOnce, type ProcessTelemetry } from "../telemetry/process-telemetry.js";
 import { runBackfill, type BackfillResult } from "./backfill.js";
+import { BackfillCoverage, scheduledRange } from "./coverage.js";
 import { BackfillError } from "./errors.js";
+import { BackfillMetrics } from "./metrics.js";
 import { PgSpendSource } from "./pg-source.js";
 
 export interface BackfillHandle {
@@ -27,6 +31,10 @@ export interface StartBackfillOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** run on a timer (default true); false: only runOnce */
   readonly timer?: boolean;
+  /** where its metrics go (relayer start's process telemetry) */
+  readonly telemetry?: ProcessTelemetry | undefined;
+  /** the clock (tests) */
+  readonly now?: () => number;
 }
 
 /** LiteLLM's database URL from the environment, or a BackfillError naming the variable. */
@@ -52,23 +60,41 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
   }
   const opened = await openReceiptQueue(config, logger, { refuseEviction: true });
   const parse = spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall });
+  const coverage = new BackfillCoverage(opened.redis, opened.queue.store.keys.backfillCovered);
+  const metrics = options.telemetry === undefined ? undefined : metricsOnce(options.telemetry.registry, "backfill", () => new BackfillMetrics(options.telemetry!.registry));
+  const clock = options.now ?? Date.now;
 
   let running: Promise<BackfillResult | null> = Promise.resolve(null);
   let busy = false;
   const runOnce = (): Promise<BackfillResult | null> => {
     if (busy) return running;
     busy = true;
-    const now = Date.now();
-    running = runBackfill(source, opened.queue, { fromMs: now - backfill.lookbackMs, toMs: now - backfill.delayMs }, {
-      dedupeTtlMs: config.ingest.dedupeTtlMs,
-      now: () => now,
-      builder: opened.builder,
-      parse,
-      pageSize: backfill.pageSize,
-      logger,
-    })
+    const now = clock();
+    running = (async () => {
+      const range = scheduledRange(now, backfill, await coverage.coveredUntil(), now - dedupeSafeLookbackMs(config.ingest.dedupeTtlMs));
+      if (range.lost !== null) {
+        logger?.error(
+          { from: new Date(range.lost.fromMs).toISOString(), to: new Date(range.lost.toMs).toISOString() },
+          "the backfill last read LiteLLM's spend records before the dedupe records reach (ingest.dedupe_ttl): calls LiteLLM's logger dropped in this range cannot be recovered without risking a second charge",
+        );
+      } else if (range.catchingUp) {
+        logger?.warn({ from: new Date(range.fromMs).toISOString() }, "backfill catching up from where the last good run stopped");
+      }
+      const result = await runBackfill(source, opened.queue, range, {
+        dedupeTtlMs: config.ingest.dedupeTtlMs,
+        now: () => now,
+        builder: opened.builder,
+        parse,
+        pageSize: backfill.pageSize,
+        logger,
+      });
+      const covered = await coverage.advance(range.toMs);
+      metrics?.succeeded(result, covered, now);
+      return result;
+    })()
       .catch((error: unknown) => {
-        logger?.warn({ err: describe(error) }, "backfill run failed; the next run reads the same range again");
+        metrics?.failed();
+        logger?.warn({ err: describe(error) }, "backfill run failed; a later good run reads from where the last good one stopped");
         return null;
       })
       .finally(() => {

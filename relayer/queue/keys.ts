@@ -24,6 +24,8 @@
  * and under {p:ingest} only:
  *   {p:ingest}:invalid     capped list of refused entries (reason and id only)
  *   {p:ingest}:layout      Cluster only: the shard count the keys were written with
+ *   {p:ingest}:backfill:covered  epoch ms up to which the backfill stage has read LiteLLM's spend records without a
+ *                          gap (relayer/backfill/coverage.ts)
  */
 import type { UnbillableReason } from "./unbillable.js";
 
@@ -70,6 +72,9 @@ export class IngestKeys {
   }
   get invalid(): string {
     return `${this.tag}:invalid`;
+  }
+  get backfillCovered(): string {
+    return `${this.tag}:backfill:covered`;
   }
   get conflicts(): string {
     return `${this.tag}:conflicts`;

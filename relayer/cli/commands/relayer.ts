@@ -131,7 +131,7 @@ const stages: Array<Stage & { readonly name: StageName }> = [
     name: "backfill",
     check: async (config, env) =>
       config.backfill === undefined ? [] : [`backfill: LiteLLM's database from $${config.backfill.databaseUrlEnv} (${databaseUrl(config.backfill.databaseUrlEnv, env).split(":")[0]})`],
-    start: (config, { logger }) => startBackfill(config, { logger: logger.child({ stage: "backfill" }) }),
+    start: (config, { logger, telemetry }) => startBackfill(config, { logger: logger.child({ stage: "backfill" }), telemetry }),
   },
   {
     // the read-only web dashboard (relayer/dashboard) on its own listener, when the config has a dashboard: section

@@ -9,12 +9,13 @@ import { join } from "node:path";
 
 import { expect } from "chai";
 
-import { DEFAULT_BACKFILL, loadRelayerConfig } from "../../../relayer/config/index.js";
+import { dedupeSafeLookbackMs, DEFAULT_BACKFILL, loadRelayerConfig } from "../../../relayer/config/index.js";
 import { BackfillError, PgSpendSource, runBackfill, startBackfill } from "../../../relayer/backfill/index.js";
 import { SubmissionBuilder, spendLogParser } from "../../../relayer/ingest/index.js";
 import type { Receipt, ReceiptQueue } from "../../../relayer/queue/index.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/postgres.js";
 import { call, PAYER_BACKEND, PAYER_RESEARCH, queueContents, REPO, startTestIngest, type Json, type TestIngest, writeConfig, uniquePrefix, testRedis, dropPrefix } from "../ingest/harness.js";
+import { ProcessTelemetry } from "../../../relayer/telemetry/process-telemetry.js";
 import { TcpProxy } from "../queue/tcp-proxy.js";
 import { LiteLLMDatabase } from "./litellm-db.js";
 
@@ -266,6 +267,55 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     } finally {
       await dropPrefix(redis, prefix);
       redis.disconnect();
+    }
+  });
+
+  it("as a stage, after an outage longer than lookback reads from where the last good run stopped, back to the dedupe records' reach", async function () {
+    const now = Date.now();
+    const prefix = uniquePrefix("backfill-gap");
+    const config = loadRelayerConfig(writeConfig(prefix, { extra: "backfill:\n  database_url_env: TEST_LITELLM_DB\n  lookback: 1h\n  delay: 1m\n" }), { env: {} });
+    // calls 5 h and 30 min ago; LiteLLM's logger delivered none of them
+    const inGap = traffic(1, now / 1000 - 5 * 3600).slice(0, 1);
+    const recent = traffic(1, now / 1000 - 1800).slice(0, 1);
+    await litellm.writeSpendLog([...inGap, ...recent]);
+    let clock = now - 6 * 3_600_000; // the last good run, 6 h ago
+    const telemetry = new ProcessTelemetry({ defaultMetrics: false });
+    const stage = await startBackfill(config, { env: { TEST_LITELLM_DB: database.url }, timer: false, telemetry, now: () => clock });
+    const redis = testRedis();
+    try {
+      expect(await stage.runOnce()).to.deep.include({ fromMs: clock - 3_600_000, toMs: clock - 60_000, read: 0 });
+      // 6 h later (the database, Redis or every relayer down meanwhile): one run reads the whole gap
+      clock = now;
+      const caughtUp = await stage.runOnce();
+      expect(caughtUp).to.deep.include({ fromMs: now - 6 * 3_600_000 - 60_000, toMs: now - 60_000, read: 2, recovered: 2 });
+      expect(Number(await redis.get(`{${prefix}:ingest}:backfill:covered`))).to.equal(now - 60_000);
+      const metrics = await telemetry.registry.metrics();
+      expect(metrics).to.include('agentgpt_backfill_runs_total{outcome="ok"} 2');
+      expect(metrics).to.include('agentgpt_backfill_calls_total{outcome="recovered"} 2');
+      expect(metrics).to.include(`agentgpt_backfill_covered_until_timestamp_seconds ${(now - 60_000) / 1000}`);
+      // the next run is back to its usual window
+      expect(await stage.runOnce()).to.deep.include({ fromMs: now - 3_600_000, recovered: 0, alreadyReceived: 1 });
+    } finally {
+      await stage.stop();
+      await dropPrefix(redis, prefix);
+      redis.disconnect();
+    }
+
+    // with a dedupe_ttl of 3 h, a 6 h gap is read only from the dedupe records' reach: the older call is left out
+    const shortPrefix = uniquePrefix("backfill-gap-ttl");
+    const short = loadRelayerConfig(
+      writeConfig(shortPrefix, { extra: "ingest:\n  dedupe_ttl: 3h\nbackfill:\n  database_url_env: TEST_LITELLM_DB\n  lookback: 1h\n  delay: 1m\n" }),
+      { env: {} },
+    );
+    clock = now - 6 * 3_600_000;
+    const bounded = await startBackfill(short, { env: { TEST_LITELLM_DB: database.url }, timer: false, now: () => clock });
+    try {
+      expect(await bounded.runOnce()).to.deep.include({ read: 0 });
+      clock = now;
+      expect(await bounded.runOnce()).to.deep.include({ fromMs: now - dedupeSafeLookbackMs(3 * 3_600_000), read: 1, recovered: 1 });
+    } finally {
+      await bounded.stop();
+      await dropPrefix(redis, shortPrefix).catch(() => undefined);
     }
   });
 
