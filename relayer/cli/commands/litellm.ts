@@ -76,10 +76,17 @@ function printConfig(options: ConfigOptions): void {
     process.stderr.write("agentgpt: the output contains the relayer's bearer token; keep it private\n");
   }
 
+  const batchSize = wholeNumber("--batch-size", options.batchSize, 1);
+  if (config !== undefined && options.logFormat !== "single" && batchSize > config.server.maxEntries) {
+    // every POST would be refused (413) and LiteLLM's logger does not send a refused batch again
+    throw new UserError(
+      `--batch-size ${batchSize}: the relayer of ${options.config} refuses a POST of more than ${config.server.maxEntries} logs (server.max_entries): give at most ${config.server.maxEntries}, or raise server.max_entries`,
+    );
+  }
   const text = liteLLMProxyConfig(config, {
     endpoint,
     logFormat: options.logFormat as LogFormat,
-    batchSize: wholeNumber("--batch-size", options.batchSize, 1),
+    batchSize,
     flushInterval: wholeNumber("--flush-interval", options.flushInterval, 1),
     callbackName: options.callbackName,
     inlineToken,

@@ -443,5 +443,13 @@ describe("agentgpt CLI: relayer and litellm commands", function () {
     const wrong = await agentgpt(["litellm", "config", "--log-format", "xml"]);
     expect(wrong.code).to.equal(2);
     expect(wrong.stderr).to.equal("agentgpt: --log-format xml: one of json_array, ndjson, single (LiteLLM's log_format)\n");
+
+    // a batch larger than the relayer takes would be refused whole, every time, and never sent again
+    const example = join(REPO, "config", "relayer.example.yaml");
+    const tooLarge = await agentgpt(["litellm", "config", "--config", example, "--batch-size", "20000"], { REDIS_URL: "" });
+    expect(tooLarge.code).to.equal(2);
+    expect(tooLarge.stderr).to.equal(
+      `agentgpt: --batch-size 20000: the relayer of ${example} refuses a POST of more than 10000 logs (server.max_entries): give at most 10000, or raise server.max_entries\n`,
+    );
   });
 });
