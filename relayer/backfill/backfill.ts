@@ -47,6 +47,13 @@ export interface BackfillOptions {
   readonly dryRun?: boolean;
   readonly logger?: Logger | undefined;
   readonly now?: () => number;
+  /**
+   * called after each page is recorded, with the start time (epoch ms) every record before which has been read: a
+   * long run keeps its progress (the backfill stage's coverage) if it stops half-way
+   */
+  readonly onProgress?: (readBeforeMs: number) => Promise<void>;
+  /** checked between pages: true stops the run there (its result covers what was read); a stopping relayer */
+  readonly stopping?: () => boolean;
 }
 
 export interface BackfillResult {
@@ -111,9 +118,7 @@ export async function runBackfill(source: SpendSource, sink: SubmissionSink, ran
       }
       submissions.push(options.builder.build(parsed.log, receivedAt));
     }
-    if (submissions.length === 0) continue;
-    if (options.dryRun === true) continue;
-    const { outcomes } = await sink.add(submissions);
+    const { outcomes } = submissions.length === 0 || options.dryRun === true ? { outcomes: [] } : await sink.add(submissions);
     for (const result of outcomes) {
       switch (result.outcome) {
         case "queued":
@@ -132,7 +137,9 @@ export async function runBackfill(source: SpendSource, sink: SubmissionSink, ran
           break;
       }
     }
-  } while (cursor !== null);
+    // every record that started before this page's last one has been read (rows of that very millisecond may follow)
+    if (cursor !== null && page.lastStartMs !== null) await options.onProgress?.(page.lastStartMs);
+  } while (cursor !== null && options.stopping?.() !== true);
   const result = { fromMs: range.fromMs, toMs: range.toMs, read, recovered, unbillable, alreadyReceived, conflicts, skippedCacheHits, invalid, recoveredIds };
   options.logger?.info(
     {

@@ -55,6 +55,8 @@ export interface SpendPage {
   readonly refused: ReadonlyArray<{ readonly requestId: string; readonly reason: string }>;
   /** where the next page starts; null after the last page */
   readonly next: SpendCursor | null;
+  /** start time (epoch ms) of the page's last row, readable or not; null for an empty page */
+  readonly lastStartMs: number | null;
 }
 
 /** The last row read: its start time as PostgreSQL text and its request_id. */
@@ -157,6 +159,7 @@ export class PgSpendSource {
     return {
       rows,
       refused,
+      lastStartMs: last === undefined ? null : Number(last["start_ms"]),
       next: result.rows.length < limit || last === undefined ? null : { startText: String(last["start_text"]), requestId: String(last["request_id"]) },
     };
   }

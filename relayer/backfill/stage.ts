@@ -65,6 +65,7 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
   const clock = options.now ?? Date.now;
 
   let running: Promise<BackfillResult | null> = Promise.resolve(null);
+  let stopped = false;
   let busy = false;
   const runOnce = (): Promise<BackfillResult | null> => {
     if (busy) return running;
@@ -87,7 +88,13 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
         parse,
         pageSize: backfill.pageSize,
         logger,
+        // a long catch-up keeps its progress page by page, and stops between pages when the relayer stops
+        onProgress: async (readBeforeMs) => {
+          if (readBeforeMs > range.fromMs) await coverage.advance(readBeforeMs);
+        },
+        stopping: () => stopped,
       });
+      if (stopped) return result; // stopped half-way: the coverage holds what was read
       const covered = await coverage.advance(range.toMs);
       metrics?.succeeded(result, covered, now);
       return result;
@@ -114,6 +121,7 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
     runOnce,
     stop: () =>
       (stopping ??= (async () => {
+        stopped = true;
         clearInterval(timer);
         await running;
         await opened.close();

@@ -319,6 +319,28 @@ describe("relayer/backfill: calls LiteLLM's logger never delivered, recovered fr
     }
   });
 
+  it("reports its progress page by page and stops between pages when asked (a long catch-up keeps what it read)", async function () {
+    ingest = await startTestIngest();
+    const calls = traffic(5).slice(0, 5);
+    await litellm.writeSpendLog(calls);
+    const startMs = (entry: Json) => Math.floor((Number(entry["startTime"]) * 1e6 + 500) / 1000);
+    const source = new PgSpendSource({ url: database.url });
+    try {
+      const base = { dedupeTtlMs: DEDUPE_TTL_MS, builder: SubmissionBuilder.fromConfig(ingest.config), parse: spendLogParser({ maxTokensPerCall: 1e7 }), pageSize: 2 };
+      const progress: number[] = [];
+      const stopped = await runBackfill(source, ingest.runtime.queue, RANGE, { ...base, onProgress: async (ms) => void progress.push(ms), stopping: () => progress.length === 1 });
+      expect(stopped).to.deep.include({ read: 2, recovered: 2 });
+      expect(progress).to.deep.equal([startMs(calls[1]!)]);
+      const rest = await runBackfill(source, ingest.runtime.queue, { ...RANGE, fromMs: progress[0]! }, { ...base, onProgress: async (ms) => void progress.push(ms) });
+      // the record of that very millisecond is read again (a duplicate), the rest recovered; the last page reports nothing
+      expect(rest).to.deep.include({ read: 4, recovered: 3, alreadyReceived: 1 });
+      expect(progress).to.deep.equal([startMs(calls[1]!), startMs(calls[2]!), startMs(calls[4]!)]);
+    } finally {
+      await source.close();
+    }
+    expect((await allReceipts(ingest.runtime.queue)).map((receipt) => receipt.id)).to.have.members(calls.map((entry) => entry["id"]));
+  });
+
   it("runs as a stage of the relayer (backfill: section) over [now - lookback, now - delay], reading read-only", async function () {
     const prefix = uniquePrefix("backfill-stage");
     const config = loadRelayerConfig(writeConfig(prefix, { extra: "backfill:\n  database_url_env: TEST_LITELLM_DB\n  lookback: 1h\n  delay: 1m\n" }), { env: {} });
