@@ -7,6 +7,7 @@ import { type PreparedSubmissions, prepareSubmissions, type Submission } from ".
 import { SubmissionBuilder } from "./build-submission.js";
 import { JsonScanner } from "./json-scan.js";
 import { type BodyFormat, parseBody } from "./parse-body.js";
+import { walletFieldsOf } from "./payer-map.js";
 import { SPEND_LOG_FIELDS, type SpendLogParse, spendLogParser } from "./spend-log.js";
 
 export interface InvalidDetail {
@@ -43,7 +44,7 @@ export interface BatchContext {
 export function batchContext(config: RelayerConfig): BatchContext {
   return {
     builder: SubmissionBuilder.fromConfig(config),
-    parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }),
+    parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall, walletFields: walletFieldsOf(config.payers) }),
     scanner: new JsonScanner(SPEND_LOG_FIELDS, { nonFinite: true }),
     maxEntries: config.server.maxEntries,
     maxChunk: config.ingest.maxChunk,

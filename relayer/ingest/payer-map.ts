@@ -3,7 +3,7 @@
  * matches the call and yields an allowed wallet. A call no rule pays for is unbillable with reason no_payer, or
  * payer_not_allowed when a wallet_from rule saw a wallet outside its allow list.
  */
-import type { PayerRule, Selector } from "../config/index.js";
+import { type PayerRule, type Selector, WALLET_SOURCES, type WalletSource } from "../config/index.js";
 import type { SpendLog } from "./spend-log.js";
 
 export type PayerResult =
@@ -31,6 +31,13 @@ function valueOf(log: Identity, selector: Selector): string | null {
 interface CompiledRule {
   readonly rule: PayerRule;
   readonly conditions: ReadonlyArray<readonly [Selector, ReadonlySet<string>]>;
+}
+
+/** The metadata fields the rules read a wallet from, per source (what the spend log parser must keep). */
+export function walletFieldsOf(rules: readonly PayerRule[]): Record<WalletSource, string[]> {
+  const fields = Object.fromEntries(WALLET_SOURCES.map((source) => [source, [] as string[]])) as Record<WalletSource, string[]>;
+  for (const rule of rules) for (const { source, field } of rule.walletFrom) if (!fields[source].includes(field)) fields[source].push(field);
+  return fields;
 }
 
 export class PayerResolver {

@@ -49,7 +49,17 @@ export interface SpendLog {
 export interface SpendLogLimits {
   /** a token count above this is refused (config ingest.max_tokens_per_call) */
   readonly maxTokensPerCall: number;
+  /** the metadata fields the payer rules read a wallet from (wallet_from), always kept: see MAX_WALLET_FIELDS */
+  readonly walletFields?: Readonly<Record<WalletSource, readonly string[]>>;
 }
+
+/**
+ * Address-valued metadata fields kept per source, besides those the payer rules read. A caller sets
+ * requester_metadata, and an unbillable call's log is kept in Redis for dedupe_ttl: ten thousand address fields in
+ * every call would fill it. The fields the payer rules read are kept first, so that no number of other fields can push
+ * the wallet out of the log (and a call out of billing).
+ */
+export const MAX_WALLET_FIELDS = 16;
 
 const MAX_ID_LENGTH = 256;
 /** Plausible epoch seconds: 2000-01-01 .. 2100-01-01. */
@@ -201,11 +211,19 @@ function blank(value: string | null | undefined): string | null {
   return value === undefined || value === null || value.trim() === "" ? null : value;
 }
 
-function walletsOf(source: Record<string, unknown> | null | undefined): Record<string, string> {
+function walletsOf(source: Record<string, unknown> | null | undefined, read: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   if (source === null || source === undefined) return out;
-  for (const [field, value] of Object.entries(source)) {
+  for (const field of read) {
+    const value = Object.hasOwn(source, field) ? source[field] : undefined;
     if (typeof value === "string" && isPayerAddress(value)) out[field] = toPayerAddress(value);
+  }
+  let others = 0;
+  for (const [field, value] of Object.entries(source)) {
+    if (others === MAX_WALLET_FIELDS) break;
+    if (Object.hasOwn(out, field) || typeof value !== "string" || !isPayerAddress(value)) continue;
+    out[field] = toPayerAddress(value);
+    others += 1;
   }
   return out;
 }
@@ -284,8 +302,8 @@ function parseEntry(entry: unknown, limits: SpendLogLimits): SpendLogParse {
       endUser: blank(value.end_user) ?? blank(metadataValue.user_api_key_end_user_id),
       traceId: blank(value.trace_id),
       wallets: {
-        spend_logs_metadata: walletsOf(metadataValue.spend_logs_metadata),
-        requester_metadata: walletsOf(metadataValue.requester_metadata),
+        spend_logs_metadata: walletsOf(metadataValue.spend_logs_metadata, limits.walletFields?.spend_logs_metadata ?? []),
+        requester_metadata: walletsOf(metadataValue.requester_metadata, limits.walletFields?.requester_metadata ?? []),
       },
     },
   };

@@ -22,6 +22,7 @@ import {
   openReceiptQueue,
   spendLogParser,
   TokenError,
+  walletFieldsOf,
 } from "../../ingest/index.js";
 import { UserError } from "../errors.js";
 import { userFacing } from "./relayer.js";
@@ -172,7 +173,7 @@ async function backfill(options: BackfillOptions): Promise<void> {
       source,
       opened.queue,
       { fromMs, toMs },
-      { dedupeTtlMs: config.ingest.dedupeTtlMs, now: () => now, builder: opened.builder, parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall }), pageSize, dryRun: options.dryRun === true },
+      { dedupeTtlMs: config.ingest.dedupeTtlMs, now: () => now, builder: opened.builder, parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall, walletFields: walletFieldsOf(config.payers) }), pageSize, dryRun: options.dryRun === true },
     );
     if (options.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
     else printBackfill(result, options.dryRun === true);

@@ -12,6 +12,7 @@ import {
   IngestService,
   openReceiptQueue,
   BearerAuth,
+  MAX_WALLET_FIELDS,
   repriceUnbillable,
   SubmissionBuilder,
 } from "../../../relayer/ingest/index.js";
@@ -191,6 +192,23 @@ describe("relayer/ingest POST /litellm/spend", function () {
     });
     expect(contents.chunks["arbitrum"]).to.equal(2);
     expect(await metric(ingest.url, 'agentgpt_ingest_entries_total{outcome="null"}')).to.equal(2);
+  });
+
+  it("bills the wallet a payer rule reads however many address fields a caller puts before it in its metadata; an unbillable call keeps a bounded log", async function () {
+    ingest = await startTestIngest();
+    const stuffing = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`w${i}`, `0x${(i + 1).toString(16).padStart(40, "0")}`]));
+    const partner = call({}, { user_api_key_alias: "partner-gateway", requester_metadata: { ...stuffing, wallet: PARTNER_WALLET } });
+    const stranger = call({}, { user_api_key_alias: "partner-gateway", requester_metadata: { ...stuffing, wallet: STRANGER_WALLET } });
+    const response = await ingest.post(JSON.stringify([partner, stranger]));
+    expect(response.body).to.deep.include({ queued: 1, unbillable: 1, unbillableReasons: { payer_not_allowed: 1 } });
+    const contents = await queueContents(ingest.runtime.queue);
+    expect(contents.receipts["arbitrum"]!.map((receipt) => [receipt.id, receipt.payer])).to.deep.equal([[partner["id"], PARTNER_WALLET]]);
+    // the unbillable call's log, kept for dedupe_ttl, holds the wallet read and at most MAX_WALLET_FIELDS others
+    const [kept] = contents.unbillable.payer_not_allowed;
+    const wallets = (kept!.log as { wallets: { requester_metadata: Record<string, string> } }).wallets.requester_metadata;
+    expect(Object.keys(wallets)).to.have.length(MAX_WALLET_FIELDS + 1);
+    expect(wallets["wallet"]).to.equal(STRANGER_WALLET);
+    expect((await ingest.redis.memory("USAGE", ingest.runtime.queue.store.keys.seen(String(stranger["id"])))) as number).to.be.below(16_384);
   });
 
   it("keeps every unbillable call once, with its reason: no payer, wallet not allowed, zero usage, cache hit, unknown route", async function () {
