@@ -57,7 +57,7 @@ import { DemoError } from "./errors.js";
 import { freePort, startHardhatNode, useExistingChain, type LocalChain } from "./local-chain.js";
 import { LocalDon } from "./local-don.js";
 import { demoRedis } from "./local-redis.js";
-import { DEMO_MODELS, demoTraffic, type DemoCall } from "./traffic.js";
+import { DEMO_MODELS, demoTraffic, type DemoCall, sampleEnd } from "./traffic.js";
 import { DemoUsageServer } from "./usage-server.js";
 
 const AGPT = 10n ** 18n;
@@ -279,7 +279,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     });
 
     // the LiteLLM sample (what the providers served, too: their usage API reports it)
-    const calls: DemoCall[] = demoTraffic({ count, keyAliases: KEYS.map((key) => key.alias), now: Math.floor(Date.now() / 1000) });
+    const trafficEnd = sampleEnd(Math.floor(Date.now() / 1000), Number(await suite.router.usageBucket()));
+    const calls: DemoCall[] = demoTraffic({ count, keyAliases: KEYS.map((key) => key.alias), now: trafficEnd });
     for (const call of calls) if (call.ok) usage.record(call.model.provider, call.model.model, payers.get(call.keyAlias)!.address, call.tokens, startOf(call));
     const disputer = payers.get(DISPUTER)!;
 

@@ -104,6 +104,16 @@ function uuid(random: () => number): string {
 }
 
 /**
+ * When the sample's calls end (unix seconds): `now`, or, when the `spanSeconds` before `now` cross the start of a usage
+ * bucket of `usageBucket` seconds, that start: a batch holds the calls of one bucket, and a sample split over two would
+ * settle in two batches (the demo then counts one more than it says).
+ */
+export function sampleEnd(now: number, usageBucket: number, spanSeconds = 60): number {
+  const bucketStart = Math.floor(now / usageBucket) * usageBucket;
+  return now - spanSeconds < bucketStart ? bucketStart : now;
+}
+
+/**
  * `count` calls by `keyAliases`, spread over the last `spanSeconds` before `now` (unix seconds), about
  * `failureRate` of them rate-limited.
  */
