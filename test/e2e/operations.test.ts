@@ -2,7 +2,8 @@
  * Operations end to end: the real relayer process (`agentgpt relayer start`) against a `hardhat node` and Redis,
  * scraped like Prometheus scrapes it, after LiteLLM-style calls were settled.
  * - every metric the Grafana dashboard (ops/grafana/agentgpt-relayer.json) queries is exported, and the values move:
- *   batches sealed, fees paid, the lease held, the signer's balance; receipts pending back to 0 once settled;
+ *   batches sealed, fees paid, the lease held, the signer's balance, the backfill's runs and coverage (it reads a
+ *   LiteLLM spend log table in a real PostgreSQL); receipts pending back to 0 once settled;
  * - /readyz answers per stage (ingest, batcher, settler, reconciler) with what each checked;
  * - a second process on the same chain stands by (ready, and says so) and serves /metrics and /readyz on its
  *   metrics.listen listener; with its signer below settler.min_signer_balance it is not ready, and says why.
@@ -14,10 +15,12 @@ import { expect } from "chai";
 import { formatEther, Wallet } from "ethers";
 
 import { freePort } from "../helpers/hardhat-node.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/postgres.js";
 import { metricNamesIn, parseExposition, samplesOf, total } from "../helpers/prometheus.js";
 import { startRelayerEnvironment, type RelayerEnvironment } from "../helpers/relayer-environment.js";
 import { postSpend } from "../helpers/relayer-process.js";
 import { spendLog } from "../helpers/spend-logs.js";
+import { LiteLLMDatabase } from "../relayer/backfill/litellm-db.js";
 
 const DASHBOARD = "ops/grafana/agentgpt-relayer.json";
 
@@ -66,19 +69,32 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", function () {
   this.timeout(180_000);
   let env: RelayerEnvironment;
+  let database: TestDatabase;
+  let litellm: LiteLLMDatabase;
+  /** the backfill stage reads LiteLLM's spend log table from here (a real PostgreSQL, LiteLLM's schema) */
+  let backfillEnv: Record<string, string>;
 
   before(async function () {
-    // a reconciler too (no usage APIs, no payer keys: it follows disputes), so every stage reports
-    env = await startRelayerEnvironment({ label: "ops", payers: 2, configExtra: "reconciler:\n  interval: 1s\n" });
+    database = await createTestDatabase("ops");
+    litellm = await LiteLLMDatabase.create(database.url);
+    backfillEnv = { OPS_LITELLM_DB: database.url };
+    // a reconciler too (no usage APIs, no payer keys: it follows disputes), and the backfill, so every stage reports
+    env = await startRelayerEnvironment({
+      label: "ops",
+      payers: 2,
+      configExtra: "reconciler:\n  interval: 1s\nbackfill:\n  database_url_env: OPS_LITELLM_DB\n  interval: 10s\n",
+    });
   });
   after(async function () {
     if (this.currentTest?.state === "failed") env?.printLogs(5000);
     await env?.close();
+    await litellm?.close();
+    await database?.drop();
   });
 
   it("exports every metric the dashboard queries, with values that move, and answers /readyz per stage", async function () {
     const { setup, suite, prefix } = env;
-    await env.spawn();
+    await env.spawn({ env: backfillEnv });
 
     // ready once the settler took its lease; every stage says what it checked
     const ready = await until("the relayer is ready", async () => {
@@ -114,6 +130,8 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
     expect(missing, "dashboard metrics the relayer does not export").to.deep.equal([]);
 
     // the values moved
+    expect(total(after, "agentgpt_backfill_runs_total", { outcome: "ok" })).to.be.greaterThan(0);
+    expect(total(after, "agentgpt_backfill_covered_until_timestamp_seconds")).to.be.within(Date.now() / 1000 - 600, Date.now() / 1000);
     expect(total(after, "agentgpt_batcher_batches_sealed_total", { chain: "local" })).to.be.greaterThan(0);
     expect(total(after, "agentgpt_batcher_receipts_sealed_total", { chain: "local" })).to.equal(logs.length);
     expect(total(after, "agentgpt_settler_batches_final_total", { chain: "local" })).to.equal(total(after, "agentgpt_batcher_batches_sealed_total", { chain: "local" }));
@@ -162,7 +180,7 @@ describe("e2e: operations (metrics, per-stage readiness, Grafana dashboard)", fu
         .replace(/^settler:\n/m, "settler:\n  min_signer_balance: 1000000000\n")
         .concat(`metrics:\n  listen: 127.0.0.1:${metricsPort}\n`),
     );
-    await env.spawn({ setup: { ...setup, configFile: configB, port, url: `http://127.0.0.1:${port}` } });
+    await env.spawn({ setup: { ...setup, configFile: configB, port, url: `http://127.0.0.1:${port}` }, env: backfillEnv });
     const listener = `http://127.0.0.1:${metricsPort}`;
 
     const answer = await until("the standby reports", async () => {
