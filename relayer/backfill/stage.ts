@@ -10,8 +10,7 @@ import type { Logger } from "pino";
 
 import { dedupeSafeLookbackMs, type RelayerConfig } from "../config/index.js";
 import { openReceiptQueue } from "../ingest/runtime.js";
-import { walletFieldsOf } from "../ingest/payer-map.js";
-import { spendLogParser } from "../ingest/spend-log.js";
+import { configuredSpendLogParser } from "../ingest/spend-log.js";
 import { describe } from "../queue/index.js";
 import { metricsOnce, type ProcessTelemetry } from "../telemetry/process-telemetry.js";
 import { runBackfill, type BackfillResult } from "./backfill.js";
@@ -60,7 +59,7 @@ export async function startBackfill(config: RelayerConfig, options: StartBackfil
     throw error;
   }
   const opened = await openReceiptQueue(config, logger, { refuseEviction: true });
-  const parse = spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall, walletFields: walletFieldsOf(config.payers) });
+  const parse = configuredSpendLogParser(config);
   const coverage = new BackfillCoverage(opened.redis, opened.queue.store.keys.backfillCovered);
   const metrics = options.telemetry === undefined ? undefined : metricsOnce(options.telemetry.registry, "backfill", () => new BackfillMetrics(options.telemetry!.registry));
   const clock = options.now ?? Date.now;

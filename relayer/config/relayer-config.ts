@@ -170,13 +170,13 @@ export function resolve(
     problems.push({ path: ["default_chain"], message: `chain "${defaultChain}" is not under chains: (${[...chainNames].join(", ")})` });
   }
 
-  if (parsed.backfill !== undefined && parsed.backfill.lookbackMs > dedupeSafeLookbackMs(parsed.ingest.dedupeTtlMs)) {
-    const most = dedupeSafeLookbackMs(parsed.ingest.dedupeTtlMs);
+  const mostLookbackMs = dedupeSafeLookbackMs(parsed.ingest.dedupeTtlMs);
+  if (parsed.backfill !== undefined && parsed.backfill.lookbackMs > mostLookbackMs) {
     problems.push({
       path: ["backfill", "lookback"],
       message:
         `${formatDurationMs(parsed.backfill.lookbackMs)} reaches back past the dedupe records (ingest.dedupe_ttl ${formatDurationMs(parsed.ingest.dedupeTtlMs)}): ` +
-        `a call billed and forgotten would be billed again; set lookback to at most ${formatDurationMs(most)}, or raise ingest.dedupe_ttl`,
+        `a call billed and forgotten would be billed again; set lookback to at most ${formatDurationMs(mostLookbackMs)}, or raise ingest.dedupe_ttl`,
     });
   }
 

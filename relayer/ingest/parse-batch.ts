@@ -7,8 +7,7 @@ import { type PreparedSubmissions, prepareSubmissions, type Submission } from ".
 import { SubmissionBuilder } from "./build-submission.js";
 import { JsonScanner } from "./json-scan.js";
 import { type BodyFormat, parseBody } from "./parse-body.js";
-import { walletFieldsOf } from "./payer-map.js";
-import { SPEND_LOG_FIELDS, type SpendLogParse, spendLogParser } from "./spend-log.js";
+import { configuredSpendLogParser, SPEND_LOG_FIELDS, type SpendLogParse } from "./spend-log.js";
 
 export interface InvalidDetail {
   readonly index: number;
@@ -44,7 +43,7 @@ export interface BatchContext {
 export function batchContext(config: RelayerConfig): BatchContext {
   return {
     builder: SubmissionBuilder.fromConfig(config),
-    parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall, walletFields: walletFieldsOf(config.payers) }),
+    parse: configuredSpendLogParser(config),
     scanner: new JsonScanner(SPEND_LOG_FIELDS, { nonFinite: true }),
     maxEntries: config.server.maxEntries,
     maxChunk: config.ingest.maxChunk,

@@ -7,8 +7,9 @@
  */
 import { z } from "zod";
 
-import { decimalOfNumber, formatDecimal, isPayerAddress, parseDecimal, toPayerAddress, WALLET_SOURCES, type WalletSource } from "../config/index.js";
+import { decimalOfNumber, formatDecimal, isPayerAddress, parseDecimal, type RelayerConfig, toPayerAddress, WALLET_SOURCES, type WalletSource } from "../config/index.js";
 import type { FieldPick } from "./json-scan.js";
+import { walletFieldsOf } from "./payer-map.js";
 
 export interface SpendLog {
   /**
@@ -233,6 +234,14 @@ export type SpendLogParse = { readonly ok: true; readonly log: SpendLog } | { re
 /** A validator of LiteLLM entries under `limits`. The reason of a refusal names the fields at fault. */
 export function spendLogParser(limits: SpendLogLimits): (entry: unknown) => SpendLogParse {
   return (entry) => parseEntry(entry, limits);
+}
+
+/**
+ * The validator as the relayer's configuration sets it, for every path a log comes in by (ingest's POSTs, the
+ * backfill): ingest.max_tokens_per_call, and the wallet fields its payer rules read (kept whatever else a caller sends).
+ */
+export function configuredSpendLogParser(config: Pick<RelayerConfig, "ingest" | "payers">): (entry: unknown) => SpendLogParse {
+  return spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall, walletFields: walletFieldsOf(config.payers) });
 }
 
 function parseEntry(entry: unknown, limits: SpendLogLimits): SpendLogParse {

@@ -15,14 +15,13 @@ import { BackfillError, databaseUrl, PgSpendSource, runBackfill, type BackfillRe
 import { DEFAULT_BACKFILL, loadRelayerConfig, parseDurationMs, type RelayerConfig } from "../../config/index.js";
 import {
   collectTokens,
+  configuredSpendLogParser,
   DEFAULT_CALLBACK_NAME,
   defaultEndpoint,
   liteLLMProxyConfig,
   type LogFormat,
   openReceiptQueue,
-  spendLogParser,
   TokenError,
-  walletFieldsOf,
 } from "../../ingest/index.js";
 import { UserError } from "../errors.js";
 import { userFacing } from "./relayer.js";
@@ -173,7 +172,7 @@ async function backfill(options: BackfillOptions): Promise<void> {
       source,
       opened.queue,
       { fromMs, toMs },
-      { dedupeTtlMs: config.ingest.dedupeTtlMs, now: () => now, builder: opened.builder, parse: spendLogParser({ maxTokensPerCall: config.ingest.maxTokensPerCall, walletFields: walletFieldsOf(config.payers) }), pageSize, dryRun: options.dryRun === true },
+      { dedupeTtlMs: config.ingest.dedupeTtlMs, now: () => now, builder: opened.builder, parse: configuredSpendLogParser(config), pageSize, dryRun: options.dryRun === true },
     );
     if (options.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
     else printBackfill(result, options.dryRun === true);
